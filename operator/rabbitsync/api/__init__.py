@@ -1,0 +1,65 @@
+"""The resource models (group ``rabbitsync.io``, version ``v1alpha1``): single source of truth for the CRDs.
+
+Pure data: no Kubernetes client, no broker library. The controller parses objects with these models and
+``rabbitsync.api.crd`` generates ``crds/`` from them.
+"""
+
+from rabbitsync.api.conditions import (
+    BROKER_REACHABLE,
+    READY,
+    SIDECAR_INJECTED,
+    TOPOLOGY_SYNCED,
+    Condition,
+    ConditionStatus,
+    format_time,
+    get_condition,
+    set_condition,
+)
+from rabbitsync.api.meta import API_VERSION, GROUP, VERSION
+from rabbitsync.api.syncbroker import (
+    SECRET_MANAGEMENT_URI_KEY,
+    SECRET_URI_KEY,
+    CASecretRef,
+    SecretRef,
+    SyncBroker,
+    SyncBrokerSpec,
+    SyncBrokerStatus,
+    TLSSpec,
+)
+from rabbitsync.api.syncsubscription import (
+    DeletionPolicy,
+    QueueType,
+    RetryPolicy,
+    SyncSubscription,
+    SyncSubscriptionSpec,
+    SyncSubscriptionStatus,
+)
+
+__all__ = [
+    "API_VERSION",
+    "BROKER_REACHABLE",
+    "GROUP",
+    "READY",
+    "SECRET_MANAGEMENT_URI_KEY",
+    "SECRET_URI_KEY",
+    "SIDECAR_INJECTED",
+    "TOPOLOGY_SYNCED",
+    "VERSION",
+    "CASecretRef",
+    "Condition",
+    "ConditionStatus",
+    "DeletionPolicy",
+    "QueueType",
+    "RetryPolicy",
+    "SecretRef",
+    "SyncBroker",
+    "SyncBrokerSpec",
+    "SyncBrokerStatus",
+    "SyncSubscription",
+    "SyncSubscriptionSpec",
+    "SyncSubscriptionStatus",
+    "TLSSpec",
+    "format_time",
+    "get_condition",
+    "set_condition",
+]

@@ -1,0 +1,62 @@
+"""What every rabbitsync resource model shares: the API group, the version, and the model base.
+
+The models here are the single source of truth for the resources: the CRDs in ``crds/`` are generated
+from them (``rabbitsync.api.crd``), and the controller parses objects with them. Field names are
+snake_case in Python and camelCase on the wire, as Kubernetes conventions want.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+GROUP = "rabbitsync.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "rabbitsync"
+
+# DNS-1123 names, as Kubernetes validates object names.
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+class ApiModel(BaseModel):
+    """Base of every spec/status model: camelCase aliases, unknown fields refused."""
+
+    # extra="forbid" mirrors what the API server does with fieldValidation=Strict, so an object
+    # that got past the server parses here too, and a typo in a unit test fails loudly.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """One ``additionalPrinterColumns`` entry: what ``kubectl get`` shows."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """The names and presentation of one Kind, everything a CRD needs besides the schema."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    description: str
+    printer_columns: tuple[PrinterColumn, ...] = ()
+    # Rules on the whole object (they may read ``self.metadata.name``, nothing else of metadata).
+    root_validations: tuple[dict[str, str], ...] = field(default=())
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{GROUP}"

@@ -1,0 +1,128 @@
+"""SyncBroker: how the operator reaches the shared RabbitMQ, one per namespace and broker name.
+
+Credentials stay in a Secret (never in the spec, unlike the seed's code that published passwords);
+the spec only names it, so rotating a password is a Secret update, not a spec change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from rabbitsync.api.conditions import Condition
+from rabbitsync.api.meta import (
+    API_VERSION,
+    DNS1123_SUBDOMAIN,
+    ApiModel,
+    PrinterColumn,
+    ResourceInfo,
+)
+from rabbitsync.topology.naming import DEFAULT_EXCHANGE
+
+SECRET_URI_KEY = "uri"
+SECRET_MANAGEMENT_URI_KEY = "managementUri"
+DEFAULT_CA_KEY = "ca.crt"
+
+
+class SecretRef(ApiModel):
+    """A Secret in the SyncBroker's namespace holding the broker URIs."""
+
+    name: str = Field(
+        description=(
+            "Name of a Secret in the same namespace. Key `uri` holds the AMQP URI "
+            "(amqp://user:pass@host:5672/vhost or amqps://...); optional key `managementUri` holds the "
+            "management API URI (http(s)://user:pass@host:15672), otherwise derived from `uri`."
+        ),
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+    )
+
+
+class CASecretRef(ApiModel):
+    """A Secret key holding PEM CA certificates."""
+
+    name: str = Field(
+        description="Name of a Secret in the same namespace holding the CA bundle.",
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+    )
+    key: str = Field(
+        default=DEFAULT_CA_KEY,
+        description="Key in the Secret whose value is the PEM-encoded CA bundle.",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+    )
+
+
+class TLSSpec(ApiModel):
+    """TLS settings for amqps:// and https:// connections."""
+
+    ca_secret_ref: CASecretRef = Field(
+        description="CA bundle used to verify the broker's certificate instead of the system trust store."
+    )
+
+
+class SyncBrokerSpec(ApiModel):
+    """Where the shared broker is and which exchange carries the events."""
+
+    secret_ref: SecretRef = Field(description="Secret holding the broker's connection URIs.")
+    exchange: str = Field(
+        default=DEFAULT_EXCHANGE,
+        description=(
+            "Durable topic exchange shared by all clusters; routing key = event type. "
+            "Declared if missing, never deleted by the operator."
+        ),
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+    )
+    tls: TLSSpec | None = Field(default=None, description="Optional TLS settings (CA bundle).")
+
+
+class SyncBrokerStatus(ApiModel):
+    """What the operator last observed about the broker."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation the status was computed from."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Latest observations, keyed by type (Ready, BrokerReachable).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+class SyncBroker(ApiModel):
+    """A SyncBroker object as read from the API server (metadata left as a plain mapping)."""
+
+    api_version: str = Field(default=API_VERSION, description="rabbitsync.io/v1alpha1")
+    kind: str = Field(default="SyncBroker", description="SyncBroker")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+    spec: SyncBrokerSpec = Field(description="Desired state.")
+    status: SyncBrokerStatus | None = Field(default=None, description="Observed state.")
+
+
+RESOURCE = ResourceInfo(
+    kind="SyncBroker",
+    plural="syncbrokers",
+    short_names=("sbroker", "sbrokers"),
+    description=(
+        "SyncBroker says how to reach the RabbitMQ broker shared by all clusters: a Secret with its URIs, "
+        "the topic exchange carrying events, and an optional CA. SyncSubscriptions name it in spec.broker."
+    ),
+    printer_columns=(
+        PrinterColumn("Exchange", "string", ".spec.exchange", "Topic exchange carrying the events."),
+        PrinterColumn("Secret", "string", ".spec.secretRef.name", "Secret holding the broker URIs."),
+        PrinterColumn(
+            "Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Broker reachable."
+        ),
+        PrinterColumn(
+            "Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', "Why (not) ready."
+        ),
+        PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+    ),
+)

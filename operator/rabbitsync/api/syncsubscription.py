@@ -1,0 +1,188 @@
+"""SyncSubscription: "service X consumes event types A, B", the resource platform engineers apply.
+
+Fields that shape a queue's arguments are immutable (CEL ``self == oldSelf``): RabbitMQ cannot change
+a queue's arguments in place, so changing them would otherwise be a silent mismatch. Fields that only
+shape names (retry backoff names its delay queues) or bindings (events) stay mutable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from rabbitsync.api.conditions import Condition
+from rabbitsync.api.meta import (
+    API_VERSION,
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    ApiModel,
+    PrinterColumn,
+    ResourceInfo,
+)
+
+EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,119}$"
+MAX_EVENTS = 64
+
+EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, min_length=1, max_length=120)]
+QueueType = Literal["quorum", "classic"]
+DeletionPolicy = Literal["delete", "retain"]
+
+
+def _immutable(what: str) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": f"{what} is immutable"}]}
+
+
+class RetryPolicy(ApiModel):
+    """How often and how late a failed delivery is tried again before it is dead-lettered."""
+
+    model_config = {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.initialBackoffMs <= self.maxBackoffMs",
+                    "message": "initialBackoffMs must not exceed maxBackoffMs",
+                    "fieldPath": ".initialBackoffMs",
+                }
+            ]
+        }
+    }
+
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="Deliveries in total, counting the first one; 1 means never retry.",
+    )
+    initial_backoff_ms: int = Field(
+        default=1_000,
+        ge=100,
+        le=3_600_000,
+        description="Delay before the second attempt, in milliseconds; each further delay doubles.",
+    )
+    max_backoff_ms: int = Field(
+        default=60_000,
+        ge=100,
+        le=86_400_000,
+        description="Cap on the delay between attempts, in milliseconds. Each distinct delay is a queue.",
+    )
+
+
+class SyncSubscriptionSpec(ApiModel):
+    """Which service consumes which event types, and how failed deliveries are handled."""
+
+    service: str = Field(
+        description="Name of the Deployment (same namespace) that consumes the events; a DNS-1123 label.",
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL,
+    )
+    events: list[EventType] = Field(
+        min_length=1,
+        max_length=MAX_EVENTS,
+        description=(
+            "Event types to consume, at least one, no duplicates. Each is bound as a routing key on the "
+            "broker's exchange; changing the list binds and unbinds exactly the difference."
+        ),
+        # "set" makes the API server refuse duplicates; CRD schemas may not use uniqueItems.
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    broker: str = Field(
+        default="default",
+        description="Name of the SyncBroker in the same namespace to use. Immutable.",
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        json_schema_extra=_immutable("broker"),
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default="delete",
+        description="On deletion of this resource: delete its queues on the broker, or retain them.",
+    )
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy,
+        description="Retry policy for deliveries the handler fails.",
+        # An empty default lets the API server fill in the nested defaults, so they show in the object.
+        json_schema_extra={"default": {}},
+    )
+    dead_letter: bool = Field(
+        default=True,
+        description=(
+            "After the last attempt, park the event in the dead-letter queue (true) or drop it (false). "
+            "The dead-letter queue exists either way, so toggling never changes queue arguments."
+        ),
+    )
+    prefetch: int = Field(
+        default=10, ge=1, le=1000, description="Deliveries the consumer may hold unacknowledged at once."
+    )
+    queue_type: QueueType = Field(
+        default="quorum",
+        description="RabbitMQ queue type of all the subscription's queues. Immutable.",
+        json_schema_extra=_immutable("queueType"),
+    )
+
+
+class SyncSubscriptionStatus(ApiModel):
+    """What the operator last verified on the broker."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation the status was computed from."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Latest observations, keyed by type (Ready, BrokerReachable, TopologySynced, ...).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    queue: str | None = Field(default=None, description="Broker-side name of the subscription's queue.")
+    retry_queues: list[str] = Field(
+        default_factory=list, description="Broker-side names of the delay queues, shortest delay first."
+    )
+    dead_letter_queue: str | None = Field(default=None, description="Broker-side name of the DLQ.")
+    exchange: str | None = Field(default=None, description="Exchange the queue is bound to.")
+    queue_depth: int | None = Field(default=None, ge=0, description="Messages in the queue.")
+    consumers: int | None = Field(default=None, ge=0, description="Consumers attached to the queue.")
+    dead_lettered: int | None = Field(default=None, ge=0, description="Messages in the dead-letter queue.")
+
+
+class SyncSubscription(ApiModel):
+    """A SyncSubscription object as read from the API server (metadata left as a plain mapping)."""
+
+    api_version: str = Field(default=API_VERSION, description="rabbitsync.io/v1alpha1")
+    kind: str = Field(default="SyncSubscription", description="SyncSubscription")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+    spec: SyncSubscriptionSpec = Field(description="Desired state.")
+    status: SyncSubscriptionStatus | None = Field(default=None, description="Observed state.")
+
+
+_READY = '.status.conditions[?(@.type=="Ready")]'
+
+RESOURCE = ResourceInfo(
+    kind="SyncSubscription",
+    plural="syncsubscriptions",
+    short_names=("ssub", "ssubs"),
+    description=(
+        "SyncSubscription declares that a service consumes some event types. The operator keeps a durable "
+        "queue (named from cluster, namespace and name), retry delay queues, a dead-letter queue and one "
+        "binding per event type on the shared broker, and runs a consumer sidecar next to the service."
+    ),
+    printer_columns=(
+        PrinterColumn("Service", "string", ".spec.service", "Deployment consuming the events."),
+        PrinterColumn("Events", "string", ".spec.events", "Event types consumed."),
+        PrinterColumn("Ready", "string", f"{_READY}.status", "Topology verified on the broker."),
+        PrinterColumn("Reason", "string", f"{_READY}.reason", "Why (not) ready."),
+        PrinterColumn("Queue depth", "integer", ".status.queueDepth", "Messages waiting in the queue."),
+        PrinterColumn("Queue", "string", ".status.queue", "Broker-side queue name.", priority=1),
+        PrinterColumn("Consumers", "integer", ".status.consumers", "Consumers on the queue.", priority=1),
+        PrinterColumn("Dead", "integer", ".status.deadLettered", "Messages dead-lettered.", priority=1),
+        PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+    ),
+    root_validations=(
+        {
+            # The name becomes part of broker-side queue names: a label keeps it short and dot-free, so
+            # "orders" and "orders.retry.5ms" can never produce colliding queue names.
+            "rule": "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') "
+            "&& size(self.metadata.name) <= 63",
+            "message": "metadata.name must be a DNS-1123 label (at most 63 characters, no dots)",
+        },
+    ),
+)
