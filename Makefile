@@ -1,0 +1,63 @@
+# rabbitsync — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HARNESS := PYTHONPATH=hack $(PY) -m harness
+STATE_DIR ?= $(or $(RABBITSYNC_STATE_DIR),$(CURDIR)/.dev)
+export RABBITSYNC_STATE_DIR := $(STATE_DIR)
+
+.DEFAULT_GOAL := help
+
+##@ General
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,postgres]'
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the Python environment (.venv) with the package and dev tools
+
+##@ Development environment (two local clusters + one RabbitMQ, no Docker)
+.PHONY: controlplane
+controlplane: venv ## Build etcd/kube-apiserver/kube-controller-manager from Go modules (cached)
+	$(HARNESS) build
+
+.PHONY: dev-up
+dev-up: venv ## Start clusters east and west and the broker; state files in $(STATE_DIR)
+	$(HARNESS) up
+
+.PHONY: dev-down
+dev-down: venv ## Stop everything dev-up (and operators-up) started
+	$(HARNESS) down
+
+.PHONY: dev-status
+dev-status: venv ## Exit 0 when the dev environment is up and healthy
+	$(HARNESS) status
+
+##@ Code
+.PHONY: crds
+crds: venv ## Regenerate crds/ from the pydantic models
+	$(PY) -m rabbitsync.api.crd crds
+
+.PHONY: lint
+lint: venv ## ruff
+	$(VENV)/bin/ruff check operator tests hack services
+
+##@ Tests
+.PHONY: test
+test: venv lint ## The whole suite: unit, integration and e2e against real servers
+	$(VENV)/bin/pytest
+
+.PHONY: test-unit
+test-unit: venv ## Unit tests only (no servers)
+	$(VENV)/bin/pytest -m unit
+
+.PHONY: test-integration
+test-integration: venv ## Integration tests (real kube-apiserver, real RabbitMQ)
+	$(VENV)/bin/pytest -m integration

@@ -1,0 +1,125 @@
+"""The whole local environment: N clusters and one broker, recorded in a state directory.
+
+State directory (``.dev/`` at the repository root, or ``$RABBITSYNC_STATE_DIR``) while up:
+``<cluster>.kubeconfig`` for each cluster, ``broker.env`` (``AMQP_URL``, ``RABBITMQ_MANAGEMENT_URL``)
+and ``state.json`` (what we started, so ``down`` stops exactly that). Other tools (operators-up,
+the demo, outside checks) read these files: their names and meaning are a stable interface.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import binaries, controlplane, rabbitmq
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CLUSTERS = ("east", "west")
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("RABBITSYNC_STATE_DIR") or REPO_ROOT / ".dev").resolve()
+
+
+@dataclass(frozen=True)
+class Environment:
+    directory: Path
+    clusters: dict[str, controlplane.Cluster]
+    broker: rabbitmq.Broker
+
+    def alive(self) -> bool:
+        return all(c.alive() for c in self.clusters.values()) and rabbitmq.ready(self.broker)
+
+
+def _state_file(directory: Path) -> Path:
+    return directory / "state.json"
+
+
+def load(directory: Path | None = None) -> Environment | None:
+    """The environment recorded in ``directory``, or None when nothing is recorded there."""
+    directory = directory or state_dir()
+    path = _state_file(directory)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return Environment(
+        directory=directory,
+        clusters={name: controlplane.Cluster.from_json(c) for name, c in data["clusters"].items()},
+        broker=rabbitmq.Broker.from_json(data["broker"]),
+    )
+
+
+def _save(env: Environment) -> None:
+    data = {
+        "clusters": {name: c.to_json() for name, c in env.clusters.items()},
+        "broker": env.broker.to_json(),
+    }
+    _state_file(env.directory).write_text(json.dumps(data, indent=2))
+    (env.directory / "broker.env").write_text(
+        f"AMQP_URL={env.broker.amqp_url}\nRABBITMQ_MANAGEMENT_URL={env.broker.management_url}\n"
+    )
+
+
+def up(directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS) -> Environment:
+    """Bring the environment up (or return the one already running there) once everything is ready."""
+    directory = directory or state_dir()
+    existing = load(directory)
+    if existing is not None:
+        if existing.alive() and set(names) <= set(existing.clusters):
+            log.info("environment in %s is already up", directory)
+            return existing
+        log.info("environment in %s is partly down; restarting it", directory)
+        down(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    bins = binaries.ensure_binaries()
+    built = time.monotonic()
+    # The broker and the clusters start in parallel: each waits on its own readiness probe.
+    with ThreadPoolExecutor(max_workers=len(names) + 1) as pool:
+        broker_future = pool.submit(rabbitmq.start, directory / "rabbitmq")
+        cluster_futures = {
+            name: pool.submit(
+                controlplane.start, name, bins, directory / "clusters" / name, directory / f"{name}.kubeconfig"
+            )
+            for name in names
+        }
+        clusters = {name: f.result() for name, f in cluster_futures.items()}
+        broker = broker_future.result()
+    env = Environment(directory=directory, clusters=clusters, broker=broker)
+    _save(env)
+    log.info(
+        "environment up in %s: binaries %.1fs, servers %.1fs (clusters: %s)",
+        directory,
+        built - started,
+        time.monotonic() - built,
+        ", ".join(names),
+    )
+    return env
+
+
+def down(directory: Path | None = None) -> None:
+    """Stop everything recorded in ``directory`` and remove its data; a no-op when nothing is up."""
+    directory = directory or state_dir()
+    env = load(directory)
+    if env is None:
+        return
+    for cluster in env.clusters.values():
+        controlplane.stop(cluster)
+    try:
+        rabbitmq.stop(env.broker)
+    except RuntimeError as e:
+        log.warning("broker did not stop cleanly: %s", e)
+    for name in env.clusters:
+        (directory / f"{name}.kubeconfig").unlink(missing_ok=True)
+    (directory / "broker.env").unlink(missing_ok=True)
+    _state_file(directory).unlink()
+    shutil.rmtree(directory / "clusters", ignore_errors=True)
+    shutil.rmtree(directory / "rabbitmq", ignore_errors=True)

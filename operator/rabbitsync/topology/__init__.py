@@ -1,0 +1,1 @@
+"""Pure broker topology: names, retry schedules and the consumer contract. No I/O here."""

@@ -1,0 +1,35 @@
+"""Broker-side names, derived from who owns them.
+
+Every object an operator creates carries its cluster's name, so two operators sharing one broker
+never touch each other's queues. Delay queues are named by their TTL: RabbitMQ cannot change a
+queue's arguments in place, so a changed backoff yields new queues instead of a silent mismatch.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "rabbitsync"
+DEFAULT_EXCHANGE = "rabbitsync.events"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _part(value: str) -> str:
+    if not value:
+        raise ValueError("name parts must not be empty")
+    return _UNSAFE.sub("-", value)
+
+
+def queue_name(cluster: str, namespace: str, subscription: str) -> str:
+    """The subscription's main queue in one cluster."""
+    return ".".join((PREFIX, _part(cluster), _part(namespace), _part(subscription)))
+
+
+def retry_queue_name(queue: str, delay_ms: int) -> str:
+    """The delay queue holding retries for ``delay_ms`` before they return to ``queue``."""
+    return f"{queue}.retry.{delay_ms}ms"
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    return f"{queue}.dlq"

@@ -1,0 +1,142 @@
+"""Session fixtures: real clusters (east, west) and a real RabbitMQ, started by the harness.
+
+When the dev environment (``make dev-up``) is already running, the tests reuse it; otherwise they
+start their own in a temporary state directory and stop it at the end. Either way it is the same
+harness code that ``make dev-up`` runs. Each test gets its own namespace and unique broker names.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from harness import binaries, controlplane, environment, rabbitmq
+from kubernetes import client, config
+
+LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The folder is the layer: tests/unit/... is `unit`, so `-m unit` never misses a test.
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for layer in LAYERS:
+            if layer in parts and layer not in item.keywords:
+                item.add_marker(getattr(pytest.mark, layer))
+
+
+@dataclass
+class ClusterHandle:
+    """One running cluster, as the tests see it."""
+
+    name: str
+    kubeconfig: Path
+    server: str
+    api: client.ApiClient
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+
+@dataclass
+class BrokerHandle:
+    """The running broker plus the fault helpers the fault tests use."""
+
+    info: rabbitmq.Broker
+
+    @property
+    def amqp_url(self) -> str:
+        return self.info.amqp_url
+
+    @property
+    def management_url(self) -> str:
+        return self.info.management_url
+
+    def management_get(self, path: str) -> object:
+        return rabbitmq.management_get(self.management_url, path)
+
+    def close_all_connections(self) -> None:
+        rabbitmq.close_all_connections(self.info)
+
+    def stop(self) -> None:
+        rabbitmq.stop_app(self.info)
+
+    def start(self) -> None:
+        rabbitmq.start_app(self.info)
+
+
+def _running_dev_env() -> environment.Environment | None:
+    env = environment.load()
+    return env if env is not None and env.alive() else None
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
+    dev = _running_dev_env()
+    if dev is not None:
+        yield BrokerHandle(dev.broker)
+        return
+    if not (Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() or shutil.which("apt-get")):
+        pytest.skip("RabbitMQ is not installed and apt-get is unavailable: install rabbitmq-server")
+    info = rabbitmq.start(tmp_path_factory.mktemp("rabbitmq"))
+    handle = BrokerHandle(info)
+    yield handle
+    # A fault test may have left the app stopped; make sure shutdown finds a sane node.
+    rabbitmq.stop(info)
+
+
+@pytest.fixture(scope="session")
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ClusterHandle]]:
+    dev = _running_dev_env()
+    started: list[controlplane.Cluster] = []
+    if dev is not None:
+        running = dev.clusters
+    else:
+        if shutil.which("go") is None and not binaries.cache_root().exists():
+            pytest.skip("Go is not installed and no control-plane binaries are cached: install Go >= 1.25")
+        bins = binaries.ensure_binaries()
+        base = tmp_path_factory.mktemp("clusters")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {
+                name: pool.submit(controlplane.start, name, bins, base / name, base / f"{name}.kubeconfig")
+                for name in environment.DEFAULT_CLUSTERS
+            }
+            running = {name: f.result() for name, f in futures.items()}
+        started = list(running.values())
+    handles = {
+        name: ClusterHandle(
+            name=name,
+            kubeconfig=Path(c.kubeconfig),
+            server=c.server,
+            api=config.new_client_from_config(config_file=c.kubeconfig),
+        )
+        for name, c in running.items()
+    }
+    yield handles
+    for handle in handles.values():
+        handle.api.close()
+    for cluster in started:
+        controlplane.stop(cluster)
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique string for this test's names (namespaces, queues, exchanges)."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def namespace(clusters: dict[str, ClusterHandle], uid: str) -> Iterator[str]:
+    """A fresh namespace of the same name in every cluster, deleted afterwards."""
+    name = f"t-{uid}"
+    for handle in clusters.values():
+        handle.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    for handle in clusters.values():
+        handle.core.delete_namespace(name)
