@@ -141,9 +141,7 @@ def custom_resource_definition(info: ResourceInfo, spec: type[BaseModel], status
 def all_crds() -> list[Schema]:
     """Every CRD of the group, in a stable order."""
     return [
-        custom_resource_definition(
-            syncbroker.RESOURCE, syncbroker.SyncBrokerSpec, syncbroker.SyncBrokerStatus
-        ),
+        custom_resource_definition(syncbroker.RESOURCE, syncbroker.SyncBrokerSpec, syncbroker.SyncBrokerStatus),
         custom_resource_definition(
             syncsubscription.RESOURCE,
             syncsubscription.SyncSubscriptionSpec,

@@ -18,11 +18,12 @@ from rabbitsync.api.meta import (
     PrinterColumn,
     ResourceInfo,
 )
-from rabbitsync.topology.naming import DEFAULT_EXCHANGE
 
 SECRET_URI_KEY = "uri"
 SECRET_MANAGEMENT_URI_KEY = "managementUri"
 DEFAULT_CA_KEY = "ca.crt"
+# Same value as rabbitsync.topology.naming.DEFAULT_EXCHANGE (a test checks): api sits below topology.
+DEFAULT_EXCHANGE = "rabbitsync.events"
 
 
 class SecretRef(ApiModel):
@@ -117,12 +118,8 @@ RESOURCE = ResourceInfo(
     printer_columns=(
         PrinterColumn("Exchange", "string", ".spec.exchange", "Topic exchange carrying the events."),
         PrinterColumn("Secret", "string", ".spec.secretRef.name", "Secret holding the broker URIs."),
-        PrinterColumn(
-            "Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Broker reachable."
-        ),
-        PrinterColumn(
-            "Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', "Why (not) ready."
-        ),
+        PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Broker reachable."),
+        PrinterColumn("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', "Why (not) ready."),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
     ),
 )

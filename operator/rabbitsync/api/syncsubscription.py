@@ -180,8 +180,7 @@ RESOURCE = ResourceInfo(
         {
             # The name becomes part of broker-side queue names: a label keeps it short and dot-free, so
             # "orders" and "orders.retry.5ms" can never produce colliding queue names.
-            "rule": "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') "
-            "&& size(self.metadata.name) <= 63",
+            "rule": "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",
             "message": "metadata.name must be a DNS-1123 label (at most 63 characters, no dots)",
         },
     ),

@@ -1,0 +1,64 @@
+"""The topology a subscription should have on the broker, computed purely from its spec.
+
+Layout for main queue ``Q`` (names from ``naming``)::
+
+    exchange --(routing key = event type)--> Q --(dead-letter)--> Q.dlq
+    sidecar publishes a failed delivery to Q.retry.<d>ms --(TTL d, dead-letter)--> Q
+
+One delay queue per *distinct* backoff step: a queue-level TTL expires every message in order, while
+per-message TTLs on one shared queue only expire at the head (a 1 s retry would wait behind a 60 s one).
+Delay queues reach ``Q`` through the default exchange (routing key = queue name), so retries go back to
+this subscription only, never to other subscribers of the event type.
+
+All queues share the spec's queue type. Quorum queues carry a queue-level message TTL since RabbitMQ
+3.10, so delay queues need not fall back to classic ones; quorum queues that dead-letter use the
+``at-least-once`` strategy (which needs ``x-overflow: reject-publish``), because the default
+``at-most-once`` drops a message if the target queue is briefly unavailable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
+from rabbitsync.topology import naming, retry
+from rabbitsync.topology.model import Binding, Queue, QueueRole, Topology
+
+
+def desired_topology(
+    *, cluster: str, namespace: str, subscription: str, spec: SyncSubscriptionSpec, exchange: str
+) -> Topology:
+    """Queues and bindings for ``subscription`` in ``namespace`` of ``cluster``."""
+    main = naming.queue_name(cluster, namespace, subscription)
+    dlq = naming.dead_letter_queue_name(main)
+    queue_type = spec.queue_type
+    delays = sorted(
+        set(retry.backoff_delays(spec.retry.max_attempts, spec.retry.initial_backoff_ms, spec.retry.max_backoff_ms))
+    )
+    queues = (
+        Queue(main, QueueRole.MAIN, _dead_lettering(queue_type, to=dlq)),
+        *(
+            Queue(
+                naming.retry_queue_name(main, delay),
+                QueueRole.RETRY,
+                {**_dead_lettering(queue_type, to=main), "x-message-ttl": delay},
+            )
+            for delay in delays
+        ),
+        # The DLQ exists even with deadLetter=false so that toggling it never changes Q's arguments,
+        # which RabbitMQ cannot do in place.
+        Queue(dlq, QueueRole.DEAD_LETTER, {"x-queue-type": queue_type}),
+    )
+    bindings = frozenset(Binding(exchange, main, event) for event in spec.events)
+    return Topology(exchange=exchange, queues=queues, bindings=bindings)
+
+
+def _dead_lettering(queue_type: str, *, to: str) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "x-queue-type": queue_type,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": to,
+    }
+    if queue_type == "quorum":
+        arguments |= {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+    return arguments

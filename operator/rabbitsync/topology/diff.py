@@ -1,0 +1,118 @@
+"""Plan the broker changes that turn what is observed into what is desired. Pure: no I/O.
+
+Rules, each a promise of the product:
+- the shared exchange is declared when missing and never deleted;
+- missing queues are declared, missing bindings bound, and bindings to *our* queues that are not
+  desired (an event removed, an old exchange) unbound: exactly the difference;
+- delay queues no longer in the schedule are deleted only if empty (the broker enforces it again);
+- a queue whose arguments differ from the desired ones is reported as a conflict and left alone:
+  RabbitMQ cannot change arguments in place, and redeclaring would fail with 406.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rabbitsync.topology.model import Binding, Observed, Queue, Topology
+
+EXCHANGE_TYPE = "topic"
+
+
+@dataclass(frozen=True)
+class QueueDeletion:
+    name: str
+    if_empty: bool
+
+    def describe(self) -> str:
+        return f"queue {self.name}"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """An object on the broker that differs from the desired one in a way no plan can fix in place."""
+
+    name: str
+    desired: Mapping[str, Any]
+    observed: Mapping[str, Any]
+
+    def describe(self) -> str:
+        return f"{self.name}: broker has {dict(self.observed)}, spec wants {dict(self.desired)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Broker operations in the order they must run: declare, bind, unbind, delete."""
+
+    declare_exchange: str | None = None
+    declare_queues: tuple[Queue, ...] = ()
+    bind: tuple[Binding, ...] = ()
+    unbind: tuple[Binding, ...] = ()
+    delete_queues: tuple[QueueDeletion, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to do (conflicts are reported, not acted on)."""
+        return not (self.declare_exchange or self.declare_queues or self.bind or self.unbind or self.delete_queues)
+
+    def describe(self) -> list[str]:
+        """One line per operation, for Events and logs."""
+        lines = [f"declared exchange {self.declare_exchange}"] if self.declare_exchange else []
+        lines += [f"declared {q.describe()}" for q in self.declare_queues]
+        lines += [f"bound {b.describe()}" for b in self.bind]
+        lines += [f"unbound {b.describe()}" for b in self.unbind]
+        lines += [f"deleted {d.describe()}" for d in self.delete_queues]
+        return lines
+
+
+def diff(desired: Topology, observed: Observed) -> Plan:
+    """The plan that makes ``observed`` match ``desired``."""
+    conflicts: list[Conflict] = []
+    declare_exchange = None
+    if observed.exchange is None:
+        declare_exchange = desired.exchange
+    elif (observed.exchange.type, observed.exchange.durable) != (EXCHANGE_TYPE, True):
+        conflicts.append(
+            Conflict(
+                f"exchange {desired.exchange}",
+                {"type": EXCHANGE_TYPE, "durable": True},
+                {"type": observed.exchange.type, "durable": observed.exchange.durable},
+            )
+        )
+
+    declare: list[Queue] = []
+    for queue in desired.queues:
+        found = observed.queues.get(queue.name)
+        if found is None:
+            declare.append(queue)
+        elif dict(found.arguments) != dict(queue.arguments):
+            conflicts.append(Conflict(f"queue {queue.name}", queue.arguments, found.arguments))
+
+    wanted = {q.name for q in desired.queues}
+    obsolete = tuple(
+        QueueDeletion(name, if_empty=True)
+        for name in sorted(observed.queues)
+        if name not in wanted and _is_retry_queue(desired, name)
+    )
+    return Plan(
+        declare_exchange=declare_exchange,
+        declare_queues=tuple(declare),
+        bind=tuple(sorted(desired.bindings - observed.bindings)),
+        unbind=tuple(sorted(observed.bindings - desired.bindings)),
+        delete_queues=obsolete,
+        conflicts=tuple(conflicts),
+    )
+
+
+def teardown(observed: Observed) -> Plan:
+    """Delete every queue of the subscription, messages included (``deletionPolicy: delete``).
+
+    Bindings go with their queues; the shared exchange stays.
+    """
+    return Plan(delete_queues=tuple(QueueDeletion(name, if_empty=False) for name in sorted(observed.queues)))
+
+
+def _is_retry_queue(desired: Topology, name: str) -> bool:
+    return name.startswith(f"{desired.main_queue.name}.retry.")

@@ -1,0 +1,94 @@
+"""The vocabulary of broker topology: queues, bindings, and a subscription's whole topology.
+
+Plain frozen values shared by the pure planner (``desired``, ``diff``) and the broker I/O (``amqp``),
+so neither depends on the other's types, and neither knows about pika.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class QueueRole(StrEnum):
+    MAIN = "main"
+    RETRY = "retry"
+    DEAD_LETTER = "dead-letter"
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A durable queue with the arguments it must be declared with."""
+
+    name: str
+    role: QueueRole
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"queue {self.name}"
+
+
+@dataclass(frozen=True, order=True)
+class Binding:
+    """``exchange`` routes messages with ``routing_key`` to ``queue``."""
+
+    exchange: str
+    queue: str
+    routing_key: str
+
+    def describe(self) -> str:
+        return f"binding {self.exchange} -> {self.queue} ({self.routing_key})"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything one subscription in one cluster owns on the broker, plus the exchange it binds to."""
+
+    exchange: str
+    queues: tuple[Queue, ...]
+    bindings: frozenset[Binding]
+
+    @property
+    def main_queue(self) -> Queue:
+        return next(q for q in self.queues if q.role is QueueRole.MAIN)
+
+    @property
+    def dead_letter_queue(self) -> Queue:
+        return next(q for q in self.queues if q.role is QueueRole.DEAD_LETTER)
+
+    @property
+    def retry_queues(self) -> tuple[Queue, ...]:
+        return tuple(q for q in self.queues if q.role is QueueRole.RETRY)
+
+
+@dataclass(frozen=True)
+class ObservedQueue:
+    """A queue as the broker reports it."""
+
+    name: str
+    arguments: Mapping[str, Any]
+    messages: int = 0
+    consumers: int = 0
+
+
+@dataclass(frozen=True)
+class ObservedExchange:
+    name: str
+    type: str
+    durable: bool
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the broker holds of one subscription: its queues and every binding *to* them.
+
+    Only queues named after the subscription's main queue are listed, and only bindings whose
+    destination is one of them (the implicit default-exchange bindings left out), so planning from it
+    can never touch another subscription's or another cluster's objects.
+    """
+
+    exchange: ObservedExchange | None
+    queues: Mapping[str, ObservedQueue]
+    bindings: frozenset[Binding]

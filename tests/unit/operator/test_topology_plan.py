@@ -1,0 +1,179 @@
+"""Desired topology and the diff that plans broker changes: pure, so every rule is checked here."""
+
+from __future__ import annotations
+
+import pytest
+from rabbitsync.api import SyncSubscriptionSpec
+from rabbitsync.api.syncbroker import DEFAULT_EXCHANGE as API_DEFAULT_EXCHANGE
+from rabbitsync.topology import consumer, naming
+from rabbitsync.topology.desired import desired_topology
+from rabbitsync.topology.diff import Plan, QueueDeletion, diff, teardown
+from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue, Topology
+
+pytestmark = pytest.mark.unit
+
+EX = "rabbitsync.events"
+MAIN = "rabbitsync.east.shop.orders"
+
+
+def _spec(**overrides: object) -> SyncSubscriptionSpec:
+    body = {"service": "orders", "events": ["restaurant.created", "menu.updated"]} | overrides
+    return SyncSubscriptionSpec.model_validate(body)
+
+
+def _desired(**overrides: object) -> Topology:
+    return desired_topology(
+        cluster="east", namespace="shop", subscription="orders", spec=_spec(**overrides), exchange=EX
+    )
+
+
+def _observe(topology: Topology, **messages: int) -> Observed:
+    """What a broker holding exactly ``topology`` would report."""
+    return Observed(
+        exchange=ObservedExchange(EX, "topic", True),
+        queues={q.name: ObservedQueue(q.name, dict(q.arguments), messages.get(q.name, 0)) for q in topology.queues},
+        bindings=topology.bindings,
+    )
+
+
+def test_default_exchange_names_agree() -> None:
+    assert API_DEFAULT_EXCHANGE == naming.DEFAULT_EXCHANGE
+
+
+def test_main_queue_dead_letters_to_dlq_with_at_least_once_for_quorum() -> None:
+    topo = _desired()
+    main = topo.main_queue
+    assert main.name == MAIN
+    assert main.arguments == {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": f"{MAIN}.dlq",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    assert topo.dead_letter_queue.arguments == {"x-queue-type": "quorum"}
+
+
+def test_classic_queues_have_no_quorum_only_arguments() -> None:
+    topo = _desired(queueType="classic")
+    for queue in topo.queues:
+        assert queue.arguments["x-queue-type"] == "classic"
+        assert "x-dead-letter-strategy" not in queue.arguments
+
+
+def test_one_delay_queue_per_distinct_backoff_step_returning_to_main() -> None:
+    topo = _desired(retry={"maxAttempts": 6, "initialBackoffMs": 1000, "maxBackoffMs": 4000})
+    # delays 1000, 2000, 4000, 4000, 4000 -> three distinct steps
+    assert [q.name for q in topo.retry_queues] == [f"{MAIN}.retry.{d}ms" for d in (1000, 2000, 4000)]
+    for queue, ttl in zip(topo.retry_queues, (1000, 2000, 4000), strict=True):
+        assert queue.arguments["x-message-ttl"] == ttl
+        assert queue.arguments["x-dead-letter-exchange"] == ""
+        assert queue.arguments["x-dead-letter-routing-key"] == MAIN
+
+
+def test_no_retry_means_no_delay_queue() -> None:
+    assert _desired(retry={"maxAttempts": 1}).retry_queues == ()
+
+
+def test_delay_queue_names_match_the_consumer_contract() -> None:
+    spec = _spec(retry={"maxAttempts": 4, "initialBackoffMs": 500, "maxBackoffMs": 1000})
+    contract = consumer.for_subscription(cluster="east", namespace="shop", subscription="orders", spec=spec)
+    topo = _desired(retry={"maxAttempts": 4, "initialBackoffMs": 500, "maxBackoffMs": 1000})
+    assert contract.queue == topo.main_queue.name
+    assert contract.dead_letter_queue == topo.dead_letter_queue.name
+    used = {contract.retry_queue(attempt) for attempt in range(1, contract.max_attempts)}
+    assert used == {q.name for q in topo.retry_queues}
+
+
+def test_one_binding_per_event_type() -> None:
+    assert _desired().bindings == {
+        Binding(EX, MAIN, "restaurant.created"),
+        Binding(EX, MAIN, "menu.updated"),
+    }
+
+
+def test_clusters_get_distinct_queues() -> None:
+    west = desired_topology(cluster="west", namespace="shop", subscription="orders", spec=_spec(), exchange=EX)
+    assert not {q.name for q in west.queues} & {q.name for q in _desired().queues}
+
+
+def test_empty_broker_declares_everything() -> None:
+    topo = _desired()
+    plan = diff(topo, Observed(exchange=None, queues={}, bindings=frozenset()))
+    assert plan.declare_exchange == EX
+    assert {q.name for q in plan.declare_queues} == {q.name for q in topo.queues}
+    assert set(plan.bind) == topo.bindings
+    assert not plan.unbind and not plan.delete_queues and not plan.conflicts
+
+
+def test_in_sync_is_an_empty_plan() -> None:
+    topo = _desired()
+    plan = diff(topo, _observe(topo))
+    assert plan.empty and plan == Plan()
+
+
+def test_queue_and_binding_deleted_out_of_band_are_restored() -> None:
+    topo = _desired()
+    observed = _observe(topo)
+    dlq = topo.dead_letter_queue.name
+    broken = Observed(
+        exchange=observed.exchange,
+        queues={k: v for k, v in observed.queues.items() if k != dlq},
+        bindings=observed.bindings - {Binding(EX, MAIN, "menu.updated")},
+    )
+    plan = diff(topo, broken)
+    assert [q.name for q in plan.declare_queues] == [dlq]
+    assert plan.bind == (Binding(EX, MAIN, "menu.updated"),)
+    assert plan.describe() == [
+        f"declared queue {dlq}",
+        f"bound binding {EX} -> {MAIN} (menu.updated)",
+    ]
+
+
+def test_changing_events_binds_and_unbinds_exactly_the_difference() -> None:
+    before = _desired(events=["a", "b", "c"])
+    after = _desired(events=["b", "c", "d"])
+    plan = diff(after, _observe(before))
+    assert plan.bind == (Binding(EX, MAIN, "d"),)
+    assert plan.unbind == (Binding(EX, MAIN, "a"),)
+    assert not plan.declare_queues and not plan.delete_queues
+
+
+def test_bindings_from_another_exchange_to_our_queue_are_removed() -> None:
+    topo = _desired()
+    observed = _observe(topo)
+    stray = Binding("old.exchange", MAIN, "restaurant.created")
+    plan = diff(topo, Observed(observed.exchange, observed.queues, observed.bindings | {stray}))
+    assert plan.unbind == (stray,)
+
+
+def test_obsolete_delay_queues_are_deleted_only_if_empty() -> None:
+    old = _desired(retry={"maxAttempts": 3, "initialBackoffMs": 1000, "maxBackoffMs": 2000})
+    new = _desired(retry={"maxAttempts": 3, "initialBackoffMs": 500, "maxBackoffMs": 1000})
+    plan = diff(new, _observe(old, **{f"{MAIN}.retry.2000ms": 3}))
+    assert plan.delete_queues == (QueueDeletion(f"{MAIN}.retry.2000ms", if_empty=True),)
+    assert [q.name for q in plan.declare_queues] == [f"{MAIN}.retry.500ms"]
+
+
+def test_changed_arguments_are_a_conflict_not_a_redeclare() -> None:
+    classic = _desired(queueType="classic")
+    plan = diff(_desired(), _observe(classic))
+    assert not plan.declare_queues
+    assert {c.name for c in plan.conflicts} == {f"queue {q.name}" for q in classic.queues}
+    assert plan.empty, "conflicts are reported, never acted on"
+
+
+def test_exchange_of_the_wrong_type_is_a_conflict_and_never_deleted() -> None:
+    topo = _desired()
+    observed = _observe(topo)
+    plan = diff(topo, Observed(ObservedExchange(EX, "fanout", True), observed.queues, observed.bindings))
+    assert [c.name for c in plan.conflicts] == [f"exchange {EX}"]
+    assert plan.declare_exchange is None
+
+
+def test_teardown_deletes_our_queues_but_not_the_exchange() -> None:
+    topo = _desired()
+    plan = teardown(_observe(topo))
+    assert {d.name for d in plan.delete_queues} == {q.name for q in topo.queues}
+    assert all(not d.if_empty for d in plan.delete_queues)
+    assert plan.declare_exchange is None and not plan.unbind
