@@ -1,0 +1,61 @@
+"""rabbitsync's Django library: transactional publish (outbox), idempotent handlers (inbox), LWW.
+
+Add ``"rabbitsync.django"`` to ``INSTALLED_APPS``. The public names below are loaded lazily
+(PEP 562), because Django imports this package before its app registry is ready and models
+cannot be imported that early.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rabbitsync.django.conf import ImproperlyConfigured, Settings, get_settings
+    from rabbitsync.django.database import database_config
+    from rabbitsync.django.handlers import handler, registry
+    from rabbitsync.django.inbox import NoHandler, Outcome, apply
+    from rabbitsync.django.lww import lww_upsert, next_version, wins
+    from rabbitsync.django.models import VersionedModel
+    from rabbitsync.django.outbox import publish
+
+_EXPORTS = {
+    "ImproperlyConfigured": "conf",
+    "NoHandler": "inbox",
+    "Outcome": "inbox",
+    "Settings": "conf",
+    "VersionedModel": "models",
+    "apply": "inbox",
+    "database_config": "database",
+    "get_settings": "conf",
+    "handler": "handlers",
+    "lww_upsert": "lww",
+    "next_version": "lww",
+    "publish": "outbox",
+    "registry": "handlers",
+    "wins": "lww",
+}
+
+__all__ = [
+    "ImproperlyConfigured",
+    "NoHandler",
+    "Outcome",
+    "Settings",
+    "VersionedModel",
+    "apply",
+    "database_config",
+    "get_settings",
+    "handler",
+    "lww_upsert",
+    "next_version",
+    "publish",
+    "registry",
+    "wins",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

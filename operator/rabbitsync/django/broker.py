@@ -1,0 +1,326 @@
+"""A publisher with pipelined confirms that keeps itself connected: the only place pika publishes.
+
+Why a ``SelectConnection`` in its own thread: ``BlockingChannel.confirm_delivery`` turns every
+``basic_publish`` into a round trip, which caps a relay at one event per RTT. The asynchronous
+connection lets us send a whole batch, then collect ``Basic.Ack`` frames (often ``multiple``) as
+they come. Callers stay synchronous: ``submit`` hands the batch to the I/O thread and returns a
+handle; ``publish`` waits on it. The I/O thread also answers heartbeats, whatever the callers do.
+
+A separate connection from the consumer's is deliberate: RabbitMQ blocks publishing connections
+under memory alarms, and that must not stall acks on the consuming one.
+
+pika's exceptions stay inside this module; callers see :class:`BrokerError` subclasses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.spec import Basic
+
+from rabbitsync.django.backoff import Backoff
+from rabbitsync.events import MessageProperties
+
+log = logging.getLogger(__name__)
+
+
+class BrokerError(Exception):
+    """Base of the broker errors of rabbitsync's runtime."""
+
+
+class BrokerUnavailable(BrokerError):
+    """Not connected, connection lost before the confirms, or confirms overdue."""
+
+
+class PublishRejected(BrokerError):
+    """The broker refused a message: nacked, unroutable (mandatory) or the channel was closed on it."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: MessageProperties
+    headers: Mapping[str, Any] | None = None
+    mandatory: bool = False
+    """Unroutable means failure: used for retry and dead-letter queues, never for the event exchange,
+    where "nobody subscribes to this type yet" is normal."""
+
+
+def connection_parameters(
+    url: str, *, name: str, heartbeat: int, blocked_connection_timeout: float
+) -> pika.URLParameters:
+    try:
+        params = pika.URLParameters(url)
+    except (ValueError, TypeError) as e:
+        raise BrokerError(f"invalid AMQP URL: {e}") from e
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = blocked_connection_timeout
+    # We own the retry loop (with jitter); pika's own attempts would only hide outages from it.
+    params.connection_attempts = 1
+    params.socket_timeout = 10
+    params.client_properties = {"connection_name": name}
+    return params
+
+
+def pika_properties(message: OutgoingMessage) -> pika.BasicProperties:
+    props = message.properties
+    return pika.BasicProperties(
+        content_type=props.content_type,
+        delivery_mode=props.delivery_mode,
+        message_id=props.message_id,
+        type=props.type,
+        timestamp=props.timestamp,
+        headers=dict(message.headers) if message.headers else None,
+    )
+
+
+class PublishHandle:
+    """The fate of one submitted batch: done when every message is confirmed or one failed."""
+
+    def __init__(self, count: int) -> None:
+        self._remaining = count
+        self._error: BrokerError | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        if count == 0:
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float) -> None:
+        """Return when all messages are confirmed; raise the failure otherwise."""
+        if not self._done.wait(timeout):
+            self.fail(BrokerUnavailable(f"no publisher confirms within {timeout:.0f}s"))
+        if self._error is not None:
+            raise self._error
+
+    def confirm(self, count: int = 1) -> None:
+        with self._lock:
+            self._remaining -= count
+            if self._remaining <= 0:
+                self._done.set()
+
+    def fail(self, error: BrokerError) -> None:
+        with self._lock:
+            if not self._done.is_set():
+                self._error = error
+                self._done.set()
+
+
+class ConfirmedPublisher:
+    """Owns one connection and one confirm-mode channel, redialled with jittered backoff."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        heartbeat: int = 30,
+        blocked_connection_timeout: float = 60.0,
+        reconnect_max_delay: float = 15.0,
+        on_reconnect: Callable[[], None] | None = None,
+    ) -> None:
+        self._params = connection_parameters(
+            url, name=name, heartbeat=heartbeat, blocked_connection_timeout=blocked_connection_timeout
+        )
+        self._name = name
+        self._backoff = Backoff(cap=reconnect_max_delay)
+        self._on_reconnect = on_reconnect
+        self._closing = threading.Event()
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        # Owned by the I/O thread, except `_connection` which submit() reads under the lock.
+        self._connection: pika.SelectConnection | None = None
+        self._channel: Any = None
+        self._next_tag = 0
+        self._unconfirmed: dict[int, tuple[PublishHandle, OutgoingMessage]] = {}
+        self._returned: set[str] = set()
+        self._outstanding: set[PublishHandle] = set()
+
+    # -- caller side -----------------------------------------------------------------------------
+
+    def start(self) -> ConfirmedPublisher:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"{self._name}-io", daemon=True)
+            self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._ready.wait(timeout)
+
+    def submit(self, messages: Sequence[OutgoingMessage]) -> PublishHandle:
+        handle = PublishHandle(len(messages))
+        if not messages:
+            return handle
+        with self._lock:
+            connection = self._connection
+            if not self._ready.is_set() or connection is None:
+                handle.fail(BrokerUnavailable("not connected to the broker"))
+                return handle
+            self._outstanding.add(handle)
+        try:
+            connection.ioloop.add_callback_threadsafe(partial(self._publish_now, handle, list(messages)))
+        except Exception as e:  # a closed ioloop refuses callbacks; any reason means "not now"
+            handle.fail(BrokerUnavailable(f"connection is closing: {e}"))
+        return handle
+
+    def publish(self, messages: Sequence[OutgoingMessage], timeout: float) -> None:
+        """Publish and wait for every confirm; raises :class:`BrokerError` on any failure."""
+        self._ready.wait(timeout)
+        self.submit(messages).wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closing.set()
+        with self._lock:
+            connection = self._connection
+        if connection is not None:
+            try:
+                connection.ioloop.add_callback_threadsafe(self._close_now)
+            except Exception:  # already stopped: the thread is on its way out anyway
+                log.debug("publisher ioloop already closed", exc_info=True)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- I/O thread ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            connection = pika.SelectConnection(
+                self._params,
+                on_open_callback=self._on_open,
+                on_open_error_callback=self._on_open_error,
+                on_close_callback=self._on_closed,
+            )
+            with self._lock:
+                self._connection = connection
+            try:
+                connection.ioloop.start()
+            except Exception:  # never let the I/O thread die: log, redial
+                log.exception("publisher I/O loop crashed")
+            with self._lock:
+                self._ready.clear()
+                self._connection = None
+            self._fail_everything(BrokerUnavailable("connection to the broker lost"))
+            if self._closing.is_set():
+                break
+            delay = self._backoff.next()
+            log.warning("publisher reconnecting", extra={"delay_s": round(delay, 2)})
+            if self._on_reconnect is not None:
+                self._on_reconnect()
+            self._closing.wait(delay)
+
+    def _on_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
+        log.warning("publisher cannot connect", extra={"error": str(error)})
+        connection.ioloop.stop()
+
+    def _on_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
+        if not self._closing.is_set():
+            log.warning("publisher connection closed", extra={"error": str(reason)})
+        connection.ioloop.stop()
+
+    def _on_channel_open(self, channel: Any) -> None:
+        self._channel = channel
+        self._next_tag = 0
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_mode)
+
+    def _on_confirm_mode(self, _frame: Any) -> None:
+        self._backoff.reset()
+        self._ready.set()
+
+    def _on_channel_closed(self, _channel: Any, reason: BaseException) -> None:
+        # E.g. 404 on a missing exchange: tell the waiters why, then redial for a clean channel.
+        self._ready.clear()
+        self._fail_everything(PublishRejected(f"channel closed by the broker: {reason}"))
+        connection = self._connection
+        if connection is not None and connection.is_open:
+            connection.close()
+
+    def _publish_now(self, handle: PublishHandle, messages: list[OutgoingMessage]) -> None:
+        if handle.done():  # failed or timed out before we got here: do not send late copies
+            self._forget(handle)
+            return
+        channel = self._channel
+        if channel is None or not channel.is_open or not self._ready.is_set():
+            handle.fail(BrokerUnavailable("channel not open"))
+            self._forget(handle)
+            return
+        try:
+            for message in messages:
+                channel.basic_publish(
+                    message.exchange,
+                    message.routing_key,
+                    message.body,
+                    pika_properties(message),
+                    mandatory=message.mandatory,
+                )
+                self._next_tag += 1
+                self._unconfirmed[self._next_tag] = (handle, message)
+        except pika.exceptions.AMQPError as e:
+            handle.fail(BrokerUnavailable(f"publish failed: {e}"))
+
+    def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
+        # The broker sends basic.return before the basic.ack of the same message.
+        if properties.message_id:
+            self._returned.add(properties.message_id)
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tags = (
+            [t for t in self._unconfirmed if t <= method.delivery_tag]
+            if method.multiple
+            else [method.delivery_tag]
+        )
+        nacked = isinstance(method, Basic.Nack)
+        for tag in tags:
+            entry = self._unconfirmed.pop(tag, None)
+            if entry is None:
+                continue
+            handle, message = entry
+            message_id = message.properties.message_id
+            if nacked:
+                handle.fail(PublishRejected(f"broker nacked message {message_id}"))
+            elif message.mandatory and message_id in self._returned:
+                self._returned.discard(message_id)
+                handle.fail(PublishRejected(f"unroutable: no queue {message.routing_key!r}"))
+            else:
+                handle.confirm()
+            if handle.done():
+                self._forget(handle)
+
+    def _forget(self, handle: PublishHandle) -> None:
+        with self._lock:
+            self._outstanding.discard(handle)
+
+    def _fail_everything(self, error: BrokerError) -> None:
+        for handle, _message in self._unconfirmed.values():
+            handle.fail(error)
+        self._unconfirmed.clear()
+        self._returned.clear()
+        with self._lock:
+            outstanding, self._outstanding = self._outstanding, set()
+        for handle in outstanding:
+            handle.fail(error)
+        self._channel = None
+
+    def _close_now(self) -> None:
+        connection = self._connection
+        if connection is not None and (connection.is_open or connection.is_opening):
+            connection.close()
+        elif connection is not None:
+            connection.ioloop.stop()

@@ -1,0 +1,32 @@
+"""The default database of a rabbitsync service: PostgreSQL via ``DATABASE_URL``, else SQLite in WAL.
+
+Services call ``DATABASES = {"default": database_config(BASE_DIR / "db.sqlite3")}``. The SQLite
+defaults matter for the sidecar pattern: the web process and the sidecar write one file, so WAL
+(readers never block the writer), ``BEGIN IMMEDIATE`` (take the write lock up front instead of
+failing with "database is locked" on a lock upgrade) and a busy timeout are what make it work.
+``synchronous=NORMAL`` is WAL's usual pairing: durable across process crashes, not power loss.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+_SQLITE_INIT = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+
+
+def database_config(sqlite_path: str | Path, *, env_var: str = "DATABASE_URL") -> dict[str, Any]:
+    url = os.environ.get(env_var)
+    if url:
+        config: dict[str, Any] = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        if config["ENGINE"] == "django.db.backends.sqlite3":
+            config.setdefault("OPTIONS", {}).update(_sqlite_options())
+        return config
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(sqlite_path), "OPTIONS": _sqlite_options()}
+
+
+def _sqlite_options() -> dict[str, Any]:
+    return {"init_command": _SQLITE_INIT, "transaction_mode": "IMMEDIATE", "timeout": 30}

@@ -1,0 +1,47 @@
+"""Applying one received event exactly once: the inbox row and the handler share a transaction.
+
+If the handler raises, the inbox row is rolled back with its writes and the event can be retried.
+If it commits, a redelivery (the ack was lost, the sidecar was killed, the relay sent twice) finds
+the row and does nothing. The caller acks only after :func:`apply` returned.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from django.db import router, transaction
+
+from rabbitsync.django.conf import Settings, get_settings
+from rabbitsync.django.handlers import HandlerRegistry, registry
+from rabbitsync.django.models import InboxMessage
+from rabbitsync.events import CloudEvent, EventError
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    OWN = "own"
+    """Published by this very service in this very cluster: it already has the effect."""
+
+
+class NoHandler(EventError):
+    """No handler is registered for the event's type: retrying cannot help."""
+
+
+def apply(event: CloudEvent, *, settings: Settings | None = None, handlers: HandlerRegistry = registry) -> Outcome:
+    settings = settings or get_settings()
+    # Same service in the *other* cluster is not "own": that is how two clusters converge.
+    if event.origin == settings.origin:
+        return Outcome.OWN
+    fn = handlers.get(event.type)
+    if fn is None:
+        raise NoHandler(f"no handler registered for event type {event.type!r}")
+    db = router.db_for_write(InboxMessage)
+    with transaction.atomic(using=db):
+        _, created = InboxMessage.objects.using(db).get_or_create(
+            event_id=event.id, defaults={"type": event.type, "source": event.source}
+        )
+        if not created:
+            return Outcome.DUPLICATE
+        fn(event)
+    return Outcome.APPLIED

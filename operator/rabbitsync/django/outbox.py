@@ -1,0 +1,40 @@
+"""``publish()``: the transactional half of the outbox pattern.
+
+The event is a row in the caller's transaction, so it exists exactly when the business change it
+describes does: a rollback takes both away. The commit hook then wakes this process's relay.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from django.db import router, transaction
+from pydantic import JsonValue
+
+from rabbitsync.django import relay
+from rabbitsync.django.conf import get_settings
+from rabbitsync.django.models import OutboxMessage
+from rabbitsync.events import CloudEvent, encode, new_event
+
+
+def publish(
+    type: str,
+    data: JsonValue,
+    *,
+    subject: str | None = None,
+    version: int | None = None,
+    using: str | None = None,
+) -> CloudEvent:
+    """Record an event in the current transaction; it is sent after the commit, never before.
+
+    ``version`` is the last-writer-wins key; pass the row's new ``sync_version`` when the event
+    describes a replicated entity (see :func:`rabbitsync.django.lww.next_version`).
+    Raises :class:`rabbitsync.events.InvalidEvent` if ``type`` or ``data`` cannot go on the wire.
+    """
+    settings = get_settings()
+    event = new_event(type=type, origin=settings.origin, data=data, subject=subject, version=version)
+    db = using or router.db_for_write(OutboxMessage)
+    row = OutboxMessage.objects.using(db).create(event_id=event.id, type=event.type, body=encode(event))
+    if settings.relay_in_process and settings.amqp_url:
+        transaction.on_commit(partial(relay.wake, row.pk), using=db)
+    return event

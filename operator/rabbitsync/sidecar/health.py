@@ -1,0 +1,81 @@
+"""Liveness, readiness and metrics over HTTP, for the kubelet's probes and Prometheus.
+
+``/healthz``: the consumer loop turned recently (it turns at least every fraction of a second,
+also while a handler runs), so a wedged process gets restarted. ``/readyz``: connected and
+consuming. ``/metrics``: Prometheus text format.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from rabbitsync.sidecar.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+LIVENESS_WINDOW = 60.0
+"""Seconds without a loop turn before /healthz fails; far above any normal pause."""
+
+
+class State:
+    """What the consumer loop tells the probes; plain attributes, written by one thread."""
+
+    def __init__(self) -> None:
+        self.consuming = False
+        self.last_turn = time.monotonic()
+
+    def turn(self) -> None:
+        self.last_turn = time.monotonic()
+
+    def alive(self) -> bool:
+        return time.monotonic() - self.last_turn < LIVENESS_WINDOW
+
+
+class HealthServer:
+    def __init__(self, port: int, state: State, metrics: Metrics, host: str = "0.0.0.0") -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler_class(state, metrics))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="rabbitsync-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def start(self) -> HealthServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler_class(state: State, metrics: Metrics) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                self._reply(200 if state.alive() else 503, b"ok\n" if state.alive() else b"stalled\n")
+            elif self.path == "/readyz":
+                self._reply(200 if state.consuming else 503, b"ready\n" if state.consuming else b"not ready\n")
+            elif self.path == "/metrics":
+                self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            else:
+                self._reply(404, b"not found\n")
+
+        def _reply(self, code: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            # Probes hit every few seconds; access lines would drown the event log.
+            log.debug("http " + format, *args)
+
+    return Handler

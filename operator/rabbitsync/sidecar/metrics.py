@@ -1,0 +1,48 @@
+"""The sidecar's Prometheus metrics, on a registry of their own (no import-time global state)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("rabbitsync_consumed", "Deliveries received", ["queue"], registry=r)
+        self.applied = Counter("rabbitsync_applied", "Events applied by a handler", ["type"], registry=r)
+        self.duplicates = Counter(
+            "rabbitsync_duplicates_skipped", "Redelivered events already in the inbox", registry=r
+        )
+        self.own = Counter(
+            "rabbitsync_own_events_skipped", "Events this service published in this cluster", registry=r
+        )
+        self.retried = Counter("rabbitsync_retried", "Deliveries sent to a delay queue", ["queue"], registry=r)
+        self.dead_lettered = Counter(
+            "rabbitsync_dead_lettered", "Deliveries sent to the dead-letter queue", ["queue", "reason"],
+            registry=r,
+        )
+        self.discarded = Counter(
+            "rabbitsync_discarded", "Failed deliveries dropped (dead-lettering off)", ["queue"], registry=r
+        )
+        self.handler_seconds = Histogram(
+            "rabbitsync_handler_duration_seconds", "Inbox transaction with the handler", ["type"], registry=r
+        )
+        self.reconnects = Counter(
+            "rabbitsync_reconnects", "Connections redialled after a loss", ["connection"], registry=r
+        )
+        self.outbox_backlog = Gauge("rabbitsync_outbox_backlog", "Outbox rows not yet confirmed", registry=r)
+
+    def measure_backlog(self, count: Callable[[], int]) -> None:
+        """Compute the backlog at scrape time; a database hiccup shows as NaN, not a crash."""
+
+        def read() -> float:
+            try:
+                return float(count())
+            except Exception:  # a scrape must never take the sidecar down
+                return math.nan
+
+        self.outbox_backlog.set_function(read)

@@ -1,0 +1,112 @@
+"""Where a delivery goes when it cannot be applied: pure decisions, unit-tested without a broker.
+
+A failed attempt is republished to the delay queue of that attempt (its TTL is the backoff; on
+expiry the broker dead-letters it back to the main queue) with the next attempt number in a
+header. After ``max_attempts``, or at once for poison (a message no retry can fix), it goes to the
+dead-letter queue with the reason in headers, where it can be listed and replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rabbitsync.topology.consumer import ConsumerSpec
+
+ATTEMPT = "x-rabbitsync-attempt"
+REASON = "x-rabbitsync-reason"
+EXCEPTION_TYPE = "x-rabbitsync-exception-type"
+EXCEPTION_MESSAGE = "x-rabbitsync-exception-message"
+ATTEMPTS = "x-rabbitsync-attempts"
+QUEUE = "x-rabbitsync-queue"
+
+FAILED = "failed"
+POISON = "poison"
+
+# The broker's own dead-lettering bookkeeping: our attempt header is the authority, and copying
+# these into a fresh publish would only make them lie about the new message's path.
+_BROKER_HEADERS = frozenset(
+    {"x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+     "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count"}
+)
+_MAX_MESSAGE = 1000
+
+
+@dataclass(frozen=True)
+class Retry:
+    queue: str
+    headers: dict[str, Any]
+    attempt: int
+    """The attempt the message will make when it comes back."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    queue: str
+    headers: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discard:
+    """Dead-lettering is off for the subscription: log and drop."""
+
+    reason: str
+
+
+Action = Retry | DeadLetter | Discard
+
+
+def attempt_of(headers: Mapping[str, Any] | None) -> int:
+    """The 1-based attempt a delivery is making; garbage in the header counts as a first attempt."""
+    value = (headers or {}).get(ATTEMPT)
+    try:
+        attempt = int(value) if value is not None else 1
+    except (TypeError, ValueError):
+        return 1
+    return max(attempt, 1)
+
+
+def after_failure(spec: ConsumerSpec, headers: Mapping[str, Any] | None, error: BaseException) -> Action:
+    attempt = attempt_of(headers)
+    if attempt < spec.max_attempts:
+        return Retry(
+            queue=spec.retry_queue(attempt),
+            headers={**_carried(headers), ATTEMPT: attempt + 1},
+            attempt=attempt + 1,
+        )
+    return _dead_letter(spec, headers, FAILED, error, attempt)
+
+
+def poison(spec: ConsumerSpec, headers: Mapping[str, Any] | None, error: BaseException) -> Action:
+    return _dead_letter(spec, headers, POISON, error, attempt_of(headers))
+
+
+def describe(error: BaseException) -> tuple[str, str]:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}", str(error)[:_MAX_MESSAGE]
+
+
+def _dead_letter(
+    spec: ConsumerSpec, headers: Mapping[str, Any] | None, reason: str, error: BaseException, attempt: int
+) -> Action:
+    if not spec.dead_letter:
+        return Discard(reason=reason)
+    exception_type, message = describe(error)
+    return DeadLetter(
+        queue=spec.dead_letter_queue,
+        reason=reason,
+        headers={
+            **_carried(headers),
+            REASON: reason,
+            EXCEPTION_TYPE: exception_type,
+            EXCEPTION_MESSAGE: message,
+            ATTEMPTS: attempt,
+            QUEUE: spec.queue,
+        },
+    )
+
+
+def _carried(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (headers or {}).items() if k not in _BROKER_HEADERS}

@@ -1,0 +1,47 @@
+"""Handlers of the test service, discovered by rabbitsync's app config.
+
+``svc.flaky`` counts its attempts in a file (outside the database, whose writes roll back with the
+failure) so the test can see each attempt and when it happened.
+"""
+
+import os
+import time
+from pathlib import Path
+
+from rabbitsync.django import handler, lww_upsert
+from svcapp.models import Effect, Entity
+
+
+@handler("svc.effect")
+def effect(event):
+    seconds = (event.data or {}).get("sleep", 0)
+    if seconds:
+        time.sleep(seconds)
+    Effect.objects.create(event_id=event.id, subject=event.subject or "")
+
+
+@handler("svc.flaky")
+def flaky(event):
+    log = Path(os.environ["SVC_ATTEMPTS_DIR"]) / event.id
+    with log.open("a") as f:
+        f.write(f"{time.time()}\n")
+    attempts = len(log.read_text().splitlines())
+    if attempts <= event.data["fail_times"]:
+        raise RuntimeError(f"flaky failure {attempts}")
+    Effect.objects.create(event_id=event.id, subject=event.subject or "")
+
+
+@handler("svc.broken")
+def broken(event):
+    raise ValueError(f"broken on purpose: {event.subject}")
+
+
+@handler("svc.entity")
+def entity(event):
+    lww_upsert(
+        Entity,
+        {"key": event.subject},
+        {"name": event.data["name"], "price": event.data["price"]},
+        version=event.version,
+        source=event.source,
+    )

@@ -1,0 +1,1 @@
+"""A tiny Django project for the service-side integration tests: real settings, real SQLite file."""
