@@ -57,13 +57,14 @@ class Plan:
         """Nothing to do (conflicts are reported, not acted on)."""
         return not (self.declare_exchange or self.declare_queues or self.bind or self.unbind or self.delete_queues)
 
-    def describe(self) -> list[str]:
-        """One line per operation, for Events and logs."""
+    def describe(self, *, deletions: bool = True) -> list[str]:
+        """One line per operation, for Events and logs; ``deletions=False`` leaves queue deletions out."""
         lines = [f"declared exchange {self.declare_exchange}"] if self.declare_exchange else []
         lines += [f"declared {q.describe()}" for q in self.declare_queues]
         lines += [f"bound {b.describe()}" for b in self.bind]
         lines += [f"unbound {b.describe()}" for b in self.unbind]
-        lines += [f"deleted {d.describe()}" for d in self.delete_queues]
+        if deletions:
+            lines += [f"deleted {d.describe()}" for d in self.delete_queues]
         return lines
 
 

@@ -1,0 +1,121 @@
+"""Where the broker is and how long to wait for it: parsed from the SyncBroker's Secret.
+
+The management API URI is the Secret's ``managementUri`` when present; otherwise it is derived from the
+AMQP URI: same host and credentials, ``http`` on port 15672 for ``amqp://`` and ``https`` on 15671 for
+``amqps://`` (RabbitMQ's defaults). The vhost always comes from the AMQP URI's path (``/`` if empty).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from rabbitsync.amqp.errors import InvalidEndpoint
+
+URI_KEY = "uri"
+MANAGEMENT_URI_KEY = "managementUri"
+
+_MANAGEMENT_DEFAULTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Short on purpose: an unreachable broker must fail a reconcile fast, not block a kopf worker."""
+
+    connect_s: float = 3.0
+    """TCP connect and AMQP handshake, seconds."""
+    operation_s: float = 10.0
+    """One AMQP method or HTTP request, seconds; declaring a quorum queue takes a Raft round."""
+
+
+@dataclass(frozen=True)
+class ManagementAPI:
+    base_url: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True, repr=False)
+class BrokerEndpoint:
+    """Connection details of one broker. ``repr`` hides the URIs: they carry passwords."""
+
+    amqp_uri: str
+    management_uri: str | None = None
+    ca_pem: str | None = None
+
+    def __post_init__(self) -> None:
+        parts = _split(self.amqp_uri, "uri")
+        if parts.scheme not in _MANAGEMENT_DEFAULTS or not parts.hostname:
+            raise InvalidEndpoint("the broker uri must be amqp://host... or amqps://host...")
+        if self.management_uri is not None:
+            management = _split(self.management_uri, "managementUri")
+            if management.scheme not in ("http", "https") or not management.hostname:
+                raise InvalidEndpoint("managementUri must be http://host... or https://host...")
+
+    def __repr__(self) -> str:
+        return f"BrokerEndpoint(host={self.host!r}, vhost={self.vhost!r}, tls={self.tls})"
+
+    @classmethod
+    def from_secret_data(cls, data: Mapping[str, str], *, ca_pem: str | None = None) -> BrokerEndpoint:
+        """From a Secret's ``data`` (base64 values, as the API returns them): keys ``uri``, ``managementUri``."""
+        if URI_KEY not in data:
+            raise InvalidEndpoint(f"the Secret has no key {URI_KEY!r}")
+        management = data.get(MANAGEMENT_URI_KEY)
+        return cls(
+            amqp_uri=_b64(data[URI_KEY], URI_KEY),
+            management_uri=_b64(management, MANAGEMENT_URI_KEY) if management else None,
+            ca_pem=ca_pem,
+        )
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.amqp_uri).hostname or ""
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.amqp_uri).scheme == "amqps"
+
+    @property
+    def vhost(self) -> str:
+        path = urlsplit(self.amqp_uri).path
+        return unquote(path[1:]) if len(path) > 1 else "/"
+
+    def management(self) -> ManagementAPI:
+        amqp = urlsplit(self.amqp_uri)
+        if self.management_uri is not None:
+            parts = urlsplit(self.management_uri)
+            scheme, host, port = parts.scheme, parts.hostname, parts.port
+            path = parts.path.rstrip("/")
+            username = parts.username if parts.username is not None else amqp.username
+            password = parts.password if parts.username is not None else amqp.password
+        else:
+            scheme, port = _MANAGEMENT_DEFAULTS[amqp.scheme]
+            host, path, username, password = amqp.hostname, "", amqp.username, amqp.password
+        netloc = f"[{host}]" if host and ":" in host else host
+        if port is not None:
+            netloc = f"{netloc}:{port}"
+        return ManagementAPI(
+            base_url=f"{scheme}://{netloc}{path}",
+            # RabbitMQ's own defaults when the URI carries no credentials.
+            username=unquote(username) if username is not None else "guest",
+            password=unquote(password) if password is not None else "guest",
+        )
+
+
+def _split(uri: str, key: str) -> SplitResult:
+    try:
+        parts = urlsplit(uri.strip())
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as e:
+        raise InvalidEndpoint(f"{key} is not a valid URI: {e}") from e
+    return parts
+
+
+def _b64(value: str, key: str) -> str:
+    try:
+        return base64.b64decode(value, validate=True).decode().strip()
+    except (binascii.Error, UnicodeDecodeError) as e:
+        raise InvalidEndpoint(f"Secret key {key!r} is not valid base64 text") from e

@@ -1,0 +1,80 @@
+"""An in-memory broker with RabbitMQ's rules, for unit tests of reconciliation (ours and the controller's).
+
+It refuses what RabbitMQ refuses (406 on a redeclare with other arguments or exchange type, 404 on a
+binding to something missing, ``if-empty`` deletes of non-empty queues) so tests cannot pass on
+behaviour the real broker would reject. Tests reach into ``queues``/``bindings`` to simulate drift.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rabbitsync.amqp.errors import BrokerUnreachable, NotFound, PreconditionFailed
+from rabbitsync.amqp.port import ApplyOutcome
+from rabbitsync.topology.diff import Plan
+from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+
+
+@dataclass
+class FakeQueue:
+    arguments: dict[str, Any]
+    messages: int = 0
+    consumers: int = 0
+
+
+@dataclass
+class FakeBroker:
+    exchanges: dict[str, str] = field(default_factory=dict)
+    """Exchange name -> type."""
+    queues: dict[str, FakeQueue] = field(default_factory=dict)
+    bindings: set[Binding] = field(default_factory=set)
+    reachable: bool = True
+    applied: list[Plan] = field(default_factory=list)
+    """Every plan ``apply`` was called with, for asserting that nothing was done."""
+
+    def observe(self, exchange: str, main_queue: str) -> Observed:
+        self._check_reachable()
+        pattern = re.compile(f"^{re.escape(main_queue)}(\\.retry\\.[0-9]+ms|\\.dlq)?$")
+        ours = {
+            name: ObservedQueue(name, dict(q.arguments), q.messages, q.consumers)
+            for name, q in self.queues.items()
+            if pattern.match(name)
+        }
+        found = self.exchanges.get(exchange)
+        return Observed(
+            exchange=ObservedExchange(exchange, found, True) if found else None,
+            queues=ours,
+            bindings=frozenset(b for b in self.bindings if b.queue in ours),
+        )
+
+    def apply(self, plan: Plan) -> ApplyOutcome:
+        self._check_reachable()
+        self.applied.append(plan)
+        if plan.declare_exchange:
+            kind = self.exchanges.setdefault(plan.declare_exchange, "topic")
+            if kind != "topic":
+                raise PreconditionFailed(f"exchange {plan.declare_exchange} has type {kind}")
+        for queue in plan.declare_queues:
+            existing = self.queues.setdefault(queue.name, FakeQueue(dict(queue.arguments)))
+            if existing.arguments != dict(queue.arguments):
+                raise PreconditionFailed(f"inequivalent arguments for queue {queue.name}")
+        for binding in plan.bind:
+            if binding.exchange not in self.exchanges or binding.queue not in self.queues:
+                raise NotFound(f"no exchange or queue for {binding.describe()}")
+            self.bindings.add(binding)
+        self.bindings -= set(plan.unbind)
+        kept = []
+        for deletion in plan.delete_queues:
+            queue = self.queues.get(deletion.name)
+            if queue is not None and deletion.if_empty and queue.messages:
+                kept.append(deletion.name)
+                continue
+            self.queues.pop(deletion.name, None)
+            self.bindings = {b for b in self.bindings if b.queue != deletion.name}
+        return ApplyOutcome(kept_not_empty=tuple(kept))
+
+    def _check_reachable(self) -> None:
+        if not self.reachable:
+            raise BrokerUnreachable("fake broker is down")

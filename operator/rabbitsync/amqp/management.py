@@ -1,0 +1,118 @@
+"""Read-only view of the broker through the management HTTP API: what exists, with counts.
+
+AMQP cannot list queues or bindings, so observation goes over HTTP (stdlib ``urllib``: the operator
+image needs no HTTP library). Message and consumer counts are the management plugin's statistics,
+refreshed every few seconds, which is fine for status; nothing destructive is decided from them
+(deleting a delay queue is guarded by the broker's own ``if-empty`` check).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import ssl
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from rabbitsync.amqp.endpoint import BrokerEndpoint, Timeouts
+from rabbitsync.amqp.errors import AccessRefused, BrokerError, BrokerUnreachable, NotFound
+from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+
+_PAGE_SIZE = 500
+
+
+class ManagementClient:
+    """Observes one subscription's objects on one broker."""
+
+    def __init__(self, endpoint: BrokerEndpoint, timeouts: Timeouts | None = None) -> None:
+        api = endpoint.management()
+        self._base = api.base_url
+        self._auth = "Basic " + base64.b64encode(f"{api.username}:{api.password}".encode()).decode()
+        self._vhost = quote(endpoint.vhost, safe="")
+        self._timeout = (timeouts or Timeouts()).operation_s
+        self._context = ssl.create_default_context(cadata=endpoint.ca_pem) if self._base.startswith("https") else None
+
+    def observe(self, exchange: str, main_queue: str) -> Observed:
+        """The exchange, the queues named after ``main_queue`` and every binding to them."""
+        queues = {q.name: q for q in self._queues(main_queue)}
+        bindings: set[Binding] = set()
+        for name in queues:
+            bindings |= self._bindings_to(name)
+        return Observed(exchange=self._exchange(exchange), queues=queues, bindings=frozenset(bindings))
+
+    def _exchange(self, name: str) -> ObservedExchange | None:
+        try:
+            found = self._get(f"/api/exchanges/{self._vhost}/{quote(name, safe='')}")
+        except NotFound:
+            return None
+        return ObservedExchange(name=name, type=found["type"], durable=bool(found["durable"]))
+
+    def _queues(self, main_queue: str) -> list[ObservedQueue]:
+        # Exactly the main queue, its delay queues and its DLQ: a plain prefix would also match
+        # "orders-v2" when observing "orders".
+        pattern = f"^{re.escape(main_queue)}(\\.retry\\.[0-9]+ms|\\.dlq)?$"
+        found: list[ObservedQueue] = []
+        page, pages = 1, 1
+        while page <= pages:
+            query = urlencode(
+                {
+                    "page": page,
+                    "page_size": _PAGE_SIZE,
+                    "name": pattern,
+                    "use_regex": "true",
+                    "columns": "name,arguments,messages,consumers",
+                }
+            )
+            body = self._get(f"/api/queues/{self._vhost}?{query}")
+            pages = int(body.get("page_count", 1))
+            for item in body.get("items", []):
+                found.append(
+                    ObservedQueue(
+                        name=item["name"],
+                        arguments=item.get("arguments") or {},
+                        # Absent until the first statistics emission after the queue was declared.
+                        messages=int(item.get("messages") or 0),
+                        consumers=int(item.get("consumers") or 0),
+                    )
+                )
+            page += 1
+        return found
+
+    def _bindings_to(self, queue: str) -> set[Binding]:
+        try:
+            items = self._get(f"/api/queues/{self._vhost}/{quote(queue, safe='')}/bindings")
+        except NotFound:  # deleted between listing and now: it simply has no bindings
+            return set()
+        return {
+            Binding(exchange=b["source"], queue=queue, routing_key=b["routing_key"])
+            for b in items
+            # The default exchange's implicit binding cannot be removed and is not ours to manage.
+            if b["source"] and b.get("destination_type", "queue") == "queue"
+        }
+
+    def _get(self, path: str) -> Any:
+        request = urllib.request.Request(
+            self._base + path, headers={"Authorization": self._auth, "Accept": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout, context=self._context) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            raise _http_error(e, path) from e
+        except OSError as e:  # URLError, timeouts, refused and reset connections
+            raise BrokerUnreachable(f"management API at {self._base} unreachable: {e}") from e
+        except ValueError as e:
+            raise BrokerError(f"management API returned invalid JSON for {path}") from e
+
+
+def _http_error(e: urllib.error.HTTPError, path: str) -> BrokerError:
+    if e.code in (401, 403):
+        return AccessRefused(f"management API refused access ({e.code}) to {path}")
+    if e.code == 404:
+        return NotFound(f"management API: {path} not found (does the vhost exist?)")
+    if e.code >= 500:
+        return BrokerUnreachable(f"management API failed ({e.code}) on {path}")
+    return BrokerError(f"management API answered {e.code} to {path}")

@@ -1,0 +1,34 @@
+"""The small interface between reconciliation and a broker: observe, then apply a plan.
+
+``RabbitBroker`` implements it against RabbitMQ, ``FakeBroker`` in memory; ``sync`` only knows this
+interface, so the whole observe-diff-apply-verify flow is unit-tested without a broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rabbitsync.topology.diff import Plan
+from rabbitsync.topology.model import Observed
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """What the broker declined without it being an error."""
+
+    kept_not_empty: tuple[str, ...] = ()
+    """Obsolete delay queues left in place because they still hold messages; retried next time."""
+
+
+class Broker(Protocol):
+    def observe(self, exchange: str, main_queue: str) -> Observed:
+        """The exchange, the queues named after ``main_queue``, and every binding to those queues.
+
+        Raises a ``rabbitsync.amqp.errors.BrokerError``.
+        """
+        ...
+
+    def apply(self, plan: Plan) -> ApplyOutcome:
+        """Carry out ``plan`` in order. Raises a ``rabbitsync.amqp.errors.BrokerError``."""
+        ...

@@ -1,0 +1,24 @@
+"""The real broker: observation over the management API, changes over AMQP."""
+
+from __future__ import annotations
+
+from rabbitsync.amqp.admin import BrokerAdmin
+from rabbitsync.amqp.endpoint import BrokerEndpoint, Timeouts
+from rabbitsync.amqp.management import ManagementClient
+from rabbitsync.amqp.port import ApplyOutcome
+from rabbitsync.topology.diff import Plan
+from rabbitsync.topology.model import Observed
+
+
+class RabbitBroker:
+    """``Broker`` for one RabbitMQ endpoint. Cheap to build: connects only inside ``apply``/``observe``."""
+
+    def __init__(self, endpoint: BrokerEndpoint, timeouts: Timeouts | None = None) -> None:
+        self._management = ManagementClient(endpoint, timeouts)
+        self._admin = BrokerAdmin(endpoint, timeouts)
+
+    def observe(self, exchange: str, main_queue: str) -> Observed:
+        return self._management.observe(exchange, main_queue)
+
+    def apply(self, plan: Plan) -> ApplyOutcome:
+        return self._admin.apply(plan)

@@ -1,0 +1,93 @@
+"""One reconcile of a subscription's topology: observe, diff, apply, verify. What the controller calls.
+
+"Ready" must mean *verified on the broker*, not "the last call returned": after applying, the
+topology is observed again and diffed once more. Everything the handler needs for status, Events and
+conditions comes back in one ``SyncResult``, so the kopf handler stays a thin translation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rabbitsync.amqp.port import Broker
+from rabbitsync.topology.diff import diff, teardown
+from rabbitsync.topology.model import Observed, Topology
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """The outcome of ``observe_and_sync``. Raises happen instead of a result on broker errors."""
+
+    topology: Topology
+    changes: tuple[str, ...]
+    """Every operation carried out, one line each ("declared queue ...", "bound binding ...")."""
+    drift: tuple[str, ...]
+    """The changes that repaired objects removed or added out of band (only when previously synced)."""
+    conflicts: tuple[str, ...]
+    """Objects on the broker that differ from the spec in a way no reconcile can fix (e.g. arguments)."""
+    kept_not_empty: tuple[str, ...]
+    """Obsolete delay queues not deleted because they still hold messages."""
+    verified: bool
+    """Re-observed after the changes: everything desired exists as desired, nothing extra is bound."""
+    queue_depth: int
+    consumers: int
+    dead_lettered: int
+
+    def status(self) -> dict[str, Any]:
+        """The SyncSubscription ``status`` fields this result determines (camelCase, ready to patch)."""
+        return {
+            "queue": self.topology.main_queue.name,
+            "retryQueues": [q.name for q in self.topology.retry_queues],
+            "deadLetterQueue": self.topology.dead_letter_queue.name,
+            "exchange": self.topology.exchange,
+            "queueDepth": self.queue_depth,
+            "consumers": self.consumers,
+            "deadLettered": self.dead_lettered,
+        }
+
+
+def observe_and_sync(broker: Broker, desired: Topology, *, previously_synced: bool = False) -> SyncResult:
+    """Make the broker hold ``desired``, verify it, and report what was done.
+
+    ``previously_synced``: the caller had verified this same spec generation before; anything repaired
+    now was then changed out of band, and is reported as ``drift``. Raises ``BrokerError`` subclasses.
+    """
+    observed = broker.observe(desired.exchange, desired.main_queue.name)
+    plan = diff(desired, observed)
+    kept: tuple[str, ...] = ()
+    if not plan.empty:
+        kept = broker.apply(plan).kept_not_empty
+        observed = broker.observe(desired.exchange, desired.main_queue.name)
+    remaining = diff(desired, observed)
+    unfinished = remaining.declare_exchange or remaining.declare_queues or remaining.bind or remaining.unbind
+    return SyncResult(
+        topology=desired,
+        changes=tuple(plan.describe()),
+        # Deleting an obsolete delay queue follows a spec change, never an out-of-band one.
+        drift=tuple(plan.describe(deletions=False)) if previously_synced else (),
+        conflicts=tuple(c.describe() for c in remaining.conflicts),
+        kept_not_empty=kept,
+        verified=not unfinished and not remaining.conflicts,
+        **_counts(desired, observed),
+    )
+
+
+def delete_topology(broker: Broker, desired: Topology) -> tuple[str, ...]:
+    """Delete the subscription's queues, messages included; the shared exchange stays.
+
+    Returns what was deleted. Raises ``BrokerError`` subclasses (the caller decides whether to give up).
+    """
+    plan = teardown(broker.observe(desired.exchange, desired.main_queue.name))
+    broker.apply(plan)
+    return tuple(plan.describe())
+
+
+def _counts(desired: Topology, observed: Observed) -> dict[str, int]:
+    main = observed.queues.get(desired.main_queue.name)
+    dlq = observed.queues.get(desired.dead_letter_queue.name)
+    return {
+        "queue_depth": main.messages if main else 0,
+        "consumers": main.consumers if main else 0,
+        "dead_lettered": dlq.messages if dlq else 0,
+    }

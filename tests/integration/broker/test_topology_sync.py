@@ -1,0 +1,223 @@
+"""Topology reconciliation against a real RabbitMQ: apply, observe, drift repair, isolation, failures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+
+import pika
+import pytest
+from rabbitsync.amqp import (
+    AccessRefused,
+    BrokerEndpoint,
+    BrokerUnreachable,
+    RabbitBroker,
+    Timeouts,
+    delete_topology,
+    observe_and_sync,
+)
+from rabbitsync.api import SyncSubscriptionSpec
+from rabbitsync.topology.desired import desired_topology
+from rabbitsync.topology.diff import Plan
+from rabbitsync.topology.model import Binding, Topology
+
+pytestmark = pytest.mark.integration
+
+
+class Env:
+    """One test's view of the broker: unique exchange and cluster names, cleaned up afterwards."""
+
+    def __init__(self, broker, uid: str) -> None:  # type: ignore[no-untyped-def]
+        self.handle = broker
+        self.uid = uid
+        self.exchange = f"rabbitsync.test.{uid}"
+        self.rabbit = RabbitBroker(BrokerEndpoint(broker.amqp_url, broker.management_url))
+        self.created: list[Topology] = []
+
+    def topology(self, events: list[str], *, cluster: str = "east", **spec: object) -> Topology:
+        body = {"service": "orders", "events": events} | spec
+        topo = desired_topology(
+            cluster=f"{cluster}{self.uid}",
+            namespace="shop",
+            subscription="orders",
+            spec=SyncSubscriptionSpec.model_validate(body),
+            exchange=self.exchange,
+        )
+        self.created.append(topo)
+        return topo
+
+    def http(self, method: str, path: str) -> object:
+        parts = urllib.parse.urlsplit(self.handle.management_url)
+        auth = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+        request = urllib.request.Request(
+            f"{parts.scheme}://{parts.hostname}:{parts.port}{path}",
+            method=method,
+            headers={"Authorization": f"Basic {auth}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def delete_queue_out_of_band(self, queue: str) -> None:
+        self.http("DELETE", f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}")
+
+    def delete_binding_out_of_band(self, binding: Binding) -> None:
+        q = urllib.parse.quote
+        path = f"/api/bindings/%2F/e/{q(binding.exchange, safe='')}/q/{q(binding.queue, safe='')}"
+        [found] = [b for b in self.http("GET", path) if b["routing_key"] == binding.routing_key]  # type: ignore[attr-defined]
+        self.http("DELETE", f"{path}/{q(found['properties_key'], safe='')}")
+
+    def channel(self) -> pika.adapters.blocking_connection.BlockingChannel:
+        self._connection = pika.BlockingConnection(pika.URLParameters(self.handle.amqp_url))
+        return self._connection.channel()
+
+    def cleanup(self) -> None:
+        for topo in self.created:
+            delete_topology(self.rabbit, topo)
+        channel = self.channel()
+        channel.exchange_delete(self.exchange)
+        self._connection.close()
+
+
+@pytest.fixture
+def env(broker, uid: str) -> Iterator[Env]:  # type: ignore[no-untyped-def]
+    environment = Env(broker, uid)
+    yield environment
+    environment.cleanup()
+
+
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
+def test_apply_creates_everything_and_a_second_sync_does_nothing(env: Env, queue_type: str) -> None:
+    topo = env.topology(["restaurant.created", "menu.updated"], queueType=queue_type)
+    first = observe_and_sync(env.rabbit, topo)
+    assert first.verified and not first.conflicts
+    assert len(first.changes) == 1 + len(topo.queues) + 2  # exchange, queues, bindings
+    observed = env.rabbit.observe(topo.exchange, topo.main_queue.name)
+    assert {n: dict(q.arguments) for n, q in observed.queues.items()} == {
+        q.name: dict(q.arguments) for q in topo.queues
+    }
+    assert observed.bindings == topo.bindings
+    again = observe_and_sync(env.rabbit, topo, previously_synced=True)
+    assert again.verified and again.changes == () and again.drift == ()
+
+
+def test_out_of_band_deletions_are_restored_and_reported_as_drift(env: Env) -> None:
+    topo = env.topology(["restaurant.created", "menu.updated"])
+    observe_and_sync(env.rabbit, topo)
+    env.delete_queue_out_of_band(topo.dead_letter_queue.name)
+    env.delete_binding_out_of_band(Binding(topo.exchange, topo.main_queue.name, "menu.updated"))
+    result = observe_and_sync(env.rabbit, topo, previously_synced=True)
+    assert result.verified
+    assert set(result.drift) == {
+        f"declared queue {topo.dead_letter_queue.name}",
+        f"bound binding {topo.exchange} -> {topo.main_queue.name} (menu.updated)",
+    }
+    observed = env.rabbit.observe(topo.exchange, topo.main_queue.name)
+    assert set(observed.queues) == {q.name for q in topo.queues} and observed.bindings == topo.bindings
+
+
+def test_changing_events_binds_and_unbinds_exactly_the_difference(env: Env) -> None:
+    observe_and_sync(env.rabbit, env.topology(["a", "b", "c"]))
+    after = env.topology(["b", "c", "d"])
+    result = observe_and_sync(env.rabbit, after)
+    main = after.main_queue.name
+    assert set(result.changes) == {
+        f"bound binding {after.exchange} -> {main} (d)",
+        f"unbound binding {after.exchange} -> {main} (a)",
+    }
+    assert result.drift == ()
+    assert env.rabbit.observe(after.exchange, main).bindings == after.bindings
+
+
+def test_same_subscription_in_two_clusters_is_two_queues_deleting_one_keeps_the_other(env: Env) -> None:
+    east = env.topology(["a"], cluster="east")
+    west = env.topology(["a"], cluster="west")
+    observe_and_sync(env.rabbit, east)
+    observe_and_sync(env.rabbit, west)
+    assert east.main_queue.name != west.main_queue.name
+    deleted = delete_topology(env.rabbit, east)
+    assert len(deleted) == len(east.queues)
+    assert env.rabbit.observe(east.exchange, east.main_queue.name).queues == {}
+    kept = env.rabbit.observe(west.exchange, west.main_queue.name)
+    assert set(kept.queues) == {q.name for q in west.queues} and kept.bindings == west.bindings
+    assert kept.exchange is not None, "the shared exchange is never deleted"
+
+
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
+def test_a_retry_goes_through_its_delay_queue_back_to_the_main_queue(env: Env, queue_type: str) -> None:
+    retry = {"maxAttempts": 2, "initialBackoffMs": 100, "maxBackoffMs": 100}
+    topo = env.topology(["a"], retry=retry, queueType=queue_type)
+    observe_and_sync(env.rabbit, topo)
+    channel = env.channel()
+    [delay] = topo.retry_queues
+    channel.confirm_delivery()
+    channel.basic_publish("", delay.name, b"retry me", pika.BasicProperties(delivery_mode=2))
+    deadline = time.monotonic() + 10
+    method = None
+    while method is None and time.monotonic() < deadline:
+        method, _, body = channel.basic_get(topo.main_queue.name, auto_ack=True)
+        time.sleep(0.1)
+    assert method is not None and body == b"retry me"
+
+
+def test_obsolete_delay_queue_is_kept_while_it_holds_messages(env: Env) -> None:
+    slow = {"maxAttempts": 2, "initialBackoffMs": 3_600_000, "maxBackoffMs": 3_600_000}
+    old = env.topology(["a"], retry=slow)
+    observe_and_sync(env.rabbit, old)
+    [delay] = old.retry_queues
+    channel = env.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("", delay.name, b"waiting", pika.BasicProperties(delivery_mode=2))
+    new = env.topology(["a"], retry={"maxAttempts": 2, "initialBackoffMs": 500, "maxBackoffMs": 500})
+    result = observe_and_sync(env.rabbit, new)
+    assert result.kept_not_empty == (delay.name,) and result.verified
+    channel.queue_purge(delay.name)
+    observe_and_sync(env.rabbit, new)
+    assert delay.name not in env.rabbit.observe(new.exchange, new.main_queue.name).queues
+
+
+def test_queue_with_other_arguments_is_reported_not_redeclared(env: Env) -> None:
+    topo = env.topology(["a"])
+    env.channel().queue_declare(topo.main_queue.name, durable=True, arguments={"x-queue-type": "classic"})
+    result = observe_and_sync(env.rabbit, topo)
+    assert not result.verified
+    assert [c.split(":")[0] for c in result.conflicts] == [f"queue {topo.main_queue.name}"]
+
+
+def test_unreachable_broker_fails_fast_with_a_temporary_error() -> None:
+    closed = RabbitBroker(
+        BrokerEndpoint("amqp://guest:guest@127.0.0.1:1/", "http://guest:guest@127.0.0.1:1"),
+        Timeouts(connect_s=1, operation_s=2),
+    )
+    topo = desired_topology(
+        cluster="x",
+        namespace="y",
+        subscription="z",
+        spec=SyncSubscriptionSpec(service="s", events=["a"]),
+        exchange="e",
+    )
+    started = time.monotonic()
+    with pytest.raises(BrokerUnreachable) as observed:
+        observe_and_sync(closed, topo)
+    with pytest.raises(BrokerUnreachable):
+        closed.apply(Plan(declare_exchange="e"))
+    assert time.monotonic() - started < 5
+    assert observed.value.permanent is False
+
+
+def test_wrong_credentials_are_a_permanent_access_refused(broker) -> None:  # type: ignore[no-untyped-def]
+    def with_bad_password(url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        return parts._replace(netloc=f"nobody:wrong@{parts.hostname}:{parts.port}").geturl()
+
+    endpoint = BrokerEndpoint(with_bad_password(broker.amqp_url), with_bad_password(broker.management_url))
+    rabbit = RabbitBroker(endpoint)
+    with pytest.raises(AccessRefused) as observed:
+        rabbit.observe("e", "q")
+    assert observed.value.permanent
+    with pytest.raises(AccessRefused):
+        rabbit.apply(Plan(declare_exchange="e"))
