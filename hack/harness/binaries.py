@@ -9,7 +9,7 @@ constant. etcd lives in its own wrapper module so its dependency versions never 
 API server's.
 
 Binaries land in ``~/.cache/rabbitsync/k8s-<version>/bin`` (or ``$RABBITSYNC_CACHE_DIR``) and
-are built once per version: a marker file written after a successful build is what "cached" means.
+are built once per version: a binary that exists in the cache is never rebuilt.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
 
-K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager")
+# kubectl too, so the client matches the server version (a distro kubectl may be several minors older).
+K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
 _STAGING_RE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", re.MULTILINE)
 _GO_DIRECTIVE_RE = re.compile(r"^go (\d+\.\d+)", re.MULTILINE)
 
@@ -40,6 +41,7 @@ class Binaries:
     etcd: Path
     kube_apiserver: Path
     kube_controller_manager: Path
+    kubectl: Path
     kubernetes_version: str
 
 
@@ -94,7 +96,7 @@ def _tools_go(packages: list[str]) -> str:
     return f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n"
 
 
-def _build_kubernetes(root: Path, version: str) -> None:
+def _build_kubernetes(root: Path, version: str, commands: list[str]) -> None:
     src = root / "src-kubernetes"
     src.mkdir(parents=True, exist_ok=True)
     info = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@{version}"], cwd=src))
@@ -108,7 +110,8 @@ def _build_kubernetes(root: Path, version: str) -> None:
         f" -X k8s.io/component-base/version.gitMajor={version.removeprefix('v').split('.')[0]}"
         f" -X k8s.io/component-base/version.gitMinor={version.split('.')[1]}"
     )
-    for cmd, pkg in zip(K8S_COMMANDS, packages, strict=True):
+    for cmd in commands:
+        pkg = f"k8s.io/kubernetes/cmd/{cmd}"
         _go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(root / "bin" / cmd), pkg], cwd=src)
 
 
@@ -129,17 +132,19 @@ def ensure_binaries(kubernetes_version: str = KUBERNETES_VERSION, etcd_version: 
     """Return the control-plane binaries, building them on first use only."""
     root = cache_root() / f"k8s-{kubernetes_version}-etcd-{etcd_version}"
     bin_dir = root / "bin"
-    marker = root / "built.ok"
-    if not marker.exists():
+    missing = [cmd for cmd in K8S_COMMANDS if not (bin_dir / cmd).exists()]
+    if missing or not (bin_dir / "etcd").exists():
         bin_dir.mkdir(parents=True, exist_ok=True)
         log.info("building control plane %s / etcd %s into %s (first use only)", kubernetes_version, etcd_version, root)
-        _build_etcd(root, etcd_version)
-        _build_kubernetes(root, kubernetes_version)
-        marker.write_text(f"{kubernetes_version} {etcd_version}\n")
+        if not (bin_dir / "etcd").exists():
+            _build_etcd(root, etcd_version)
+        if missing:
+            _build_kubernetes(root, kubernetes_version, missing)
     return Binaries(
         etcd=bin_dir / "etcd",
         kube_apiserver=bin_dir / "kube-apiserver",
         kube_controller_manager=bin_dir / "kube-controller-manager",
+        kubectl=bin_dir / "kubectl",
         kubernetes_version=kubernetes_version,
     )
 

@@ -1,0 +1,65 @@
+"""``rabbitsync-operator``: run the controller against the cluster of KUBECONFIG (or in-cluster config)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import kopf
+
+from rabbitsync.operator import handlers, kube
+from rabbitsync.operator.settings import OperatorSettings, SettingsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rabbitsync-operator",
+        description="Reconcile SyncSubscriptions onto the shared RabbitMQ. Flags override RABBITSYNC_* variables.",
+    )
+    p.add_argument("--cluster", help="this cluster's name on the broker (RABBITSYNC_CLUSTER, required)")
+    p.add_argument("--namespace", action="append", help="namespace to watch, repeatable (RABBITSYNC_NAMESPACES)")
+    p.add_argument("--resync-seconds", help="drift repair / status refresh interval (RABBITSYNC_RESYNC_SECONDS)")
+    p.add_argument("--log-format", choices=("text", "json"), help="RABBITSYNC_LOG_FORMAT")
+    p.add_argument("--health-port", help="liveness endpoint port (RABBITSYNC_HEALTH_PORT)")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    env = dict(os.environ)
+    overrides = {
+        "RABBITSYNC_CLUSTER": args.cluster,
+        "RABBITSYNC_NAMESPACES": ",".join(args.namespace) if args.namespace else None,
+        "RABBITSYNC_RESYNC_SECONDS": args.resync_seconds,
+        "RABBITSYNC_LOG_FORMAT": args.log_format,
+        "RABBITSYNC_HEALTH_PORT": args.health_port,
+    }
+    env.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = OperatorSettings.from_env(env)
+    except SettingsError as e:
+        print(f"rabbitsync-operator: error: {e}", file=sys.stderr)
+        return 2
+    kopf.configure(
+        verbose=args.verbose, log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
+    )
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, settings)
+    kopf_settings = kopf.OperatorSettings()
+    handlers.configure(kopf_settings)
+    kopf.run(
+        registry=registry,
+        settings=kopf_settings,
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+        memo=kopf.Memo(api=kube.api_client()),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The operator's own settings, from the environment (flags override them in ``main``).
+
+One frozen dataclass, validated once at start-up: a missing or malformed value stops the operator
+with a message naming the variable, instead of surfacing later as a confusing reconcile failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+_CLUSTER_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    cluster: str
+    """This cluster's name on the shared broker (``RABBITSYNC_CLUSTER``, required). It is part of every
+    queue name the operator creates, which is what keeps two clusters' operators off each other's queues;
+    changing it orphans existing queues, so it has no default."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (``RABBITSYNC_NAMESPACES``, comma-separated); empty means cluster-wide."""
+
+    resync_seconds: float = 30.0
+    """Interval of drift repair and status refresh (``RABBITSYNC_RESYNC_SECONDS``). 30 s bounds how long
+    an out-of-band deletion or a dead broker goes unreported, at one small management call per queue."""
+
+    max_backoff_seconds: float = 300.0
+    """Cap of the exponential retry delay after a failed reconcile (``RABBITSYNC_MAX_BACKOFF_SECONDS``),
+    so a broker down for an hour is polled every 5 minutes at most, not hammered."""
+
+    delete_give_up_attempts: int = 3
+    """Failed attempts to clean up a deleted subscription's queues before the finalizer is released anyway
+    (``RABBITSYNC_DELETE_ATTEMPTS``): a gone broker must never block deletion forever."""
+
+    log_format: str = "text"
+    """``text`` or ``json`` (``RABBITSYNC_LOG_FORMAT``)."""
+
+    health_port: int = 8080
+    """Port of the liveness endpoint ``/healthz`` (``RABBITSYNC_HEALTH_PORT``)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        env = os.environ if env is None else env
+        cluster = env.get("RABBITSYNC_CLUSTER", "").strip()
+        if not cluster:
+            raise SettingsError(
+                "RABBITSYNC_CLUSTER is not set: give this cluster a short unique name (e.g. east), "
+                "it becomes part of every queue name this operator owns on the shared broker"
+            )
+        if not _CLUSTER_RE.match(cluster):
+            raise SettingsError(
+                f"RABBITSYNC_CLUSTER={cluster!r} is invalid: use 1-32 lowercase letters, digits and '-'"
+            )
+        log_format = env.get("RABBITSYNC_LOG_FORMAT", "text")
+        if log_format not in ("text", "json"):
+            raise SettingsError(f"RABBITSYNC_LOG_FORMAT={log_format!r} is invalid: use text or json")
+        namespaces = tuple(n.strip() for n in env.get("RABBITSYNC_NAMESPACES", "").split(",") if n.strip())
+        return cls(
+            cluster=cluster,
+            namespaces=namespaces,
+            resync_seconds=_positive(env, "RABBITSYNC_RESYNC_SECONDS", 30.0),
+            max_backoff_seconds=_positive(env, "RABBITSYNC_MAX_BACKOFF_SECONDS", 300.0),
+            delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 3)),
+            log_format=log_format,
+            health_port=int(_positive(env, "RABBITSYNC_HEALTH_PORT", 8080)),
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise SettingsError(f"{name}={raw!r} is not a number") from e
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be positive")
+    return value

@@ -1,0 +1,55 @@
+"""Turn a reconcile's observations into conditions and the Events that announce their transitions.
+
+Pure: given the previous status and what was just observed, it returns the new conditions and the
+Events to emit. An Event is emitted exactly when a condition's status flips (or first appears), so
+a resync that changes nothing is silent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from rabbitsync.api.conditions import Condition, ConditionStatus, get_condition, set_condition
+
+
+@dataclass(frozen=True)
+class Note:
+    """A Kubernetes Event to emit on the object."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One condition as just observed."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+
+def apply(
+    previous: Sequence[Condition], observations: Sequence[Observation], *, generation: int | None, now: datetime
+) -> tuple[list[Condition], list[Note]]:
+    conditions = list(previous)
+    notes: list[Note] = []
+    for obs in observations:
+        before = get_condition(conditions, obs.type)
+        new = Condition(
+            type=obs.type, status=obs.status, reason=obs.reason, message=obs.message, observed_generation=generation
+        )
+        conditions = set_condition(conditions, new, now)
+        if before is None or before.status != obs.status:
+            kind: Literal["Normal", "Warning"] = "Normal" if obs.status == "True" else "Warning"
+            notes.append(Note(kind, obs.reason, f"{obs.type}={obs.status}: {obs.message}".rstrip(": ")))
+    return conditions, notes
+
+
+def dump(conditions: Sequence[Condition]) -> list[dict[str, object]]:
+    return [c.model_dump(by_alias=True, exclude_none=True) for c in conditions]
