@@ -102,8 +102,9 @@ class SyncSubscriptionSpec(ApiModel):
     retry: RetryPolicy = Field(
         default_factory=RetryPolicy,
         description="Retry policy for deliveries the handler fails.",
-        # An empty default lets the API server fill in the nested defaults, so they show in the object.
-        json_schema_extra={"default": {}},
+        # The whole default object, not {}: the API server checks defaults against the CEL rule before
+        # applying nested defaults, and {} has no keys for it to compare.
+        json_schema_extra={"default": {"maxAttempts": 5, "initialBackoffMs": 1_000, "maxBackoffMs": 60_000}},
     )
     dead_letter: bool = Field(
         default=True,

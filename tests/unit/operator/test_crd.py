@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from rabbitsync.api import crd
+from rabbitsync.api import RetryPolicy, crd
 
 pytestmark = pytest.mark.unit
 
@@ -80,7 +80,7 @@ def test_subscription_validation_rules() -> None:
     assert props["queueType"]["enum"] == ["quorum", "classic"] and props["queueType"]["default"] == "quorum"
     assert props["deletionPolicy"]["enum"] == ["delete", "retain"]
     retry = props["retry"]
-    assert retry["default"] == {}
+    assert retry["default"] == RetryPolicy().model_dump(by_alias=True)
     rules = [r["rule"] for r in retry["x-kubernetes-validations"]]
     assert "self.initialBackoffMs <= self.maxBackoffMs" in rules
     assert retry["properties"]["maxAttempts"]["minimum"] == 1
