@@ -15,9 +15,10 @@ if TYPE_CHECKING:
     from rabbitsync.django.database import database_config
     from rabbitsync.django.handlers import handler, registry
     from rabbitsync.django.inbox import NoHandler, Outcome, apply
-    from rabbitsync.django.lww import lww_upsert, next_version, wins
+    from rabbitsync.django.lww import lww_upsert, next_version
     from rabbitsync.django.models import VersionedModel
     from rabbitsync.django.outbox import publish
+    from rabbitsync.events.ordering import wins
 
 _EXPORTS = {
     "ImproperlyConfigured": "conf",
@@ -33,7 +34,7 @@ _EXPORTS = {
     "next_version": "lww",
     "publish": "outbox",
     "registry": "handlers",
-    "wins": "lww",
+    "wins": "rabbitsync.events.ordering",
 }
 
 __all__ = [
@@ -58,4 +59,4 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return getattr(importlib.import_module(module if "." in module else f"{__name__}.{module}"), name)

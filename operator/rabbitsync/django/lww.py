@@ -1,8 +1,7 @@
 """Last-writer-wins upserts: every cluster applies the same writes and keeps the same winner.
 
-The order is ``(version, source)``: the higher version wins, and on a tie the lexically greater
-source does. Both replicas see the same pair for every write, so whatever order events arrive in,
-the row ends with the same winner. A write that loses is ignored entirely (no partial merge).
+The order is :func:`rabbitsync.events.ordering.wins`; a write that loses is ignored entirely
+(no partial merge of fields).
 
 Deletions are writes too: replicate them as a tombstone field (e.g. ``deleted=True``) through this
 helper, or a late update would resurrect the row.
@@ -17,11 +16,7 @@ from django.db import IntegrityError, router, transaction
 
 from rabbitsync.django.models import VersionedModel
 from rabbitsync.events import default_clock
-
-
-def wins(version: int, source: str, current_version: int, current_source: str) -> bool:
-    """Does the write ``(version, source)`` replace the current one?"""
-    return (version, source) > (current_version, current_source)
+from rabbitsync.events.ordering import wins
 
 
 def next_version(current: int | None = None) -> int:

@@ -81,20 +81,23 @@ class OutboxRelay:
         """Send claimable rows (all, or only ``ids``) until none is left; the number sent."""
         sent = 0
         while True:
-            rows = self._claim(ids)
+            rows = self.claim(ids)
             if not rows:
                 return sent
-            messages = [self._message(row) for row in rows]
-            try:
-                self._publisher.publish(messages, timeout=self._settings.confirm_timeout)
-            except BrokerError:
-                self._release(rows)
-                raise
-            self._mark_sent(rows)
+            self.send(rows)
+            self.mark_sent(rows)
             sent += len(rows)
-            self.sent_total += len(rows)
             if ids is not None:
                 ids = ids - {row.pk for row in rows}
+
+    def send(self, rows: list[OutboxMessage]) -> None:
+        """Publish claimed rows, pipelined, and wait for every confirm; releases the lease on failure."""
+        try:
+            self._publisher.publish([self._message(row) for row in rows], timeout=self._settings.confirm_timeout)
+        except BrokerError:
+            self._release(rows)
+            raise
+        self.sent_total += len(rows)
 
     def _run(self) -> None:
         backoff = Backoff(initial=0.2, cap=self._settings.reconnect_max_delay)
@@ -125,7 +128,8 @@ class OutboxRelay:
             finally:
                 close_old_connections()
 
-    def _claim(self, ids: set[int] | None) -> list[OutboxMessage]:
+    def claim(self, ids: set[int] | None = None) -> list[OutboxMessage]:
+        """Lease up to a batch of unsent rows (all, or among ``ids``) to this relay, oldest first."""
         if ids is not None and not ids:
             return []
         now = timezone.now()
@@ -155,7 +159,8 @@ class OutboxRelay:
         except DatabaseError:  # the lease will expire on its own
             log.warning("could not release outbox lease", exc_info=True)
 
-    def _mark_sent(self, rows: list[OutboxMessage]) -> None:
+    def mark_sent(self, rows: list[OutboxMessage]) -> None:
+        """Only after the confirms: a crash before this line means a resend, never a loss."""
         OutboxMessage.objects.filter(pk__in=[r.pk for r in rows], lease_owner=rows[0].lease_owner).update(
             sent_at=timezone.now(), lease_owner="", lease_until=None
         )

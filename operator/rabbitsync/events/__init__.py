@@ -8,6 +8,7 @@ from rabbitsync.events.clock import VersionClock, default_clock
 from rabbitsync.events.codec import CONTENT_TYPE, MessageProperties, decode, encode, message_properties
 from rabbitsync.events.envelope import CloudEvent, Origin, new_event
 from rabbitsync.events.errors import EventError, InvalidEvent
+from rabbitsync.events.ordering import wins
 
 __all__ = [
     "CONTENT_TYPE",
@@ -22,4 +23,5 @@ __all__ = [
     "encode",
     "message_properties",
     "new_event",
+    "wins",
 ]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from rabbitsync.django import handler, lww_upsert
+
 from svcapp.models import Effect, Entity
 
 

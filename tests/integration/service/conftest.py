@@ -1,0 +1,290 @@
+"""Fixtures of the service-side integration tests: real Django on a real SQLite file, real broker.
+
+The pytest process is the *publishing* service (``publisher`` in cluster ``c1``): it calls
+``publish()`` and its in-process relay sends. Sidecars run as subprocesses
+(``python -m django rabbitsync_sidecar``) as the *consuming* service (``consumer`` in ``c1``),
+sharing the database file, so killing one is a real SIGKILL. Each test gets its own exchange and
+queues (named from ``uid``), declared here the way the operator will declare them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pika
+import pytest
+from rabbitsync.events import CONTENT_TYPE, CloudEvent, encode
+from rabbitsync.topology import consumer as contract
+
+HERE = Path(__file__).parent
+CLUSTER, NAMESPACE = "c1", "ns"
+PUBLISHER, CONSUMER = "publisher", "consumer"
+
+if str(HERE) not in sys.path:  # the test project's packages (svcproject, svcapp)
+    sys.path.insert(0, str(HERE))
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# -- Django -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Django set up in this process on a fresh SQLite file; the env sidecars need to share it."""
+    base = tmp_path_factory.mktemp("service")
+    env = {
+        "SVC_DB_PATH": str(base / "svc.sqlite3"),
+        "SVC_ATTEMPTS_DIR": str(base / "attempts"),
+        "DJANGO_SETTINGS_MODULE": "svcproject.settings",
+    }
+    Path(env["SVC_ATTEMPTS_DIR"]).mkdir()
+    os.environ.update(env)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return env
+
+
+# -- broker topology --------------------------------------------------------------------------------
+
+
+@dataclass
+class Topology:
+    amqp_url: str
+    exchange: str
+    specs: list[contract.ConsumerSpec] = field(default_factory=list)
+
+    def queues(self) -> list[str]:
+        names: list[str] = []
+        for spec in self.specs:
+            names += [spec.queue, spec.dead_letter_queue]
+            names += sorted({spec.retry_queue(a) for a in range(1, spec.max_attempts)})
+        return names
+
+    def declare(self, spec: contract.ConsumerSpec) -> contract.ConsumerSpec:
+        """What the operator does for a SyncSubscription, reduced to one ConsumerSpec."""
+        with channel(self.amqp_url) as ch:
+            ch.exchange_declare(self.exchange, "topic", durable=True)
+            ch.queue_declare(spec.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
+            ch.queue_declare(
+                spec.queue,
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": spec.dead_letter_queue,
+                },
+            )
+            for delay in sorted(set(spec.retry_delays_ms)):
+                ch.queue_declare(
+                    f"{spec.queue}.retry.{delay}ms",
+                    durable=True,
+                    arguments={
+                        "x-message-ttl": delay,
+                        "x-dead-letter-exchange": "",
+                        "x-dead-letter-routing-key": spec.queue,
+                    },
+                )
+            for event_type in spec.events:
+                ch.queue_bind(spec.queue, self.exchange, routing_key=event_type)
+        self.specs.append(spec)
+        return spec
+
+    def delete(self) -> None:
+        with channel(self.amqp_url) as ch:
+            for queue in self.queues():
+                ch.queue_delete(queue)
+            ch.exchange_delete(self.exchange)
+
+    def depth(self, queue: str) -> int:
+        with channel(self.amqp_url) as ch:
+            return ch.queue_declare(queue, passive=True).method.message_count
+
+    def take(self, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+        """Remove and return every message waiting in ``queue``."""
+        got = []
+        with channel(self.amqp_url) as ch:
+            while True:
+                method, props, body = ch.basic_get(queue, auto_ack=True)
+                if method is None:
+                    return got
+                got.append((props, body))
+
+    def send_raw(self, routing_key: str, body: bytes, message_id: str | None = None) -> None:
+        """Publish bytes as another service would (or a broken one), confirmed."""
+        with channel(self.amqp_url) as ch:
+            ch.confirm_delivery()
+            ch.basic_publish(
+                self.exchange,
+                routing_key,
+                body,
+                pika.BasicProperties(content_type=CONTENT_TYPE, delivery_mode=2, message_id=message_id),
+            )
+
+    def send_event(self, event: CloudEvent) -> None:
+        self.send_raw(event.type, encode(event), event.id)
+
+
+@contextlib.contextmanager
+def channel(amqp_url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        yield connection.channel()
+    finally:
+        connection.close()
+
+
+def make_spec(uid: str, events: list[str], *, max_attempts: int = 3, initial_backoff_ms: int = 400,
+              max_backoff_ms: int = 800, prefetch: int = 20, name: str = "sub") -> contract.ConsumerSpec:
+    return contract.build(
+        cluster=CLUSTER, namespace=NAMESPACE, subscription=f"{name}-{uid}", events=events,
+        max_attempts=max_attempts, initial_backoff_ms=initial_backoff_ms, max_backoff_ms=max_backoff_ms,
+        dead_letter=True, prefetch=prefetch,
+    )
+
+
+# -- the per-test service ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def service(broker, uid: str, django_project: dict[str, str]) -> Iterator[Topology]:
+    """Clean tables, this test's exchange, and the publishing identity for this process."""
+    from django.test import override_settings
+    from rabbitsync.django import relay
+    from rabbitsync.django.models import InboxMessage, OutboxMessage
+    from svcapp.models import Effect, Entity
+
+    for model in (OutboxMessage, InboxMessage, Effect, Entity):
+        model.objects.all().delete()
+    topology = Topology(broker.amqp_url, f"rabbitsync.test.{uid}")
+    with channel(broker.amqp_url) as ch:
+        ch.exchange_declare(topology.exchange, "topic", durable=True)
+    overrides = {
+        "AMQP_URL": broker.amqp_url, "CLUSTER": CLUSTER, "NAMESPACE": NAMESPACE, "SERVICE": PUBLISHER,
+        "EXCHANGE": topology.exchange, "HEARTBEAT": 10, "RECONNECT_MAX_DELAY": 2.0,
+    }
+    with override_settings(RABBITSYNC=overrides):
+        yield topology
+        relay.stop_local_relay()
+    with contextlib.suppress(Exception):  # a failed fault test may leave the broker half-there
+        topology.delete()
+
+
+# -- sidecar subprocesses ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sidecar:
+    """``manage.py rabbitsync_sidecar`` as a real process, with its probes and metrics."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.port = int(env["RABBITSYNC_HTTP_PORT"])
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Sidecar:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "django", "rabbitsync_sidecar"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE,
+            )
+        return self
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return 0, ""
+
+    def ready(self) -> bool:
+        return self.get("/readyz")[0] == 200
+
+    def wait_ready(self, timeout: float = 30) -> Sidecar:
+        def check() -> bool:
+            assert self.process is not None and self.process.poll() is None, self.logs()
+            return self.ready()
+
+        wait_until(check, timeout, "sidecar /readyz")
+        return self
+
+    def metric(self, name: str) -> float:
+        """Sum of a metric over all its label sets (0 when absent)."""
+        status, text = self.get("/metrics")
+        assert status == 200, "metrics endpoint down"
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and (line[len(name)] in " {"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+@pytest.fixture
+def sidecars(service: Topology, django_project: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Sidecar]]:
+    """Factory: ``sidecars(*specs, **env)`` starts a consuming sidecar; all are killed afterwards."""
+    started: list[Sidecar] = []
+
+    def start(*specs: contract.ConsumerSpec, **extra_env: str) -> Sidecar:
+        env = {
+            **os.environ,
+            **django_project,
+            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+            "RABBITSYNC_AMQP_URL": service.amqp_url,
+            "RABBITSYNC_CLUSTER": CLUSTER,
+            "RABBITSYNC_NAMESPACE": NAMESPACE,
+            "RABBITSYNC_SERVICE": CONSUMER,
+            "RABBITSYNC_EXCHANGE": service.exchange,
+            "RABBITSYNC_SUBSCRIPTIONS": contract.dumps(list(specs)),
+            "RABBITSYNC_HTTP_PORT": str(free_port()),
+            "RABBITSYNC_RECONNECT_MAX_DELAY": "2",
+            **extra_env,
+        }
+        sidecar = Sidecar(env, tmp_path / f"sidecar-{len(started)}.log").start()
+        started.append(sidecar)
+        return sidecar
+
+    yield start
+    for sidecar in started:
+        sidecar.kill()

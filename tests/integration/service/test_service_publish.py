@@ -1,0 +1,105 @@
+"""The transactional publish and the outbox relay, against a real broker and a real database."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import make_spec, wait_until
+from django.db import transaction
+
+pytestmark = pytest.mark.integration
+
+
+def _queue_for(service, uid):
+    """A plain observation queue bound to the test's exchange: what reached the broker."""
+    spec = make_spec(uid, ["svc.effect"], name="observe")
+    service.declare(spec)
+    return spec.queue
+
+
+def test_rolled_back_publish_sends_nothing_committed_sends_exactly_one(service, uid):
+    from rabbitsync.django import publish
+    from rabbitsync.django.models import OutboxMessage
+
+    queue = _queue_for(service, uid)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish("svc.effect", {"n": 1}, subject="rolled-back")
+        raise RuntimeError("business logic failed")
+    assert OutboxMessage.objects.count() == 0
+
+    with transaction.atomic():
+        committed = publish("svc.effect", {"n": 2}, subject="committed")
+    started = time.monotonic()
+    wait_until(lambda: service.depth(queue) >= 1, 5, "the committed event on the broker", interval=0.005)
+    latency = time.monotonic() - started
+    time.sleep(1.5)  # long enough for a sweep or a stray retry to add a copy, if there were one
+
+    messages = service.take(queue)
+    assert [props.message_id for props, _ in messages] == [committed.id]
+    props, body = messages[0]
+    assert props.content_type == "application/cloudevents+json"
+    assert props.delivery_mode == 2
+    assert props.type == "svc.effect"
+    assert props.timestamp == int(committed.time.timestamp())
+    assert b'"subject":"committed"' in body
+    assert OutboxMessage.objects.get().sent_at is not None
+    # Woken by on_commit, not found by a polling loop: well under the 1 s sweep interval.
+    assert latency < 0.5, f"event took {latency:.3f}s to reach the broker"
+
+
+def test_row_committed_late_with_a_smaller_id_is_still_sent(service, uid, sidecars):
+    """No "id > last sent" watermark: a row with a smaller id that appears later is swept too."""
+    from rabbitsync.django.models import OutboxMessage
+    from rabbitsync.events import Origin, encode, new_event
+
+    queue = _queue_for(service, uid)
+    consumer = make_spec(uid, ["svc.nothing"], name="idle")
+    service.declare(consumer)
+
+    def row(pk):
+        event = new_event(type="svc.effect", origin=Origin("c1", "ns", "publisher"), data={}, subject=str(pk))
+        return OutboxMessage(pk=pk, event_id=event.id, type=event.type, body=encode(event))
+
+    # Written without publish(), so no process is woken: only the sidecar's sweep can send them.
+    late = row(1000)
+    late.save()
+    sidecar = sidecars(consumer).wait_ready()
+    wait_until(lambda: service.depth(queue) == 1, 10, "the first row to be swept")
+    row(5).save()  # committed after a higher id was already sent
+    wait_until(lambda: service.depth(queue) == 2, 10, "the late row with the smaller id to be swept")
+    assert sorted(OutboxMessage.objects.values_list("pk", flat=True).filter(sent_at__isnull=False)) == [5, 1000]
+    assert sidecar.metric("rabbitsync_outbox_backlog") == 0
+
+
+def test_relay_dying_between_confirm_and_mark_resends_and_the_inbox_absorbs_it(service, uid, sidecars):
+    """A relay that published but never marked the row leaves a lease; when it expires another
+    relay (the sidecar's sweep) sends the row again. Two copies on the wire, one effect."""
+    from django.test import override_settings
+
+    from rabbitsync.django import publish, relay
+    from rabbitsync.django.conf import get_settings
+    from rabbitsync.django.models import OutboxMessage
+    from svcapp.models import Effect
+
+    spec = service.declare(make_spec(uid, ["svc.effect"]))
+    sidecar = sidecars(spec).wait_ready()
+
+    settings = {**get_settings().__dict__}
+    overrides = {k.upper(): v for k, v in settings.items()} | {"RELAY_IN_PROCESS": False, "RELAY_LEASE": 2}
+    with override_settings(RABBITSYNC=overrides):
+        event = publish("svc.effect", {}, subject="dies-before-mark")
+        dying = relay.OutboxRelay(get_settings(), sweep=False).start()
+        try:
+            rows = dying.claim()
+            assert [r.event_id for r in rows] == [event.id]
+            dying.send(rows)  # confirmed by the broker ... and then the process "dies": no mark_sent
+        finally:
+            dying.stop()
+
+    wait_until(lambda: Effect.objects.filter(event_id=event.id).exists(), 10, "the first copy applied")
+    wait_until(lambda: sidecar.metric("rabbitsync_duplicates_skipped_total") == 1, 15, "the resent copy skipped")
+    assert Effect.objects.filter(event_id=event.id).count() == 1
+    assert sidecar.metric("rabbitsync_consumed_total") == 2
+    assert OutboxMessage.objects.get(event_id=event.id).sent_at is not None
