@@ -73,6 +73,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         id="resync",
     )(resync_subscription)
     kopf.on.delete(*resource, registry=registry, id="cleanup")(delete_subscription)
+    # An explicit registry gets none of kopf's default login handlers: the same KUBECONFIG/in-cluster
+    # credentials as the kubernetes client.
+    kopf.on.login(registry=registry, id="login")(kopf.login_via_client)
 
 
 def configure(kopf_settings: kopf.OperatorSettings) -> None:
