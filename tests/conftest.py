@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import binaries, controlplane, environment, rabbitmq
 from kubernetes import client, config
+
+from harness import binaries, controlplane, environment, rabbitmq
 
 LAYERS = ("unit", "integration", "e2e")
 

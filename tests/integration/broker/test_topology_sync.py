@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pika
 import pytest
+
 from rabbitsync.amqp import (
     AccessRefused,
     BrokerEndpoint,

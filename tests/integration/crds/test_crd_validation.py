@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
 from rabbitsync.api import GROUP, VERSION, crd
 
 pytestmark = pytest.mark.integration

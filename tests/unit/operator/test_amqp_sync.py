@@ -6,6 +6,7 @@ import base64
 
 import pika.exceptions
 import pytest
+
 import rabbitsync.amqp as amqp
 from rabbitsync.amqp import (
     AccessRefused,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import rabbitsync.api as api
 from pydantic import ValidationError
+
+import rabbitsync.api as api
 from rabbitsync.api import Condition, SyncBrokerSpec, SyncSubscription, SyncSubscriptionSpec, set_condition
 
 pytestmark = pytest.mark.unit

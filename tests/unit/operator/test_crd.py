@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from rabbitsync.api import RetryPolicy, crd
 
 pytestmark = pytest.mark.unit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from rabbitsync.api import SyncSubscriptionSpec
 from rabbitsync.api.syncbroker import DEFAULT_EXCHANGE as API_DEFAULT_EXCHANGE
 from rabbitsync.topology import consumer, naming
