@@ -36,6 +36,14 @@ dev-up: venv ## Start clusters east and west and the broker; state files in $(ST
 dev-down: venv ## Stop everything dev-up (and operators-up) started
 	$(HARNESS) down
 
+.PHONY: operators-up
+operators-up: venv ## Start one operator per cluster (ServiceAccount token, CRDs applied); logs $(STATE_DIR)/operator-*.log
+	$(HARNESS) operators-up
+
+.PHONY: operators-down
+operators-down: venv ## Stop the operators operators-up started
+	$(HARNESS) operators-down
+
 .PHONY: dev-status
 dev-status: venv ## Exit 0 when the dev environment is up and healthy
 	$(HARNESS) status

@@ -1,4 +1,4 @@
-"""``python -m harness up|down|status|build``: the dev environment from the command line (used by make)."""
+"""``python -m harness up|down|status|build|operators-up|operators-down``: the dev environment, for make."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import logging
 import sys
 
-from harness import binaries, environment
+from harness import binaries, environment, operators
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status", "build"))
+    parser.add_argument("command", choices=("up", "down", "status", "build", "operators-up", "operators-down"))
     parser.add_argument("--clusters", default=",".join(environment.DEFAULT_CLUSTERS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"state: {env.directory}")
     elif args.command == "down":
         environment.down()
+    elif args.command == "operators-up":
+        for op in operators.up(environment.state_dir(), tuple(args.clusters.split(","))):
+            print(f"operator {op.cluster}: pid {op.record.pid}, log {op.log}, {op.healthz}")
+    elif args.command == "operators-down":
+        operators.down(environment.state_dir())
     else:
         env = environment.load()
         if env is None:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import binaries, controlplane, rabbitmq
+from harness import binaries, controlplane, operators, rabbitmq
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def up(directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS)
 def down(directory: Path | None = None) -> None:
     """Stop everything recorded in ``directory`` and remove its data; a no-op when nothing is up."""
     directory = directory or state_dir()
+    operators.down(directory)
     env = load(directory)
     if env is None:
         return
