@@ -20,6 +20,7 @@ from rabbitsync.amqp.port import Broker
 from rabbitsync.amqp.sync import delete_topology, observe_and_sync
 from rabbitsync.api.conditions import BROKER_REACHABLE, READY, TOPOLOGY_SYNCED, Condition, get_condition
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
+from rabbitsync.operator import injection
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import MissingReference, ResolvedBroker, resolve_broker
 from rabbitsync.operator.settings import OperatorSettings
@@ -158,6 +159,8 @@ def reconcile(
                     ),
                     st.Observation(READY, "True", "TopologyVerified", f"queue {topology.main_queue.name}"),
                 ]
+        # The sidecar depends on the Deployment and the Secret's name, not on the broker being up.
+        observations.append(injection.sync_service(api, settings, sub.namespace, sub.spec.service, broker))
     conditions, transition_notes = st.apply(sub.conditions, observations, generation=sub.generation, now=now)
     status = {**extra, "observedGeneration": sub.generation, "conditions": st.dump(conditions)}
     return Outcome(status=status, notes=[*transition_notes, *notes], temporary_failure=temporary)
@@ -182,32 +185,37 @@ def cleanup(
     ``settings.delete_give_up_attempts`` failed attempts the finalizer is released with a Warning Event
     naming what was left behind on the broker.
     """
-    if sub.spec.deletion_policy == "retain":
-        queue = sub.status.get("queue") or "(never created)"
-        return Cleanup(True, [st.Note("Normal", "TopologyRetained", f"deletionPolicy=retain: queue {queue} kept")])
     try:
-        broker = resolve_broker(api, sub.namespace, sub.spec.broker)
-    except MissingReference as e:
-        left = sub.status.get("queue") or "(never created)"
-        return Cleanup(True, [st.Note("Warning", "TopologyLeftBehind", f"{e}; queues of {left} left on the broker")])
-    topology = topology_for(settings, sub, broker.exchange)
-    try:
-        deleted = delete_topology(broker_factory(broker), topology)
-    except BrokerError as e:
-        names = ", ".join(q.name for q in topology.queues)
-        if attempt + 1 >= settings.delete_give_up_attempts:
-            return Cleanup(
-                True,
-                [
-                    st.Note(
-                        "Warning",
-                        "TopologyLeftBehind",
-                        f"gave up after {attempt + 1} attempts ({e}); left on the broker: {names}",
-                    )
-                ],
+        broker: ResolvedBroker | None = resolve_broker(api, sub.namespace, sub.spec.broker)
+    except (MissingReference, BrokerError) as e:
+        broker, missing = None, e
+    if broker is not None and sub.spec.deletion_policy == "delete":
+        topology = topology_for(settings, sub, broker.exchange)
+        try:
+            deleted = delete_topology(broker_factory(broker), topology)
+        except BrokerError as e:
+            names = ", ".join(q.name for q in topology.queues)
+            if attempt + 1 < settings.delete_give_up_attempts:
+                return Cleanup(False, [st.Note("Warning", e.reason, f"cleanup attempt {attempt + 1} failed: {e}")])
+            note = st.Note(
+                "Warning",
+                "TopologyLeftBehind",
+                f"gave up after {attempt + 1} attempts ({e}); left on the broker: {names}",
             )
-        return Cleanup(False, [st.Note("Warning", e.reason, f"cleanup attempt {attempt + 1} failed: {e}")])
-    return Cleanup(True, [st.Note("Normal", "TopologyDeleted", "; ".join(deleted) or "nothing to delete")])
+        else:
+            note = st.Note("Normal", "TopologyDeleted", "; ".join(deleted) or "nothing to delete")
+    elif sub.spec.deletion_policy == "retain":
+        queue = sub.status.get("queue") or "(never created)"
+        note = st.Note("Normal", "TopologyRetained", f"deletionPolicy=retain: queue {queue} kept")
+    else:
+        left = sub.status.get("queue") or "(never created)"
+        note = st.Note("Warning", "TopologyLeftBehind", f"{missing}; queues of {left} left on the broker")
+    # This subscription no longer counts (it has a deletionTimestamp): shrink or remove the sidecar.
+    sidecar = injection.sync_service(api, settings, sub.namespace, sub.spec.service, broker)
+    notes = [note]
+    if sidecar.status == "False" and sidecar.reason != "DeploymentNotFound":
+        notes.append(st.Note("Warning", sidecar.reason, sidecar.message))
+    return Cleanup(True, notes)
 
 
 def backoff_seconds(retry: int, settings: OperatorSettings, base: float = 2.0) -> float:
