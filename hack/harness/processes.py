@@ -1,7 +1,7 @@
 """Start, track and stop the local server processes the harness owns.
 
 Processes run in their own session so they outlive ``make dev-up``; their pids are recorded with
-the executable path so ``make dev-down`` never kills an unrelated process that reused a pid.
+the process start time so ``make dev-down`` never kills an unrelated process that reused a pid.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 class ProcessRecord:
     name: str
     pid: int
-    executable: str
+    start_ticks: int
+    """Start time in clock ticks since boot (/proc/PID/stat field 22): a pid plus this is unique."""
     log: str
 
 
@@ -38,8 +39,14 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def spawn(
-    name: str, argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    name: str,
+    argv: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    clean_env: bool = False,
 ) -> ProcessRecord:
+    """Start ``argv`` in its own session; ``clean_env`` gives it only ``env`` (a container's view)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -47,20 +54,30 @@ def spawn(
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env=dict(env or {}) if clean_env else {**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
         )
-    return ProcessRecord(name=name, pid=proc.pid, executable=argv[0], log=str(log))
+    return ProcessRecord(name=name, pid=proc.pid, start_ticks=_start_ticks(proc.pid) or 0, log=str(log))
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may contain spaces; everything after its closing parenthesis is fixed.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _start_ticks(pid: int) -> int | None:
+    stat = _stat(pid)
+    return int(stat[19]) if stat else None
 
 
 def alive(record: ProcessRecord) -> bool:
-    try:
-        cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-        stat = Path(f"/proc/{record.pid}/stat").read_text().split()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat[2] != "Z" and Path(cmdline).name == Path(record.executable).name
+    stat = _stat(record.pid)
+    return stat is not None and stat[0] != "Z" and int(stat[19]) == record.start_ticks
 
 
 def stop(record: ProcessRecord, timeout: float = 15.0) -> None:

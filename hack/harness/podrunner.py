@@ -1,0 +1,295 @@
+"""A stand-in for the kubelet: run the containers of Deployments' pod templates as local processes.
+
+There is no container runtime on our machines, so the harness plays the kubelet's part for the demo
+and the e2e tests: it watches the Deployments of a namespace and, for each, runs every container of
+the pod template *as written* (command, args, env with ``valueFrom`` and ``$(VAR)`` expansion,
+workingDir, volume mounts), so the sidecar spec the operator injected is exactly what runs.
+
+What stands in for what:
+- the image's filesystem: ``/app`` in a private mount namespace is the repository (the Dockerfile
+  copies the repository to ``/app``), and ``python`` is the project's virtualenv;
+- ``emptyDir`` volumes: a directory per pod under the state directory, bind-mounted at mountPath;
+- the pod network: each pod gets its own loopback address (``status.podIP``), so the containers of
+  different pods can listen on the same port, as they would in a cluster.
+A changed pod template replaces the pod (one rollout); a container that exits is restarted with
+capped backoff (restartPolicy Always); a deleted Deployment's pod is stopped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+import shlex
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from harness import processes
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+IMAGE_ROOT = "/app"
+_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+@dataclass
+class Container:
+    name: str
+    command: list[str]
+    """The command as the pod template declares it (after ``$(VAR)`` expansion)."""
+    argv: list[str]
+    """``command`` wrapped in its mount namespace."""
+    env: dict[str, str]
+    record: processes.ProcessRecord | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+
+@dataclass
+class Pod:
+    deployment: str
+    name: str
+    ip: str
+    template_hash: str
+    directory: Path
+    containers: list[Container] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def expand(value: str, env: dict[str, str]) -> str:
+    """Kubernetes ``$(VAR)`` expansion: known variables are replaced, unknown ones stay as written."""
+    return _VAR_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+
+
+class PodRunner:
+    def __init__(self, cluster: str, kubeconfig: Path, namespace: str, state: Path, ip_prefix: str) -> None:
+        self.cluster, self.namespace, self.ip_prefix = cluster, namespace, ip_prefix
+        self.state = state / "pods" / cluster / namespace
+        self.api = config.new_client_from_config(config_file=str(kubeconfig))
+        self.pods: dict[str, Pod] = {}
+        self._next_ip = 10
+
+    # -- resolving a container's environment, as the kubelet does --------------------------------
+
+    def _secret_key(self, name: str, key: str) -> str:
+        secret = client.CoreV1Api(self.api).read_namespaced_secret(name, self.namespace)
+        return base64.b64decode((secret.data or {})[key]).decode()
+
+    def _config_map_key(self, name: str, key: str) -> str:
+        return (client.CoreV1Api(self.api).read_namespaced_config_map(name, self.namespace).data or {})[key]
+
+    def _field(self, path: str, pod: Pod) -> str:
+        fields = {
+            "metadata.name": pod.name,
+            "metadata.namespace": self.namespace,
+            "status.podIP": pod.ip,
+            "status.hostIP": "127.0.0.1",
+            "spec.nodeName": "local",
+        }
+        return fields[path]
+
+    def _env(self, spec: dict[str, Any], pod: Pod) -> dict[str, str]:
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(pod.directory),
+            "PYTHONUNBUFFERED": "1",
+            "HOSTNAME": pod.name,
+        }
+        for source in spec.get("envFrom", []):
+            if "secretRef" in source:
+                data = (
+                    client.CoreV1Api(self.api).read_namespaced_secret(source["secretRef"]["name"], self.namespace).data
+                )
+                env.update({k: base64.b64decode(v).decode() for k, v in (data or {}).items()})
+            elif "configMapRef" in source:
+                cm = client.CoreV1Api(self.api).read_namespaced_config_map(
+                    source["configMapRef"]["name"], self.namespace
+                )
+                env.update(cm.data or {})
+        for var in spec.get("env", []):
+            if "value" in var:
+                env[var["name"]] = expand(var["value"], env)
+            elif "valueFrom" in var:
+                ref = var["valueFrom"]
+                if "secretKeyRef" in ref:
+                    env[var["name"]] = self._secret_key(ref["secretKeyRef"]["name"], ref["secretKeyRef"]["key"])
+                elif "configMapKeyRef" in ref:
+                    env[var["name"]] = self._config_map_key(
+                        ref["configMapKeyRef"]["name"], ref["configMapKeyRef"]["key"]
+                    )
+                elif "fieldRef" in ref:
+                    env[var["name"]] = self._field(ref["fieldRef"]["fieldPath"], pod)
+            else:
+                env[var["name"]] = ""
+        return env
+
+    def _argv(self, spec: dict[str, Any], command: list[str], volumes: dict[str, Path]) -> list[str]:
+        mounts = [(str(REPO_ROOT), IMAGE_ROOT)]
+        mounts += [(str(volumes[m["name"]]), m["mountPath"]) for m in spec.get("volumeMounts", [])]
+        steps = [
+            f"mkdir -p {shlex.quote(dst)} && mount --bind {shlex.quote(src)} {shlex.quote(dst)}" for src, dst in mounts
+        ]
+        steps.append(f"cd {shlex.quote(spec.get('workingDir') or '/')}")
+        steps.append('exec "$@"')
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            " && ".join(steps),
+            "sh",
+            *command,
+        ]
+
+    # -- pod lifecycle -----------------------------------------------------------------------------
+
+    def _start_pod(self, deployment: dict[str, Any]) -> Pod:
+        template = deployment["spec"]["template"]
+        name = deployment["metadata"]["name"]
+        digest = template_hash(template)
+        self._next_ip += 1
+        pod = Pod(
+            deployment=name,
+            name=f"{name}-{digest[:8]}-local",
+            ip=f"{self.ip_prefix}.{self._next_ip}",
+            template_hash=digest,
+            directory=self.state / f"{name}-{digest}",
+        )
+        volumes: dict[str, Path] = {}
+        for volume in template["spec"].get("volumes", []):
+            path = pod.directory / "volumes" / volume["name"]
+            path.mkdir(parents=True, exist_ok=True)
+            volumes[volume["name"]] = path
+        for spec in template["spec"]["containers"]:
+            env = self._env(spec, pod)
+            command = [expand(a, env) for a in (spec.get("command") or []) + (spec.get("args") or [])]
+            if not command:
+                raise ValueError(f"container {spec['name']}: no command (the image's entrypoint is not modelled)")
+            pod.containers.append(Container(spec["name"], command, self._argv(spec, command, volumes), env))
+            for port in spec.get("ports", []):
+                pod.ports[f"{spec['name']}/{port.get('name', port['containerPort'])}"] = port["containerPort"]
+        for container in pod.containers:
+            self._launch(pod, container)
+        log.info(
+            "%s/%s: started pod %s at %s (%s)",
+            self.cluster,
+            self.namespace,
+            pod.name,
+            pod.ip,
+            ", ".join(c.name for c in pod.containers),
+        )
+        return pod
+
+    def _launch(self, pod: Pod, container: Container) -> None:
+        logfile = pod.directory / f"{container.name}.log"
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        with logfile.open("a") as out:
+            out.write(
+                f"--- start #{container.restarts} at {time.strftime('%H:%M:%S')}: {shlex.join(container.command)}\n"
+            )
+        container.record = processes.spawn(container.name, container.argv, logfile, env=container.env, clean_env=True)
+
+    def _stop_pod(self, pod: Pod) -> None:
+        for container in pod.containers:
+            if container.record is not None:
+                processes.stop(container.record, timeout=15)
+        log.info("%s/%s: stopped pod %s", self.cluster, self.namespace, pod.name)
+
+    def sync_once(self) -> None:
+        try:
+            items = client.AppsV1Api(self.api).list_namespaced_deployment(self.namespace).items
+        except ApiException as e:
+            log.warning("listing deployments failed: %s", e.reason)
+            return
+        wanted = {}
+        for d in items:
+            raw = self.api.sanitize_for_serialization(d)
+            if (raw["spec"].get("replicas", 1) or 0) > 0 and not raw["metadata"].get("deletionTimestamp"):
+                wanted[raw["metadata"]["name"]] = raw
+        for name in list(self.pods):
+            pod = self.pods[name]
+            if name not in wanted or template_hash(wanted[name]["spec"]["template"]) != pod.template_hash:
+                self._stop_pod(pod)
+                del self.pods[name]
+        for name, deployment in wanted.items():
+            if name not in self.pods:
+                try:
+                    self.pods[name] = self._start_pod(deployment)
+                except (ApiException, KeyError, ValueError) as e:
+                    log.warning("%s/%s: cannot start pod of %s yet: %s", self.cluster, self.namespace, name, e)
+        now = time.monotonic()
+        for pod in self.pods.values():
+            for container in pod.containers:
+                if container.record is not None and not processes.alive(container.record):
+                    if container.next_start == 0.0:
+                        container.restarts += 1
+                        container.next_start = now + min(30.0, 2.0 ** min(container.restarts, 5))
+                        log.warning(
+                            "%s: container %s exited; restart #%d soon", pod.name, container.name, container.restarts
+                        )
+                    elif now >= container.next_start:
+                        container.next_start = 0.0
+                        self._launch(pod, container)
+        self._write_status()
+
+    def _write_status(self) -> None:
+        status = {
+            name: {
+                "pod": pod.name,
+                "ip": pod.ip,
+                "ports": pod.ports,
+                "containers": {
+                    c.name: {"pid": c.record.pid if c.record else None, "restarts": c.restarts, "command": c.command}
+                    for c in pod.containers
+                },
+            }
+            for name, pod in self.pods.items()
+        }
+        path = self.state / "pods.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(status, indent=2))
+        tmp.replace(path)
+
+    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
+        try:
+            while not stop.is_set():
+                self.sync_once()
+                stop.wait(interval)
+        finally:
+            for pod in self.pods.values():
+                self._stop_pod(pod)
+            self.pods.clear()
+            self._write_status()
+
+
+def run_forever(cluster: str, kubeconfig: Path, namespace: str, state: Path, ip_prefix: str) -> None:
+    """Run until SIGTERM/SIGINT, then stop every pod (``python -m harness pods``)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    PodRunner(cluster, kubeconfig, namespace, state, ip_prefix).run(stop)
+
+
+def status(state: Path, cluster: str, namespace: str) -> dict[str, Any]:
+    """What the runner of ``cluster``/``namespace`` reports: pods, their IPs, ports and containers."""
+    path = state / "pods" / cluster / namespace / "pods.json"
+    return json.loads(path.read_text()) if path.exists() else {}
