@@ -1,0 +1,51 @@
+"""Settings every example service starts from, read from the environment (12-factor).
+
+A service's ``settings.py`` does ``from common.settings import *`` and adds its app, URLs and
+database file. Environment:
+
+- ``DJANGO_SECRET_KEY``: signing key; a development default otherwise (no session or CSRF use here).
+- ``DJANGO_DEBUG``: ``true`` for tracebacks in responses; default false.
+- ``ALLOWED_HOSTS``: comma-separated; default ``*`` (the services sit behind a cluster Service).
+- ``DATABASE_URL``: e.g. ``postgres://user:pass@host/db``; else SQLite at ``SQLITE_PATH``.
+- ``RABBITSYNC_*``: the library's settings (see ``rabbitsync.django.conf``); ``RABBITSYNC_SERVICE``
+  and ``RABBITSYNC_CLUSTER`` default to the service's name and ``local`` so a bare local run works.
+- ``LOG_LEVEL``: default ``INFO``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rabbitsync.django import database_config
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-set-DJANGO_SECRET_KEY")
+DEBUG = os.environ.get("DJANGO_DEBUG", "").lower() in {"1", "true", "yes"}
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h.strip()]
+
+BASE_APPS = ["rabbitsync.django"]
+MIDDLEWARE = ["django.middleware.security.SecurityMiddleware", "django.middleware.common.CommonMiddleware"]
+# Clients POST JSON to exact paths; a redirect to add the slash would drop the body.
+APPEND_SLASH = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
+
+
+def database(default_sqlite: Path) -> dict[str, Any]:
+    """``DATABASE_URL`` if set, else SQLite at ``SQLITE_PATH`` (default ``default_sqlite``)."""
+    return database_config(os.environ.get("SQLITE_PATH") or default_sqlite)
+
+
+def rabbitsync(service: str) -> dict[str, Any]:
+    """The ``RABBITSYNC`` dict: only defaults the environment did not set (the dict wins over env)."""
+    defaults = {"SERVICE": service, "CLUSTER": "local"}
+    return {key: value for key, value in defaults.items() if f"RABBITSYNC_{key}" not in os.environ}

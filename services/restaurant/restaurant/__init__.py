@@ -1,0 +1,1 @@
+"""The restaurant service: owns restaurants, publishes RESTAURANT_*, applies the other cluster's."""
