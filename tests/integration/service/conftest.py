@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pika
 import pytest
+
 from rabbitsync.events import CONTENT_TYPE, CloudEvent, encode
 from rabbitsync.topology import consumer as contract
 
@@ -171,9 +172,10 @@ def make_spec(uid: str, events: list[str], *, max_attempts: int = 3, initial_bac
 def service(broker, uid: str, django_project: dict[str, str]) -> Iterator[Topology]:
     """Clean tables, this test's exchange, and the publishing identity for this process."""
     from django.test import override_settings
+    from svcapp.models import Effect, Entity
+
     from rabbitsync.django import relay
     from rabbitsync.django.models import InboxMessage, OutboxMessage
-    from svcapp.models import Effect, Entity
 
     for model in (OutboxMessage, InboxMessage, Effect, Entity):
         model.objects.all().delete()

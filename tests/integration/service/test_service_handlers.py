@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLUSTER, CONSUMER, NAMESPACE, make_spec, wait_until
+
 from rabbitsync.events import Origin, new_event
 
 pytestmark = pytest.mark.integration

@@ -77,10 +77,11 @@ def test_relay_dying_between_confirm_and_mark_resends_and_the_inbox_absorbs_it(s
     """A relay that published but never marked the row leaves a lease; when it expires another
     relay (the sidecar's sweep) sends the row again. Two copies on the wire, one effect."""
     from django.test import override_settings
+    from svcapp.models import Effect
+
     from rabbitsync.django import publish, relay
     from rabbitsync.django.conf import get_settings
     from rabbitsync.django.models import OutboxMessage
-    from svcapp.models import Effect
 
     spec = service.declare(make_spec(uid, ["svc.effect"]))
     sidecar = sidecars(spec).wait_ready()

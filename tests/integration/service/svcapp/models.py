@@ -1,6 +1,7 @@
 """Effects the tests count: one ``Effect`` row per handler run, one ``Entity`` per LWW key."""
 
 from django.db import models
+
 from rabbitsync.django.models import VersionedModel
 
 

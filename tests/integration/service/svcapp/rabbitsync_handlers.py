@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from rabbitsync.django import handler, lww_upsert
-
 from svcapp.models import Effect, Entity
 
 
