@@ -205,8 +205,9 @@ def free_port() -> int:
 class Sidecar:
     """``manage.py rabbitsync_sidecar`` as a real process, with its probes and metrics."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, command: list[str]) -> None:
         self.env = env
+        self.command = command
         self.port = int(env["RABBITSYNC_HTTP_PORT"])
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -214,7 +215,7 @@ class Sidecar:
     def start(self) -> Sidecar:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "django", "rabbitsync_sidecar"],
+                self.command,
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE,
             )
         return self
@@ -265,10 +266,13 @@ class Sidecar:
 
 @pytest.fixture
 def sidecars(service: Topology, django_project: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Sidecar]]:
-    """Factory: ``sidecars(*specs, **env)`` starts a consuming sidecar; all are killed afterwards."""
+    """Factory: ``sidecars(*specs, **env)`` starts a consuming sidecar; all are killed afterwards.
+
+    It runs ``python -m django rabbitsync_sidecar`` unless ``command=[...]`` says otherwise.
+    """
     started: list[Sidecar] = []
 
-    def start(*specs: contract.ConsumerSpec, **extra_env: str) -> Sidecar:
+    def start(*specs: contract.ConsumerSpec, command: list[str] | None = None, **extra_env: str) -> Sidecar:
         env = {
             **os.environ,
             **django_project,
@@ -283,7 +287,8 @@ def sidecars(service: Topology, django_project: dict[str, str], tmp_path: Path) 
             "RABBITSYNC_RECONNECT_MAX_DELAY": "2",
             **extra_env,
         }
-        sidecar = Sidecar(env, tmp_path / f"sidecar-{len(started)}.log").start()
+        command = command or [sys.executable, "-m", "django", "rabbitsync_sidecar"]
+        sidecar = Sidecar(env, tmp_path / f"sidecar-{len(started)}.log", command).start()
         started.append(sidecar)
         return sidecar
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from pathlib import Path
 
@@ -188,3 +189,13 @@ def test_missing_queue_keeps_the_sidecar_unready_until_it_exists(service, uid, s
     assert not sidecar.ready()
     service.declare(spec)
     sidecar.wait_ready(timeout=15)
+
+
+def test_console_script_runs_the_same_sidecar(service, uid, sidecars):
+    script = Path(sys.executable).with_name("rabbitsync-sidecar")
+    spec = service.declare(make_spec(uid, ["svc.effect"]))
+    sidecar = sidecars(spec, command=[str(script)]).wait_ready()
+    event = new_event(type="svc.effect", origin=OTHER, data={}, subject="via console script")
+    service.send_event(event)
+    wait_until(lambda: effects(event.id) == 1, 10, "the event")
+    assert sidecar.terminate() == 0

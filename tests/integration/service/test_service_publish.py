@@ -103,3 +103,28 @@ def test_relay_dying_between_confirm_and_mark_resends_and_the_inbox_absorbs_it(s
     assert Effect.objects.filter(event_id=event.id).count() == 1
     assert sidecar.metric("rabbitsync_consumed_total") == 2
     assert OutboxMessage.objects.get(event_id=event.id).sent_at is not None
+
+
+def test_purge_deletes_only_rows_past_their_retention(service):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rabbitsync.django import publish, retention
+    from rabbitsync.django.conf import get_settings
+    from rabbitsync.django.models import InboxMessage, OutboxMessage
+
+    with transaction.atomic():
+        old, recent, unsent = (publish("svc.nothing", {}, subject=s) for s in ("old", "recent", "unsent"))
+    long_ago = timezone.now() - timedelta(days=30)
+    OutboxMessage.objects.filter(event_id=old.id).update(sent_at=long_ago)
+    OutboxMessage.objects.filter(event_id=recent.id).update(sent_at=timezone.now())
+    OutboxMessage.objects.filter(event_id=unsent.id).update(sent_at=None, lease_owner="x",
+                                                             lease_until=timezone.now() + timedelta(days=1))
+    InboxMessage.objects.create(event_id="old", type="t", source="s")
+    InboxMessage.objects.create(event_id="new", type="t", source="s")
+    InboxMessage.objects.filter(event_id="old").update(received_at=long_ago)
+
+    assert retention.purge(get_settings()) == (1, 1)
+    assert set(OutboxMessage.objects.values_list("event_id", flat=True)) == {recent.id, unsent.id}
+    assert list(InboxMessage.objects.values_list("event_id", flat=True)) == ["new"]
