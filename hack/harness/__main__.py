@@ -1,4 +1,4 @@
-"""``python -m harness up|down|status|build|operators-up|operators-down``: the dev environment, for make."""
+"""``python -m harness up|down|status|build|operators-up|operators-down|pods``: the dev environment, for make."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import argparse
 import logging
 import sys
 
-from harness import binaries, environment, operators
+from harness import binaries, environment, operators, podrunner
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status", "build", "operators-up", "operators-down"))
+    parser.add_argument("command", choices=("up", "down", "status", "build", "operators-up", "operators-down", "pods"))
     parser.add_argument("--clusters", default=",".join(environment.DEFAULT_CLUSTERS))
+    parser.add_argument("--namespaces", default="default", help="pods: namespaces whose Deployments to run")
+    parser.add_argument("--ip-prefix", default="127.0.1", help="pods: loopback prefix of the pod IPs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "build":
@@ -28,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "operators-up":
         for op in operators.up(environment.state_dir(), tuple(args.clusters.split(","))):
             print(f"operator {op.cluster}: pid {op.record.pid}, log {op.log}, {op.healthz}")
+    elif args.command == "pods":
+        cluster = args.clusters.split(",")[0]
+        state = environment.state_dir()
+        podrunner.run_forever(
+            cluster, state / f"{cluster}.kubeconfig", args.namespaces.split(","), state, args.ip_prefix
+        )
     elif args.command == "operators-down":
         operators.down(environment.state_dir())
     else:

@@ -10,7 +10,11 @@ What stands in for what:
   copies the repository to ``/app``), and ``python`` is the project's virtualenv;
 - ``emptyDir`` volumes: a directory per pod under the state directory, bind-mounted at mountPath;
 - the pod network: each pod gets its own loopback address (``status.podIP``), so the containers of
-  different pods can listen on the same port, as they would in a cluster.
+  different pods can listen on the same port, as they would in a cluster;
+- the service-account token: as the kubelet does, a token from the TokenRequest API for the pod's
+  ServiceAccount, the cluster CA and the namespace are mounted at
+  ``/var/run/secrets/kubernetes.io/serviceaccount`` and ``KUBERNETES_SERVICE_HOST/PORT`` point at the
+  API server, so in-cluster configuration (and RBAC) works unchanged.
 A changed pod template replaces the pod (one rollout); a container that exits is restarted with
 capped backoff (restartPolicy Always); a deleted Deployment's pod is stopped.
 """
@@ -27,10 +31,12 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -40,6 +46,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_ROOT = "/app"
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -77,12 +84,17 @@ def expand(value: str, env: dict[str, str]) -> str:
 
 
 class PodRunner:
-    def __init__(self, cluster: str, kubeconfig: Path, namespace: str, state: Path, ip_prefix: str) -> None:
+    def __init__(
+        self, cluster: str, kubeconfig: Path, namespace: str, state: Path, ip_prefix: str, ip_base: int = 10
+    ) -> None:
         self.cluster, self.namespace, self.ip_prefix = cluster, namespace, ip_prefix
         self.state = state / "pods" / cluster / namespace
         self.api = config.new_client_from_config(config_file=str(kubeconfig))
+        kubecfg = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
+        self.server = urllib.parse.urlsplit(kubecfg["server"])
+        self.ca_cert = Path(kubecfg["certificate-authority"])
         self.pods: dict[str, Pod] = {}
-        self._next_ip = 10
+        self._next_ip = ip_base
 
     # -- resolving a container's environment, as the kubelet does --------------------------------
 
@@ -103,12 +115,31 @@ class PodRunner:
         }
         return fields[path]
 
+    def _service_account(self, template_spec: dict[str, Any], pod: Pod) -> Path | None:
+        """The projected token volume, or None when the pod opts out of it."""
+        if template_spec.get("automountServiceAccountToken") is False:
+            return None
+        account = template_spec.get("serviceAccountName") or "default"
+        token = client.CoreV1Api(self.api).create_namespaced_service_account_token(
+            account,
+            self.namespace,
+            client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=86400)),
+        )
+        directory = pod.directory / "serviceaccount"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "token").write_text(token.status.token)
+        (directory / "ca.crt").write_bytes(self.ca_cert.read_bytes())
+        (directory / "namespace").write_text(self.namespace)
+        return directory
+
     def _env(self, spec: dict[str, Any], pod: Pod) -> dict[str, str]:
         env = {
             "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(pod.directory),
             "PYTHONUNBUFFERED": "1",
             "HOSTNAME": pod.name,
+            "KUBERNETES_SERVICE_HOST": self.server.hostname or "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": str(self.server.port or 443),
         }
         for source in spec.get("envFrom", []):
             if "secretRef" in source:
@@ -138,9 +169,13 @@ class PodRunner:
                 env[var["name"]] = ""
         return env
 
-    def _argv(self, spec: dict[str, Any], command: list[str], volumes: dict[str, Path]) -> list[str]:
+    def _argv(
+        self, spec: dict[str, Any], command: list[str], volumes: dict[str, Path], account: Path | None
+    ) -> list[str]:
         mounts = [(str(REPO_ROOT), IMAGE_ROOT)]
         mounts += [(str(volumes[m["name"]]), m["mountPath"]) for m in spec.get("volumeMounts", [])]
+        if account is not None:
+            mounts.append((str(account), SA_MOUNT))
         steps = [
             f"mkdir -p {shlex.quote(dst)} && mount --bind {shlex.quote(src)} {shlex.quote(dst)}" for src, dst in mounts
         ]
@@ -178,12 +213,13 @@ class PodRunner:
             path = pod.directory / "volumes" / volume["name"]
             path.mkdir(parents=True, exist_ok=True)
             volumes[volume["name"]] = path
+        account = self._service_account(template["spec"], pod)
         for spec in template["spec"]["containers"]:
             env = self._env(spec, pod)
             command = [expand(a, env) for a in (spec.get("command") or []) + (spec.get("args") or [])]
             if not command:
                 raise ValueError(f"container {spec['name']}: no command (the image's entrypoint is not modelled)")
-            pod.containers.append(Container(spec["name"], command, self._argv(spec, command, volumes), env))
+            pod.containers.append(Container(spec["name"], command, self._argv(spec, command, volumes, account), env))
             for port in spec.get("ports", []):
                 pod.ports[f"{spec['name']}/{port.get('name', port['containerPort'])}"] = port["containerPort"]
         for container in pod.containers:
@@ -281,12 +317,20 @@ class PodRunner:
             self._write_status()
 
 
-def run_forever(cluster: str, kubeconfig: Path, namespace: str, state: Path, ip_prefix: str) -> None:
-    """Run until SIGTERM/SIGINT, then stop every pod (``python -m harness pods``)."""
+def run_forever(cluster: str, kubeconfig: Path, namespaces: list[str], state: Path, ip_prefix: str) -> None:
+    """Run the pods of ``namespaces`` until SIGTERM/SIGINT, then stop them all (``python -m harness pods``)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    PodRunner(cluster, kubeconfig, namespace, state, ip_prefix).run(stop)
+    # Each namespace's runner draws pod IPs from its own block of 40 addresses.
+    runners = [
+        PodRunner(cluster, kubeconfig, ns, state, ip_prefix, ip_base=10 + 40 * i) for i, ns in enumerate(namespaces)
+    ]
+    threads = [threading.Thread(target=r.run, args=(stop,), name=f"pods-{r.namespace}") for r in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def status(state: Path, cluster: str, namespace: str) -> dict[str, Any]:

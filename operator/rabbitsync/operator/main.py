@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+        liveness_endpoint=f"http://{settings.health_host}:{settings.health_port}/healthz",
         memo=kopf.Memo(api=kube.api_client()),
     )
     return 0

@@ -46,6 +46,9 @@ class OperatorSettings:
     health_port: int = 8080
     """Port of the liveness endpoint ``/healthz`` (``RABBITSYNC_HEALTH_PORT``)."""
 
+    health_host: str = "0.0.0.0"
+    """Address the liveness endpoint binds (``RABBITSYNC_HEALTH_HOST``); the manifests use the pod IP."""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
         env = os.environ if env is None else env
@@ -71,6 +74,7 @@ class OperatorSettings:
             delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 3)),
             log_format=log_format,
             health_port=int(_positive(env, "RABBITSYNC_HEALTH_PORT", 8080)),
+            health_host=env.get("RABBITSYNC_HEALTH_HOST") or "0.0.0.0",
         )
 
 
