@@ -1,4 +1,4 @@
-"""``python -m harness up|down|status|build|operators-up|operators-down|pods``: the dev environment, for make."""
+"""``python -m harness up|down|status|build|operators-up|operators-down|pods|demo``: the dev environment, for make."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import argparse
 import logging
 import sys
 
-from harness import binaries, environment, operators, podrunner
+from harness import binaries, demo, environment, operators, podrunner
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status", "build", "operators-up", "operators-down", "pods"))
+    parser.add_argument(
+        "command", choices=("up", "down", "status", "build", "operators-up", "operators-down", "pods", "demo")
+    )
     parser.add_argument("--clusters", default=",".join(environment.DEFAULT_CLUSTERS))
     parser.add_argument("--namespaces", default="default", help="pods: namespaces whose Deployments to run")
     parser.add_argument("--ip-prefix", default="127.0.1", help="pods: loopback prefix of the pod IPs")
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         podrunner.run_forever(
             cluster, state / f"{cluster}.kubeconfig", args.namespaces.split(","), state, args.ip_prefix
         )
+    elif args.command == "demo":
+        demo.run()
     elif args.command == "operators-down":
         operators.down(environment.state_dir())
     else:

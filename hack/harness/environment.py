@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import binaries, controlplane, operators, rabbitmq
+from harness import binaries, controlplane, operators, podrunner, rabbitmq
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def up(directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS)
 def down(directory: Path | None = None) -> None:
     """Stop everything recorded in ``directory`` and remove its data; a no-op when nothing is up."""
     directory = directory or state_dir()
+    podrunner.stop_runners(directory)
     operators.down(directory)
     env = load(directory)
     if env is None:
@@ -121,6 +122,8 @@ def down(directory: Path | None = None) -> None:
     for name in env.clusters:
         (directory / f"{name}.kubeconfig").unlink(missing_ok=True)
     (directory / "broker.env").unlink(missing_ok=True)
+    (directory / "services.json").unlink(missing_ok=True)
     _state_file(directory).unlink()
     shutil.rmtree(directory / "clusters", ignore_errors=True)
     shutil.rmtree(directory / "rabbitmq", ignore_errors=True)
+    shutil.rmtree(directory / "pods", ignore_errors=True)

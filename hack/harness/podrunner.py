@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +337,33 @@ def status(state: Path, cluster: str, namespace: str) -> dict[str, Any]:
     """What the runner of ``cluster``/``namespace`` reports: pods, their IPs, ports and containers."""
     path = state / "pods" / cluster / namespace / "pods.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def start_runner(directory: Path, cluster: str, namespaces: tuple[str, ...], ip_prefix: str) -> processes.ProcessRecord:
+    """Run ``python -m harness pods`` for ``cluster`` in the background, recorded for ``stop_runners``."""
+    record = processes.spawn(
+        f"podrunner-{cluster}",
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "pods",
+            "--clusters",
+            cluster,
+            "--namespaces",
+            ",".join(namespaces),
+            "--ip-prefix",
+            ip_prefix,
+        ],
+        directory / f"podrunner-{cluster}.log",
+        env={"PYTHONPATH": str(REPO_ROOT / "hack"), "RABBITSYNC_STATE_DIR": str(directory)},
+    )
+    (directory / f"podrunner-{cluster}.json").write_text(json.dumps(asdict(record)))
+    return record
+
+
+def stop_runners(directory: Path) -> None:
+    """Stop the background runners recorded in ``directory``; each stops its pods first (SIGTERM)."""
+    for path in directory.glob("podrunner-*.json"):
+        processes.stop(processes.ProcessRecord(**json.loads(path.read_text())), timeout=60)
+        path.unlink()

@@ -1,0 +1,171 @@
+"""``make demo``: the two-cluster story on this machine, deployed from the manifests as written.
+
+1. the dev environment (clusters east and west, one RabbitMQ);
+2. per cluster, ``kubectl apply -k manifests/overlays/<cluster>``: CRDs, RBAC, the operator's
+   Deployment, the SyncBroker, the three services and their SyncSubscriptions; the SyncBroker's
+   Secret is pointed at the local broker (the overlay names an external one);
+3. the pod runner (the kubelet stand-in) runs the Deployments of ``rabbitsync-system`` and the
+   services' namespace, so the operator runs in-cluster under its ServiceAccount and the sidecars it
+   injects run exactly as it wrote them;
+4. a restaurant created in east shows up in west's restaurant service and in both clusters' menu and
+   order services; the subscriptions' status is printed from both clusters.
+Everything keeps running until ``make dev-down``; ``services.json`` in the state directory lists
+each cluster's service base URLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness import environment, operators, podrunner, processes
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_NAMESPACE = "foodapp"
+NAMESPACES = ("rabbitsync-system", APP_NAMESPACE)
+SERVICES = ("restaurant", "restaurant-menu", "order")
+IP_PREFIXES = {"east": "127.0.1", "west": "127.0.2"}
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        raw = resp.read()
+        return json.loads(raw) if raw else None
+
+
+def _ok(url: str) -> bool:
+    try:
+        http("GET", url)
+        return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    processes.wait_until(check, timeout, what)
+
+
+def _point_brokers_at_local(kubeconfig: Path, amqp_url: str, management_url: str) -> None:
+    brokers = json.loads(operators.kubectl(kubeconfig, "get", "syncbrokers", "-n", APP_NAMESPACE, "-o", "json"))
+    for item in brokers["items"]:
+        secret = item["spec"]["secretRef"]["name"]
+        patch = {
+            "data": {
+                "uri": base64.b64encode(amqp_url.encode()).decode(),
+                "managementUri": base64.b64encode(management_url.encode()).decode(),
+            }
+        }
+        operators.kubectl(
+            kubeconfig, "patch", "secret", secret, "-n", APP_NAMESPACE, "--type=merge", "-p", json.dumps(patch)
+        )
+
+
+def service_urls(directory: Path, cluster: str) -> dict[str, str]:
+    pods = podrunner.status(directory, cluster, APP_NAMESPACE)
+    urls = {}
+    for name, pod in pods.items():
+        app_ports = [port for key, port in pod["ports"].items() if not key.startswith("rabbitsync-sidecar/")]
+        if app_ports:
+            urls[name] = f"http://{pod['ip']}:{app_ports[0]}"
+    return urls
+
+
+def _sidecar_ready(directory: Path, cluster: str, service: str) -> bool:
+    pod = podrunner.status(directory, cluster, APP_NAMESPACE).get(service)
+    if not pod or "rabbitsync-sidecar" not in pod["containers"]:
+        return False
+    return _ok(f"http://{pod['ip']}:8088/readyz")
+
+
+def run() -> None:
+    env = environment.up()
+    directory = env.directory
+    operators.down(directory)  # the demo's operators run in-cluster, from the manifests
+    podrunner.stop_runners(directory)
+    for cluster, info in env.clusters.items():
+        kubeconfig = Path(info.kubeconfig)
+        _say(f"==> {cluster}: kubectl apply -k manifests/overlays/{cluster}")
+        operators.install(kubeconfig)
+        operators.kubectl(
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            str(REPO_ROOT / "manifests" / "overlays" / cluster),
+        )
+        _point_brokers_at_local(kubeconfig, env.broker.amqp_url, env.broker.management_url)
+        podrunner.start_runner(directory, cluster, NAMESPACES, IP_PREFIXES[cluster])
+    for cluster in env.clusters:
+        _say(f"==> {cluster}: waiting for the operator, the services and their injected sidecars")
+        wait_for(lambda c=cluster: set(SERVICES) <= set(service_urls(directory, c)), 120, f"{cluster} services")
+        for service in SERVICES:
+            wait_for(
+                lambda c=cluster, s=service: _ok(service_urls(directory, c)[s] + "/healthz"),
+                120,
+                f"{cluster} {service}",
+            )
+            wait_for(lambda c=cluster, s=service: _sidecar_ready(directory, c, s), 180, f"{cluster} {service} sidecar")
+    urls = {cluster: service_urls(directory, cluster) for cluster in env.clusters}
+    (directory / "services.json").write_text(json.dumps(urls, indent=2))
+    _say(f"==> services.json: {json.dumps(urls)}")
+    story(urls)
+    for cluster, info in env.clusters.items():
+        _say(f"\n==> {cluster}: kubectl get syncsubscriptions -A")
+        _say(operators.kubectl(Path(info.kubeconfig), "get", "syncsubscriptions", "-A"))
+    _say("The demo keeps running: try the URLs in services.json. Stop everything with: make dev-down")
+
+
+def _find(url: str, entity_id: str) -> dict[str, Any] | None:
+    try:
+        items = http("GET", url)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    items = items.get("items", items) if isinstance(items, dict) else items
+    return next((i for i in items if i.get("id") == entity_id), None)
+
+
+def story(urls: dict[str, dict[str, str]]) -> None:
+    created = http(
+        "POST",
+        urls["east"]["restaurant"] + "/api/restaurants/",
+        {"name": "Opensoft Diner", "email": "diner@example.com"},
+    )
+    rid = created["id"]
+    _say(f"\n==> east/restaurant: created restaurant {rid} {created}")
+    started = time.monotonic()
+    places = [("west", "restaurant")] + [(c, s) for c in ("east", "west") for s in ("restaurant-menu", "order")]
+    for cluster, service in places:
+        url = urls[cluster][service] + "/api/restaurants/"
+        wait_for(lambda u=url: _find(u, rid) is not None, 60, f"restaurant {rid} in {cluster}/{service}")
+        _say(f"    {cluster}/{service}: {_find(url, rid)}  (+{time.monotonic() - started:.2f}s)")
+    http("PATCH", urls["west"]["restaurant"] + f"/api/restaurants/{rid}/", {"name": "Opensoft Diner (renamed in west)"})
+    _say("\n==> west/restaurant: renamed it")
+    for cluster, service in [("east", "restaurant"), *places[1:]]:
+        url = urls[cluster][service] + "/api/restaurants/"
+        wait_for(
+            lambda u=url: (_find(u, rid) or {}).get("name", "").endswith("(renamed in west)"),
+            60,
+            f"rename in {cluster}/{service}",
+        )
+        _say(f"    {cluster}/{service}: {_find(url, rid)['name']}")  # type: ignore[index]
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run()
