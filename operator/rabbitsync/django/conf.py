@@ -13,7 +13,8 @@ share for publishing):
 - ``RABBITSYNC_EXCHANGE``: the topic exchange (default ``rabbitsync.events``).
 - ``RABBITSYNC_SUBSCRIPTIONS``: JSON list of ``rabbitsync.topology.consumer.ConsumerSpec``, the
   queues the sidecar consumes.
-- ``RABBITSYNC_HTTP_PORT``: health and metrics port of the sidecar (default 8088).
+- ``RABBITSYNC_HTTP_PORT``: health and metrics port of the sidecar (default 8088); ``RABBITSYNC_HTTP_HOST``
+  the address it binds (default 0.0.0.0, the pod IP when injected).
 
 Tuning keys (same precedence) are the other fields of :class:`Settings`.
 """
@@ -46,6 +47,8 @@ class Settings:
     subscriptions: str = "[]"
     """JSON list of ConsumerSpec; the operator's contract, parsed by the sidecar."""
     http_port: int = 8088
+    http_host: str = "0.0.0.0"
+    """Address of the health/metrics server; the operator injects the pod IP."""
     heartbeat: int = 30
     """Seconds. Short enough that a dead peer is noticed within a minute, long enough for slow links."""
     blocked_connection_timeout: float = 60.0

@@ -49,7 +49,7 @@ def run(settings: Settings | None = None) -> int:
     state = State()
     stop = threading.Event()
     _install_signals(stop)
-    http = HealthServer(settings.http_port, state, metrics).start()
+    http = HealthServer(settings.http_port, state, metrics, host=settings.http_host).start()
     outbox_relay = relay.local_relay(sweep=True)
     publisher = ConfirmedPublisher(
         settings.amqp_url,
