@@ -1,0 +1,68 @@
+"""`rabbitsync dead-letters list|replay` against a real broker."""
+
+from __future__ import annotations
+
+import json
+
+import pika
+import pytest
+
+from rabbitsync import cli
+from rabbitsync.sidecar import routing
+
+
+@pytest.fixture
+def queues(broker, uid):
+    main, dlq = f"dl.{uid}", f"dl.{uid}.dlq"
+    conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    ch = conn.channel()
+    for q in (main, dlq):
+        ch.queue_declare(q, durable=True)
+    for n in (1, 2):
+        headers = {
+            routing.REASON: "failed",
+            routing.EXCEPTION_TYPE: "builtins.ValueError",
+            routing.EXCEPTION_MESSAGE: f"bad row {n}",
+            routing.ATTEMPTS: 5,
+            routing.QUEUE: main,
+            routing.ATTEMPT: 5,
+        }
+        props = pika.BasicProperties(message_id=f"ev-{n}", type="RESTAURANT_CREATED", headers=headers, delivery_mode=2)
+        ch.basic_publish("", dlq, b'{"id": "ev"}', props)
+    yield ch, main, dlq
+    for q in (main, dlq):
+        ch.queue_delete(q)
+    conn.close()
+
+
+def _depth(ch, queue: str) -> int:
+    return ch.queue_declare(queue, passive=True).method.message_count
+
+
+def test_list_shows_reasons_and_leaves_messages(broker, queues, capsys):
+    ch, _main, dlq = queues
+    assert cli.main(["--amqp-url", broker.amqp_url, "dead-letters", "list", dlq]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [d["message_id"] for d in listed] == ["ev-1", "ev-2"]
+    assert listed[0]["exception_message"] == "bad row 1" and listed[0]["attempts"] == 5
+    assert _depth(ch, dlq) == 2
+
+
+def test_replay_one_sends_it_back_with_attempts_reset(broker, queues):
+    ch, main, dlq = queues
+    assert cli.main(["--amqp-url", broker.amqp_url, "dead-letters", "replay", dlq, "--id", "ev-2"]) == 0
+    assert _depth(ch, dlq) == 1
+    method, props, _ = ch.basic_get(main, auto_ack=True)
+    assert method is not None and props.message_id == "ev-2"
+    assert props.headers[routing.ATTEMPT] == 1
+    assert routing.REASON not in props.headers and routing.EXCEPTION_MESSAGE not in props.headers
+    method, props, _ = ch.basic_get(dlq, auto_ack=False)
+    assert props.message_id == "ev-1"
+    ch.basic_nack(method.delivery_tag, requeue=True)
+
+
+def test_missing_broker_url_is_a_usage_error(monkeypatch):
+    monkeypatch.delenv("RABBITSYNC_AMQP_URL", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["dead-letters", "list", "q"])
+    assert exc.value.code == 2
