@@ -1,0 +1,84 @@
+"""The operator as it runs in production, one per cluster, under the manifests' RBAC.
+
+Session fixture ``operators_running``: per cluster, the harness applies the CRDs and ``manifests/rbac``, gets a
+ServiceAccount token from the TokenRequest API and starts ``rabbitsync-operator`` as a subprocess with a
+kubeconfig holding only that token (cluster-wide, so the ClusterRole is what is tested). Every test
+shares them; a failing test gets the tail of both operators' logs in its report.
+
+Function fixture ``kit``: one test's view of both clusters and the broker, with a unique exchange and
+the namespace's broker-side names, polling helpers with explicit deadlines, and cleanup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opkit import DELETE_ATTEMPTS, GROUP, MAX_BACKOFF_SECONDS, RESYNC_SECONDS, VERSION, Kit
+
+from harness import environment, operators
+
+
+@pytest.fixture(scope="session")
+def operators_running(clusters, broker, tmp_path_factory) -> Iterator[dict[str, operators.OperatorProcess]]:  # type: ignore[no-untyped-def]
+    others = operators.running(environment.state_dir())
+    if others:
+        pytest.fail(
+            f"operators from `make operators-up` are running ({', '.join(o.cluster for o in others)}): "
+            "they would reconcile the tests' objects too; run `make operators-down` first",
+            pytrace=False,
+        )
+    directory = tmp_path_factory.mktemp("operators")
+    env = {
+        "RABBITSYNC_RESYNC_SECONDS": str(RESYNC_SECONDS),
+        "RABBITSYNC_DELETE_ATTEMPTS": str(DELETE_ATTEMPTS),
+        "RABBITSYNC_MAX_BACKOFF_SECONDS": str(MAX_BACKOFF_SECONDS),
+        "RABBITSYNC_NAMESPACES": "",
+        "RABBITSYNC_LOG_FORMAT": "text",
+    }
+    started: dict[str, operators.OperatorProcess] = {}
+    try:
+        for name, handle in clusters.items():
+            started[name] = operators.start(name, handle.kubeconfig, directory, env=env, token_duration="2h")
+        yield started
+    finally:
+        for op in started.values():
+            operators.stop(op, directory)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    ops = getattr(item, "funcargs", {}).get("operators_running")
+    if report.failed and ops:
+        for op in ops.values():
+            report.sections.append((f"operator {op.cluster} log", op.tail(80)))
+    return report
+
+
+@pytest.fixture
+def kit(operators_running, clusters, broker, namespace: str, uid: str) -> Iterator[Kit]:  # type: ignore[no-untyped-def]
+    k = Kit(clusters, broker, namespace, uid)
+    yield k
+    # Subscriptions first, while the operator still runs, so the namespace is not held by finalizers.
+    for cluster in clusters:
+        items = k.custom(cluster).list_namespaced_custom_object(GROUP, VERSION, namespace, "syncsubscriptions")
+        for obj in items["items"]:
+            k.delete_subscription(cluster, obj["metadata"]["name"])
+        for obj in items["items"]:
+            try:
+                k.wait_gone(cluster, obj["metadata"]["name"], timeout=30)
+            except AssertionError:
+                # Do not leave a namespace stuck behind a finalizer nobody will release.
+                k.custom(cluster).patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    "syncsubscriptions",
+                    obj["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )
+    k.cleanup()
+    dead = [op.cluster for op in operators_running.values() if not op.alive()]
+    assert not dead, f"operator(s) {dead} exited during the test"

@@ -1,0 +1,52 @@
+"""Two clusters' operators on one broker never touch each other's queues; the operator's own settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from opkit import RESYNC_SECONDS, Kit
+
+from harness import operators
+
+pytestmark = pytest.mark.integration
+
+
+def test_same_subscription_in_east_and_west_gets_two_queues_deleting_one_keeps_the_other(kit: Kit) -> None:
+    for cluster in ("east", "west"):
+        kit.setup_broker(cluster)
+        kit.create_subscription(cluster, "orders", ["a.created"])
+    east = kit.wait_ready("east", "orders")
+    west = kit.wait_ready("west", "orders")
+    assert east["status"]["queue"] == kit.queue_name("east", "orders")
+    assert west["status"]["queue"] == kit.queue_name("west", "orders")
+    assert kit.bindings("east", "orders") == kit.bindings("west", "orders") == {"a.created"}
+    west_queues = set(kit.queues("west", "orders"))
+    assert len(west_queues) == len(kit.queues("east", "orders")) == 6
+
+    kit.delete_subscription("east", "orders")
+    kit.wait_gone("east", "orders")
+    assert kit.queues("east", "orders") == {}
+    assert set(kit.queues("west", "orders")) == west_queues
+    assert kit.bindings("west", "orders") == {"a.created"}
+    # West's next resync finds nothing to repair: east's cleanup did not touch it.
+    before = {e for e in kit.events("west", "orders") if e[1] == "DriftRepaired"}
+    kit.wait_condition("west", "orders", "Ready", "True", timeout=RESYNC_SECONDS + 5)
+    assert {e for e in kit.events("west", "orders") if e[1] == "DriftRepaired"} == before
+
+
+@pytest.mark.parametrize(
+    ("cluster", "expected"),
+    [(None, "RABBITSYNC_CLUSTER is not set"), ("East_1", "RABBITSYNC_CLUSTER='East_1' is invalid")],
+)
+def test_operator_refuses_to_start_without_a_valid_cluster_name(cluster: str | None, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITSYNC_")}
+    if cluster is not None:
+        env["RABBITSYNC_CLUSTER"] = cluster
+    env["KUBECONFIG"] = "/nonexistent"  # it must stop before touching any cluster
+    proc = subprocess.run(
+        [str(operators.executable())], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2, proc
+    assert expected in proc.stderr, proc.stderr

@@ -1,0 +1,124 @@
+"""What the world does to a subscription: out-of-band deletions, a stopped broker, missing references,
+a broker that is gone when the subscription is deleted. The operator repairs, reports, and never blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from opkit import DELETE_ATTEMPTS, MAX_BACKOFF_SECONDS, RESYNC_SECONDS, Kit, closed_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_out_of_band_deletions_are_repaired_and_reported(kit: Kit) -> None:
+    kit.setup_broker("east")
+    kit.create_subscription("east", "orders", ["a.created", "b.created"])
+    kit.wait_ready("east", "orders")
+    main = kit.queue_name("east", "orders")
+    before = set(kit.queues("east", "orders"))
+
+    kit.mgmt.delete_queue(f"{main}.dlq")
+    kit.mgmt.delete_binding(kit.exchange, main, "b.created")
+    assert f"{main}.dlq" not in kit.queues("east", "orders")
+    assert kit.bindings("east", "orders") == {"a.created"}
+
+    wait_for(
+        lambda: (
+            set(kit.queues("east", "orders")) == before and kit.bindings("east", "orders") == {"a.created", "b.created"}
+        ),
+        3 * RESYNC_SECONDS + 10,
+        "queue and binding restored",
+    )
+    _, _, message = kit.wait_event("east", "orders", "DriftRepaired", timeout=RESYNC_SECONDS + 5)
+    assert f"{main}.dlq" in message and "b.created" in message, message
+    kit.wait_ready("east", "orders", timeout=5)
+
+
+@pytest.fixture
+def node_rabbitmqctl(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the harness's ``rabbitmqctl`` the node's own, not Debian's /usr/sbin wrapper.
+
+    The wrapper switches to the ``rabbitmq`` user, whose Erlang cookie is not the one of a node the
+    harness started as root, so ``stop_app`` fails to reach it. Workaround until the harness prefers
+    /usr/lib/rabbitmq/bin itself.
+    """
+    node_bin = Path("/usr/lib/rabbitmq/bin")
+    if (node_bin / "rabbitmqctl").exists():
+        monkeypatch.setenv("PATH", f"{node_bin}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.mark.usefixtures("node_rabbitmqctl")
+def test_stopped_broker_is_reported_and_recovered_without_loss(kit: Kit, broker) -> None:  # type: ignore[no-untyped-def]
+    kit.setup_broker("east")
+    kit.create_subscription("east", "orders", ["a.created"])
+    kit.wait_ready("east", "orders")
+    before = set(kit.queues("east", "orders"))
+
+    broker.stop()
+    try:
+        stopped = time.monotonic()
+        obj = kit.wait_condition("east", "orders", "BrokerReachable", "False", timeout=RESYNC_SECONDS + 8)
+        assert time.monotonic() - stopped <= RESYNC_SECONDS + 8
+        assert kit.condition(obj, "Ready")["status"] == "False"
+        reachable = kit.condition(obj, "BrokerReachable")
+        assert reachable["reason"] == "BrokerUnreachable" and reachable["message"], reachable
+        kit.wait_event("east", "orders", "BrokerUnreachable", timeout=5)
+    finally:
+        broker.start()
+    obj = kit.wait_ready("east", "orders", timeout=3 * RESYNC_SECONDS + MAX_BACKOFF_SECONDS + 10)
+    assert kit.condition(obj, "BrokerReachable")["status"] == "True"
+    assert set(kit.queues("east", "orders")) == before
+    assert kit.bindings("east", "orders") == {"a.created"}
+    # One Event per transition, not one per failed attempt: no storm while the broker was down.
+    unreachable = [e for e in kit.events("east", "orders") if e[1] == "BrokerUnreachable"]
+    assert 1 <= len(unreachable) <= 3, unreachable
+
+
+def test_missing_syncbroker_then_secret_are_named_then_ready_without_restart(kit: Kit) -> None:
+    kit.create_subscription("east", "orders", ["a.created"])
+    obj = kit.wait_condition("east", "orders", "Ready", "False", reason="SyncBrokerNotFound")
+    assert f"SyncBroker {kit.namespace}/default" in kit.condition(obj, "Ready")["message"]
+
+    kit.create_syncbroker("east", secret="rabbitmq")
+    obj = kit.wait_condition("east", "orders", "Ready", "False", reason="SecretNotFound")
+    assert f"Secret {kit.namespace}/rabbitmq" in kit.condition(obj, "Ready")["message"]
+
+    kit.create_secret("east", name="rabbitmq")
+    kit.wait_ready("east", "orders")
+    assert kit.bindings("east", "orders") == {"a.created"}
+
+
+def test_delete_with_unreachable_broker_gives_up_and_says_what_is_left(kit: Kit) -> None:
+    port = closed_port()
+    kit.setup_broker(
+        "east", uri=f"amqp://guest:guest@127.0.0.1:{port}/", managementUri=f"http://guest:guest@127.0.0.1:{port}"
+    )
+    kit.create_subscription("east", "orders", ["a.created"])
+    kit.wait_condition("east", "orders", "BrokerReachable", "False")
+
+    kit.delete_subscription("east", "orders")
+    # Attempts are spaced by the capped backoff; the last one releases the finalizer.
+    give_up = sum(min(MAX_BACKOFF_SECONDS, 2.0 * 2**i) for i in range(DELETE_ATTEMPTS - 1))
+    kit.wait_gone("east", "orders", timeout=give_up + 20)
+    _, _, message = kit.wait_event("east", "orders", "TopologyLeftBehind", timeout=5)
+    assert kit.queue_name("east", "orders") in message, message
+
+
+def test_delete_with_syncbroker_gone_releases_at_once(kit: Kit) -> None:
+    kit.setup_broker("east")
+    kit.create_subscription("east", "orders", ["a.created"])
+    kit.wait_ready("east", "orders")
+    kit.custom("east").delete_namespaced_custom_object(
+        "rabbitsync.io", "v1alpha1", kit.namespace, "syncbrokers", "default"
+    )
+
+    kit.delete_subscription("east", "orders")
+    kit.wait_gone("east", "orders", timeout=10)
+    _, _, message = kit.wait_event("east", "orders", "TopologyLeftBehind", timeout=5)
+    assert "SyncBroker" in message and kit.queue_name("east", "orders") in message, message
+    # Left behind means left: the queues are still there for someone to decide about.
+    assert kit.queue_name("east", "orders") in kit.queues("east", "orders")

@@ -1,0 +1,99 @@
+"""A subscription's life as a platform engineer sees it: apply, edit, delete (or retain).
+
+Each test checks both sides: the object's status and printer columns in the cluster, and the queues
+and bindings on the broker through its management API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from opkit import CONVERGE, Kit, health_status, wait_for
+
+from harness import operators
+
+pytestmark = pytest.mark.integration
+
+DELAYS_MS = (1000, 2000, 4000, 8000)  # default retry: 5 attempts from 1 s, doubling
+
+
+def test_apply_creates_verified_topology_and_status(kit: Kit, operators_running, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    kit.setup_broker("east")
+    manifest = tmp_path / "ssub.yaml"
+    manifest.write_text(yaml.safe_dump(kit.subscription_body("orders", ["restaurant.created", "menu.updated"])))
+    admin = kit.clusters["east"].kubeconfig
+    operators.kubectl(admin, "apply", "-n", kit.namespace, "-f", str(manifest))
+
+    obj = kit.wait_ready("east", "orders")
+    main = kit.queue_name("east", "orders")
+    status = obj["status"]
+    assert status["queue"] == main
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    assert status["deadLetterQueue"] == f"{main}.dlq"
+    assert status["retryQueues"] == [f"{main}.retry.{d}ms" for d in DELAYS_MS]
+    assert status["exchange"] == kit.exchange
+    for type_ in ("BrokerReachable", "TopologySynced"):
+        assert kit.condition(obj, type_)["status"] == "True", status
+
+    queues = kit.queues("east", "orders")
+    assert set(queues) == {main, f"{main}.dlq", *(f"{main}.retry.{d}ms" for d in DELAYS_MS)}
+    assert all(q["durable"] and q["type"] == "quorum" for q in queues.values()), queues
+    assert queues[main]["arguments"]["x-dead-letter-routing-key"] == f"{main}.dlq"
+    for delay in DELAYS_MS:
+        args = queues[f"{main}.retry.{delay}ms"]["arguments"]
+        assert (args["x-message-ttl"], args["x-dead-letter-routing-key"]) == (delay, main)
+    assert kit.bindings("east", "orders") == {"restaurant.created", "menu.updated"}
+
+    table = operators.kubectl(admin, "get", "ssub", "orders", "-n", kit.namespace)
+    header, row = table.splitlines()
+    assert header.split()[:6] == ["NAME", "SERVICE", "EVENTS", "READY", "REASON", "QUEUE"], table
+    assert row.split()[:2] == ["orders", "orders"] and "restaurant.created" in row, table
+    assert row.split()[3:6] == ["True", "TopologyVerified", "0"], table
+    wide = operators.kubectl(admin, "get", "ssub", "orders", "-n", kit.namespace, "-o", "wide")
+    assert main in wide, wide
+
+    for op in operators_running.values():
+        assert health_status(op) == 200
+
+
+def test_edit_events_rebinds_exactly_then_delete_removes_topology(kit: Kit) -> None:
+    kit.setup_broker("east")
+    kit.create_subscription("east", "orders", ["a.created", "b.created"])
+    kit.wait_ready("east", "orders")
+    assert kit.bindings("east", "orders") == {"a.created", "b.created"}
+
+    kit.patch_subscription("east", "orders", {"events": ["b.created", "c.created", "d.created"]})
+    obj = wait_for(
+        lambda: (
+            (o := kit.get("east", "orders"))
+            and o["status"].get("observedGeneration") == 2
+            and kit.condition(o, "Ready").get("status") == "True"
+            and o
+        ),
+        CONVERGE,
+        "generation 2 reconciled",
+    )
+    assert obj["metadata"]["generation"] == 2
+    assert kit.bindings("east", "orders") == {"b.created", "c.created", "d.created"}
+    assert len(kit.queues("east", "orders")) == 6
+
+    kit.delete_subscription("east", "orders")
+    kit.wait_gone("east", "orders")
+    assert kit.queues("east", "orders") == {}
+    kit.wait_event("east", "orders", "TopologyDeleted", timeout=5)
+
+
+def test_retain_keeps_queues_and_releases_the_object(kit: Kit) -> None:
+    kit.setup_broker("east")
+    kit.create_subscription("east", "keep", ["a.created"], deletionPolicy="retain")
+    kit.wait_ready("east", "keep")
+    before = set(kit.queues("east", "keep"))
+    assert len(before) == 6
+
+    kit.delete_subscription("east", "keep")
+    kit.wait_gone("east", "keep")
+    assert set(kit.queues("east", "keep")) == before
+    assert kit.bindings("east", "keep") == {"a.created"}
+    kit.wait_event("east", "keep", "TopologyRetained", timeout=5)
