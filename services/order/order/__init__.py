@@ -1,0 +1,1 @@
+"""The order service: owns orders (ORDER_CREATED), keeps copies of restaurants and menu items."""

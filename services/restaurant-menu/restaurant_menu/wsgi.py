@@ -1,0 +1,12 @@
+"""WSGI entry point (``restaurant_menu.wsgi:application``) for a production server."""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "restaurant_menu.settings")
+
+from django.core.wsgi import get_wsgi_application
+
+application = get_wsgi_application()
