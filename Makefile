@@ -69,3 +69,8 @@ test-unit: venv ## Unit tests only (no servers)
 .PHONY: test-integration
 test-integration: venv ## Integration tests (real kube-apiserver, real RabbitMQ)
 	$(VENV)/bin/pytest -m integration
+
+##@ Demo
+.PHONY: demo
+demo: venv ## The two-cluster story: clusters, broker, manifests, operators, services; runs until dev-down
+	$(HARNESS) demo
