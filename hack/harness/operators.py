@@ -117,18 +117,12 @@ def token_kubeconfig(admin_kubeconfig: Path, path: Path, duration: str = "24h") 
     return path
 
 
-def _executable() -> Path:
+def executable() -> Path:
     beside = Path(sys.executable).parent / "rabbitsync-operator"
     found = beside if beside.exists() else shutil.which("rabbitsync-operator")
     if not found:
         raise RuntimeError("rabbitsync-operator is not installed: run make venv")
     return Path(found)
-
-
-def _interpreter(script: Path) -> str:
-    """What /proc/<pid>/cmdline starts with for a console script: its shebang's interpreter."""
-    first = script.read_text(errors="replace").splitlines()[0]
-    return first[2:].split()[0] if first.startswith("#!") else str(script)
 
 
 def start(
@@ -143,7 +137,7 @@ def start(
     install(admin_kubeconfig)
     kubeconfig = token_kubeconfig(admin_kubeconfig, directory / f"operator-{cluster}.kubeconfig", token_duration)
     port = processes.free_port()
-    script = _executable()
+    script = executable()
     record = processes.spawn(
         f"operator-{cluster}",
         [str(script)],
@@ -158,7 +152,7 @@ def start(
     )
     op = OperatorProcess(
         cluster=cluster,
-        record=processes.ProcessRecord(record.name, record.pid, _interpreter(script), record.log),
+        record=record,
         kubeconfig=str(kubeconfig),
         health_port=port,
     )
