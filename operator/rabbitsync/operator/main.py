@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     kopf.configure(
         verbose=args.verbose, log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
     )
+    # pika logs ~20 INFO lines per connection, i.e. per reconcile and resync: they would drown our own.
+    logging.getLogger("pika").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, settings)
     kopf_settings = kopf.OperatorSettings()

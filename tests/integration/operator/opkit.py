@@ -51,10 +51,10 @@ class Management:
         self.base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
         self.auth = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
 
-    def call(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(
-            self.base + path, method=method, headers={"Authorization": f"Basic {self.auth}"}
-        )
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Basic {self.auth}", "Content-Type": "application/json"}
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
         return json.loads(body) if body else None
@@ -78,6 +78,19 @@ class Management:
         path = f"/api/bindings/%2F/e/{self.q(exchange)}/q/{self.q(queue)}"
         [found] = [b for b in self.call("GET", path) if b["routing_key"] == routing_key]
         self.call("DELETE", f"{path}/{self.q(found['properties_key'])}")
+
+    def publish(self, exchange: str, routing_key: str, payload: str = "{}") -> None:
+        body = {
+            "properties": {"delivery_mode": 2},
+            "routing_key": routing_key,
+            "payload": payload,
+            "payload_encoding": "string",
+        }
+        result = self.call("POST", f"/api/exchanges/%2F/{self.q(exchange)}/publish", body)
+        assert result["routed"], f"nothing bound to {exchange} for {routing_key}"
+
+    def declare_queue(self, queue: str, arguments: dict[str, Any]) -> None:
+        self.call("PUT", f"/api/queues/%2F/{self.q(queue)}", {"durable": True, "arguments": arguments})
 
     def delete_exchange(self, exchange: str) -> None:
         try:

@@ -122,3 +122,39 @@ def test_delete_with_syncbroker_gone_releases_at_once(kit: Kit) -> None:
     assert "SyncBroker" in message and kit.queue_name("east", "orders") in message, message
     # Left behind means left: the queues are still there for someone to decide about.
     assert kit.queue_name("east", "orders") in kit.queues("east", "orders")
+
+
+def test_queue_arguments_conflict_is_a_condition_and_an_event_not_a_loop(kit: Kit) -> None:
+    # Someone declared the queue by hand as a classic queue; RabbitMQ cannot turn it into a quorum one.
+    main = kit.queue_name("east", "orders")
+    kit.mgmt.declare_queue(main, {"x-queue-type": "classic"})
+    kit.setup_broker("east")
+    kit.create_subscription("east", "orders", ["a.created"])
+
+    obj = kit.wait_condition("east", "orders", "TopologySynced", "False")
+    synced = kit.condition(obj, "TopologySynced")
+    assert synced["reason"] in ("QueueArgumentsConflict", "PreconditionFailed"), synced
+    assert main in synced["message"], synced
+    assert kit.condition(obj, "Ready")["status"] == "False"
+    assert kit.condition(obj, "BrokerReachable")["status"] == "True"
+    kit.wait_event("east", "orders", synced["reason"], timeout=5)
+    # Permanent: after two more resyncs still one Event for it, and the classic queue is untouched.
+    time.sleep(2 * RESYNC_SECONDS)
+    same = [e for e in kit.events("east", "orders") if e[1] == synced["reason"]]
+    assert len(same) <= 2, same
+    assert kit.mgmt.queues(main)[main]["type"] == "classic"
+
+
+def test_access_refused_is_permanent_and_named(kit: Kit) -> None:
+    user = f"u-{kit.uid}"
+    kit.mgmt.call("PUT", f"/api/users/{user}", {"password": "secret", "tags": "management"})
+    try:
+        # A user that may log in but has no permission on the vhost.
+        kit.setup_broker("east", uri=f"amqp://{user}:secret@127.0.0.1:5672/")
+        kit.create_subscription("east", "orders", ["a.created"])
+        obj = kit.wait_condition("east", "orders", "Ready", "False", reason="AccessRefused")
+        assert kit.queues("east", "orders") == {}
+        assert kit.condition(obj, "Ready")["message"], obj
+        kit.wait_event("east", "orders", "AccessRefused", timeout=5)
+    finally:
+        kit.mgmt.call("DELETE", f"/api/users/{user}")

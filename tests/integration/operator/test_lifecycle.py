@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from opkit import CONVERGE, Kit, health_status, wait_for
+from opkit import CONVERGE, RESYNC_SECONDS, Kit, health_status, wait_for
 
 from harness import operators
 
@@ -57,11 +57,19 @@ def test_apply_creates_verified_topology_and_status(kit: Kit, operators_running,
     for op in operators_running.values():
         assert health_status(op) == 200
 
+    # Counts are refreshed by the resync timer (the management API itself samples every few seconds).
+    kit.mgmt.publish(kit.exchange, "menu.updated")
+    wait_for(
+        lambda: (kit.get("east", "orders") or {}).get("status", {}).get("queueDepth") == 1,
+        RESYNC_SECONDS + 15,
+        "queueDepth 1 after one publish",
+    )
+
 
 def test_edit_events_rebinds_exactly_then_delete_removes_topology(kit: Kit) -> None:
     kit.setup_broker("east")
     kit.create_subscription("east", "orders", ["a.created", "b.created"])
-    kit.wait_ready("east", "orders")
+    ready = kit.condition(kit.wait_ready("east", "orders"), "Ready")
     assert kit.bindings("east", "orders") == {"a.created", "b.created"}
 
     kit.patch_subscription("east", "orders", {"events": ["b.created", "c.created", "d.created"]})
@@ -76,6 +84,9 @@ def test_edit_events_rebinds_exactly_then_delete_removes_topology(kit: Kit) -> N
         "generation 2 reconciled",
     )
     assert obj["metadata"]["generation"] == 2
+    # Ready stayed True: its lastTransitionTime is that of the first transition, not of the last reconcile.
+    assert kit.condition(obj, "Ready")["lastTransitionTime"] == ready["lastTransitionTime"]
+    assert kit.condition(obj, "Ready")["observedGeneration"] == 2
     assert kit.bindings("east", "orders") == {"b.created", "c.created", "d.created"}
     assert len(kit.queues("east", "orders")) == 6
 
