@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from harness import binaries, demo, environment, operators, podrunner
 
@@ -17,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", default=",".join(environment.DEFAULT_CLUSTERS))
     parser.add_argument("--namespaces", default="default", help="pods: namespaces whose Deployments to run")
     parser.add_argument("--ip-prefix", default="127.0.1", help="pods: loopback prefix of the pod IPs")
+    parser.add_argument("--kubeconfig", help="pods: admin kubeconfig (default: <state dir>/<cluster>.kubeconfig)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "build":
@@ -35,9 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "pods":
         cluster = args.clusters.split(",")[0]
         state = environment.state_dir()
-        podrunner.run_forever(
-            cluster, state / f"{cluster}.kubeconfig", args.namespaces.split(","), state, args.ip_prefix
-        )
+        kubeconfig = Path(args.kubeconfig) if args.kubeconfig else state / f"{cluster}.kubeconfig"
+        podrunner.run_forever(cluster, kubeconfig, args.namespaces.split(","), state, args.ip_prefix)
     elif args.command == "demo":
         demo.run()
     elif args.command == "operators-down":

@@ -92,28 +92,29 @@ def _sidecar_ready(directory: Path, cluster: str, service: str) -> bool:
     return _ok(f"http://{pod['ip']}:8088/readyz")
 
 
-def run() -> None:
-    env = environment.up()
-    directory = env.directory
-    operators.down(directory)  # the demo's operators run in-cluster, from the manifests
+def deploy(
+    directory: Path,
+    kubeconfigs: dict[str, Path],
+    amqp_url: str,
+    management_url: str,
+    ip_prefixes: dict[str, str] = IP_PREFIXES,
+) -> dict[str, dict[str, str]]:
+    """Apply each cluster's overlay, run its pods, wait until every service and sidecar is ready.
+
+    Returns (and writes to ``services.json``) each cluster's service base URLs. Also what the e2e
+    tests deploy, so the demo and the tests exercise the same manifests the same way.
+    """
     podrunner.stop_runners(directory)
-    for cluster, info in env.clusters.items():
-        kubeconfig = Path(info.kubeconfig)
+    for cluster, kubeconfig in kubeconfigs.items():
         _say(f"==> {cluster}: kubectl apply -k manifests/overlays/{cluster}")
         operators.install(kubeconfig)
-        operators.kubectl(
-            kubeconfig,
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-k",
-            str(REPO_ROOT / "manifests" / "overlays" / cluster),
-        )
-        _point_brokers_at_local(kubeconfig, env.broker.amqp_url, env.broker.management_url)
-        podrunner.start_runner(directory, cluster, NAMESPACES, IP_PREFIXES[cluster])
-    for cluster in env.clusters:
+        overlay = str(REPO_ROOT / "manifests" / "overlays" / cluster)
+        operators.kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-k", overlay)
+        _point_brokers_at_local(kubeconfig, amqp_url, management_url)
+        podrunner.start_runner(directory, cluster, kubeconfig, NAMESPACES, ip_prefixes[cluster])
+    for cluster in kubeconfigs:
         _say(f"==> {cluster}: waiting for the operator, the services and their injected sidecars")
-        wait_for(lambda c=cluster: set(SERVICES) <= set(service_urls(directory, c)), 120, f"{cluster} services")
+        wait_for(lambda c=cluster: set(SERVICES) <= set(service_urls(directory, c)), 180, f"{cluster} services")
         for service in SERVICES:
             wait_for(
                 lambda c=cluster, s=service: _ok(service_urls(directory, c)[s] + "/healthz"),
@@ -121,13 +122,22 @@ def run() -> None:
                 f"{cluster} {service}",
             )
             wait_for(lambda c=cluster, s=service: _sidecar_ready(directory, c, s), 180, f"{cluster} {service} sidecar")
-    urls = {cluster: service_urls(directory, cluster) for cluster in env.clusters}
+    urls = {cluster: service_urls(directory, cluster) for cluster in kubeconfigs}
     (directory / "services.json").write_text(json.dumps(urls, indent=2))
+    return urls
+
+
+def run() -> None:
+    env = environment.up()
+    # The demo's operators run in-cluster, from the manifests: no `make operators-up` processes beside them.
+    operators.down(env.directory)
+    kubeconfigs = {name: Path(c.kubeconfig) for name, c in env.clusters.items()}
+    urls = deploy(env.directory, kubeconfigs, env.broker.amqp_url, env.broker.management_url)
     _say(f"==> services.json: {json.dumps(urls)}")
     story(urls)
-    for cluster, info in env.clusters.items():
+    for cluster, kubeconfig in kubeconfigs.items():
         _say(f"\n==> {cluster}: kubectl get syncsubscriptions -A")
-        _say(operators.kubectl(Path(info.kubeconfig), "get", "syncsubscriptions", "-A"))
+        _say(operators.kubectl(kubeconfig, "get", "syncsubscriptions", "-A"))
     _say("The demo keeps running: try the URLs in services.json. Stop everything with: make dev-down")
 
 

@@ -28,6 +28,7 @@ import logging
 import re
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -94,7 +95,8 @@ class PodRunner:
         self.server = urllib.parse.urlsplit(kubecfg["server"])
         self.ca_cert = Path(kubecfg["certificate-authority"])
         self.pods: dict[str, Pod] = {}
-        self._next_ip = ip_base
+        self._ip_base = ip_base
+        self._ips: dict[str, str] = {}
 
     # -- resolving a container's environment, as the kubelet does --------------------------------
 
@@ -200,26 +202,28 @@ class PodRunner:
         template = deployment["spec"]["template"]
         name = deployment["metadata"]["name"]
         digest = template_hash(template)
-        self._next_ip += 1
+        if name not in self._ips:
+            # One address per Deployment for the runner's lifetime: its old pod is gone before a new one starts.
+            self._ips[name] = f"{self.ip_prefix}.{self._ip_base + len(self._ips)}"
         pod = Pod(
             deployment=name,
             name=f"{name}-{digest[:8]}-local",
-            ip=f"{self.ip_prefix}.{self._next_ip}",
+            ip=self._ips[name],
             template_hash=digest,
             directory=self.state / f"{name}-{digest}",
         )
+        pod.directory.mkdir(parents=True, exist_ok=True)
         volumes: dict[str, Path] = {}
         for volume in template["spec"].get("volumes", []):
             path = pod.directory / "volumes" / volume["name"]
             path.mkdir(parents=True, exist_ok=True)
             volumes[volume["name"]] = path
         account = self._service_account(template["spec"], pod)
+        # Init containers run one after the other to completion before any app container starts.
+        for spec in template["spec"].get("initContainers", []):
+            self._run_to_completion(pod, self._container(spec, pod, volumes, account))
         for spec in template["spec"]["containers"]:
-            env = self._env(spec, pod)
-            command = [expand(a, env) for a in (spec.get("command") or []) + (spec.get("args") or [])]
-            if not command:
-                raise ValueError(f"container {spec['name']}: no command (the image's entrypoint is not modelled)")
-            pod.containers.append(Container(spec["name"], command, self._argv(spec, command, volumes, account), env))
+            pod.containers.append(self._container(spec, pod, volumes, account))
             for port in spec.get("ports", []):
                 pod.ports[f"{spec['name']}/{port.get('name', port['containerPort'])}"] = port["containerPort"]
         for container in pod.containers:
@@ -233,6 +237,24 @@ class PodRunner:
             ", ".join(c.name for c in pod.containers),
         )
         return pod
+
+    def _container(self, spec: dict[str, Any], pod: Pod, volumes: dict[str, Path], account: Path | None) -> Container:
+        env = self._env(spec, pod)
+        command = [expand(a, env) for a in (spec.get("command") or []) + (spec.get("args") or [])]
+        if not command:
+            raise ValueError(f"container {spec['name']}: no command (the image's entrypoint is not modelled)")
+        return Container(spec["name"], command, self._argv(spec, command, volumes, account), env)
+
+    def _run_to_completion(self, pod: Pod, container: Container, timeout: float = 300) -> None:
+        logfile = pod.directory / f"{container.name}.log"
+        with logfile.open("a") as out:
+            out.write(f"--- init at {time.strftime('%H:%M:%S')}: {shlex.join(container.command)}\n")
+            out.flush()
+            code = subprocess.run(
+                container.argv, env=container.env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            ).returncode
+        if code != 0:
+            raise ValueError(f"init container {container.name} exited {code} (log: {logfile})")
 
     def _launch(self, pod: Pod, container: Container) -> None:
         logfile = pod.directory / f"{container.name}.log"
@@ -269,7 +291,7 @@ class PodRunner:
             if name not in self.pods:
                 try:
                     self.pods[name] = self._start_pod(deployment)
-                except (ApiException, KeyError, ValueError) as e:
+                except (ApiException, KeyError, ValueError, subprocess.TimeoutExpired) as e:
                     log.warning("%s/%s: cannot start pod of %s yet: %s", self.cluster, self.namespace, name, e)
         now = time.monotonic()
         for pod in self.pods.values():
@@ -339,7 +361,9 @@ def status(state: Path, cluster: str, namespace: str) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def start_runner(directory: Path, cluster: str, namespaces: tuple[str, ...], ip_prefix: str) -> processes.ProcessRecord:
+def start_runner(
+    directory: Path, cluster: str, kubeconfig: Path, namespaces: tuple[str, ...], ip_prefix: str
+) -> processes.ProcessRecord:
     """Run ``python -m harness pods`` for ``cluster`` in the background, recorded for ``stop_runners``."""
     record = processes.spawn(
         f"podrunner-{cluster}",
@@ -354,6 +378,8 @@ def start_runner(directory: Path, cluster: str, namespaces: tuple[str, ...], ip_
             ",".join(namespaces),
             "--ip-prefix",
             ip_prefix,
+            "--kubeconfig",
+            str(kubeconfig),
         ],
         directory / f"podrunner-{cluster}.log",
         env={"PYTHONPATH": str(REPO_ROOT / "hack"), "RABBITSYNC_STATE_DIR": str(directory)},
