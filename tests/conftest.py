@@ -22,13 +22,20 @@ from harness import binaries, controlplane, environment, rabbitmq
 LAYERS = ("unit", "integration", "e2e")
 
 
+def _layer(item: pytest.Item) -> int:
+    parts = Path(str(item.fspath)).parts
+    return next((i for i, layer in enumerate(LAYERS) if layer in parts), len(LAYERS))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The folder is the layer: tests/unit/... is `unit`, so `-m unit` never misses a test.
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        for layer in LAYERS:
-            if layer in parts and layer not in item.keywords:
-                item.add_marker(getattr(pytest.mark, layer))
+        index = _layer(item)
+        if index < len(LAYERS) and LAYERS[index] not in item.keywords:
+            item.add_marker(getattr(pytest.mark, LAYERS[index]))
+    # Fast feedback first, and the e2e deployment (in-cluster operators) only after the integration
+    # tests, which run operators of their own against the same clusters.
+    items.sort(key=_layer)
 
 
 @dataclass

@@ -48,7 +48,7 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(raw) if raw else None
 
 
-def _ok(url: str) -> bool:
+def reachable(url: str) -> bool:
     try:
         http("GET", url)
         return True
@@ -89,7 +89,7 @@ def _sidecar_ready(directory: Path, cluster: str, service: str) -> bool:
     pod = podrunner.status(directory, cluster, APP_NAMESPACE).get(service)
     if not pod or "rabbitsync-sidecar" not in pod["containers"]:
         return False
-    return _ok(f"http://{pod['ip']}:8088/readyz")
+    return reachable(f"http://{pod['ip']}:8088/readyz")
 
 
 def deploy(
@@ -117,7 +117,7 @@ def deploy(
         wait_for(lambda c=cluster: set(SERVICES) <= set(service_urls(directory, c)), 180, f"{cluster} services")
         for service in SERVICES:
             wait_for(
-                lambda c=cluster, s=service: _ok(service_urls(directory, c)[s] + "/healthz"),
+                lambda c=cluster, s=service: reachable(service_urls(directory, c)[s] + "/healthz"),
                 120,
                 f"{cluster} {service}",
             )
@@ -141,7 +141,7 @@ def run() -> None:
     _say("The demo keeps running: try the URLs in services.json. Stop everything with: make dev-down")
 
 
-def _find(url: str, entity_id: str) -> dict[str, Any] | None:
+def find_item(url: str, entity_id: str) -> dict[str, Any] | None:
     try:
         items = http("GET", url)
     except (urllib.error.URLError, OSError, ValueError):
@@ -162,18 +162,18 @@ def story(urls: dict[str, dict[str, str]]) -> None:
     places = [("west", "restaurant")] + [(c, s) for c in ("east", "west") for s in ("restaurant-menu", "order")]
     for cluster, service in places:
         url = urls[cluster][service] + "/api/restaurants/"
-        wait_for(lambda u=url: _find(u, rid) is not None, 60, f"restaurant {rid} in {cluster}/{service}")
-        _say(f"    {cluster}/{service}: {_find(url, rid)}  (+{time.monotonic() - started:.2f}s)")
+        wait_for(lambda u=url: find_item(u, rid) is not None, 60, f"restaurant {rid} in {cluster}/{service}")
+        _say(f"    {cluster}/{service}: {find_item(url, rid)}  (+{time.monotonic() - started:.2f}s)")
     http("PATCH", urls["west"]["restaurant"] + f"/api/restaurants/{rid}/", {"name": "Opensoft Diner (renamed in west)"})
     _say("\n==> west/restaurant: renamed it")
     for cluster, service in [("east", "restaurant"), *places[1:]]:
         url = urls[cluster][service] + "/api/restaurants/"
         wait_for(
-            lambda u=url: (_find(u, rid) or {}).get("name", "").endswith("(renamed in west)"),
+            lambda u=url: (find_item(u, rid) or {}).get("name", "").endswith("(renamed in west)"),
             60,
             f"rename in {cluster}/{service}",
         )
-        _say(f"    {cluster}/{service}: {_find(url, rid)['name']}")  # type: ignore[index]
+        _say(f"    {cluster}/{service}: {find_item(url, rid)['name']}")  # type: ignore[index]
 
 
 if __name__ == "__main__":

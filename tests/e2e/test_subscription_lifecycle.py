@@ -1,0 +1,86 @@
+"""A subscription added later injects a sidecar that starts consuming; removing it takes the sidecar away."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import pytest
+from e2e_support import Deployment, eventually
+
+from harness import demo
+
+NS = demo.APP_NAMESPACE
+SIDECAR = "rabbitsync-sidecar"
+
+
+def _audit_deployment(dep: Deployment) -> dict:
+    """A new service: the restaurant-menu code under another name, without any sidecar yet."""
+    raw = json.loads(dep.kubectl("east", "get", "deployment", "restaurant-menu", "-n", NS, "-o", "json"))
+    template = raw["spec"]["template"]
+    template["metadata"]["labels"] = {"app.kubernetes.io/name": "audit"}
+    template["spec"]["containers"] = [c for c in template["spec"]["containers"] if c["name"] != SIDECAR]
+    for container in template["spec"]["containers"] + template["spec"].get("initContainers", []):
+        for var in container.get("env", []):
+            if var["name"] == "RABBITSYNC_SERVICE":
+                var["value"] = "audit"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "audit", "namespace": NS},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "audit"}}, "template": template},
+    }
+
+
+def _containers(dep: Deployment) -> list[str]:
+    raw = json.loads(dep.kubectl("east", "get", "deployment", "audit", "-n", NS, "-o", "json"))
+    return [c["name"] for c in raw["spec"]["template"]["spec"]["containers"]]
+
+
+def _apply(dep: Deployment, obj: dict, tmp_path) -> None:
+    path = tmp_path / f"{obj['kind']}.json"
+    path.write_text(json.dumps(obj))
+    dep.kubectl("east", "apply", "-f", str(path))
+
+
+def test_subscription_added_later_then_removed(deployment: Deployment, broker, tmp_path):
+    if not deployment.local:
+        pytest.skip("reads the new pod's address from the local pod runner; on kind the service has no port-forward")
+    _apply(deployment, _audit_deployment(deployment), tmp_path)
+    try:
+        assert _containers(deployment) == ["app"]
+        subscription = {
+            "apiVersion": "rabbitsync.io/v1alpha1",
+            "kind": "SyncSubscription",
+            "metadata": {"name": "audit", "namespace": NS},
+            "spec": {"service": "audit", "events": ["RESTAURANT_CREATED"]},
+        }
+        _apply(deployment, subscription, tmp_path)
+        eventually(lambda: SIDECAR in _containers(deployment), 60, "sidecar injected into audit")
+
+        def running_with_sidecar() -> str | None:
+            pod = demo.podrunner.status(deployment.directory, "east", NS).get("audit")
+            if not pod or SIDECAR not in pod["containers"]:
+                return None
+            base = f"http://{pod['ip']}:8000"
+            ready = demo.reachable(f"http://{pod['ip']}:8088/readyz") and demo.reachable(base + "/healthz")
+            return base if ready else None
+
+        base = eventually(running_with_sidecar, 120, "audit pod with a ready sidecar")
+        created = demo.http("POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": "Audited"})
+        eventually(lambda: demo.find_item(base + "/api/restaurants/", created["id"]), 60, "new event consumed by audit")
+
+        deployment.kubectl("east", "delete", "syncsubscription", "audit", "-n", NS, "--wait=true", "--timeout=60s")
+        eventually(lambda: _containers(deployment) == ["app"], 60, "sidecar removed with the last subscription")
+        queue = urllib.parse.quote("rabbitsync.east.foodapp.audit", safe="")
+
+        def queue_gone() -> bool:
+            try:
+                broker.management_get(f"/api/queues/%2F/{queue}")
+            except OSError as e:  # urllib's HTTPError 404
+                return "404" in str(e)
+            return False
+
+        eventually(queue_gone, 30, "audit queue deleted (deletionPolicy: delete)")
+    finally:
+        deployment.kubectl("east", "delete", "deployment", "audit", "-n", NS, "--ignore-not-found")
