@@ -49,8 +49,9 @@ def test_handler_failing_twice_is_retried_with_backoff_then_applied_once(service
     # The delay queues' TTLs (400 ms, then 800 ms) separate the attempts; allow some scheduling slack.
     assert 0.38 <= gaps[0] < 2.0, gaps
     assert 0.78 <= gaps[1] < 3.0, gaps
+    # The metric follows the ack, which follows the commit the test just saw.
+    wait_until(lambda: sidecar.metric("rabbitsync_applied_total") == 1, 5, "the ack")
     assert sidecar.metric("rabbitsync_retried_total") == 2
-    assert sidecar.metric("rabbitsync_applied_total") == 1
     assert service.depth(spec.dead_letter_queue) == 0
 
 
@@ -75,8 +76,9 @@ def test_always_failing_handler_is_dead_lettered_with_reason_and_others_keep_flo
     assert props.headers["x-rabbitsync-attempts"] == 3
     assert props.headers["x-rabbitsync-queue"] == spec.queue
     assert broken.id.encode() in body  # the original event, replayable as it is
+    # The counter moves after the ack, which follows the DLQ publish's confirm the test just saw.
+    wait_until(lambda: sidecar.metric("rabbitsync_dead_lettered_total") == 1, 5, "the ack of the original")
     assert sidecar.metric("rabbitsync_retried_total") == 2
-    assert sidecar.metric("rabbitsync_dead_lettered_total") == 1
     assert service.depth(spec.queue) == 0
 
 
