@@ -74,3 +74,7 @@ test-integration: venv ## Integration tests (real kube-apiserver, real RabbitMQ)
 .PHONY: demo
 demo: venv ## The two-cluster story: clusters, broker, manifests, operators, services; runs until dev-down
 	$(HARNESS) demo
+
+.PHONY: kind-e2e
+kind-e2e: venv ## On a machine with Docker: two kind clusters, the image loaded, the same e2e suite (KEEP=1 keeps them)
+	hack/kind/e2e.sh
