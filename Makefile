@@ -54,8 +54,9 @@ crds: venv ## Regenerate crds/ from the pydantic models
 	$(PY) -m rabbitsync.api.crd crds
 
 .PHONY: lint
-lint: venv ## ruff
+lint: venv ## ruff and shellcheck
 	$(VENV)/bin/ruff check operator tests hack services
+	$(VENV)/bin/shellcheck .ci/run hack/kind/e2e.sh
 
 ##@ Tests
 .PHONY: test
