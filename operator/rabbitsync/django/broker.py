@@ -156,8 +156,9 @@ class ConfirmedPublisher:
             self._thread.start()
         return self
 
-    def wait_ready(self, timeout: float) -> bool:
-        return self._ready.wait(timeout)
+    def ready(self) -> bool:
+        """Connected with a confirm-mode channel open."""
+        return self._ready.is_set()
 
     def submit(self, messages: Sequence[OutgoingMessage]) -> PublishHandle:
         handle = PublishHandle(len(messages))

@@ -224,6 +224,9 @@ class Consumer:
             headers=action.headers,
             mandatory=True,
         )
+        # Right after a broker hiccup the publisher may still be redialling: give it the time a
+        # confirm may take rather than failing the session and running the handler once more.
+        self._pump(connection, self._publisher.ready, deadline=self._settings.confirm_timeout)
         handle = self._publisher.submit([message])
         self._pump(connection, handle.done, deadline=self._settings.confirm_timeout)
         handle.wait(0)  # raises BrokerError: the session ends, the original is redelivered later
