@@ -97,10 +97,16 @@ def install(admin_kubeconfig: Path) -> None:
     kubectl(admin_kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
 
 
-def token_kubeconfig(admin_kubeconfig: Path, path: Path, duration: str = "24h") -> Path:
-    """A kubeconfig for the operator's ServiceAccount: same server and CA as the admin one, a bearer token."""
+def token_kubeconfig(
+    admin_kubeconfig: Path,
+    path: Path,
+    duration: str = "24h",
+    service_account: str = SERVICE_ACCOUNT,
+    namespace: str = NAMESPACE,
+) -> Path:
+    """A kubeconfig for a ServiceAccount (the operator's by default): the admin one's server and CA, a token."""
     token = kubectl(
-        admin_kubeconfig, "create", "token", SERVICE_ACCOUNT, "-n", NAMESPACE, f"--duration={duration}"
+        admin_kubeconfig, "create", "token", service_account, "-n", namespace, f"--duration={duration}"
     ).strip()
     admin = yaml.safe_load(admin_kubeconfig.read_text())
     cluster = admin["clusters"][0]

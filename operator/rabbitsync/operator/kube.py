@@ -19,12 +19,26 @@ from rabbitsync.api.syncbroker import SyncBrokerSpec
 
 
 class MissingReference(LookupError):
-    """A SyncBroker, Secret or Secret key a subscription depends on does not exist."""
+    """A SyncBroker, Secret or Secret key a subscription depends on does not exist (or may not be read).
 
-    def __init__(self, kind: str, namespace: str, name: str, detail: str = "") -> None:
+    ``reason`` is the condition reason: ``<Kind>NotFound``, or ``<Kind>Forbidden`` when RBAC denies the
+    read, which must be as visible in the status as a missing object, not a crash of the handler.
+    """
+
+    def __init__(self, kind: str, namespace: str, name: str, detail: str = "", *, forbidden: bool = False) -> None:
         self.kind, self.namespace, self.name = kind, namespace, name
+        self.reason = f"{kind}Forbidden" if forbidden else f"{kind}NotFound"
         suffix = f": {detail}" if detail else ""
-        super().__init__(f"{kind} {namespace}/{name} not found{suffix}")
+        what = "may not be read by the operator (RBAC)" if forbidden else "not found"
+        super().__init__(f"{kind} {namespace}/{name} {what}{suffix}")
+
+
+def _missing(e: ApiException, kind: str, namespace: str, name: str) -> MissingReference | None:
+    if e.status == 404:
+        return MissingReference(kind, namespace, name)
+    if e.status == 403:
+        return MissingReference(kind, namespace, name, forbidden=True)
+    return None
 
 
 @dataclass(frozen=True)
@@ -48,8 +62,8 @@ def _secret_data(core: client.CoreV1Api, namespace: str, name: str) -> dict[str,
     try:
         return core.read_namespaced_secret(name, namespace).data or {}
     except ApiException as e:
-        if e.status == 404:
-            raise MissingReference("Secret", namespace, name) from e
+        if (missing := _missing(e, "Secret", namespace, name)) is not None:
+            raise missing from e
         raise
 
 
@@ -60,8 +74,8 @@ def resolve_broker(api: client.ApiClient, namespace: str, name: str) -> Resolved
             GROUP, VERSION, namespace, BROKER_RESOURCE.plural, name
         )
     except ApiException as e:
-        if e.status == 404:
-            raise MissingReference("SyncBroker", namespace, name) from e
+        if (missing := _missing(e, "SyncBroker", namespace, name)) is not None:
+            raise missing from e
         raise
     spec = SyncBrokerSpec.model_validate(obj.get("spec", {}))
     core = client.CoreV1Api(api)

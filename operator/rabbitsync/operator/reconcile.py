@@ -92,7 +92,7 @@ def reconcile(
     try:
         broker = resolve_broker(api, sub.namespace, sub.spec.broker)
     except MissingReference as e:
-        reason = f"{e.kind}NotFound"
+        reason = e.reason
         observations = [
             st.Observation(BROKER_REACHABLE, "Unknown", reason, str(e)),
             st.Observation(TOPOLOGY_SYNCED, "Unknown", reason, str(e)),
