@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "down":
         environment.down()
     elif args.command == "operators-up":
-        for op in operators.up(environment.state_dir(), tuple(args.clusters.split(","))):
+        try:
+            started = operators.up(environment.state_dir(), tuple(args.clusters.split(",")))
+        except (RuntimeError, TimeoutError) as e:
+            print(f"operators-up: {e}", file=sys.stderr)
+            return 1
+        for op in started:
             print(f"operator {op.cluster}: pid {op.record.pid}, log {op.log}, {op.healthz}")
     elif args.command == "pods":
         cluster = args.clusters.split(",")[0]
