@@ -12,6 +12,7 @@ the namespace's broker-side names, polling helpers with explicit deadlines, and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,31 @@ from opkit import DELETE_ATTEMPTS, GROUP, MAX_BACKOFF_SECONDS, RESYNC_SECONDS, V
 from harness import environment, operators
 
 
+class Fleet(dict[str, operators.OperatorProcess]):
+    """One running operator per cluster, by cluster name; a test may stop and start one."""
+
+    def __init__(self, clusters: dict[str, Any], directory: Path) -> None:
+        super().__init__()
+        self.clusters, self.directory = clusters, directory
+        self.env = {
+            "RABBITSYNC_RESYNC_SECONDS": str(RESYNC_SECONDS),
+            "RABBITSYNC_DELETE_ATTEMPTS": str(DELETE_ATTEMPTS),
+            "RABBITSYNC_MAX_BACKOFF_SECONDS": str(MAX_BACKOFF_SECONDS),
+            "RABBITSYNC_NAMESPACES": "",
+            "RABBITSYNC_LOG_FORMAT": "text",
+        }
+
+    def start(self, name: str) -> operators.OperatorProcess:
+        kubeconfig = self.clusters[name].kubeconfig
+        self[name] = operators.start(name, kubeconfig, self.directory, env=self.env, token_duration="2h")
+        return self[name]
+
+    def stop(self, name: str) -> None:
+        operators.stop(self[name], self.directory)
+
+
 @pytest.fixture(scope="session")
-def operators_running(clusters, broker, tmp_path_factory) -> Iterator[dict[str, operators.OperatorProcess]]:  # type: ignore[no-untyped-def]
+def operators_running(clusters, broker, tmp_path_factory) -> Iterator[Fleet]:  # type: ignore[no-untyped-def]
     others = operators.running(environment.state_dir())
     if others:
         pytest.fail(
@@ -29,22 +53,14 @@ def operators_running(clusters, broker, tmp_path_factory) -> Iterator[dict[str, 
             "they would reconcile the tests' objects too; run `make operators-down` first",
             pytrace=False,
         )
-    directory = tmp_path_factory.mktemp("operators")
-    env = {
-        "RABBITSYNC_RESYNC_SECONDS": str(RESYNC_SECONDS),
-        "RABBITSYNC_DELETE_ATTEMPTS": str(DELETE_ATTEMPTS),
-        "RABBITSYNC_MAX_BACKOFF_SECONDS": str(MAX_BACKOFF_SECONDS),
-        "RABBITSYNC_NAMESPACES": "",
-        "RABBITSYNC_LOG_FORMAT": "text",
-    }
-    started: dict[str, operators.OperatorProcess] = {}
+    fleet = Fleet(clusters, tmp_path_factory.mktemp("operators"))
     try:
-        for name, handle in clusters.items():
-            started[name] = operators.start(name, handle.kubeconfig, directory, env=env, token_duration="2h")
-        yield started
+        for name in clusters:
+            fleet.start(name)
+        yield fleet
     finally:
-        for op in started.values():
-            operators.stop(op, directory)
+        for name in list(fleet):
+            fleet.stop(name)
 
 
 @pytest.hookimpl(wrapper=True)

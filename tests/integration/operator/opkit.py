@@ -92,6 +92,9 @@ class Management:
     def declare_queue(self, queue: str, arguments: dict[str, Any]) -> None:
         self.call("PUT", f"/api/queues/%2F/{self.q(queue)}", {"durable": True, "arguments": arguments})
 
+    def bind(self, exchange: str, queue: str, routing_key: str) -> None:
+        self.call("POST", f"/api/bindings/%2F/e/{self.q(exchange)}/q/{self.q(queue)}", {"routing_key": routing_key})
+
     def delete_exchange(self, exchange: str) -> None:
         try:
             self.call("DELETE", f"/api/exchanges/%2F/{self.q(exchange)}")

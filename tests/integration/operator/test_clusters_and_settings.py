@@ -6,7 +6,7 @@ import os
 import subprocess
 
 import pytest
-from opkit import RESYNC_SECONDS, Kit
+from opkit import CONVERGE, RESYNC_SECONDS, Kit, wait_for
 
 from harness import operators
 
@@ -50,3 +50,25 @@ def test_operator_refuses_to_start_without_a_valid_cluster_name(cluster: str | N
     )
     assert proc.returncode == 2, proc
     assert expected in proc.stderr, proc.stderr
+
+
+def test_restarted_operator_resumes_and_applies_what_changed_while_it_was_down(kit: Kit, operators_running) -> None:  # type: ignore[no-untyped-def]
+    kit.setup_broker("east")
+    kit.create_subscription("east", "orders", ["a.created", "b.created"])
+    kit.wait_ready("east", "orders")
+
+    operators_running.stop("east")
+    try:
+        kit.patch_subscription("east", "orders", {"events": ["b.created", "c.created"]})
+        kit.mgmt.delete_queue(kit.queue_name("east", "orders") + ".dlq")
+    finally:
+        operators_running.start("east")
+    obj = wait_for(
+        lambda: (o := kit.get("east", "orders")) and o["status"].get("observedGeneration") == 2 and o,
+        CONVERGE,
+        "generation 2 reconciled after the restart",
+    )
+    kit.wait_ready("east", "orders")
+    assert obj["metadata"]["generation"] == 2
+    assert kit.bindings("east", "orders") == {"b.created", "c.created"}
+    assert len(kit.queues("east", "orders")) == 6

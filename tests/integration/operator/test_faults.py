@@ -23,18 +23,19 @@ def test_out_of_band_deletions_are_repaired_and_reported(kit: Kit) -> None:
 
     kit.mgmt.delete_queue(f"{main}.dlq")
     kit.mgmt.delete_binding(kit.exchange, main, "b.created")
+    kit.mgmt.bind(kit.exchange, main, "not.subscribed")
     assert f"{main}.dlq" not in kit.queues("east", "orders")
-    assert kit.bindings("east", "orders") == {"a.created"}
+    assert kit.bindings("east", "orders") == {"a.created", "not.subscribed"}
 
     wait_for(
         lambda: (
             set(kit.queues("east", "orders")) == before and kit.bindings("east", "orders") == {"a.created", "b.created"}
         ),
         3 * RESYNC_SECONDS + 10,
-        "queue and binding restored",
+        "queue and binding restored, extra binding removed",
     )
     _, _, message = kit.wait_event("east", "orders", "DriftRepaired", timeout=RESYNC_SECONDS + 5)
-    assert f"{main}.dlq" in message and "b.created" in message, message
+    assert f"{main}.dlq" in message and "b.created" in message and "not.subscribed" in message, message
     kit.wait_ready("east", "orders", timeout=5)
 
 

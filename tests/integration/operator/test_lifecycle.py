@@ -96,6 +96,21 @@ def test_edit_events_rebinds_exactly_then_delete_removes_topology(kit: Kit) -> N
     kit.wait_event("east", "orders", "TopologyDeleted", timeout=5)
 
 
+def test_changed_backoff_replaces_delay_queues(kit: Kit) -> None:
+    kit.setup_broker("east")
+    kit.create_subscription("east", "orders", ["a.created"])
+    kit.wait_ready("east", "orders")
+    main = kit.queue_name("east", "orders")
+
+    # Delay queues are named by their TTL: fewer attempts and a longer first delay mean other queues.
+    kit.patch_subscription("east", "orders", {"retry": {"maxAttempts": 3, "initialBackoffMs": 5000}})
+    expected = {main, f"{main}.dlq", f"{main}.retry.5000ms", f"{main}.retry.10000ms"}
+    wait_for(lambda: set(kit.queues("east", "orders")) == expected, CONVERGE, "delay queues replaced")
+    obj = kit.wait_ready("east", "orders")
+    assert obj["status"]["observedGeneration"] == 2
+    assert obj["status"]["retryQueues"] == [f"{main}.retry.5000ms", f"{main}.retry.10000ms"]
+
+
 def test_retain_keeps_queues_and_releases_the_object(kit: Kit) -> None:
     kit.setup_broker("east")
     kit.create_subscription("east", "keep", ["a.created"], deletionPolicy="retain")
