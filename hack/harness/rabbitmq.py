@@ -78,7 +78,11 @@ def _env(base: Path) -> dict[str, str]:
 
 def ctl(broker: Broker, *args: str, timeout: float = 60) -> str:
     """Run ``rabbitmqctl`` against the broker's node."""
-    exe = shutil.which("rabbitmqctl") or str(_SBIN / "rabbitmqctl")
+    # The unwrapped script runs as the caller and so uses the caller's Erlang cookie, which is what a node
+    # the harness started (as this user) expects; Debian's /usr/sbin wrapper would switch to the rabbitmq user.
+    exe = (
+        str(_SBIN / "rabbitmqctl") if (_SBIN / "rabbitmqctl").exists() else shutil.which("rabbitmqctl") or "rabbitmqctl"
+    )
     env = {**os.environ, **(_env(Path(broker.base)) if broker.owned else {})}
     proc = subprocess.run([exe, "-n", broker.node, *args], capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
