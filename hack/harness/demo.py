@@ -49,10 +49,11 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def reachable(url: str) -> bool:
+    """A 2xx answer (health endpoints answer plain text, so the body is not parsed)."""
     try:
-        http("GET", url)
-        return True
-    except (urllib.error.URLError, OSError, ValueError):
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return bool(200 <= resp.status < 300)
+    except (urllib.error.URLError, OSError):
         return False
 
 
