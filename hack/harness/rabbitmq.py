@@ -90,14 +90,44 @@ def ctl(broker: Broker, *args: str, timeout: float = 60) -> str:
     return proc.stdout
 
 
-def management_get(management_url: str, path: str) -> object:
-    """GET a management API path; credentials come from the URL's userinfo."""
+def management_request(management_url: str, method: str, path: str, body: object | None = None) -> object:
+    """Call the management API; credentials come from the URL's userinfo."""
     parts = urllib.parse.urlsplit(management_url)
     auth = b64encode(f"{parts.username}:{parts.password}".encode()).decode()
     base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
-    req = urllib.request.Request(base + path, headers={"Authorization": f"Basic {auth}"})
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
+    req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=5) as resp:
-        return json.loads(resp.read())
+        raw = resp.read()
+        return json.loads(raw) if raw else None
+
+
+def management_get(management_url: str, path: str) -> object:
+    return management_request(management_url, "GET", path)
+
+
+def create_vhost(broker: Broker, name: str) -> str:
+    """A fresh vhost the broker's user may fully use; returns the AMQP URL that points at it.
+
+    Isolation for suites that deploy fixed names (the e2e overlays' clusters are always east and
+    west): in their own vhost they never share a queue with a running demo on the same broker.
+    """
+    quoted = urllib.parse.quote(name, safe="")
+    user = urllib.parse.urlsplit(broker.amqp_url).username
+    management_request(broker.management_url, "PUT", f"/api/vhosts/{quoted}")
+    management_request(
+        broker.management_url,
+        "PUT",
+        f"/api/permissions/{quoted}/{user}",
+        {"configure": ".*", "write": ".*", "read": ".*"},
+    )
+    parts = urllib.parse.urlsplit(broker.amqp_url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + quoted))
+
+
+def delete_vhost(broker: Broker, name: str) -> None:
+    management_request(broker.management_url, "DELETE", f"/api/vhosts/{urllib.parse.quote(name, safe='')}")
 
 
 def ready(broker: Broker) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from e2e_support import Deployment
 
-from harness import demo, podrunner
+from harness import demo, podrunner, rabbitmq
 
 # Apart from the demo's addresses, so the suite can run while `make demo` is up.
 IP_PREFIXES = {"east": "127.0.3", "west": "127.0.4"}
@@ -39,8 +39,11 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     for name, handle in clusters.items():
         kubeconfigs[name] = directory / f"{name}.kubeconfig"
         shutil.copy(handle.kubeconfig, kubeconfigs[name])
+    vhost = f"e2e-{directory.name}"
+    amqp_url = rabbitmq.create_vhost(broker.info, vhost)
     try:
-        urls = demo.deploy(directory, kubeconfigs, broker.amqp_url, broker.management_url, IP_PREFIXES)
-        yield Deployment(directory, kubeconfigs, urls, local=True)
+        urls = demo.deploy(directory, kubeconfigs, amqp_url, broker.management_url, IP_PREFIXES)
+        yield Deployment(directory, kubeconfigs, urls, local=True, vhost=vhost)
     finally:
         podrunner.stop_runners(directory)
+        rabbitmq.delete_vhost(broker.info, vhost)

@@ -17,6 +17,8 @@ class Deployment:
     kubeconfigs: dict[str, Path]
     urls: dict[str, dict[str, str]]
     local: bool
+    vhost: str = "/"
+    """The broker vhost the deployment's SyncBrokers point at."""
 
     def url(self, cluster: str, service: str, path: str) -> str:
         return self.urls[cluster][service] + path

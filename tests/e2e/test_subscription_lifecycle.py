@@ -76,7 +76,7 @@ def test_subscription_added_later_then_removed(deployment: Deployment, broker, t
 
         def queue_gone() -> bool:
             try:
-                broker.management_get(f"/api/queues/%2F/{queue}")
+                broker.management_get(f"/api/queues/{urllib.parse.quote(deployment.vhost, safe='')}/{queue}")
             except OSError as e:  # urllib's HTTPError 404
                 return "404" in str(e)
             return False
