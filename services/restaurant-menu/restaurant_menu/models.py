@@ -3,29 +3,17 @@
 import uuid
 from typing import Any
 
+from common.copies import RestaurantCopy
 from django.db import models
 
 from rabbitsync.django.models import VersionedModel
 
 
-class Restaurant(VersionedModel):
-    """Read-only copy: only what a menu needs. Written by the restaurant service's events alone."""
+class Restaurant(RestaurantCopy):
+    """Copy of the restaurant service's restaurants (a menu item belongs to one)."""
 
-    id = models.UUIDField(primary_key=True)
-    name = models.CharField(max_length=200, default="")
-    cuisine = models.CharField(max_length=100, blank=True, default="")
-    deleted = models.BooleanField(default=False)
-
-    class Meta:
+    class Meta(RestaurantCopy.Meta):
         db_table = "restaurant_menu_restaurant"
-        ordering = ["name", "id"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def as_json(self) -> dict[str, Any]:
-        return {"id": str(self.id), "name": self.name, "cuisine": self.cuisine, "deleted": self.deleted,
-                "version": self.sync_version}
 
 
 class MenuItem(VersionedModel):

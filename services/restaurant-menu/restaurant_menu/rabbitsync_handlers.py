@@ -10,7 +10,7 @@ from restaurant_menu.models import MenuItem, Restaurant
 
 @handler(*RESTAURANT_EVENTS)
 def restaurant_changed(event):
-    apply_received(Restaurant, event, ("name", "cuisine"))
+    apply_received(Restaurant, event, Restaurant.REPLICATED_FIELDS)
 
 
 @handler(*MENU_ITEM_EVENTS)
