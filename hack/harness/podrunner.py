@@ -7,7 +7,8 @@ workingDir, volume mounts), so the sidecar spec the operator injected is exactly
 
 What stands in for what:
 - the image's filesystem: ``/app`` in a private mount namespace is the repository (the Dockerfile
-  copies the repository to ``/app``), and ``python`` is the project's virtualenv;
+  copies the repository to ``/app``), and ``python`` is the project's virtualenv seen through it
+  (``/app/.venv``), so that volumes mounted over host paths (``/tmp``) never hide the interpreter;
 - ``emptyDir`` volumes: a directory per pod under the state directory, bind-mounted at mountPath;
 - the pod network: each pod gets its own loopback address (``status.podIP``), so the containers of
   different pods can listen on the same port, as they would in a cluster;
@@ -117,6 +118,13 @@ class PodRunner:
         }
         return fields[path]
 
+    @staticmethod
+    def _python_bin() -> str:
+        """The image's ``python``: the checkout's virtualenv seen through /app, else this interpreter's."""
+        if (REPO_ROOT / ".venv" / "bin" / "python").exists():
+            return f"{IMAGE_ROOT}/.venv/bin"
+        return str(Path(sys.executable).parent)
+
     def _service_account(self, template_spec: dict[str, Any], pod: Pod) -> Path | None:
         """The projected token volume, or None when the pod opts out of it."""
         if template_spec.get("automountServiceAccountToken") is False:
@@ -136,7 +144,10 @@ class PodRunner:
 
     def _env(self, spec: dict[str, Any], pod: Pod) -> dict[str, str]:
         env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{self._python_bin()}:/usr/local/bin:/usr/bin:/bin",
+            # As in the image: the package and the services importable from /app, whatever the host path
+            # of the checkout (a volume mounted at /tmp must not hide a checkout that lives under /tmp).
+            "PYTHONPATH": f"{IMAGE_ROOT}/operator:{IMAGE_ROOT}/services",
             "HOME": str(pod.directory),
             "PYTHONUNBUFFERED": "1",
             "HOSTNAME": pod.name,

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rabbitsync.amqp.errors import PreconditionFailed
 from rabbitsync.amqp.port import Broker
-from rabbitsync.topology.diff import diff, teardown
+from rabbitsync.topology.diff import EXCHANGE_TYPE, Plan, diff, teardown
 from rabbitsync.topology.model import Observed, Topology
 
 
@@ -71,6 +72,28 @@ def observe_and_sync(broker: Broker, desired: Topology, *, previously_synced: bo
         verified=not unfinished and not remaining.conflicts,
         **_counts(desired, observed),
     )
+
+
+# A queue name no subscription can have (names are DNS labels): observing it lists no queues, only the exchange.
+_NO_QUEUE = "rabbitsync.~broker-check"
+
+
+def ensure_exchange(broker: Broker, exchange: str) -> str:
+    """Check the broker over both the management API and AMQP, declaring the shared exchange if missing.
+
+    Returns what was found or done, for the SyncBroker's status. Raises ``BrokerError`` subclasses;
+    an existing exchange of another type is a ``PreconditionFailed``, never redeclared.
+    """
+    observed = broker.observe(exchange, _NO_QUEUE)
+    if observed.exchange is None:
+        broker.apply(Plan(declare_exchange=exchange))
+        return f"declared exchange {exchange}"
+    if observed.exchange.type != EXCHANGE_TYPE or not observed.exchange.durable:
+        raise PreconditionFailed(
+            f"exchange {exchange} is {observed.exchange.type} (durable={observed.exchange.durable}), "
+            f"not a durable {EXCHANGE_TYPE} exchange"
+        )
+    return f"exchange {exchange} present"
 
 
 def delete_topology(broker: Broker, desired: Topology) -> tuple[str, ...]:

@@ -282,11 +282,7 @@ class ConfirmedPublisher:
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        tags = (
-            [t for t in self._unconfirmed if t <= method.delivery_tag]
-            if method.multiple
-            else [method.delivery_tag]
-        )
+        tags = [t for t in self._unconfirmed if t <= method.delivery_tag] if method.multiple else [method.delivery_tag]
         nacked = isinstance(method, Basic.Nack)
         for tag in tags:
             entry = self._unconfirmed.pop(tag, None)

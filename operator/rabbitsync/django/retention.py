@@ -13,10 +13,6 @@ from rabbitsync.django.models import InboxMessage, OutboxMessage
 def purge(settings: Settings) -> tuple[int, int]:
     """Delete sent outbox rows and inbox rows past their retention; (outbox, inbox) counts."""
     now = timezone.now()
-    outbox, _ = OutboxMessage.objects.filter(
-        sent_at__lt=now - timedelta(seconds=settings.sent_retention)
-    ).delete()
-    inbox, _ = InboxMessage.objects.filter(
-        received_at__lt=now - timedelta(seconds=settings.inbox_retention)
-    ).delete()
+    outbox, _ = OutboxMessage.objects.filter(sent_at__lt=now - timedelta(seconds=settings.sent_retention)).delete()
+    inbox, _ = InboxMessage.objects.filter(received_at__lt=now - timedelta(seconds=settings.inbox_retention)).delete()
     return outbox, inbox

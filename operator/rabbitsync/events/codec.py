@@ -43,9 +43,7 @@ def decode(body: bytes) -> CloudEvent:
 
 
 def message_properties(event: CloudEvent) -> MessageProperties:
-    return MessageProperties(
-        message_id=event.id, type=event.type, timestamp=int(event.time.timestamp())
-    )
+    return MessageProperties(message_id=event.id, type=event.type, timestamp=int(event.time.timestamp()))
 
 
 def _summary(error: ValidationError) -> str:

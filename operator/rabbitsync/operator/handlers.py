@@ -13,8 +13,10 @@ import kopf
 
 from rabbitsync.amqp.rabbit import RabbitBroker
 from rabbitsync.api.meta import GROUP, VERSION
+from rabbitsync.api.syncbroker import RESOURCE as BROKER
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
 from rabbitsync.operator import reconcile as rc
+from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.status import Note
 
@@ -73,6 +75,53 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         id="resync",
     )(resync_subscription)
     kopf.on.delete(*resource, registry=registry, id="cleanup")(delete_subscription)
+
+    brokers = (GROUP, VERSION, BROKER.plural)
+
+    def reconcile_syncbroker(
+        body: kopf.Body,
+        patch: kopf.Patch,
+        memo: kopf.Memo,
+        retry: int,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        namespace: str,
+        name: str,
+        **_: Any,
+    ) -> None:
+        outcome = reconcile_broker(memo.api, namespace, name, meta, status, _broker_factory)
+        patch.status.update(outcome.status)
+        _emit(body, outcome.notes)
+        if outcome.temporary_failure is not None:
+            raise kopf.TemporaryError(outcome.temporary_failure, delay=rc.backoff_seconds(retry, settings))
+
+    def resync_syncbroker(
+        body: kopf.Body,
+        patch: kopf.Patch,
+        memo: kopf.Memo,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        namespace: str,
+        name: str,
+        **_: Any,
+    ) -> None:
+        outcome = reconcile_broker(memo.api, namespace, name, meta, status, _broker_factory)
+        patch.status.update(outcome.status)
+        _emit(body, outcome.notes)
+
+    for decorator in (
+        kopf.on.create(*brokers, registry=registry, id="reconcile"),
+        kopf.on.update(*brokers, field="spec", registry=registry, id="reconcile"),
+        kopf.on.resume(*brokers, registry=registry, id="reconcile"),
+    ):
+        decorator(reconcile_syncbroker)
+    kopf.timer(
+        *brokers,
+        interval=settings.resync_seconds,
+        initial_delay=settings.resync_seconds,
+        registry=registry,
+        id="resync",
+    )(resync_syncbroker)
     # An explicit registry gets none of kopf's default login handlers: the same KUBECONFIG/in-cluster
     # credentials as the kubernetes client.
     kopf.on.login(registry=registry, id="login")(kopf.login_via_client)

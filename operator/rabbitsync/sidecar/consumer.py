@@ -142,8 +142,9 @@ class Consumer:
                 log.debug("connection already gone while closing", exc_info=True)
 
     @staticmethod
-    def _received(buffer: collections.deque[Delivery], spec: ConsumerSpec, _ch: Any, method: Any,
-                  properties: Any, body: bytes) -> None:
+    def _received(
+        buffer: collections.deque[Delivery], spec: ConsumerSpec, _ch: Any, method: Any, properties: Any, body: bytes
+    ) -> None:
         buffer.append(Delivery(spec, method.delivery_tag, properties, body))
 
     # -- one delivery ------------------------------------------------------------------------------
@@ -200,8 +201,9 @@ class Consumer:
             self._metrics.own.inc()
             log.debug("own event skipped", extra={"type": event.type})
 
-    def _reroute(self, connection: pika.BlockingConnection, channel: Any, delivery: Delivery,
-                 action: routing.Action) -> None:
+    def _reroute(
+        self, connection: pika.BlockingConnection, channel: Any, delivery: Delivery, action: routing.Action
+    ) -> None:
         """Publish the copy (confirmed) to its retry or dead-letter queue, then ack the original."""
         spec = delivery.spec
         if isinstance(action, routing.Discard):
@@ -236,11 +238,18 @@ class Consumer:
             log.info("scheduled retry", extra={"queue": action.queue, "next_attempt": action.attempt})
         else:
             self._metrics.dead_lettered.labels(spec.queue, action.reason).inc()
-            log.error("dead-lettered", extra={"queue": action.queue, "reason": action.reason,
-                                              "error": action.headers.get(routing.EXCEPTION_MESSAGE)})
+            log.error(
+                "dead-lettered",
+                extra={
+                    "queue": action.queue,
+                    "reason": action.reason,
+                    "error": action.headers.get(routing.EXCEPTION_MESSAGE),
+                },
+            )
 
-    def _pump(self, connection: pika.BlockingConnection, done: Callable[[], bool],
-              deadline: float | None = None) -> None:
+    def _pump(
+        self, connection: pika.BlockingConnection, done: Callable[[], bool], deadline: float | None = None
+    ) -> None:
         """Serve the connection (heartbeats, incoming deliveries) until ``done()`` or the deadline."""
         limit = None if deadline is None else time.monotonic() + deadline
         while not done() and (limit is None or time.monotonic() < limit):

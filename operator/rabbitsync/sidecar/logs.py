@@ -12,9 +12,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-current_event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "rabbitsync_event_id", default=None
-)
+current_event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("rabbitsync_event_id", default=None)
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 

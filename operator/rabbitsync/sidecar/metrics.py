@@ -17,12 +17,12 @@ class Metrics:
         self.duplicates = Counter(
             "rabbitsync_duplicates_skipped", "Redelivered events already in the inbox", registry=r
         )
-        self.own = Counter(
-            "rabbitsync_own_events_skipped", "Events this service published in this cluster", registry=r
-        )
+        self.own = Counter("rabbitsync_own_events_skipped", "Events this service published in this cluster", registry=r)
         self.retried = Counter("rabbitsync_retried", "Deliveries sent to a delay queue", ["queue"], registry=r)
         self.dead_lettered = Counter(
-            "rabbitsync_dead_lettered", "Deliveries sent to the dead-letter queue", ["queue", "reason"],
+            "rabbitsync_dead_lettered",
+            "Deliveries sent to the dead-letter queue",
+            ["queue", "reason"],
             registry=r,
         )
         self.discarded = Counter(

@@ -27,8 +27,16 @@ POISON = "poison"
 # The broker's own dead-lettering bookkeeping: our attempt header is the authority, and copying
 # these into a fresh publish would only make them lie about the new message's path.
 _BROKER_HEADERS = frozenset(
-    {"x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
-     "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count"}
+    {
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+        "x-delivery-count",
+    }
 )
 _MAX_MESSAGE = 1000
 

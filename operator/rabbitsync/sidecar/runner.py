@@ -61,8 +61,9 @@ def run(settings: Settings | None = None) -> int:
     ).start()
     housekeeping = threading.Thread(target=_purge_loop, args=(settings, stop), name="rabbitsync-purge", daemon=True)
     housekeeping.start()
-    log.info("sidecar started", extra={"service": settings.service, "cluster": settings.cluster,
-                                       "http_port": http.port})
+    log.info(
+        "sidecar started", extra={"service": settings.service, "cluster": settings.cluster, "http_port": http.port}
+    )
     try:
         Consumer(settings, specs, publisher=publisher, metrics=metrics, state=state).run(stop)
     finally:
@@ -122,5 +123,3 @@ def _install_signals(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-
-

@@ -160,3 +160,18 @@ def test_all_is_complete() -> None:
     modules = {"admin", "endpoint", "errors", "fake", "management", "port", "rabbit", "sync"}
     public = {name for name in vars(amqp) if not name.startswith("_")} - modules
     assert public == set(amqp.__all__)
+
+
+def test_ensure_exchange_declares_a_missing_exchange_once():
+    broker = FakeBroker()
+    assert amqp.sync.ensure_exchange(broker, "rabbitsync.events") == "declared exchange rabbitsync.events"
+    assert broker.exchanges == {"rabbitsync.events": "topic"}
+    assert amqp.sync.ensure_exchange(broker, "rabbitsync.events") == "exchange rabbitsync.events present"
+
+
+def test_ensure_exchange_refuses_an_exchange_of_another_type():
+    broker = FakeBroker()
+    broker.exchanges["rabbitsync.events"] = "fanout"
+    with pytest.raises(PreconditionFailed, match="fanout"):
+        amqp.sync.ensure_exchange(broker, "rabbitsync.events")
+    assert broker.exchanges == {"rabbitsync.events": "fanout"}

@@ -4,42 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='InboxMessage',
+            name="InboxMessage",
             fields=[
-                ('event_id', models.CharField(max_length=128, primary_key=True, serialize=False)),
-                ('type', models.CharField(max_length=255)),
-                ('source', models.CharField(max_length=512)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
+                ("event_id", models.CharField(max_length=128, primary_key=True, serialize=False)),
+                ("type", models.CharField(max_length=255)),
+                ("source", models.CharField(max_length=512)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'db_table': 'rabbitsync_inbox',
-                'indexes': [models.Index(fields=['received_at'], name='rabbitsync_inbox_received')],
+                "db_table": "rabbitsync_inbox",
+                "indexes": [models.Index(fields=["received_at"], name="rabbitsync_inbox_received")],
             },
         ),
         migrations.CreateModel(
-            name='OutboxMessage',
+            name="OutboxMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=128, unique=True)),
-                ('type', models.CharField(max_length=255)),
-                ('body', models.BinaryField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_owner', models.CharField(blank=True, default='', max_length=32)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('publish_attempts', models.PositiveIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.CharField(max_length=128, unique=True)),
+                ("type", models.CharField(max_length=255)),
+                ("body", models.BinaryField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_owner", models.CharField(blank=True, default="", max_length=32)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("publish_attempts", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'db_table': 'rabbitsync_outbox',
-                'indexes': [models.Index(fields=['sent_at', 'id'], name='rabbitsync_outbox_unsent')],
+                "db_table": "rabbitsync_outbox",
+                "indexes": [models.Index(fields=["sent_at", "id"], name="rabbitsync_outbox_unsent")],
             },
         ),
     ]
