@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import polling
+
 
 @dataclass(frozen=True)
 class ProcessRecord:
@@ -103,17 +105,12 @@ def _reap(pid: int) -> None:
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, log: str | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    tail = ""
-    if log and Path(log).exists():
-        tail = (
-            "\n--- last lines of "
-            + log
-            + " ---\n"
-            + "\n".join(Path(log).read_text(errors="replace").splitlines()[-30:])
-        )
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s{tail}")
+    """Wait for a server to be ready; on timeout, a TimeoutError with the tail of its log."""
+    try:
+        polling.eventually(check, timeout, what)
+    except AssertionError:
+        tail = ""
+        if log and Path(log).exists():
+            lines = Path(log).read_text(errors="replace").splitlines()[-30:]
+            tail = f"\n--- last lines of {log} ---\n" + "\n".join(lines)
+        raise TimeoutError(f"{what} not ready after {timeout:.0f}s{tail}") from None

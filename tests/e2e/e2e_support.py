@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import demo
+from harness import demo, polling
 
 
 @dataclass
@@ -28,15 +27,5 @@ class Deployment:
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; return that, or fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, ValueError) as e:  # a service restarting: try again
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not reached within {timeout:.0f}s (last: {last!r})")
+    """Poll ``check`` until it returns something truthy; a service restarting counts as "not yet"."""
+    return polling.eventually(check, timeout, what, interval=0.3, tolerate=(OSError, ValueError))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from harness import operators, processes
+from harness.polling import eventually
 
 GROUP, VERSION = "rabbitsync.io", "v1alpha1"
 RESYNC_SECONDS = 3.0
@@ -28,19 +28,7 @@ T = TypeVar("T")
 
 def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.3) -> T:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` and the last value seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = check()
-        except (ApiException, urllib.error.URLError, OSError) as e:
-            last = e
-        else:
-            if last:
-                return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s; last seen: {last!r}")
-        time.sleep(interval)
+    return eventually(check, timeout, what, interval=interval, tolerate=(ApiException, urllib.error.URLError, OSError))
 
 
 class Management:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -25,6 +23,8 @@ from pathlib import Path
 import pika
 import pytest
 
+from harness.polling import eventually
+from harness.processes import free_port
 from rabbitsync.events import CONTENT_TYPE, CloudEvent, encode
 from rabbitsync.topology import consumer as contract
 
@@ -36,13 +36,8 @@ if str(HERE) not in sys.path:  # the test project's packages (svcproject, svcapp
     sys.path.insert(0, str(HERE))
 
 
-def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+    return eventually(condition, timeout, what, interval=interval)
 
 
 # -- Django -----------------------------------------------------------------------------------------
@@ -156,12 +151,26 @@ def channel(amqp_url: str) -> Iterator[pika.adapters.blocking_connection.Blockin
         connection.close()
 
 
-def make_spec(uid: str, events: list[str], *, max_attempts: int = 3, initial_backoff_ms: int = 400,
-              max_backoff_ms: int = 800, prefetch: int = 20, name: str = "sub") -> contract.ConsumerSpec:
+def make_spec(
+    uid: str,
+    events: list[str],
+    *,
+    max_attempts: int = 3,
+    initial_backoff_ms: int = 400,
+    max_backoff_ms: int = 800,
+    prefetch: int = 20,
+    name: str = "sub",
+) -> contract.ConsumerSpec:
     return contract.build(
-        cluster=CLUSTER, namespace=NAMESPACE, subscription=f"{name}-{uid}", events=events,
-        max_attempts=max_attempts, initial_backoff_ms=initial_backoff_ms, max_backoff_ms=max_backoff_ms,
-        dead_letter=True, prefetch=prefetch,
+        cluster=CLUSTER,
+        namespace=NAMESPACE,
+        subscription=f"{name}-{uid}",
+        events=events,
+        max_attempts=max_attempts,
+        initial_backoff_ms=initial_backoff_ms,
+        max_backoff_ms=max_backoff_ms,
+        dead_letter=True,
+        prefetch=prefetch,
     )
 
 
@@ -183,8 +192,13 @@ def service(broker, uid: str, django_project: dict[str, str]) -> Iterator[Topolo
     with channel(broker.amqp_url) as ch:
         ch.exchange_declare(topology.exchange, "topic", durable=True)
     overrides = {
-        "AMQP_URL": broker.amqp_url, "CLUSTER": CLUSTER, "NAMESPACE": NAMESPACE, "SERVICE": PUBLISHER,
-        "EXCHANGE": topology.exchange, "HEARTBEAT": 10, "RECONNECT_MAX_DELAY": 2.0,
+        "AMQP_URL": broker.amqp_url,
+        "CLUSTER": CLUSTER,
+        "NAMESPACE": NAMESPACE,
+        "SERVICE": PUBLISHER,
+        "EXCHANGE": topology.exchange,
+        "HEARTBEAT": 10,
+        "RECONNECT_MAX_DELAY": 2.0,
     }
     with override_settings(RABBITSYNC=overrides):
         yield topology
@@ -194,12 +208,6 @@ def service(broker, uid: str, django_project: dict[str, str]) -> Iterator[Topolo
 
 
 # -- sidecar subprocesses ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sidecar:
@@ -216,7 +224,10 @@ class Sidecar:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command,
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=HERE,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=HERE,
             )
         return self
 

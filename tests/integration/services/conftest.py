@@ -15,11 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -31,27 +29,17 @@ import pika
 import pytest
 import yaml
 
+from harness import polling
+from harness.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES_DIR = ROOT / "services"
 SUBSCRIPTIONS = ROOT / "manifests" / "services" / "subscriptions.yaml"
 START_TIMEOUT = 60.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return polling.eventually(condition, timeout, what, interval=interval)
 
 
 @dataclass
@@ -85,8 +73,13 @@ class Service:
 
     def manage(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=self.directory, env=self.env, input=stdin,
-            capture_output=True, text=True, timeout=120,
+            [sys.executable, "manage.py", *args],
+            cwd=self.directory,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"{self.name}: manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -110,8 +103,12 @@ class Service:
     def start_sidecar(self, subscriptions: str) -> Service:
         """The consumer, with the RABBITSYNC_SUBSCRIPTIONS the operator would inject."""
         port = free_port()
-        env = {**self.env, "RABBITSYNC_SUBSCRIPTIONS": subscriptions, "RABBITSYNC_HTTP_PORT": str(port),
-               "RABBITSYNC_HTTP_HOST": "127.0.0.1"}
+        env = {
+            **self.env,
+            "RABBITSYNC_SUBSCRIPTIONS": subscriptions,
+            "RABBITSYNC_HTTP_PORT": str(port),
+            "RABBITSYNC_HTTP_HOST": "127.0.0.1",
+        }
         self._spawn("sidecar", ["rabbitsync_sidecar"], env)
 
         def ready() -> bool:
@@ -138,8 +135,9 @@ class Service:
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None) -> Response:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as resp:
                 status, text = resp.status, resp.read()
@@ -201,7 +199,8 @@ def run_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         directory = tmp_path / f"{cluster}-{name}"
         directory.mkdir()
         env = {
-            key: value for key, value in os.environ.items()
+            key: value
+            for key, value in os.environ.items()
             if not key.startswith(("RABBITSYNC_", "DJANGO_")) and key not in ("DATABASE_URL", "SQLITE_PATH")
         }
         env |= {
@@ -254,13 +253,15 @@ class FoodBroker:
         from rabbitsync.topology.desired import desired_topology
 
         spec = SyncSubscriptionSpec.model_validate(manifest_subscriptions()[subscription]["spec"])
-        topology = desired_topology(cluster=cluster, namespace=self.namespace, subscription=subscription,
-                                    spec=spec, exchange=self.exchange)
+        topology = desired_topology(
+            cluster=cluster, namespace=self.namespace, subscription=subscription, spec=spec, exchange=self.exchange
+        )
         result = observe_and_sync(self._broker(), topology)
         assert result.verified, result
         self.declared.append(topology)
-        return consumer.dumps([consumer.for_subscription(
-            cluster=cluster, namespace=self.namespace, subscription=subscription, spec=spec)])
+        return consumer.dumps(
+            [consumer.for_subscription(cluster=cluster, namespace=self.namespace, subscription=subscription, spec=spec)]
+        )
 
     def env(self) -> dict[str, str]:
         return {"RABBITSYNC_AMQP_URL": self.amqp_url, "RABBITSYNC_EXCHANGE": self.exchange}
