@@ -77,6 +77,9 @@ def resolve_broker(api: client.ApiClient, namespace: str, name: str) -> Resolved
         if (missing := _missing(e, "SyncBroker", namespace, name)) is not None:
             raise missing from e
         raise
+    if obj["metadata"].get("deletionTimestamp"):
+        # Its finalizer may keep it readable a moment longer; it must not be used for anything new.
+        raise MissingReference("SyncBroker", namespace, name, "it is being deleted")
     spec = SyncBrokerSpec.model_validate(obj.get("spec", {}))
     core = client.CoreV1Api(api)
     data = _secret_data(core, namespace, spec.secret_ref.name)
