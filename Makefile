@@ -55,7 +55,7 @@ crds: venv ## Regenerate crds/ from the pydantic models
 
 .PHONY: lint
 lint: venv ## ruff and shellcheck
-	$(VENV)/bin/ruff check operator tests hack services
+	$(VENV)/bin/ruff check operator tests hack services bench
 	$(VENV)/bin/shellcheck .ci/run hack/kind/e2e.sh
 
 ##@ Tests
@@ -79,3 +79,8 @@ demo: venv ## The two-cluster story: clusters, broker, manifests, operators, ser
 .PHONY: kind-e2e
 kind-e2e: venv ## On a machine with Docker: two kind clusters, the image loaded, the same e2e suite (KEEP=1 keeps them)
 	hack/kind/e2e.sh
+
+##@ Benchmarks (ratios in one run; never in timed tests)
+.PHONY: bench
+bench: venv ## Publish throughput: the seed's connection-per-publish vs confirm-each vs rabbitsync's pipelined relay
+	PYTHONPATH=hack $(PY) bench/publish_throughput.py

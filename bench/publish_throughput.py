@@ -1,0 +1,109 @@
+"""Publish throughput: the seed's connection-per-publish against rabbitsync's pipelined confirms.
+
+The seed's producer opened a new connection for every event. rabbitsync's relay keeps one
+connection and pipelines a batch before collecting the publisher confirms. Both are measured in
+one run against the same local broker, and the result is a ratio (the machine is shared and noisy,
+absolute numbers are not comparable between runs):
+
+    PYTHONPATH=hack .venv/bin/python bench/publish_throughput.py [--events 5000]
+
+Every message is persistent and confirmed by the broker in all three variants, so they buy the same
+guarantee; only the way of waiting differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pika
+
+from harness import rabbitmq
+from rabbitsync.django.broker import ConfirmedPublisher, OutgoingMessage
+from rabbitsync.events import MessageProperties
+
+BODY = b'{"specversion": "1.0", "type": "RESTAURANT_CREATED", "data": {"name": "bench"}}'
+
+
+def _props(i: int) -> pika.BasicProperties:
+    return pika.BasicProperties(delivery_mode=2, message_id=str(i), type="RESTAURANT_CREATED")
+
+
+def connection_per_publish(url: str, queue: str, n: int) -> None:
+    """The seed's producer: connect, publish (confirmed), disconnect, for every event."""
+    for i in range(n):
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("", queue, BODY, _props(i))
+        connection.close()
+
+
+def confirm_each(url: str, queue: str, n: int) -> None:
+    """One connection, but a round trip per message (BlockingChannel in confirm mode)."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    for i in range(n):
+        channel.basic_publish("", queue, BODY, _props(i))
+    connection.close()
+
+
+def pipelined(url: str, queue: str, n: int, batch: int = 500) -> None:
+    """rabbitsync's relay publisher: batches in flight, confirms collected as they come."""
+    publisher = ConfirmedPublisher(url, name="bench").start()
+    try:
+        deadline = time.monotonic() + 30
+        while not publisher.ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for start in range(0, n, batch):
+            messages = [
+                OutgoingMessage("", queue, BODY, MessageProperties(message_id=str(i), type="X", timestamp=0))
+                for i in range(start, min(n, start + batch))
+            ]
+            publisher.publish(messages, timeout=60)
+    finally:
+        publisher.close()
+
+
+def measure(name: str, run: Callable[[str, str, int], None], url: str, n: int) -> float:
+    queue = f"bench.{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.queue_declare(queue, durable=True)
+    started = time.perf_counter()
+    run(url, queue, n)
+    elapsed = time.perf_counter() - started
+    depth = channel.queue_declare(queue, passive=True).method.message_count
+    channel.queue_delete(queue)
+    connection.close()
+    if depth != n:
+        raise SystemExit(f"{name}: {depth} of {n} messages arrived")
+    rate = n / elapsed
+    print(f"{name:24} {n:6d} events in {elapsed:7.2f}s = {rate:8.0f} events/s")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=5000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = rabbitmq.start(Path(tmp) / "rabbitmq")
+        try:
+            # The seed's way is slow enough that a tenth of the events gives a stable rate.
+            seed_events = max(50, args.events // 10)
+            seed = measure("connection per publish", connection_per_publish, broker.amqp_url, seed_events)
+            each = measure("confirm each", confirm_each, broker.amqp_url, args.events)
+            ours = measure("pipelined confirms", pipelined, broker.amqp_url, args.events)
+        finally:
+            rabbitmq.stop(broker)
+    print(f"pipelined / connection-per-publish = {ours / seed:.1f}x; pipelined / confirm-each = {ours / each:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
