@@ -23,6 +23,7 @@ from pathlib import Path
 import pika
 import pytest
 
+from harness import postgres as pg_harness
 from harness.polling import eventually
 from harness.processes import free_port
 from rabbitsync.events import CONTENT_TYPE, CloudEvent, encode
@@ -34,6 +35,10 @@ PUBLISHER, CONSUMER = "publisher", "consumer"
 
 if str(HERE) not in sys.path:  # the test project's packages (svcproject, svcapp)
     sys.path.insert(0, str(HERE))
+
+
+BOTH_DATABASES = pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
+"""Run a test once on the SQLite file and once on the throwaway PostgreSQL server."""
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
@@ -60,6 +65,49 @@ def django_project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     django.setup()
     call_command("migrate", verbosity=0)
     return env
+
+
+@pytest.fixture(scope="session")
+def postgres(django_project: dict[str, str]) -> Iterator[str]:
+    """A throwaway PostgreSQL server with the migrated schema; its ``DATABASE_URL``."""
+    try:
+        pg_harness.ensure_installed()
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"PostgreSQL server binaries absent and not installable here: {e}")
+    with pg_harness.running() as server:
+        env = {**os.environ, **django_project, "DATABASE_URL": server.url}
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+        subprocess.run([sys.executable, "-m", "django", "migrate", "-v", "0"], env=env, cwd=HERE, check=True)
+        yield server.url
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The default database of this process and of its sidecars: ``sqlite`` unless a test asks for
+    ``postgres`` with ``@pytest.mark.parametrize("database", [...], indirect=True)``."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield backend
+        return
+    from django.db import connections
+
+    from rabbitsync.django import database_config
+
+    url = request.getfixturevalue("postgres")
+    monkeypatch.setenv("DATABASE_URL", url)  # the sidecars started by this test inherit it
+    original = connections.settings
+    connections.close_all()
+    with contextlib.suppress(AttributeError):
+        del connections["default"]
+    connections.settings = connections.configure_settings({"default": database_config("unused")})
+    try:
+        assert connections["default"].vendor == "postgresql"
+        yield backend
+    finally:
+        connections.close_all()
+        with contextlib.suppress(AttributeError):
+            del connections["default"]
+        connections.settings = original
 
 
 # -- broker topology --------------------------------------------------------------------------------
@@ -178,7 +226,7 @@ def make_spec(
 
 
 @pytest.fixture
-def service(broker, uid: str, django_project: dict[str, str]) -> Iterator[Topology]:
+def service(broker, uid: str, django_project: dict[str, str], database: str) -> Iterator[Topology]:
     """Clean tables, this test's exchange, and the publishing identity for this process."""
     from django.test import override_settings
     from svcapp.models import Effect, Entity

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CLUSTER, CONSUMER, NAMESPACE, make_spec, wait_until
+from conftest import BOTH_DATABASES, CLUSTER, CONSUMER, NAMESPACE, make_spec, wait_until
 
 from rabbitsync.events import Origin, new_event
 
@@ -23,6 +23,7 @@ def effects(event_id):
     return Effect.objects.filter(event_id=event_id).count()
 
 
+@BOTH_DATABASES
 def test_redelivered_event_id_has_one_effect(service, uid, sidecars):
     spec = service.declare(make_spec(uid, ["svc.effect"]))
     sidecar = sidecars(spec).wait_ready()
@@ -117,6 +118,7 @@ def test_own_events_are_skipped_but_the_same_service_in_the_other_cluster_is_app
     assert effects(own.id) == 0
 
 
+@BOTH_DATABASES
 def test_concurrent_updates_applied_in_opposite_orders_converge(service, uid, sidecars):
     from svcapp.models import Entity
 

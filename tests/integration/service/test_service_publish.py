@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import make_spec, wait_until
+from conftest import BOTH_DATABASES, make_spec, wait_until
 from django.db import transaction
 
 pytestmark = pytest.mark.integration
@@ -18,6 +18,7 @@ def _queue_for(service, uid):
     return spec.queue
 
 
+@BOTH_DATABASES
 def test_rolled_back_publish_sends_nothing_committed_sends_exactly_one(service, uid):
     from rabbitsync.django import publish
     from rabbitsync.django.models import OutboxMessage
@@ -128,3 +129,72 @@ def test_purge_deletes_only_rows_past_their_retention(service):
     assert retention.purge(get_settings()) == (1, 1)
     assert set(OutboxMessage.objects.values_list("event_id", flat=True)) == {recent.id, unsent.id}
     assert list(InboxMessage.objects.values_list("event_id", flat=True)) == ["new"]
+
+
+@BOTH_DATABASES
+def test_two_relays_draining_one_outbox_lose_nothing_and_never_share_a_lease(service, uid):
+    """Two relays (own connections, own broker channels) claim from one outbox at once, in small
+    batches: every committed row reaches the broker and is marked sent, and no row is ever leased
+    to both (the claim's UPDATE re-checks the lease, so the loser of a race gets nothing)."""
+    import threading
+
+    from django.db import close_old_connections, connection
+    from django.test import override_settings
+
+    from rabbitsync.django import relay
+    from rabbitsync.django.conf import get_settings
+    from rabbitsync.django.models import OutboxMessage
+    from rabbitsync.events import Origin, encode, new_event
+
+    queue = _queue_for(service, uid)
+    origin = Origin("c1", "ns", "publisher")
+    events = [new_event(type="svc.effect", origin=origin, data={"n": n}, subject=f"row-{n}") for n in range(600)]
+    # Written without publish(), so only the two relays below send them.
+    OutboxMessage.objects.bulk_create(OutboxMessage(event_id=e.id, type=e.type, body=encode(e)) for e in events)
+
+    settings = {k.upper(): v for k, v in get_settings().__dict__.items()}
+    overrides = settings | {"RELAY_IN_PROCESS": False, "RELAY_BATCH_SIZE": 7, "RELAY_LEASE": 120}
+    claimed: dict[str, list[str]] = {"a": [], "b": []}
+    errors: list[BaseException] = []
+    go = threading.Barrier(2)
+
+    with override_settings(RABBITSYNC=overrides):
+        relays = {name: relay.OutboxRelay(get_settings(), sweep=False).start() for name in claimed}
+
+        def run(name: str) -> None:
+            worker = relays[name]
+            try:
+                go.wait()
+                while True:  # drain(), recording what this relay's leases held
+                    rows = worker.claim()
+                    if not rows and not OutboxMessage.objects.filter(sent_at__isnull=True).exists():
+                        return
+                    if rows:
+                        claimed[name] += [row.event_id for row in rows]
+                        worker.send(rows)
+                        worker.mark_sent(rows)
+            except BaseException as e:
+                errors.append(e)
+            finally:
+                close_old_connections()
+                connection.close()
+
+        threads = [threading.Thread(target=run, args=(name,)) for name in claimed]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+        finally:
+            for worker in relays.values():
+                worker.stop()
+
+    assert not errors, errors
+    assert not any(thread.is_alive() for thread in threads), "a relay did not finish"
+    assert claimed["a"] and claimed["b"], f"one relay never won a claim: {len(claimed['a'])}/{len(claimed['b'])}"
+    both = set(claimed["a"]) & set(claimed["b"])
+    assert not both, f"{len(both)} rows leased to both relays at once"
+    assert OutboxMessage.objects.filter(sent_at__isnull=True).count() == 0
+    on_the_wire = [props.message_id for props, _ in service.take(queue)]
+    assert set(on_the_wire) == {e.id for e in events}, "a committed row never reached the broker"
+    assert len(on_the_wire) == len(claimed["a"]) + len(claimed["b"]) == len(events)
