@@ -198,3 +198,39 @@ def test_two_relays_draining_one_outbox_lose_nothing_and_never_share_a_lease(ser
     on_the_wire = [props.message_id for props, _ in service.take(queue)]
     assert set(on_the_wire) == {e.id for e in events}, "a committed row never reached the broker"
     assert len(on_the_wire) == len(claimed["a"]) + len(claimed["b"]) == len(events)
+
+
+@BOTH_DATABASES
+def test_relay_process_sigkilled_after_confirm_before_mark_resends_and_the_inbox_absorbs_it(service, uid, sidecars):
+    """The real thing: a relay *process* (relay_then_die.py) claims, publishes, gets its confirms
+    and is SIGKILLed before marking the row sent. After its lease expires a normal sidecar sends the
+    row again: two copies on the wire, one effect, and the row ends up marked sent."""
+    import signal
+    import sys
+
+    from django.test import override_settings
+    from svcapp.models import Effect
+
+    from rabbitsync.django import publish
+    from rabbitsync.django.conf import get_settings
+    from rabbitsync.django.models import OutboxMessage
+
+    spec = service.declare(make_spec(uid, ["svc.effect"]))
+    settings = {k.upper(): v for k, v in get_settings().__dict__.items()}
+    with override_settings(RABBITSYNC=settings | {"RELAY_IN_PROCESS": False}), transaction.atomic():
+        event = publish("svc.effect", {}, subject="killed-before-mark")
+
+    dying = sidecars(spec, command=[sys.executable, "relay_then_die.py"], RABBITSYNC_RELAY_LEASE="2")
+    assert dying.process is not None
+    assert dying.process.wait(30) == -signal.SIGKILL, dying.logs()
+    assert f"published {event.id}" in dying.logs()
+    row = OutboxMessage.objects.get(event_id=event.id)
+    assert row.sent_at is None and row.lease_owner, "the killed relay must leave an unmarked, leased row"
+    assert service.depth(spec.queue) == 1  # the confirmed copy is on the broker
+
+    sidecar = sidecars(spec).wait_ready()
+    wait_until(lambda: Effect.objects.filter(event_id=event.id).exists(), 10, "the first copy applied")
+    wait_until(lambda: sidecar.metric("rabbitsync_duplicates_skipped_total") == 1, 15, "the resent copy skipped")
+    assert Effect.objects.filter(event_id=event.id).count() == 1
+    assert sidecar.metric("rabbitsync_consumed_total") == 2
+    wait_until(lambda: OutboxMessage.objects.get(event_id=event.id).sent_at is not None, 10, "the row marked sent")
