@@ -7,6 +7,7 @@ written to ``patch.status`` and Events, and the retry decision handed back to ko
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -38,22 +39,60 @@ def _subscription(kwargs: dict[str, Any]) -> rc.Subscription:
     )
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    resource = (GROUP, VERSION, SUBSCRIPTION.plural)
+Reconcile = Callable[[kopf.Memo, dict[str, Any]], rc.Outcome]
 
-    def reconcile_subscription(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
-        outcome = rc.reconcile(memo.api, settings, _subscription(kwargs), _broker_factory)
+
+def _register_reconciler(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, plural: str, reconcile: Reconcile
+) -> None:
+    """``reconcile`` on create/update/resume (temporary failures retried with capped backoff) and on a
+    resync timer (drift repair, fresh counts), always writing the outcome to the status and Events."""
+    resource = (GROUP, VERSION, plural)
+
+    def write(body: kopf.Body, patch: kopf.Patch, outcome: rc.Outcome) -> None:
         patch.status.update(outcome.status)
         _emit(body, outcome.notes)
+
+    def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+        outcome = reconcile(memo, kwargs)
+        write(body, patch, outcome)
         if outcome.temporary_failure is not None:
             raise kopf.TemporaryError(outcome.temporary_failure, delay=rc.backoff_seconds(retry, settings))
 
-    def resync_subscription(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        # Drift repair and fresh counts; failures are already in the status, and the interval itself
-        # is the retry schedule, so nothing is raised here.
-        outcome = rc.reconcile(memo.api, settings, _subscription(kwargs), _broker_factory)
-        patch.status.update(outcome.status)
-        _emit(body, outcome.notes)
+    def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        # Failures are already in the status, and the interval itself is the retry schedule: no raise.
+        write(body, patch, reconcile(memo, kwargs))
+
+    for decorator in (
+        kopf.on.create(*resource, registry=registry, id="reconcile"),
+        kopf.on.update(*resource, field="spec", registry=registry, id="reconcile"),
+        kopf.on.resume(*resource, registry=registry, id="reconcile"),
+    ):
+        decorator(on_change)
+    kopf.timer(
+        *resource,
+        interval=settings.resync_seconds,
+        initial_delay=settings.resync_seconds,
+        registry=registry,
+        id="resync",
+    )(on_timer)
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    _register_reconciler(
+        registry,
+        settings,
+        SUBSCRIPTION.plural,
+        lambda memo, kw: rc.reconcile(memo.api, settings, _subscription(kw), _broker_factory),
+    )
+    _register_reconciler(
+        registry,
+        settings,
+        BROKER.plural,
+        lambda memo, kw: reconcile_broker(
+            memo.api, kw["namespace"], kw["name"], kw["meta"], kw["status"], _broker_factory
+        ),
+    )
 
     def delete_subscription(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
         result = rc.cleanup(memo.api, settings, _subscription(kwargs), _broker_factory, attempt=retry)
@@ -61,67 +100,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         if not result.done:
             raise kopf.TemporaryError("broker cleanup failed", delay=rc.backoff_seconds(retry, settings))
 
-    for decorator in (
-        kopf.on.create(*resource, registry=registry, id="reconcile"),
-        kopf.on.update(*resource, field="spec", registry=registry, id="reconcile"),
-        kopf.on.resume(*resource, registry=registry, id="reconcile"),
-    ):
-        decorator(reconcile_subscription)
-    kopf.timer(
-        *resource,
-        interval=settings.resync_seconds,
-        initial_delay=settings.resync_seconds,
-        registry=registry,
-        id="resync",
-    )(resync_subscription)
-    kopf.on.delete(*resource, registry=registry, id="cleanup")(delete_subscription)
-
-    brokers = (GROUP, VERSION, BROKER.plural)
-
-    def reconcile_syncbroker(
-        body: kopf.Body,
-        patch: kopf.Patch,
-        memo: kopf.Memo,
-        retry: int,
-        meta: kopf.Meta,
-        status: kopf.Status,
-        namespace: str,
-        name: str,
-        **_: Any,
-    ) -> None:
-        outcome = reconcile_broker(memo.api, namespace, name, meta, status, _broker_factory)
-        patch.status.update(outcome.status)
-        _emit(body, outcome.notes)
-        if outcome.temporary_failure is not None:
-            raise kopf.TemporaryError(outcome.temporary_failure, delay=rc.backoff_seconds(retry, settings))
-
-    def resync_syncbroker(
-        body: kopf.Body,
-        patch: kopf.Patch,
-        memo: kopf.Memo,
-        meta: kopf.Meta,
-        status: kopf.Status,
-        namespace: str,
-        name: str,
-        **_: Any,
-    ) -> None:
-        outcome = reconcile_broker(memo.api, namespace, name, meta, status, _broker_factory)
-        patch.status.update(outcome.status)
-        _emit(body, outcome.notes)
-
-    for decorator in (
-        kopf.on.create(*brokers, registry=registry, id="reconcile"),
-        kopf.on.update(*brokers, field="spec", registry=registry, id="reconcile"),
-        kopf.on.resume(*brokers, registry=registry, id="reconcile"),
-    ):
-        decorator(reconcile_syncbroker)
-    kopf.timer(
-        *brokers,
-        interval=settings.resync_seconds,
-        initial_delay=settings.resync_seconds,
-        registry=registry,
-        id="resync",
-    )(resync_syncbroker)
+    kopf.on.delete(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id="cleanup")(delete_subscription)
     # An explicit registry gets none of kopf's default login handlers: the same KUBECONFIG/in-cluster
     # credentials as the kubernetes client.
     kopf.on.login(registry=registry, id="login")(kopf.login_via_client)
