@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from rabbitsync.django.conf import ImproperlyConfigured, Settings, get_settings
     from rabbitsync.django.database import database_config
     from rabbitsync.django.handlers import handler, registry
-    from rabbitsync.django.inbox import NoHandler, Outcome, apply
+    from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
     from rabbitsync.django.lww import lww_upsert, next_version
     from rabbitsync.django.models import VersionedModel
     from rabbitsync.django.outbox import publish
@@ -24,6 +24,7 @@ _EXPORTS = {
     "ImproperlyConfigured": "conf",
     "NoHandler": "inbox",
     "Outcome": "inbox",
+    "Reject": "inbox",
     "Settings": "conf",
     "VersionedModel": "models",
     "apply": "inbox",
@@ -41,6 +42,7 @@ __all__ = [
     "ImproperlyConfigured",
     "NoHandler",
     "Outcome",
+    "Reject",
     "Settings",
     "VersionedModel",
     "apply",

@@ -28,6 +28,14 @@ class NoHandler(EventError):
     """No handler is registered for the event's type: retrying cannot help."""
 
 
+class Reject(EventError):
+    """Raised by a handler for an event it can never apply (its data fails validation, say).
+
+    The transaction rolls back and the event goes to the dead-letter queue at once with this message
+    as the reason, instead of being retried ``maxAttempts`` times to the same end.
+    """
+
+
 def apply(event: CloudEvent, *, settings: Settings | None = None, handlers: HandlerRegistry = registry) -> Outcome:
     settings = settings or get_settings()
     # Same service in the *other* cluster is not "own": that is how two clusters converge.

@@ -33,7 +33,7 @@ from django.db import close_old_connections
 from rabbitsync.django.backoff import Backoff
 from rabbitsync.django.broker import BrokerError, ConfirmedPublisher, OutgoingMessage, connection_parameters
 from rabbitsync.django.conf import Settings
-from rabbitsync.django.inbox import NoHandler, Outcome, apply
+from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
 from rabbitsync.events import CONTENT_TYPE, CloudEvent, InvalidEvent, MessageProperties, decode
 from rabbitsync.sidecar import routing
 from rabbitsync.sidecar.health import State
@@ -168,8 +168,8 @@ class Consumer:
             self._metrics.handler_seconds.labels(event.type).observe(time.monotonic() - started)
             try:
                 outcome = future.result()
-            except NoHandler as e:
-                log.error("poison message: no handler", extra={"type": event.type})
+            except (NoHandler, Reject) as e:
+                log.error("poison message: no retry can apply it", extra={"type": event.type, "error": str(e)})
                 action = routing.poison(spec, headers, e)
             except Exception as e:  # the handler's failure, whatever it is, is the event's, not ours
                 action = routing.after_failure(spec, headers, e)

@@ -106,6 +106,24 @@ def test_poison_messages_go_straight_to_the_dlq(service, uid, sidecars):
     assert sidecar.metric("rabbitsync_retried_total") == 0
 
 
+def test_a_rejected_event_is_dead_lettered_at_once_with_nothing_applied(service, uid, sidecars):
+    spec = service.declare(make_spec(uid, ["svc.invalid", "svc.effect"], max_attempts=5))
+    sidecar = sidecars(spec).wait_ready()
+    rejected = new_event(type="svc.invalid", origin=OTHER, data={}, subject="item-7")
+    good = new_event(type="svc.effect", origin=OTHER, data={}, subject="fine")
+    service.send_event(rejected)
+    service.send_event(good)
+    wait_until(lambda: effects(good.id) == 1, 10, "the event behind the rejected one")
+    wait_until(lambda: service.depth(spec.dead_letter_queue) == 1, 10, "the rejected event dead-lettered")
+    [(props, _body)] = service.take(spec.dead_letter_queue)
+    assert props.headers["x-rabbitsync-reason"] == "poison"
+    assert props.headers["x-rabbitsync-exception-type"] == "rabbitsync.django.inbox.Reject"
+    assert props.headers["x-rabbitsync-exception-message"] == "no price in item-7"
+    assert props.headers["x-rabbitsync-attempts"] == 1
+    assert sidecar.metric("rabbitsync_retried_total") == 0
+    assert effects(rejected.id) == 0, "the handler's writes roll back with the rejection"
+
+
 def test_own_events_are_skipped_but_the_same_service_in_the_other_cluster_is_applied(service, uid, sidecars):
     spec = service.declare(make_spec(uid, ["svc.effect"]))
     sidecar = sidecars(spec).wait_ready()

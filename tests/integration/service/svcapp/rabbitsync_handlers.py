@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from rabbitsync.django import handler, lww_upsert
+from rabbitsync.django import Reject, handler, lww_upsert
 from svcapp.models import Effect, Entity
 
 
@@ -34,6 +34,12 @@ def flaky(event):
 @handler("svc.broken")
 def broken(event):
     raise ValueError(f"broken on purpose: {event.subject}")
+
+
+@handler("svc.invalid")
+def invalid(event):
+    Effect.objects.create(event_id=event.id, subject="written, then rolled back by the rejection")
+    raise Reject(f"no price in {event.subject}")
 
 
 @handler("svc.entity")
