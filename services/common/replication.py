@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from django.db import transaction
 
 from common.events import is_deletion
-from rabbitsync.django import get_settings, lww_upsert, next_version, publish
+from rabbitsync.django import Reject, get_settings, lww_upsert, next_version, publish
 from rabbitsync.django.models import VersionedModel
 from rabbitsync.events import CloudEvent
 
@@ -50,12 +50,16 @@ def apply_received(model: type[VersionedModel], event: CloudEvent, fields: Itera
     """Apply a received snapshot event to the local copy; returns whether it won.
 
     Only ``fields`` are copied (a copy keeps what its service needs); a ``*_DELETED`` event also
-    sets the tombstone. A missing field raises ``KeyError``: the event is retried, then dead-lettered.
+    sets the tombstone. A payload without them can never be applied: it is rejected, which sends it
+    to the dead-letter queue at once with the reason, instead of retrying it to the same end.
     """
     data = event.data
     if not isinstance(data, dict):
-        raise TypeError(f"{event.type} {event.id}: data must be a JSON object, got {type(data).__name__}")
-    entity_id = uuid.UUID(str(event.subject or data["id"]))
-    values = {name: data[name] for name in fields}
+        raise Reject(f"{event.type} {event.id}: data must be a JSON object, got {type(data).__name__}")
+    try:
+        entity_id = uuid.UUID(str(event.subject or data["id"]))
+        values = {name: data[name] for name in fields}
+    except (KeyError, ValueError) as e:
+        raise Reject(f"{event.type} {event.id}: missing or malformed {e}") from e
     values["deleted"] = is_deletion(event.type)
     return lww_upsert(model, {"id": entity_id}, values, version=event.version, source=event.source)

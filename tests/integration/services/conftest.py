@@ -162,14 +162,18 @@ class Service:
     def apply(self, *events: dict[str, Any]) -> list[str]:
         """Hand events to the library's ``apply`` inside the service (the sidecar's path minus the broker).
 
-        Returns each outcome (``applied``, ``duplicate``, ``own``).
+        Returns each outcome (``applied``, ``duplicate``, ``own``, or ``rejected`` when a handler raised
+        ``Reject``: the sidecar dead-letters those at once).
         """
         script = (
             "import sys\n"
-            "from rabbitsync.django import apply\n"
+            "from rabbitsync.django import Reject, apply\n"
             "from rabbitsync.events import decode\n"
             "for line in sys.stdin:\n"
-            "    print(apply(decode(line.strip().encode())).value)\n"
+            "    try:\n"
+            "        print(apply(decode(line.strip().encode())).value)\n"
+            "    except Reject:\n"
+            "        print('rejected')\n"
         )
         result = self.manage("shell", "--no-imports", "-c", script, stdin="".join(json.dumps(e) + "\n" for e in events))
         return result.stdout.split()

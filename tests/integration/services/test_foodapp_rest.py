@@ -179,6 +179,15 @@ def test_own_events_coming_back_are_skipped(run_service):
     assert svc.call("GET", f"/api/restaurants/{rid}/").body["name"] == "Mine"
 
 
+def test_a_copy_event_without_the_fields_it_needs_is_rejected_not_retried(run_service):
+    svc = run_service("restaurant-menu")
+    rid = str(uuid.uuid4())
+    nameless = {k: v for k, v in restaurant_data(rid).items() if k != "name"}
+    assert svc.apply(event("RESTAURANT_CREATED", nameless, subject=rid, version=10)) == ["rejected"]
+    assert svc.items("/api/restaurants/") == []
+    assert svc.apply(event("RESTAURANT_CREATED", restaurant_data(rid, "Pizza"), subject=rid, version=10)) == ["applied"]
+
+
 # -- restaurant-menu ------------------------------------------------------------------------------
 
 
