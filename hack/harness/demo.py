@@ -21,7 +21,6 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +54,6 @@ def reachable(url: str) -> bool:
             return bool(200 <= resp.status < 300)
     except (urllib.error.URLError, OSError):
         return False
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    processes.wait_until(check, timeout, what)
 
 
 def _point_brokers_at_local(kubeconfig: Path, amqp_url: str, management_url: str) -> None:
@@ -115,14 +110,18 @@ def deploy(
         podrunner.start_runner(directory, cluster, kubeconfig, NAMESPACES, ip_prefixes[cluster])
     for cluster in kubeconfigs:
         _say(f"==> {cluster}: waiting for the operator, the services and their injected sidecars")
-        wait_for(lambda c=cluster: set(SERVICES) <= set(service_urls(directory, c)), 180, f"{cluster} services")
+        processes.wait_until(
+            lambda c=cluster: set(SERVICES) <= set(service_urls(directory, c)), 180, f"{cluster} services"
+        )
         for service in SERVICES:
-            wait_for(
+            processes.wait_until(
                 lambda c=cluster, s=service: reachable(service_urls(directory, c)[s] + "/healthz"),
                 120,
                 f"{cluster} {service}",
             )
-            wait_for(lambda c=cluster, s=service: _sidecar_ready(directory, c, s), 180, f"{cluster} {service} sidecar")
+            processes.wait_until(
+                lambda c=cluster, s=service: _sidecar_ready(directory, c, s), 180, f"{cluster} {service} sidecar"
+            )
     urls = {cluster: service_urls(directory, cluster) for cluster in kubeconfigs}
     (directory / "services.json").write_text(json.dumps(urls, indent=2))
     return urls
@@ -163,13 +162,15 @@ def story(urls: dict[str, dict[str, str]]) -> None:
     places = [("west", "restaurant")] + [(c, s) for c in ("east", "west") for s in ("restaurant-menu", "order")]
     for cluster, service in places:
         url = urls[cluster][service] + "/api/restaurants/"
-        wait_for(lambda u=url: find_item(u, rid) is not None, 60, f"restaurant {rid} in {cluster}/{service}")
+        processes.wait_until(
+            lambda u=url: find_item(u, rid) is not None, 60, f"restaurant {rid} in {cluster}/{service}"
+        )
         _say(f"    {cluster}/{service}: {find_item(url, rid)}  (+{time.monotonic() - started:.2f}s)")
     http("PATCH", urls["west"]["restaurant"] + f"/api/restaurants/{rid}/", {"name": "Opensoft Diner (renamed in west)"})
     _say("\n==> west/restaurant: renamed it")
     for cluster, service in [("east", "restaurant"), *places[1:]]:
         url = urls[cluster][service] + "/api/restaurants/"
-        wait_for(
+        processes.wait_until(
             lambda u=url: (find_item(u, rid) or {}).get("name", "").endswith("(renamed in west)"),
             60,
             f"rename in {cluster}/{service}",

@@ -14,7 +14,7 @@ from kubernetes import client
 
 from rabbitsync.amqp.errors import BrokerError
 from rabbitsync.amqp.sync import ensure_exchange
-from rabbitsync.api.conditions import BROKER_REACHABLE, READY, Condition
+from rabbitsync.api.conditions import BROKER_REACHABLE, READY
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import MissingReference, resolve_broker
 from rabbitsync.operator.reconcile import BrokerFactory, Outcome
@@ -53,9 +53,10 @@ def reconcile_broker(
             st.Observation(BROKER_REACHABLE, "True", "Connected", f"broker {host}"),
             st.Observation(READY, "True", "ExchangeReady", message),
         ]
-    previous = [Condition.model_validate(c) for c in status.get("conditions", [])]
     generation = meta.get("generation")
-    conditions, notes = st.apply(previous, observations, generation=generation, now=now or datetime.now(UTC))
+    conditions, notes = st.apply(
+        st.conditions_of(status), observations, generation=generation, now=now or datetime.now(UTC)
+    )
     return Outcome(
         status={"observedGeneration": generation, "conditions": st.dump(conditions)},
         notes=notes,

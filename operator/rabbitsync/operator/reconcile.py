@@ -54,7 +54,7 @@ class Subscription:
 
     @property
     def conditions(self) -> list[Condition]:
-        return [Condition.model_validate(c) for c in self.status.get("conditions", [])]
+        return st.conditions_of(self.status)
 
 
 @dataclass

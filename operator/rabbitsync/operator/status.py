@@ -7,10 +7,10 @@ a resync that changes nothing is silent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from rabbitsync.api.conditions import Condition, ConditionStatus, get_condition, set_condition
 
@@ -49,6 +49,11 @@ def apply(
             kind: Literal["Normal", "Warning"] = "Normal" if obs.status == "True" else "Warning"
             notes.append(Note(kind, obs.reason, f"{obs.type}={obs.status}: {obs.message}".rstrip(": ")))
     return conditions, notes
+
+
+def conditions_of(status: Mapping[str, Any]) -> list[Condition]:
+    """The conditions recorded in an object's ``status``."""
+    return [Condition.model_validate(c) for c in status.get("conditions", [])]
 
 
 def dump(conditions: Sequence[Condition]) -> list[dict[str, object]]:
