@@ -1,11 +1,11 @@
 """Broker I/O behind a small interface: observe a subscription's topology, apply a plan, sync both.
 
-Pika and HTTP errors never leave this package: callers see ``rabbitsync.amqp.errors`` only. Nothing
+Pika and HTTP errors never leave this package: callers see ``rabbitsync.transport.errors`` only. Nothing
 connects at import; ``RabbitBroker`` connects per call.
 """
 
 from rabbitsync.amqp.endpoint import BrokerEndpoint, Timeouts
-from rabbitsync.amqp.errors import (
+from rabbitsync.transport.errors import (
     AccessRefused,
     BrokerError,
     BrokerUnreachable,

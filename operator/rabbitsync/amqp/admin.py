@@ -18,7 +18,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbitsync.amqp.endpoint import BrokerEndpoint, Timeouts
-from rabbitsync.amqp.errors import (
+from rabbitsync.transport.errors import (
     AccessRefused,
     BrokerError,
     BrokerUnreachable,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from rabbitsync.amqp.errors import InvalidEndpoint
+from rabbitsync.transport.errors import InvalidEndpoint
 
 URI_KEY = "uri"
 MANAGEMENT_URI_KEY = "managementUri"

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from rabbitsync.amqp.errors import BrokerUnreachable, NotFound, PreconditionFailed
+from rabbitsync.transport.errors import BrokerUnreachable, NotFound, PreconditionFailed
 from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue

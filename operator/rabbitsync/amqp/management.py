@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from rabbitsync.amqp.endpoint import BrokerEndpoint, Timeouts
-from rabbitsync.amqp.errors import AccessRefused, BrokerError, BrokerUnreachable, NotFound
+from rabbitsync.transport.errors import AccessRefused, BrokerError, BrokerUnreachable, NotFound
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
 
 _PAGE_SIZE = 500

@@ -25,10 +25,10 @@ class Broker(Protocol):
     def observe(self, exchange: str, main_queue: str) -> Observed:
         """The exchange, the queues named after ``main_queue``, and every binding to those queues.
 
-        Raises a ``rabbitsync.amqp.errors.BrokerError``.
+        Raises a ``rabbitsync.transport.errors.BrokerError``.
         """
         ...
 
     def apply(self, plan: Plan) -> ApplyOutcome:
-        """Carry out ``plan`` in order. Raises a ``rabbitsync.amqp.errors.BrokerError``."""
+        """Carry out ``plan`` in order. Raises a ``rabbitsync.transport.errors.BrokerError``."""
         ...

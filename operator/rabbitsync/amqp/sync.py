@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rabbitsync.amqp.errors import PreconditionFailed
+from rabbitsync.transport.errors import PreconditionFailed
 from rabbitsync.amqp.port import Broker
 from rabbitsync.topology.diff import EXCHANGE_TYPE, Plan, diff, teardown
 from rabbitsync.topology.model import Observed, Topology

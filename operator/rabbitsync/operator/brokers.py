@@ -12,7 +12,7 @@ from typing import Any
 
 from kubernetes import client
 
-from rabbitsync.amqp.errors import BrokerError
+from rabbitsync.transport.errors import BrokerError
 from rabbitsync.amqp.sync import ensure_exchange
 from rabbitsync.api.conditions import BROKER_REACHABLE, READY
 from rabbitsync.operator import status as st

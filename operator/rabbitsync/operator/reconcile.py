@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes import client
 
-from rabbitsync.amqp.errors import BrokerError
+from rabbitsync.transport.errors import BrokerError
 from rabbitsync.amqp.port import Broker
 from rabbitsync.amqp.sync import delete_topology, observe_and_sync
 from rabbitsync.api.conditions import BROKER_REACHABLE, READY, TOPOLOGY_SYNCED, Condition, get_condition

@@ -1,4 +1,4 @@
-"""The broker package's own exceptions: pika and HTTP errors never leave ``rabbitsync.amqp``.
+"""rabbitsync's broker exceptions: pika, socket, TLS and HTTP errors never leave the broker packages.
 
 Each class says whether retrying can help (``permanent``) and gives the condition ``reason`` the
 controller reports, so the kopf handler maps failures without knowing the broker library:
