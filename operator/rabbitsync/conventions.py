@@ -1,0 +1,33 @@
+"""Names and grammars every layer of rabbitsync agrees on, defined once at the bottom of the package.
+
+The CRD schema, the event envelope, the operator and the sidecar all check or produce these values;
+each used to carry its own copy, and copies drift (an event type the CRD accepted could not be
+published). This module imports nothing from rabbitsync, so any layer may use it.
+"""
+
+from __future__ import annotations
+
+import re
+
+EVENT_TYPE_MAX_LENGTH = 120
+"""Event types become routing keys (at most 255 bytes on the wire); 120 leaves room for a prefix."""
+
+EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$"
+"""Dot-separated words starting with a letter. The topic wildcards ``*`` and ``#`` are excluded (a
+publish would mean something no binding means), and so are empty words (``a..b``, ``a.``)."""
+
+_EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
+
+DEFAULT_EXCHANGE = "rabbitsync.events"
+"""The durable topic exchange shared by every cluster, unless a SyncBroker names another."""
+
+SECRET_URI_KEY = "uri"
+"""Key of a broker Secret holding the full ``amqp://`` or ``amqps://`` URI."""
+
+SECRET_MANAGEMENT_URI_KEY = "managementUri"
+"""Optional key of a broker Secret holding the management API URI."""
+
+
+def is_event_type(value: str) -> bool:
+    """Whether ``value`` may be subscribed to and published as an event type."""
+    return len(value) <= EVENT_TYPE_MAX_LENGTH and _EVENT_TYPE.match(value) is not None
