@@ -114,9 +114,7 @@ def env_name(field: str) -> str:
 def to_env(config: SidecarConfig) -> dict[str, EnvValue]:
     """Every variable of ``config``, in field order: literal text, or the source the kubelet reads."""
     dumped = config.model_dump(mode="json", by_alias=True)
-    return {
-        env_name(name): _source(field) or _text(dumped[name]) for name, field in SidecarConfig.model_fields.items()
-    }
+    return {env_name(name): _source(field) or _text(dumped[name]) for name, field in SidecarConfig.model_fields.items()}
 
 
 def dumps(specs: Sequence[ConsumerSpec]) -> str:

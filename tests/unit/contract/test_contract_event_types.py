@@ -63,8 +63,7 @@ def _api_server_accepts(value: str) -> bool:
     # end of the text: fullmatch gives Python the same meaning).
     schema = _crd_items_schema()
     return (
-        schema["minLength"] <= len(value) <= schema["maxLength"]
-        and re.fullmatch(schema["pattern"], value) is not None
+        schema["minLength"] <= len(value) <= schema["maxLength"] and re.fullmatch(schema["pattern"], value) is not None
     )
 
 
