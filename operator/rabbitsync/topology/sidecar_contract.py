@@ -117,12 +117,12 @@ def to_env(config: SidecarConfig) -> dict[str, EnvValue]:
     return {env_name(name): _source(field) or _text(dumped[name]) for name, field in SidecarConfig.model_fields.items()}
 
 
+_SUBSCRIPTIONS = TypeAdapter(tuple[ConsumerSpec, ...])
+
+
 def dumps(specs: Sequence[ConsumerSpec]) -> str:
     """The subscriptions variable for ``specs``, for running a sidecar without the operator."""
     return _text(_SUBSCRIPTIONS.dump_python(tuple(specs), mode="json", by_alias=True))
-
-
-_SUBSCRIPTIONS = TypeAdapter(tuple[ConsumerSpec, ...])
 
 
 def _source(field: FieldInfo) -> SecretKey | PodField | None:
