@@ -2,12 +2,15 @@
 
 The CRD schema, the event envelope, the operator and the sidecar all check or produce these values;
 each used to carry its own copy, and copies drift (an event type the CRD accepted could not be
-published). This module imports nothing from rabbitsync, so any layer may use it.
+published). This module imports nothing from rabbitsync (only pydantic), so any layer may use it.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import Field
 
 EVENT_TYPE_MAX_LENGTH = 120
 """Event types become routing keys (at most 255 bytes on the wire); 120 leaves room for a prefix."""
@@ -17,6 +20,9 @@ EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$"
 publish would mean something no binding means), and so are empty words (``a..b``, ``a.``)."""
 
 _EVENT_TYPE = re.compile(EVENT_TYPE_PATTERN)
+
+EventType = Annotated[str, Field(min_length=1, max_length=EVENT_TYPE_MAX_LENGTH, pattern=EVENT_TYPE_PATTERN)]
+"""An event type as a pydantic field: what the CRD schema, the consumer contract and the envelope accept."""
 
 DEFAULT_EXCHANGE = "rabbitsync.events"
 """The durable topic exchange shared by every cluster, unless a SyncBroker names another."""
@@ -30,4 +36,6 @@ SECRET_MANAGEMENT_URI_KEY = "managementUri"
 
 def is_event_type(value: str) -> bool:
     """Whether ``value`` may be subscribed to and published as an event type."""
-    return len(value) <= EVENT_TYPE_MAX_LENGTH and _EVENT_TYPE.match(value) is not None
+    # fullmatch, not match: Python's `$` also matches before a final newline, pydantic's and the API
+    # server's do not.
+    return len(value) <= EVENT_TYPE_MAX_LENGTH and _EVENT_TYPE.fullmatch(value) is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from django.db import transaction
 
@@ -22,12 +22,6 @@ from common.events import is_deletion
 from rabbitsync.django import Reject, get_settings, lww_upsert, next_version, publish
 from rabbitsync.django.models import VersionedModel
 from rabbitsync.events import CloudEvent
-
-
-class Replicated(Protocol):
-    def snapshot(self) -> dict[str, Any]:
-        """The entity as events carry it: JSON values only, no sync bookkeeping."""
-
 
 M = TypeVar("M", bound=VersionedModel)
 

@@ -24,7 +24,7 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-set-DJAN
 DEBUG = os.environ.get("DJANGO_DEBUG", "").lower() in {"1", "true", "yes"}
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h.strip()]
 
-BASE_APPS = ["rabbitsync.django"]
+BASE_APPS = ["rabbitsync.django", "rabbitsync.sidecar"]
 MIDDLEWARE = ["django.middleware.security.SecurityMiddleware", "django.middleware.common.CommonMiddleware"]
 # Clients POST JSON to exact paths; a redirect to add the slash would drop the body.
 APPEND_SLASH = False

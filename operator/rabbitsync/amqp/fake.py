@@ -1,8 +1,10 @@
 """An in-memory broker with RabbitMQ's rules, for unit tests of reconciliation (ours and the controller's).
 
 It refuses what RabbitMQ refuses (406 on a redeclare with other arguments or exchange type, 404 on a
-binding to something missing, ``if-empty`` deletes of non-empty queues) so tests cannot pass on
-behaviour the real broker would reject. Tests reach into ``queues``/``bindings`` to simulate drift.
+binding to something missing) so tests cannot pass on behaviour the real broker would reject, and
+keeps a non-empty queue whose deletion asks for emptiness, as the real adapter does (it checks with
+a passive declare: quorum queues refuse ``if-empty`` deletes). Tests reach into ``queues``/``bindings``
+to simulate drift.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from rabbitsync.transport.errors import BrokerUnreachable, NotFound, PreconditionFailed
 from rabbitsync.amqp.port import ApplyOutcome
+from rabbitsync.topology import naming
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+from rabbitsync.transport.errors import BrokerUnreachable, NotFound, PreconditionFailed
 
 
 @dataclass
@@ -36,7 +39,7 @@ class FakeBroker:
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
         self._check_reachable()
-        pattern = re.compile(f"^{re.escape(main_queue)}(\\.retry\\.[0-9]+ms|\\.dlq)?$")
+        pattern = re.compile(naming.owned_queue_pattern(main_queue))
         ours = {
             name: ObservedQueue(name, dict(q.arguments), q.messages, q.consumers)
             for name, q in self.queues.items()
@@ -65,10 +68,10 @@ class FakeBroker:
                 raise NotFound(f"no exchange or queue for {binding.describe()}")
             self.bindings.add(binding)
         self.bindings -= set(plan.unbind)
-        kept = []
+        kept: list[str] = []
         for deletion in plan.delete_queues:
-            queue = self.queues.get(deletion.name)
-            if queue is not None and deletion.if_empty and queue.messages:
+            found = self.queues.get(deletion.name)
+            if found is not None and deletion.if_empty and found.messages:
                 kept.append(deletion.name)
                 continue
             self.queues.pop(deletion.name, None)

@@ -17,8 +17,6 @@ from rabbitsync.api.conditions import (
 )
 from rabbitsync.api.meta import API_VERSION, GROUP, VERSION
 from rabbitsync.api.syncbroker import (
-    SECRET_MANAGEMENT_URI_KEY,
-    SECRET_URI_KEY,
     CASecretRef,
     SecretRef,
     SyncBroker,
@@ -40,8 +38,6 @@ __all__ = [
     "BROKER_REACHABLE",
     "GROUP",
     "READY",
-    "SECRET_MANAGEMENT_URI_KEY",
-    "SECRET_URI_KEY",
     "SIDECAR_INJECTED",
     "TOPOLOGY_SYNCED",
     "VERSION",

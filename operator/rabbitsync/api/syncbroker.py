@@ -18,12 +18,9 @@ from rabbitsync.api.meta import (
     PrinterColumn,
     ResourceInfo,
 )
+from rabbitsync.conventions import DEFAULT_EXCHANGE, SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
 
-SECRET_URI_KEY = "uri"
-SECRET_MANAGEMENT_URI_KEY = "managementUri"
 DEFAULT_CA_KEY = "ca.crt"
-# Same value as rabbitsync.topology.naming.DEFAULT_EXCHANGE (a test checks): api sits below topology.
-DEFAULT_EXCHANGE = "rabbitsync.events"
 
 
 class SecretRef(ApiModel):
@@ -31,9 +28,10 @@ class SecretRef(ApiModel):
 
     name: str = Field(
         description=(
-            "Name of a Secret in the same namespace. Key `uri` holds the AMQP URI "
-            "(amqp://user:pass@host:5672/vhost or amqps://...); optional key `managementUri` holds the "
-            "management API URI (http(s)://user:pass@host:15672), otherwise derived from `uri`."
+            f"Name of a Secret in the same namespace. Key `{SECRET_URI_KEY}` holds the AMQP URI "
+            f"(amqp://user:pass@host:5672/vhost or amqps://...); optional key `{SECRET_MANAGEMENT_URI_KEY}` "
+            f"holds the management API URI (http(s)://user:pass@host:15672), otherwise derived from "
+            f"`{SECRET_URI_KEY}`."
         ),
         min_length=1,
         max_length=253,

@@ -7,7 +7,7 @@ shape names (retry backoff names its delay queues) or bindings (events) stay mut
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -20,11 +20,10 @@ from rabbitsync.api.meta import (
     PrinterColumn,
     ResourceInfo,
 )
+from rabbitsync.conventions import EventType
 
-EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,119}$"
 MAX_EVENTS = 64
 
-EventType = Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, min_length=1, max_length=120)]
 QueueType = Literal["quorum", "classic"]
 DeletionPolicy = Literal["delete", "retain"]
 

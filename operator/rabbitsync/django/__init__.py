@@ -1,6 +1,7 @@
 """rabbitsync's Django library: transactional publish (outbox), idempotent handlers (inbox), LWW.
 
-Add ``"rabbitsync.django"`` to ``INSTALLED_APPS``. The public names below are loaded lazily
+Add ``"rabbitsync.django"`` to ``INSTALLED_APPS`` (and ``"rabbitsync.sidecar"`` where the service runs
+the consumer, ``manage.py rabbitsync_sidecar``). The public names below are loaded lazily
 (PEP 562), because Django imports this package before its app registry is ready and models
 cannot be imported that early.
 """

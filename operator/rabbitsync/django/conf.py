@@ -1,54 +1,39 @@
-"""Settings of the rabbitsync Django app, read lazily from one namespaced dict with env fallbacks.
+"""Settings of the rabbitsync Django app: one typed model, read lazily from a namespaced dict and the env.
 
 Every value is looked up at call time (``get_settings()``), never frozen at import, so Django's
 ``override_settings(RABBITSYNC={...})`` works in tests. Precedence: ``settings.RABBITSYNC[KEY]``,
-then the environment variable ``RABBITSYNC_<KEY>``, then the default below.
+then the environment variable ``RABBITSYNC_<KEY>``, then the field's default. Wrong types and
+unknown keys are refused with :class:`ImproperlyConfigured` naming the key and where it came from;
+Django reads the settings while it starts (handler autodiscovery), so a mistake stops the process
+there instead of surfacing at the first event.
 
-Environment the operator injects into the sidecar container (and that the service container can
-share for publishing):
-
-- ``RABBITSYNC_AMQP_URL``: ``amqp://`` or ``amqps://`` URI of the shared broker.
-- ``RABBITSYNC_CLUSTER``, ``RABBITSYNC_NAMESPACE``, ``RABBITSYNC_SERVICE``: who we are; they form
-  the ``source`` of published events and recognise our own events coming back.
-- ``RABBITSYNC_EXCHANGE``: the topic exchange (default ``rabbitsync.events``).
-- ``RABBITSYNC_SUBSCRIPTIONS``: JSON list of ``rabbitsync.topology.consumer.ConsumerSpec``, the
-  queues the sidecar consumes.
-- ``RABBITSYNC_HTTP_PORT``: health and metrics port of the sidecar (default 8088); ``RABBITSYNC_HTTP_HOST``
-  the address it binds (default 0.0.0.0, the pod IP when injected).
-
-Tuning keys (same precedence) are the other fields of :class:`Settings`.
+The fields the operator injects into the sidecar (broker URI, who we are, the subscriptions, the
+health server's address) are :class:`~rabbitsync.topology.sidecar_contract.SidecarConfig`, the
+operator-sidecar contract; :class:`Settings` extends it with tuning, and every variable name is
+derived from the field name by the contract's ``env_name``, so both sides always agree.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from typing import Any
 
+from django.core import exceptions
+from pydantic import ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
 from rabbitsync.events import Origin
-from rabbitsync.topology import naming
-
-ENV_PREFIX = "RABBITSYNC_"
+from rabbitsync.topology.sidecar_contract import SidecarConfig, env_name
 
 
-class ImproperlyConfigured(Exception):
+class ImproperlyConfigured(exceptions.ImproperlyConfigured):
     """A rabbitsync setting is missing or malformed."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    amqp_url: str = ""
-    """Broker URI. Empty means "not configured": publish() still writes the outbox, nothing is sent."""
-    cluster: str = ""
-    namespace: str = "default"
-    service: str = ""
-    exchange: str = naming.DEFAULT_EXCHANGE
-    subscriptions: str = "[]"
-    """JSON list of ConsumerSpec; the operator's contract, parsed by the sidecar."""
-    http_port: int = 8088
-    http_host: str = "0.0.0.0"
-    """Address of the health/metrics server; the operator injects the pod IP."""
+class Settings(SidecarConfig):
+    """The whole configuration of a rabbitsync process (web or sidecar). Frozen; unknown fields refused."""
+
     heartbeat: int = 30
     """Seconds. Short enough that a dead peer is noticed within a minute, long enough for slow links."""
     blocked_connection_timeout: float = 60.0
@@ -69,8 +54,16 @@ class Settings:
     """Seconds sent outbox rows are kept (for debugging) before the sidecar deletes them."""
     inbox_retention: float = 7 * 86400.0
     """Seconds inbox rows are kept. Must exceed the longest redelivery window (retries, outages)."""
-    handler_modules: str = "rabbitsync_handlers"
-    """Module name autodiscovered in every installed app to register handlers."""
+    handler_modules: tuple[str, ...] = ("rabbitsync_handlers",)
+    """Module names autodiscovered in every installed app to register handlers: a list, or a
+    comma-separated string (what an environment variable can carry)."""
+
+    @field_validator("handler_modules", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @property
     def origin(self) -> Origin:
@@ -81,20 +74,23 @@ class Settings:
 
 def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     """Settings from a ``RABBITSYNC`` dict and an environment; pure, for tests and for ``get_settings``."""
-    known = {f.name.upper(): f for f in fields(Settings)}
-    unknown = set(overrides) - set(known)
+    if not isinstance(overrides, Mapping):
+        raise ImproperlyConfigured(f"settings.RABBITSYNC must be a dict, not {type(overrides).__name__}")
+    fields = {name.upper(): name for name in Settings.model_fields}
+    unknown = sorted(str(key) for key in overrides if key not in fields)
     if unknown:
-        raise ImproperlyConfigured(f"unknown RABBITSYNC keys: {', '.join(sorted(unknown))}")
+        raise ImproperlyConfigured(f"unknown RABBITSYNC keys: {', '.join(unknown)}")
     values: dict[str, Any] = {}
-    for key, field in known.items():
+    origins: dict[str, str] = {}
+    for key, name in fields.items():
         if key in overrides:
-            raw: Any = overrides[key]
-        elif ENV_PREFIX + key in environ:
-            raw = environ[ENV_PREFIX + key]
-        else:
-            continue
-        values[field.name] = _coerce(key, raw, field.type)
-    return Settings(**values)
+            values[name], origins[name] = overrides[key], f"settings.RABBITSYNC[{key!r}]"
+        elif env_name(name) in environ:
+            values[name], origins[name] = environ[env_name(name)], f"environment variable {env_name(name)}"
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as e:
+        raise ImproperlyConfigured("; ".join(_describe(error, origins) for error in e.errors())) from e
 
 
 def get_settings() -> Settings:
@@ -103,20 +99,8 @@ def get_settings() -> Settings:
     return resolve(getattr(settings, "RABBITSYNC", {}), os.environ)
 
 
-def _coerce(key: str, raw: Any, type_name: Any) -> Any:
-    # Field types are strings under `from __future__ import annotations`.
-    try:
-        if type_name == "bool":
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-                raise ValueError(raw)
-            return text in {"1", "true", "yes", "on"}
-        if type_name == "int":
-            return int(raw)
-        if type_name == "float":
-            return float(raw)
-        return str(raw)
-    except (TypeError, ValueError) as e:
-        raise ImproperlyConfigured(f"RABBITSYNC {key}: cannot read {raw!r} as {type_name}") from e
+def _describe(error: ErrorDetails, origins: Mapping[str, str]) -> str:
+    # loc[0] is the field; the rest is a path inside it (an item of the subscriptions).
+    name, *inside = (str(part) for part in error["loc"])
+    where = "".join(f"[{part}]" for part in inside)
+    return f"RABBITSYNC {name.upper()}{where} from {origins[name]}: {error['msg']} (got {error['input']!r:.100})"

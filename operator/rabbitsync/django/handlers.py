@@ -70,7 +70,7 @@ def autodiscover() -> None:
 
     from rabbitsync.django.conf import get_settings
 
-    autodiscover_modules(*get_settings().handler_modules.split(","))
+    autodiscover_modules(*get_settings().handler_modules)
 
 
 def _qualname(fn: Handler) -> str:

@@ -22,13 +22,11 @@ from typing import Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StrictInt, ValidationError
 
+from rabbitsync.conventions import EventType
 from rabbitsync.events.clock import VersionClock, default_clock
 from rabbitsync.events.errors import InvalidEvent
 
 _SOURCE = re.compile(r"^/clusters/(?P<cluster>[^/]+)/namespaces/(?P<namespace>[^/]+)/services/(?P<service>[^/]+)$")
-# The type is the routing key on a topic exchange: dots separate words, and the wildcard
-# characters `*` and `#` would turn a publish into something no binding means.
-_TYPE = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
 
 
 class Origin(NamedTuple):
@@ -50,7 +48,8 @@ class CloudEvent(BaseModel):
 
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, max_length=128, description="dedup key of the inbox")
-    type: str = Field(min_length=1, max_length=255, pattern=_TYPE, description="also the routing key")
+    # The grammar a SyncSubscription accepts, so every type that can be published can be subscribed to.
+    type: EventType = Field(description="also the routing key")
     source: str = Field(pattern=_SOURCE.pattern)
     subject: str | None = Field(default=None, max_length=255, description="entity key")
     time: AwareDatetime

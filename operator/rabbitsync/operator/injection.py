@@ -20,7 +20,7 @@ from rabbitsync.operator import sidecar_spec
 from rabbitsync.operator.kube import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.status import Observation
-from rabbitsync.topology import consumer
+from rabbitsync.topology import sidecar_contract as consumer
 
 
 def _live_subscriptions(api: client.ApiClient, namespace: str, service: str) -> list[dict[str, Any]]:

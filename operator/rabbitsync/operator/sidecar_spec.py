@@ -1,10 +1,11 @@
 """The consumer sidecar container the operator adds to a service's Deployment. Pure.
 
 The sidecar runs the service's own code (its handlers, models and database), so it starts from the
-app container: same image, working directory, environment and volume mounts. On top come the
-broker connection (from the SyncBroker's Secret, never inlined), who we are, and the consumer
-contract (``RABBITSYNC_SUBSCRIPTIONS``). The result is a server-side-apply body holding *only*
-what the operator owns, so ``kubectl apply`` or a GitOps tool keeps owning everything else.
+app container: same image, working directory, environment and volume mounts. On top comes the
+operator-sidecar contract (:class:`~rabbitsync.topology.sidecar_contract.SidecarConfig`) rendered as
+env: the broker URI from the SyncBroker's Secret (never inlined), who we are, and the queues to
+consume. The result is a server-side-apply body holding *only* what the operator owns, so
+``kubectl apply`` or a GitOps tool keeps owning everything else.
 """
 
 from __future__ import annotations
@@ -12,26 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rabbitsync.topology import consumer
-from rabbitsync.topology.consumer import ConsumerSpec
+from rabbitsync.topology.sidecar_contract import ConsumerSpec, EnvValue, PodField, SecretKey, SidecarConfig, to_env
 
 CONTAINER_NAME = "rabbitsync-sidecar"
 FIELD_MANAGER = "rabbitsync-operator"
 APP_CONTAINER_ANNOTATION = "rabbitsync.io/app-container"
-HTTP_PORT = 8088
 COMMAND = ("python", "manage.py", "rabbitsync_sidecar")
-
-# Variables the operator sets; the app container's values for them are replaced, not duplicated.
-_OWNED_ENV = (
-    "RABBITSYNC_AMQP_URL",
-    "RABBITSYNC_CLUSTER",
-    "RABBITSYNC_NAMESPACE",
-    "RABBITSYNC_SERVICE",
-    "RABBITSYNC_EXCHANGE",
-    "RABBITSYNC_SUBSCRIPTIONS",
-    "RABBITSYNC_HTTP_HOST",
-    "RABBITSYNC_HTTP_PORT",
-)
 
 
 class NoAppContainer(ValueError):
@@ -40,7 +27,7 @@ class NoAppContainer(ValueError):
 
 def app_container(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
     """The container the sidecar copies: the annotated one, else the first that is not ours."""
-    containers = [
+    containers: list[Mapping[str, Any]] = [
         c for c in deployment["spec"]["template"]["spec"].get("containers", []) if c["name"] != CONTAINER_NAME
     ]
     wanted = (deployment["metadata"].get("annotations") or {}).get(APP_CONTAINER_ANNOTATION)
@@ -61,27 +48,25 @@ def sidecar_container(
     exchange: str,
     broker_secret: str,
 ) -> dict[str, Any]:
-    env = [e for e in app.get("env", []) if e["name"] not in _OWNED_ENV]
-    env += [
-        {"name": "RABBITSYNC_AMQP_URL", "valueFrom": {"secretKeyRef": {"name": broker_secret, "key": "uri"}}},
-        {"name": "RABBITSYNC_CLUSTER", "value": cluster},
-        {"name": "RABBITSYNC_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "RABBITSYNC_SERVICE", "value": service},
-        {"name": "RABBITSYNC_EXCHANGE", "value": exchange},
-        # Sorted by subscription so that the same subscriptions always give the same pod template:
-        # an unchanged set must never roll the pods.
-        {"name": "RABBITSYNC_SUBSCRIPTIONS", "value": consumer.dumps(sorted(consumers, key=lambda c: c.subscription))},
-        # The pod IP, not 0.0.0.0: probes reach it there, and it keeps pods apart where several share a host
-        # network (the local pod runner gives each pod its own loopback address).
-        {"name": "RABBITSYNC_HTTP_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "RABBITSYNC_HTTP_PORT", "value": str(HTTP_PORT)},
-    ]
+    """The sidecar for ``consumers``, modelled on ``app``; the broker URI is read from ``broker_secret``."""
+    config = SidecarConfig(
+        cluster=cluster,
+        service=service,
+        exchange=exchange,
+        # Sorted so that the same subscriptions always give the same pod template: an unchanged set
+        # must never roll the pods.
+        subscriptions=tuple(sorted(consumers, key=lambda c: c.subscription)),
+    )
+    ours = [_env_var(name, value, broker_secret) for name, value in to_env(config).items()]
+    # The app container's values for the contract's variables are replaced, not duplicated.
+    owned = {var["name"] for var in ours}
+    env = [e for e in app.get("env", []) if e["name"] not in owned] + ours
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": app["image"],
         "command": list(COMMAND),
         "env": env,
-        "ports": [{"name": "rs-http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "ports": [{"name": "rs-http", "containerPort": config.http_port, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "rs-http"}, "periodSeconds": 5},
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "rs-http"},
@@ -95,6 +80,14 @@ def sidecar_container(
         if key in app:
             container[key] = app[key]
     return container
+
+
+def _env_var(name: str, value: EnvValue, broker_secret: str) -> dict[str, Any]:
+    if isinstance(value, SecretKey):
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": broker_secret, "key": value.key}}}
+    if isinstance(value, PodField):
+        return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": value.path}}}
+    return {"name": name, "value": value}
 
 
 def apply_body(name: str, namespace: str, container: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from rabbitsync.sidecar import routing
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
 from rabbitsync.sidecar.metrics import Metrics
-from rabbitsync.topology.consumer import ConsumerSpec
+from rabbitsync.topology.sidecar_contract import ConsumerSpec
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rabbitsync.topology.consumer import ConsumerSpec
+from rabbitsync.topology.sidecar_contract import ConsumerSpec
 
 ATTEMPT = "x-rabbitsync-attempt"
 REASON = "x-rabbitsync-reason"

@@ -14,7 +14,6 @@ import threading
 from types import FrameType
 
 from django.db import connection as db_connection
-from pydantic import ValidationError
 
 from rabbitsync.django import relay, retention
 from rabbitsync.django.broker import ConfirmedPublisher
@@ -24,7 +23,7 @@ from rabbitsync.sidecar import logs
 from rabbitsync.sidecar.consumer import Consumer
 from rabbitsync.sidecar.health import HealthServer, State
 from rabbitsync.sidecar.metrics import Metrics
-from rabbitsync.topology import consumer as contract
+from rabbitsync.topology.sidecar_contract import ConsumerSpec, env_name
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +73,16 @@ def run(settings: Settings | None = None) -> int:
     return 0
 
 
-def _subscriptions(settings: Settings) -> list[contract.ConsumerSpec]:
+def _subscriptions(settings: Settings) -> list[ConsumerSpec]:
+    # Their types were checked when the settings were read; what is left is whether there is work.
     if not settings.amqp_url:
-        raise ImproperlyConfigured("RABBITSYNC_AMQP_URL is not set")
-    try:
-        specs = contract.loads(settings.subscriptions)
-    except ValidationError as e:
-        raise ImproperlyConfigured(f"{contract.ENV_VAR} is not a valid list of subscriptions: {e}") from e
-    if not specs:
-        raise ImproperlyConfigured(f"{contract.ENV_VAR} lists no subscription: nothing to consume")
-    return specs
+        raise ImproperlyConfigured(f"{env_name('amqp_url')} is not set")
+    if not settings.subscriptions:
+        raise ImproperlyConfigured(f"{env_name('subscriptions')} lists no subscription: nothing to consume")
+    return list(settings.subscriptions)
 
 
-def _warn_unhandled(specs: list[contract.ConsumerSpec]) -> None:
+def _warn_unhandled(specs: list[ConsumerSpec]) -> None:
     missing = sorted({t for s in specs for t in s.events} - registry.types())
     if missing:
         # Not fatal: such events go to the dead-letter queue with a clear reason, where they can be

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 PREFIX = "rabbitsync"
-DEFAULT_EXCHANGE = "rabbitsync.events"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -33,3 +32,13 @@ def retry_queue_name(queue: str, delay_ms: int) -> str:
 
 def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dlq"
+
+
+def owned_queue_pattern(queue: str) -> str:
+    """Regex matching exactly ``queue``, its delay queues and its DLQ.
+
+    Not a plain prefix: observing "orders" must not pick up "orders-v2" or another subscription's
+    queues. Anchored at both ends, in the syntax both Python and the management API's Erlang ``re``
+    read the same way.
+    """
+    return f"^{re.escape(queue)}(\\.retry\\.[0-9]+ms|\\.dlq)?$"

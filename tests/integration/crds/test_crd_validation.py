@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from rabbitsync.api import GROUP, VERSION, crd
+from rabbitsync.conventions import is_event_type
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +121,22 @@ def test_defaults_are_filled_in_by_the_server(api: client.CustomObjectsApi, name
         "prefetch": 10,
         "queueType": "quorum",
     }
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["a", "restaurant.created", "a-b.c_d", "x" * 120, "a..b", "a.", ".a", "1abc", "a*", "a#", "x" * 121],
+    ids=lambda value: value if len(value) < 20 else f"{len(value)} chars",
+)
+def test_the_api_server_reads_the_event_type_grammar_as_python_does(
+    api: client.CustomObjectsApi, namespace: str, event_type: str
+) -> None:
+    """Its Go regexp and Python's agree on the edge cases, so the envelope publishes what it accepts."""
+    try:
+        _create(api, namespace, "syncsubscriptions", "s", {**VALID_SUB, "events": [event_type]})
+    except ApiException as e:
+        assert "spec.events[0]" in str(e.body), e.body
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == is_event_type(event_type)

@@ -27,7 +27,7 @@ from harness import postgres as pg_harness
 from harness.polling import eventually
 from harness.processes import free_port
 from rabbitsync.events import CONTENT_TYPE, CloudEvent, encode
-from rabbitsync.topology import consumer as contract
+from rabbitsync.topology import sidecar_contract as contract
 
 HERE = Path(__file__).parent
 CLUSTER, NAMESPACE = "c1", "ns"

@@ -253,7 +253,7 @@ class FoodBroker:
         """Declare ``subscription`` (from the manifests) for ``cluster``; the sidecar's RABBITSYNC_SUBSCRIPTIONS."""
         from rabbitsync.amqp import observe_and_sync
         from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
-        from rabbitsync.topology import consumer
+        from rabbitsync.topology import sidecar_contract as consumer
         from rabbitsync.topology.desired import desired_topology
 
         spec = SyncSubscriptionSpec.model_validate(manifest_subscriptions()[subscription]["spec"])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rabbitsync.operator import sidecar_spec
-from rabbitsync.topology import consumer
+from rabbitsync.topology import sidecar_contract
 
 
 def _deployment(*containers: dict, annotations: dict | None = None) -> dict:
@@ -30,9 +30,9 @@ APP = {
 }
 
 
-def _consumers(*names: str) -> list[consumer.ConsumerSpec]:
+def _consumers(*names: str) -> list[sidecar_contract.ConsumerSpec]:
     return [
-        consumer.build(
+        sidecar_contract.build(
             cluster="east",
             namespace="food",
             subscription=n,
@@ -47,7 +47,7 @@ def _consumers(*names: str) -> list[consumer.ConsumerSpec]:
     ]
 
 
-def _container(consumers: list[consumer.ConsumerSpec]) -> dict:
+def _container(consumers: list[sidecar_contract.ConsumerSpec]) -> dict:
     return sidecar_spec.sidecar_container(
         APP, consumers, cluster="east", service="menu", exchange="rabbitsync.events", broker_secret="broker"
     )
@@ -74,7 +74,8 @@ def test_subscription_order_never_changes_the_template():
     assert forward == backward
     subs = json.loads({e["name"]: e for e in forward["env"]}["RABBITSYNC_SUBSCRIPTIONS"]["value"])
     assert [s["subscription"] for s in subs] == ["a", "b"]
-    assert consumer.loads(json.dumps(subs)) == sorted(_consumers("a", "b"), key=lambda s: s.subscription)
+    parsed = sidecar_contract.SidecarConfig(subscriptions=json.dumps(subs)).subscriptions
+    assert parsed == tuple(sorted(_consumers("a", "b"), key=lambda s: s.subscription))
 
 
 def test_app_container_is_the_annotated_one_or_the_first_that_is_not_ours():

@@ -6,7 +6,7 @@ import pytest
 
 from rabbitsync.api import SyncSubscriptionSpec
 from rabbitsync.api.syncbroker import DEFAULT_EXCHANGE as API_DEFAULT_EXCHANGE
-from rabbitsync.topology import consumer, naming
+from rabbitsync.topology import sidecar_contract as consumer
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.diff import Plan, QueueDeletion, diff, teardown
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue, Topology
@@ -38,7 +38,7 @@ def _observe(topology: Topology, **messages: int) -> Observed:
 
 
 def test_default_exchange_names_agree() -> None:
-    assert API_DEFAULT_EXCHANGE == naming.DEFAULT_EXCHANGE
+    assert consumer.SidecarConfig().exchange == API_DEFAULT_EXCHANGE
 
 
 def test_main_queue_dead_letters_to_dlq_with_at_least_once_for_quorum() -> None:

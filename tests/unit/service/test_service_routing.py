@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rabbitsync.sidecar import routing
-from rabbitsync.topology import consumer as contract
+from rabbitsync.topology import sidecar_contract as contract
 
 pytestmark = pytest.mark.unit
 

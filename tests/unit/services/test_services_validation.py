@@ -80,7 +80,7 @@ def test_partial_checks_only_what_is_present_and_needs_something():
 def test_event_types_are_routing_keys_and_deletions_are_recognised():
     import re
 
-    from rabbitsync.api.syncsubscription import EVENT_TYPE_PATTERN
+    from rabbitsync.conventions import EVENT_TYPE_PATTERN
 
     for event_type in (*RESTAURANT_EVENTS, *MENU_ITEM_EVENTS, *ORDER_EVENTS):
         assert re.match(EVENT_TYPE_PATTERN, event_type)

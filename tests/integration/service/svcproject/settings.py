@@ -8,7 +8,7 @@ from rabbitsync.django import database_config
 SECRET_KEY = "rabbitsync-tests-only"
 DEBUG = False
 USE_TZ = True
-INSTALLED_APPS = ["rabbitsync.django", "svcapp"]
+INSTALLED_APPS = ["rabbitsync.django", "rabbitsync.sidecar", "svcapp"]
 DATABASES = {"default": database_config(os.environ.get("SVC_DB_PATH", "/tmp/rabbitsync-svc.sqlite3"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # All from RABBITSYNC_* environment variables; the dict exists so override_settings has a target.

@@ -11,13 +11,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from rabbitsync.sidecar.runner import run
+
 
 class Command(BaseCommand):
     help = "Consume this service's subscription queues and relay its outbox until SIGTERM."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from rabbitsync.sidecar.runner import run
-
         code = run()
         if code:
             raise CommandError("rabbitsync sidecar could not start (see the log above)", returncode=code)

@@ -1,0 +1,112 @@
+"""The operator-sidecar contract end to end: what the operator renders is what the sidecar reads.
+
+The operator's container env goes through a fake kubelet (Secret keys and downward-API fields
+resolved with made-up values) into the sidecar's Django settings, and must come out as the same
+configuration. The variable names are pinned: the harness's pod runner and the tests use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from rabbitsync.conventions import SECRET_URI_KEY
+from rabbitsync.django.conf import resolve
+from rabbitsync.operator import sidecar_spec
+from rabbitsync.topology.sidecar_contract import SidecarConfig, build, dumps, to_env
+
+pytestmark = pytest.mark.unit
+
+BROKER_SECRET = "rabbit"
+SECRETS = {BROKER_SECRET: {SECRET_URI_KEY: "amqps://menu:s3cret@rabbit.example:5671/prod"}}
+POD = {"metadata.namespace": "food", "status.podIP": "10.1.2.3"}
+APP = {
+    "name": "app",
+    "image": "menu:1",
+    "env": [{"name": "SQLITE_PATH", "value": "/data/db"}, {"name": "RABBITSYNC_CLUSTER", "value": "stale"}],
+}
+CONSUMERS = [
+    build(
+        cluster="east",
+        namespace="food",
+        subscription=name,
+        events=events,
+        max_attempts=4,
+        initial_backoff_ms=500,
+        max_backoff_ms=2000,
+        dead_letter=dead_letter,
+        prefetch=7,
+    )
+    for name, events, dead_letter in (("menus", ["MENU_ITEM_CREATED"], False), ("cafés", ["a.b", "C"], True))
+]
+
+
+def _kubelet(container: Mapping[str, Any]) -> dict[str, str]:
+    """The environment a kubelet gives ``container`` in a pod described by ``SECRETS`` and ``POD``."""
+    env: dict[str, str] = {}
+    for var in container["env"]:
+        if "value" in var:
+            # A kubelet would expand $(NAME) here: the contract must never produce text that looks like it.
+            assert "$(" not in var["value"], var
+            env[var["name"]] = var["value"]
+        elif "secretKeyRef" in var["valueFrom"]:
+            ref = var["valueFrom"]["secretKeyRef"]
+            env[var["name"]] = SECRETS[ref["name"]][ref["key"]]
+        else:
+            env[var["name"]] = POD[var["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env
+
+
+def test_what_the_operator_renders_the_sidecar_settings_read_back() -> None:
+    container = sidecar_spec.sidecar_container(
+        APP, CONSUMERS, cluster="east", service="menu", exchange="shop.events", broker_secret=BROKER_SECRET
+    )
+    settings = resolve({}, _kubelet(container))
+    received = SidecarConfig(**{name: getattr(settings, name) for name in SidecarConfig.model_fields})
+    assert received == SidecarConfig(
+        amqp_url="amqps://menu:s3cret@rabbit.example:5671/prod",
+        cluster="east",
+        namespace="food",
+        service="menu",
+        exchange="shop.events",
+        subscriptions=tuple(sorted(CONSUMERS, key=lambda c: c.subscription)),
+        http_host="10.1.2.3",
+        http_port=8088,
+    )
+    assert container["ports"][0]["containerPort"] == received.http_port
+    assert settings.origin.source == "/clusters/east/namespaces/food/services/menu"
+    assert settings.subscriptions[0].retry_queue(1) == "rabbitsync.east.food.caf-s.retry.500ms"
+
+
+def test_the_variable_names_are_the_ones_pods_and_the_harness_know() -> None:
+    assert list(to_env(SidecarConfig())) == [
+        "RABBITSYNC_AMQP_URL",
+        "RABBITSYNC_CLUSTER",
+        "RABBITSYNC_NAMESPACE",
+        "RABBITSYNC_SERVICE",
+        "RABBITSYNC_EXCHANGE",
+        "RABBITSYNC_SUBSCRIPTIONS",
+        "RABBITSYNC_HTTP_HOST",
+        "RABBITSYNC_HTTP_PORT",
+    ]
+
+
+def test_only_the_broker_uri_comes_from_the_secret_and_it_is_never_inlined() -> None:
+    container = sidecar_spec.sidecar_container(
+        APP, CONSUMERS, cluster="east", service="menu", exchange="shop.events", broker_secret=BROKER_SECRET
+    )
+    from_secrets = {
+        var["name"]: var["valueFrom"]["secretKeyRef"]
+        for var in container["env"]
+        if "secretKeyRef" in var.get("valueFrom", {})
+    }
+    assert from_secrets == {"RABBITSYNC_AMQP_URL": {"name": BROKER_SECRET, "key": SECRET_URI_KEY}}
+    assert all("s3cret" not in var.get("value", "") for var in container["env"])
+
+
+def test_a_sidecar_started_by_hand_reads_the_subscriptions_variable() -> None:
+    settings = resolve({}, {"RABBITSYNC_SUBSCRIPTIONS": dumps(CONSUMERS)})
+    assert settings.subscriptions == tuple(CONSUMERS)
+    assert to_env(SidecarConfig(subscriptions=tuple(CONSUMERS)))["RABBITSYNC_SUBSCRIPTIONS"] == dumps(CONSUMERS)
