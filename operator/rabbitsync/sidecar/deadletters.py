@@ -69,7 +69,7 @@ def _describe(message: IncomingMessage) -> DeadLetterEntry:
 
 def list_dead_letters(endpoint: BrokerEndpoint, queue: str, limit: int = 100) -> list[DeadLetterEntry]:
     """Up to ``limit`` dead letters of ``queue`` (the ``.dlq``), left in place."""
-    found = []
+    found: list[DeadLetterEntry] = []
     with open_session(endpoint, name=CONNECTION_NAME, timeouts=TIMEOUTS) as session:
         for _ in range(limit):
             message = session.get(queue)

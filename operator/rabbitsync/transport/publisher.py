@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class OutgoingMessage:
+    """One message to publish: where it goes, its body, and its properties, free of pika types."""
+
     exchange: str
     routing_key: str
     body: bytes

@@ -21,7 +21,7 @@ from rabbitsync.transport.errors import (
     PublishRejected,
 )
 
-IO_ERRORS: tuple[type[Exception], ...] = (pika.exceptions.AMQPError, OSError)
+IO_ERRORS: tuple[type[pika.exceptions.AMQPError], type[OSError]] = (pika.exceptions.AMQPError, OSError)
 """What talking to a broker can raise: pika's errors, and socket errors (``ssl.SSLError`` and
 timeouts among them) that pika or the standard library let through."""
 

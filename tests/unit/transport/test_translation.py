@@ -30,6 +30,7 @@ pytestmark = pytest.mark.unit
         (pika.exceptions.ChannelClosedByBroker(530, "NOT_ALLOWED - vhost x not found"), NotFound),
         (pika.exceptions.ChannelClosedByBroker(530, "NOT_ALLOWED - access to vhost refused"), AccessRefused),
         (pika.exceptions.ChannelClosedByBroker(540, "NOT_IMPLEMENTED"), BrokerError),
+        (pika.exceptions.ConnectionClosedByBroker(530, "NOT_ALLOWED - vhost x not found"), NotFound),
         (pika.exceptions.ConnectionClosedByBroker(320, "CONNECTION_FORCED - shutdown"), BrokerUnreachable),
         (pika.exceptions.ConnectionClosedByBroker(403, "ACCESS_REFUSED - login refused"), AccessRefused),
         (pika.exceptions.ProbableAuthenticationError("bad login"), AccessRefused),
