@@ -44,7 +44,7 @@ class NotFound(BrokerError):
 
 
 class InvalidEndpoint(BrokerError):
-    """The broker URI in the Secret cannot be used (bad scheme, unparsable, bad CA bundle)."""
+    """The broker URI (Secret or Django settings) cannot be used: bad scheme, unparsable, bad CA bundle."""
 
     reason = "InvalidBrokerURI"
 

@@ -9,11 +9,14 @@ import pytest
 
 from rabbitsync.transport import (
     AccessRefused,
+    BrokerEndpoint,
     BrokerError,
     BrokerUnreachable,
     NotFound,
     PreconditionFailed,
     PublishRejected,
+    Timeouts,
+    open_session,
     translate,
     translated,
 )
@@ -73,3 +76,11 @@ def test_translated_leaves_other_exceptions_alone() -> None:
         raise KeyError("not the broker's")
     with pytest.raises(PublishRejected), translated():
         raise PublishRejected("already ours")
+
+
+def test_a_refused_connection_leaves_the_transport_as_ours() -> None:
+    # Port 1 on loopback refuses at once: no server is involved, only the error path.
+    closed = BrokerEndpoint("amqp://guest:guest@127.0.0.1:1/")
+    with pytest.raises(BrokerUnreachable) as caught, open_session(closed, name="t", timeouts=Timeouts(connect_s=1)):
+        pass
+    assert isinstance(caught.value.__cause__, pika.exceptions.AMQPError | OSError)
