@@ -23,10 +23,15 @@ from pathlib import Path
 import pika
 
 from harness import rabbitmq
-from rabbitsync.django.broker import ConfirmedPublisher, OutgoingMessage
 from rabbitsync.events import MessageProperties
+from rabbitsync.transport import BrokerEndpoint, ConfirmedPublisher, OutgoingMessage, Timeouts, connection_parameters
 
 BODY = b'{"specversion": "1.0", "type": "RESTAURANT_CREATED", "data": {"name": "bench"}}'
+
+
+def _parameters(url: str) -> pika.URLParameters:
+    # The same builder as rabbitsync's own connections: only the way of publishing differs.
+    return connection_parameters(BrokerEndpoint(url), name="bench", timeouts=Timeouts())
 
 
 def _props(i: int) -> pika.BasicProperties:
@@ -36,7 +41,7 @@ def _props(i: int) -> pika.BasicProperties:
 def connection_per_publish(url: str, queue: str, n: int) -> None:
     """The seed's producer: connect, publish (confirmed), disconnect, for every event."""
     for i in range(n):
-        connection = pika.BlockingConnection(pika.URLParameters(url))
+        connection = pika.BlockingConnection(_parameters(url))
         channel = connection.channel()
         channel.confirm_delivery()
         channel.basic_publish("", queue, BODY, _props(i))
@@ -45,7 +50,7 @@ def connection_per_publish(url: str, queue: str, n: int) -> None:
 
 def confirm_each(url: str, queue: str, n: int) -> None:
     """One connection, but a round trip per message (BlockingChannel in confirm mode)."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(_parameters(url))
     channel = connection.channel()
     channel.confirm_delivery()
     for i in range(n):
@@ -55,7 +60,7 @@ def confirm_each(url: str, queue: str, n: int) -> None:
 
 def pipelined(url: str, queue: str, n: int, batch: int = 500) -> None:
     """rabbitsync's relay publisher: batches in flight, confirms collected as they come."""
-    publisher = ConfirmedPublisher(url, name="bench").start()
+    publisher = ConfirmedPublisher(BrokerEndpoint(url), name="bench", timeouts=Timeouts()).start()
     try:
         deadline = time.monotonic() + 30
         while not publisher.ready() and time.monotonic() < deadline:
@@ -72,7 +77,7 @@ def pipelined(url: str, queue: str, n: int, batch: int = 500) -> None:
 
 def measure(name: str, run: Callable[[str, str, int], None], url: str, n: int) -> float:
     queue = f"bench.{uuid.uuid4().hex[:8]}"
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(_parameters(url))
     channel = connection.channel()
     channel.queue_declare(queue, durable=True)
     started = time.perf_counter()

@@ -12,7 +12,8 @@ import argparse
 import os
 import sys
 
-from rabbitsync.sidecar.deadletters import DeadLetterError, dumps, list_dead_letters, replay
+from rabbitsync.sidecar.deadletters import dumps, list_dead_letters, replay
+from rabbitsync.transport import BrokerEndpoint, BrokerError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.amqp_url:
         parser.error("no broker: pass --amqp-url or set RABBITSYNC_AMQP_URL")
     try:
+        endpoint = BrokerEndpoint(args.amqp_url)
         if args.action == "list":
-            print(dumps(list_dead_letters(args.amqp_url, args.queue, args.limit)))
+            print(dumps(list_dead_letters(endpoint, args.queue, args.limit)))
         else:
-            print(f"replayed {replay(args.amqp_url, args.queue, args.id)} dead letter(s) from {args.queue}")
-    except DeadLetterError as e:
+            print(f"replayed {replay(endpoint, args.queue, args.id)} dead letter(s) from {args.queue}")
+    except BrokerError as e:
         print(f"rabbitsync: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -1,22 +1,24 @@
 """Broker I/O behind a small interface: observe a subscription's topology, apply a plan, sync both.
 
-Pika and HTTP errors never leave this package: callers see ``rabbitsync.transport.errors`` only. Nothing
-connects at import; ``RabbitBroker`` connects per call.
+Connections, TLS and errors come from ``rabbitsync.transport``, re-exported here for the operator:
+pika and HTTP errors never leave this package, callers see ``rabbitsync.transport.errors`` only.
+Nothing connects at import; ``RabbitBroker`` connects per call.
 """
 
-from rabbitsync.amqp.endpoint import BrokerEndpoint, Timeouts
-from rabbitsync.transport.errors import (
+from rabbitsync.amqp.fake import FakeBroker
+from rabbitsync.amqp.port import ApplyOutcome, Broker
+from rabbitsync.amqp.rabbit import RabbitBroker
+from rabbitsync.amqp.sync import SyncResult, delete_topology, observe_and_sync
+from rabbitsync.transport import (
     AccessRefused,
+    BrokerEndpoint,
     BrokerError,
     BrokerUnreachable,
     InvalidEndpoint,
     NotFound,
     PreconditionFailed,
+    Timeouts,
 )
-from rabbitsync.amqp.fake import FakeBroker
-from rabbitsync.amqp.port import ApplyOutcome, Broker
-from rabbitsync.amqp.rabbit import RabbitBroker
-from rabbitsync.amqp.sync import SyncResult, delete_topology, observe_and_sync
 
 __all__ = [
     "AccessRefused",

@@ -7,29 +7,20 @@ that the handshake does not matter. Timeouts are short so an unreachable broker 
 
 from __future__ import annotations
 
-import contextlib
-import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pika
-import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from rabbitsync.amqp.endpoint import BrokerEndpoint, Timeouts
-from rabbitsync.transport.errors import (
-    AccessRefused,
-    BrokerError,
-    BrokerUnreachable,
-    InvalidEndpoint,
-    NotFound,
-    PreconditionFailed,
-)
 from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.topology.diff import EXCHANGE_TYPE, Plan
+from rabbitsync.transport import BrokerEndpoint, NotFound, Timeouts, connect, translated
 
 T = TypeVar("T")
+
+CONNECTION_NAME = "rabbitsync-operator"
 
 
 class BrokerAdmin:
@@ -72,38 +63,9 @@ class BrokerAdmin:
 
     @contextmanager
     def _channel(self) -> Iterator[_Session]:
-        try:
-            connection = pika.BlockingConnection(self._parameters())
-        except _PIKA_ERRORS as e:
-            raise translate(e) from e
-        try:
+        # connect() translates what channel (re)opening raises; channel methods translate their own.
+        with connect(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as connection:
             yield _Session(connection)
-        except _PIKA_ERRORS as e:  # channel (re)opening; channel methods translate their own
-            raise translate(e) from e
-        finally:
-            # The broker may have dropped the connection already; closing is best effort.
-            with contextlib.suppress(*_PIKA_ERRORS):
-                if connection.is_open:
-                    connection.close()
-
-    def _parameters(self) -> pika.URLParameters:
-        try:
-            params = pika.URLParameters(self._endpoint.amqp_uri)
-        except ValueError as e:
-            raise InvalidEndpoint(f"the broker uri is not usable: {e}") from e
-        params.connection_attempts = 1
-        params.socket_timeout = self._timeouts.connect_s
-        params.stack_timeout = self._timeouts.connect_s * 2
-        params.blocked_connection_timeout = self._timeouts.operation_s
-        # A broker that stops answering mid-reconcile is noticed by missed heartbeats.
-        params.heartbeat = max(2, int(self._timeouts.operation_s))
-        if self._endpoint.tls:
-            try:
-                context = ssl.create_default_context(cadata=self._endpoint.ca_pem)
-            except (ssl.SSLError, ValueError) as e:
-                raise InvalidEndpoint(f"the CA bundle is not valid PEM: {e}") from e
-            params.ssl_options = pika.SSLOptions(context, server_hostname=self._endpoint.host)
-        return params
 
 
 class _Session:
@@ -149,33 +111,5 @@ class _TranslatingChannel:
 
     @staticmethod
     def _call(method: Callable[..., T], *args: object, **kwargs: object) -> T:
-        try:
+        with translated():
             return method(*args, **kwargs)
-        except _PIKA_ERRORS as e:
-            raise translate(e) from e
-
-
-_PIKA_ERRORS = (pika.exceptions.AMQPError, OSError)
-
-
-def translate(e: pika.exceptions.AMQPError | OSError) -> BrokerError:
-    """The package's error for a pika or socket failure."""
-    if isinstance(e, pika.exceptions.ChannelClosedByBroker | pika.exceptions.ConnectionClosedByBroker):
-        return _by_reply_code(e.reply_code, e.reply_text)
-    if isinstance(e, pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError):
-        return AccessRefused(f"broker refused the login: {e}")
-    return BrokerUnreachable(f"broker unreachable: {e!r}")
-
-
-def _by_reply_code(code: int, text: str) -> BrokerError:
-    if code == 406:
-        return PreconditionFailed(text)
-    if code == 404:
-        return NotFound(text)
-    if code == 530 and "not found" in text.lower():  # NOT_ALLOWED - vhost ... not found
-        return NotFound(text)
-    if code in (403, 530):
-        return AccessRefused(text)
-    if code == 320:  # CONNECTION_FORCED: broker shutting down or an operator closed us
-        return BrokerUnreachable(text)
-    return BrokerError(f"broker closed the channel ({code}): {text}")

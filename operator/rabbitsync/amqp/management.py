@@ -9,17 +9,24 @@ refreshed every few seconds, which is fine for status; nothing destructive is de
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
-import ssl
 import urllib.error
 import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from rabbitsync.amqp.endpoint import BrokerEndpoint, Timeouts
-from rabbitsync.transport.errors import AccessRefused, BrokerError, BrokerUnreachable, NotFound
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+from rabbitsync.transport import (
+    AccessRefused,
+    BrokerEndpoint,
+    BrokerError,
+    BrokerUnreachable,
+    NotFound,
+    Timeouts,
+    tls_context,
+)
 
 _PAGE_SIZE = 500
 
@@ -33,7 +40,8 @@ class ManagementClient:
         self._auth = "Basic " + base64.b64encode(f"{api.username}:{api.password}".encode()).decode()
         self._vhost = quote(endpoint.vhost, safe="")
         self._timeout = (timeouts or Timeouts()).operation_s
-        self._context = ssl.create_default_context(cadata=endpoint.ca_pem) if self._base.startswith("https") else None
+        # Built here, not per request: a CA bundle that is not PEM is an InvalidEndpoint at once.
+        self._context = tls_context(endpoint.ca_pem) if self._base.startswith("https") else None
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
         """The exchange, the queues named after ``main_queue`` and every binding to them."""
@@ -102,7 +110,7 @@ class ManagementClient:
                 return json.loads(response.read())
         except urllib.error.HTTPError as e:
             raise _http_error(e, path) from e
-        except OSError as e:  # URLError, timeouts, refused and reset connections
+        except (OSError, http.client.HTTPException) as e:  # URLError, TLS, timeouts, refused, reset, bad replies
             raise BrokerUnreachable(f"management API at {self._base} unreachable: {e}") from e
         except ValueError as e:
             raise BrokerError(f"management API returned invalid JSON for {path}") from e

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from rabbitsync.amqp.admin import BrokerAdmin
-from rabbitsync.amqp.endpoint import BrokerEndpoint, Timeouts
 from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Observed
+from rabbitsync.transport import BrokerEndpoint, Timeouts
 
 
 class RabbitBroker:

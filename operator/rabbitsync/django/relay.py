@@ -26,11 +26,12 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from rabbitsync.django.backoff import Backoff
-from rabbitsync.django.broker import BrokerError, ConfirmedPublisher, OutgoingMessage
+from rabbitsync.backoff import Backoff
+from rabbitsync.django import connection
 from rabbitsync.django.conf import Settings, get_settings
 from rabbitsync.django.models import OutboxMessage
 from rabbitsync.events import MessageProperties
+from rabbitsync.transport import BrokerError, ConfirmedPublisher, OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,7 @@ class OutboxRelay:
     def __init__(self, settings: Settings, *, sweep: bool, publisher: ConfirmedPublisher | None = None):
         self._settings = settings
         self._sweep = sweep
-        self._publisher = publisher or ConfirmedPublisher(
-            settings.amqp_url,
-            name=f"rabbitsync-relay-{settings.service or 'unknown'}",
-            heartbeat=settings.heartbeat,
-            blocked_connection_timeout=settings.blocked_connection_timeout,
-            reconnect_max_delay=settings.reconnect_max_delay,
-        )
+        self._publisher = publisher or connection.publisher(settings, role="relay")
         self._pending: set[int] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()

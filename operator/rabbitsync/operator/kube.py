@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from rabbitsync.amqp.endpoint import BrokerEndpoint
 from rabbitsync.api.meta import GROUP, VERSION
 from rabbitsync.api.syncbroker import RESOURCE as BROKER_RESOURCE
 from rabbitsync.api.syncbroker import SyncBrokerSpec
+from rabbitsync.transport.endpoint import BrokerEndpoint
 
 
 class MissingReference(LookupError):

@@ -8,8 +8,9 @@ means one event at a time per sidecar, in queue order: SQLite has one writer any
 more throughput one runs more replicas. Failed-delivery publishes go through the separate
 confirmed publisher and are confirmed before the original is acked.
 
-Every pika exception ends the session and is handled here: the loop redials with jittered,
-capped backoff until the stop event is set. Unacked deliveries return to the queue on their own.
+Every broker failure (a :class:`rabbitsync.transport.BrokerError`) ends the session and is handled
+here: the loop redials with jittered, capped backoff until the stop event is set. Unacked
+deliveries return to the queue on their own.
 """
 
 from __future__ import annotations
@@ -19,27 +20,24 @@ import contextvars
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
-import pika
-import pika.exceptions
 from django.db import close_old_connections
 
-from rabbitsync.django.backoff import Backoff
-from rabbitsync.django.broker import BrokerError, ConfirmedPublisher, OutgoingMessage, connection_parameters
+from rabbitsync.backoff import Backoff
+from rabbitsync.django import connection
 from rabbitsync.django.conf import Settings
 from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
-from rabbitsync.events import CONTENT_TYPE, CloudEvent, InvalidEvent, MessageProperties, decode
+from rabbitsync.events import CloudEvent, InvalidEvent, decode
 from rabbitsync.sidecar import routing
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
 from rabbitsync.sidecar.metrics import Metrics
 from rabbitsync.topology.sidecar_contract import ConsumerSpec
+from rabbitsync.transport import BrokerError, ConfirmedPublisher, IncomingMessage, Session, open_session
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +50,7 @@ _BUSY_WAIT = 0.05
 @dataclass(frozen=True)
 class Delivery:
     spec: ConsumerSpec
-    tag: int
-    properties: Any
-    body: bytes
+    message: IncomingMessage
 
 
 class _SessionOver(Exception):
@@ -78,12 +74,8 @@ class Consumer:
         self._metrics = metrics
         self._state = state
         self._apply_event = apply_event
-        self._params = connection_parameters(
-            settings.amqp_url,
-            name=f"rabbitsync-sidecar-{settings.service}",
-            heartbeat=settings.heartbeat,
-            blocked_connection_timeout=settings.blocked_connection_timeout,
-        )
+        # Built now so that a malformed URL stops the sidecar at start instead of being redialled.
+        self._endpoint = connection.endpoint(settings)
         self._backoff = Backoff(initial=0.2, cap=settings.reconnect_max_delay)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rabbitsync-handler")
 
@@ -93,7 +85,7 @@ class Consumer:
             while not stop.is_set():
                 try:
                     self._session(stop)
-                except (pika.exceptions.AMQPError, BrokerError, _SessionOver) as e:
+                except (BrokerError, _SessionOver) as e:
                     self._state.consuming = False
                     if stop.is_set():
                         break
@@ -110,61 +102,52 @@ class Consumer:
     # -- one connection ----------------------------------------------------------------------------
 
     def _session(self, stop: threading.Event) -> None:
-        connection = pika.BlockingConnection(self._params)
-        try:
-            channel = connection.channel()
-            buffer: collections.deque[Delivery] = collections.deque()
-            cancelled: list[str] = []
-            channel.add_on_cancel_callback(lambda frame: cancelled.append(str(frame)))
-            for spec in self._specs:
-                # basic_qos without global applies to the consumers created after it on this channel.
-                channel.basic_qos(prefetch_count=spec.prefetch)
-                channel.basic_consume(spec.queue, partial(self._received, buffer, spec), auto_ack=False)
-            self._state.consuming = True
-            self._backoff.reset()
-            log.info("consuming", extra={"queues": [s.queue for s in self._specs]})
-            while not stop.is_set():
-                self._state.turn()
-                if cancelled:
-                    raise _SessionOver(f"consumer cancelled by the broker: {cancelled[0]}")
-                if buffer:
-                    self._handle(connection, channel, buffer.popleft())
-                else:
-                    connection.process_data_events(time_limit=_IDLE_WAIT)
-            log.info("stopping: in-flight delivery done, closing the connection")
-        finally:
-            self._state.consuming = False
-            # Deliveries still buffered were never acked: closing hands them back to the queue.
+        buffer: collections.deque[Delivery] = collections.deque()
+        with open_session(
+            self._endpoint,
+            name=connection.connection_name(self._settings, "sidecar"),
+            timeouts=connection.timeouts(self._settings),
+        ) as session:
+            # Deliveries still buffered when the session ends were never acked: closing hands them
+            # back to the queue.
             try:
-                if connection.is_open:
-                    connection.close()
-            except pika.exceptions.AMQPError:
-                log.debug("connection already gone while closing", exc_info=True)
-
-    @staticmethod
-    def _received(
-        buffer: collections.deque[Delivery], spec: ConsumerSpec, _ch: Any, method: Any, properties: Any, body: bytes
-    ) -> None:
-        buffer.append(Delivery(spec, method.delivery_tag, properties, body))
+                for spec in self._specs:
+                    session.consume(spec.queue, prefetch=spec.prefetch, deliver=partial(_buffer, buffer, spec))
+                self._state.consuming = True
+                self._backoff.reset()
+                log.info("consuming", extra={"queues": [s.queue for s in self._specs]})
+                while not stop.is_set():
+                    self._state.turn()
+                    if session.cancelled:
+                        raise _SessionOver(f"consumer cancelled by the broker: {session.cancelled}")
+                    if buffer:
+                        self._handle(session, buffer.popleft())
+                    else:
+                        session.pump(_IDLE_WAIT)
+                log.info("stopping: in-flight delivery done, closing the connection")
+            finally:
+                self._state.consuming = False
 
     # -- one delivery ------------------------------------------------------------------------------
 
-    def _handle(self, connection: pika.BlockingConnection, channel: Any, delivery: Delivery) -> None:
-        spec, headers = delivery.spec, delivery.properties.headers or {}
+    def _handle(self, session: Session, delivery: Delivery) -> None:
+        spec, message = delivery.spec, delivery.message
+        headers = message.headers
         self._metrics.consumed.labels(spec.queue).inc()
-        token = current_event_id.set(delivery.properties.message_id)
+        token = current_event_id.set(message.message_id)
         try:
             try:
-                event = decode(delivery.body)
+                event = decode(message.body)
             except InvalidEvent as e:
                 log.error("poison message: not a valid event", extra={"error": str(e)})
-                self._reroute(connection, channel, delivery, routing.poison(spec, headers, e))
+                self._reroute(session, delivery, routing.poison(spec, headers, e))
                 return
             current_event_id.set(event.id)
             started = time.monotonic()
             future = self._worker.submit(contextvars.copy_context().run, self._apply, event)
-            future.add_done_callback(partial(_wake, connection))
-            self._pump(connection, future.done)
+            # Interrupts the pump on the I/O thread so the ack follows the commit at once.
+            future.add_done_callback(lambda _future: session.wake())
+            self._pump(session, future.done)
             self._metrics.handler_seconds.labels(event.type).observe(time.monotonic() - started)
             try:
                 outcome = future.result()
@@ -178,10 +161,10 @@ class Consumer:
                     extra={"type": event.type, "attempt": routing.attempt_of(headers), "error": repr(e)},
                 )
             else:
-                channel.basic_ack(delivery.tag)
+                session.ack(message.tag)
                 self._count(outcome, event)
                 return
-            self._reroute(connection, channel, delivery, action)
+            self._reroute(session, delivery, action)
         finally:
             current_event_id.reset(token)
 
@@ -201,38 +184,21 @@ class Consumer:
             self._metrics.own.inc()
             log.debug("own event skipped", extra={"type": event.type})
 
-    def _reroute(
-        self, connection: pika.BlockingConnection, channel: Any, delivery: Delivery, action: routing.Action
-    ) -> None:
+    def _reroute(self, session: Session, delivery: Delivery, action: routing.Action) -> None:
         """Publish the copy (confirmed) to its retry or dead-letter queue, then ack the original."""
-        spec = delivery.spec
+        spec, message = delivery.spec, delivery.message
         if isinstance(action, routing.Discard):
             log.error("dropping failed delivery: dead-lettering is off", extra={"reason": action.reason})
             self._metrics.discarded.labels(spec.queue).inc()
-            channel.basic_ack(delivery.tag)
+            session.ack(message.tag)
             return
-        props = delivery.properties
-        message = OutgoingMessage(
-            exchange="",
-            routing_key=action.queue,
-            body=delivery.body,
-            properties=MessageProperties(
-                # mandatory returns are matched on message_id, so a copy always has one
-                message_id=props.message_id or f"rabbitsync-{uuid.uuid4().hex}",
-                type=props.type or "",
-                timestamp=props.timestamp or int(time.time()),
-                content_type=props.content_type or CONTENT_TYPE,
-            ),
-            headers=action.headers,
-            mandatory=True,
-        )
         # Right after a broker hiccup the publisher may still be redialling: give it the time a
         # confirm may take rather than failing the session and running the handler once more.
-        self._pump(connection, self._publisher.ready, deadline=self._settings.confirm_timeout)
-        handle = self._publisher.submit([message])
-        self._pump(connection, handle.done, deadline=self._settings.confirm_timeout)
+        self._pump(session, self._publisher.ready, deadline=self._settings.confirm_timeout)
+        handle = self._publisher.submit([message.copy_to(action.queue, action.headers)])
+        self._pump(session, handle.done, deadline=self._settings.confirm_timeout)
         handle.wait(0)  # raises BrokerError: the session ends, the original is redelivered later
-        channel.basic_ack(delivery.tag)
+        session.ack(message.tag)
         if isinstance(action, routing.Retry):
             self._metrics.retried.labels(spec.queue).inc()
             log.info("scheduled retry", extra={"queue": action.queue, "next_attempt": action.attempt})
@@ -247,19 +213,13 @@ class Consumer:
                 },
             )
 
-    def _pump(
-        self, connection: pika.BlockingConnection, done: Callable[[], bool], deadline: float | None = None
-    ) -> None:
+    def _pump(self, session: Session, done: Callable[[], bool], deadline: float | None = None) -> None:
         """Serve the connection (heartbeats, incoming deliveries) until ``done()`` or the deadline."""
         limit = None if deadline is None else time.monotonic() + deadline
         while not done() and (limit is None or time.monotonic() < limit):
             self._state.turn()
-            connection.process_data_events(time_limit=_BUSY_WAIT)
+            session.pump(_BUSY_WAIT)
 
 
-def _wake(connection: pika.BlockingConnection, _future: Future[Any]) -> None:
-    # Interrupts process_data_events on the I/O thread so the ack follows the commit at once.
-    try:
-        connection.add_callback_threadsafe(lambda: None)
-    except Exception:  # connection already closed: the loop notices on its own
-        log.debug("could not wake the I/O thread", exc_info=True)
+def _buffer(buffer: collections.deque[Delivery], spec: ConsumerSpec, message: IncomingMessage) -> None:
+    buffer.append(Delivery(spec, message))

@@ -2,35 +2,39 @@
 
 The sidecar parks an event it could not apply in ``<queue>.dlq`` with the reason in headers
 (``routing``). Listing peeks without consuming: messages are fetched unacknowledged and handed back
-when the channel closes. Replaying republishes a dead letter to its subscription's queue with the
+when the session closes. Replaying republishes a dead letter to its subscription's queue with the
 failure headers dropped and the attempt counter reset, waits for the broker's confirm, and only then
 acks it off the dead-letter queue: a crash in between leaves a duplicate, which the inbox absorbs,
-never a loss.
+never a loss. Failures are :mod:`rabbitsync.transport.errors`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import pika
-import pika.exceptions
-from pika.adapters.blocking_connection import BlockingChannel
-
 from rabbitsync.sidecar import routing
+from rabbitsync.transport import (
+    BrokerEndpoint,
+    ConfirmedPublisher,
+    IncomingMessage,
+    PublishRejected,
+    Timeouts,
+    open_session,
+)
+
+CONNECTION_NAME = "rabbitsync-cli"
+TIMEOUTS = Timeouts()
+"""The short defaults: a person is waiting at the terminal, and a failure is better than a hang."""
 
 _FAILURE_HEADERS = (routing.REASON, routing.EXCEPTION_TYPE, routing.EXCEPTION_MESSAGE, routing.ATTEMPTS)
 
 
-class DeadLetterError(Exception):
-    """The broker could not be reached or refused an operation on the dead-letter queue."""
-
-
 @dataclass(frozen=True)
-class DeadLetter:
+class DeadLetterEntry:
+    """One parked event as ``dead-letters list`` shows it: why it failed, and where it came from."""
+
     message_id: str | None
     type: str | None
     reason: str | None
@@ -41,20 +45,20 @@ class DeadLetter:
     """The subscription queue the event failed in, where a replay sends it back."""
 
     def to_json(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return asdict(self)
 
 
-def _describe(properties: pika.BasicProperties) -> DeadLetter:
-    headers = properties.headers or {}
+def _describe(message: IncomingMessage) -> DeadLetterEntry:
+    headers = message.headers
 
     def text(key: str) -> str | None:
         value = headers.get(key)
         return value.decode() if isinstance(value, bytes) else (str(value) if value is not None else None)
 
     attempts = headers.get(routing.ATTEMPTS)
-    return DeadLetter(
-        message_id=properties.message_id,
-        type=properties.type,
+    return DeadLetterEntry(
+        message_id=message.message_id,
+        type=message.type,
         reason=text(routing.REASON),
         exception_type=text(routing.EXCEPTION_TYPE),
         exception_message=text(routing.EXCEPTION_MESSAGE),
@@ -63,57 +67,44 @@ def _describe(properties: pika.BasicProperties) -> DeadLetter:
     )
 
 
-@contextmanager
-def _channel(amqp_url: str) -> Iterator[BlockingChannel]:
-    try:
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    except (pika.exceptions.AMQPError, OSError, ValueError) as e:
-        raise DeadLetterError(f"cannot connect to the broker: {e}") from e
-    try:
-        yield connection.channel()
-    except pika.exceptions.AMQPError as e:
-        raise DeadLetterError(str(e)) from e
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
-def list_dead_letters(amqp_url: str, queue: str, limit: int = 100) -> list[DeadLetter]:
+def list_dead_letters(endpoint: BrokerEndpoint, queue: str, limit: int = 100) -> list[DeadLetterEntry]:
     """Up to ``limit`` dead letters of ``queue`` (the ``.dlq``), left in place."""
-    found = []
-    with _channel(amqp_url) as channel:
+    found: list[DeadLetterEntry] = []
+    with open_session(endpoint, name=CONNECTION_NAME, timeouts=TIMEOUTS) as session:
         for _ in range(limit):
-            method, properties, _body = channel.basic_get(queue, auto_ack=False)
-            if method is None:
+            message = session.get(queue)
+            if message is None:
                 break
-            found.append(_describe(properties))
-        # Closing the channel (on context exit) returns every unacknowledged message to the queue.
+            found.append(_describe(message))
+        # Closing the session (on context exit) returns every unacknowledged message to the queue.
     return found
 
 
-def replay(amqp_url: str, queue: str, message_id: str | None = None, limit: int = 1000) -> int:
+def replay(endpoint: BrokerEndpoint, queue: str, message_id: str | None = None, limit: int = 1000) -> int:
     """Send dead letters of ``queue`` back to their subscription queue; only ``message_id`` if given."""
     replayed = 0
-    with _channel(amqp_url) as channel:
-        channel.confirm_delivery()
-        for _ in range(limit):
-            method, properties, body = channel.basic_get(queue, auto_ack=False)
-            if method is None:
-                break
-            letter = _describe(properties)
-            if (message_id is not None and letter.message_id != message_id) or not letter.queue:
-                continue  # left unacknowledged: back in the queue when the channel closes
-            headers = {k: v for k, v in (properties.headers or {}).items() if k not in _FAILURE_HEADERS}
-            headers[routing.ATTEMPT] = 1
-            properties.headers = headers
-            try:
-                channel.basic_publish("", letter.queue, body, properties, mandatory=True)
-            except pika.exceptions.UnroutableError as e:
-                raise DeadLetterError(f"queue {letter.queue} no longer exists; {letter.message_id} stays") from e
-            channel.basic_ack(method.delivery_tag)
-            replayed += 1
+    publisher = ConfirmedPublisher(endpoint, name=f"{CONNECTION_NAME}-replay", timeouts=TIMEOUTS).start()
+    try:
+        with open_session(endpoint, name=CONNECTION_NAME, timeouts=TIMEOUTS) as session:
+            for _ in range(limit):
+                message = session.get(queue)
+                if message is None:
+                    break
+                letter = _describe(message)
+                if (message_id is not None and letter.message_id != message_id) or not letter.queue:
+                    continue  # left unacknowledged: back in the queue when the session closes
+                headers = {k: v for k, v in message.headers.items() if k not in _FAILURE_HEADERS}
+                headers[routing.ATTEMPT] = 1
+                try:
+                    publisher.publish([message.copy_to(letter.queue, headers)], timeout=TIMEOUTS.operation_s)
+                except PublishRejected as e:  # e.g. its subscription queue no longer exists
+                    raise PublishRejected(f"{e}; {letter.message_id} stays in {queue}") from e
+                session.ack(message.tag)
+                replayed += 1
+    finally:
+        publisher.close()
     return replayed
 
 
-def dumps(letters: list[DeadLetter]) -> str:
+def dumps(letters: list[DeadLetterEntry]) -> str:
     return json.dumps([d.to_json() for d in letters], indent=2)

@@ -15,8 +15,7 @@ from types import FrameType
 
 from django.db import connection as db_connection
 
-from rabbitsync.django import relay, retention
-from rabbitsync.django.broker import ConfirmedPublisher
+from rabbitsync.django import connection, relay, retention
 from rabbitsync.django.conf import ImproperlyConfigured, Settings, get_settings
 from rabbitsync.django.handlers import registry
 from rabbitsync.sidecar import logs
@@ -50,13 +49,8 @@ def run(settings: Settings | None = None) -> int:
     _install_signals(stop)
     http = HealthServer(settings.http_port, state, metrics, host=settings.http_host).start()
     outbox_relay = relay.local_relay(sweep=True)
-    publisher = ConfirmedPublisher(
-        settings.amqp_url,
-        name=f"rabbitsync-sidecar-{settings.service}-reroute",
-        heartbeat=settings.heartbeat,
-        blocked_connection_timeout=settings.blocked_connection_timeout,
-        reconnect_max_delay=settings.reconnect_max_delay,
-        on_reconnect=lambda: metrics.reconnects.labels("publisher").inc(),
+    publisher = connection.publisher(
+        settings, role="reroute", on_reconnect=lambda: metrics.reconnects.labels("publisher").inc()
     ).start()
     housekeeping = threading.Thread(target=_purge_loop, args=(settings, stop), name="rabbitsync-purge", daemon=True)
     housekeeping.start()

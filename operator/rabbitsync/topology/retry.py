@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rabbitsync.backoff import capped_exponential
+
 
 def backoff_delays(max_attempts: int, initial_ms: int, max_ms: int) -> list[int]:
     """Delay before attempt 2, 3, ... ``max_attempts``: doubling from ``initial_ms``, capped at ``max_ms``.
@@ -12,4 +14,4 @@ def backoff_delays(max_attempts: int, initial_ms: int, max_ms: int) -> list[int]
         raise ValueError("max_attempts must be at least 1")
     if initial_ms < 1 or max_ms < initial_ms:
         raise ValueError("need 1 <= initial_ms <= max_ms")
-    return [min(initial_ms * 2**step, max_ms) for step in range(max_attempts - 1)]
+    return [capped_exponential(step, initial_ms, max_ms) for step in range(max_attempts - 1)]

@@ -1,5 +1,45 @@
-"""The one pika transport of rabbitsync: errors, connection parameters, the confirmed publisher, backoff.
+"""The one pika transport of rabbitsync: errors, connection parameters, the confirmed publisher, sessions.
 
-Used by the operator, the relay, the sidecar and the CLI. No pika exception leaves this package:
-callers see :mod:`rabbitsync.transport.errors` only.
+Used by the operator (``amqp``), the relay, the sidecar and the CLI. No pika, socket or TLS exception
+leaves this package: callers see :mod:`rabbitsync.transport.errors` only. Nothing connects at import.
 """
+
+from rabbitsync.transport.endpoint import BrokerEndpoint, ManagementAPI, Timeouts
+from rabbitsync.transport.errors import (
+    AccessRefused,
+    BrokerError,
+    BrokerUnreachable,
+    InvalidEndpoint,
+    NotFound,
+    PreconditionFailed,
+    PublishRejected,
+)
+from rabbitsync.transport.parameters import connection_parameters, tls_context
+from rabbitsync.transport.publisher import ConfirmedPublisher, OutgoingMessage, PublishHandle
+from rabbitsync.transport.session import IncomingMessage, Session, connect, open_session
+from rabbitsync.transport.translation import IO_ERRORS, translate, translated
+
+__all__ = [
+    "IO_ERRORS",
+    "AccessRefused",
+    "BrokerEndpoint",
+    "BrokerError",
+    "BrokerUnreachable",
+    "ConfirmedPublisher",
+    "IncomingMessage",
+    "InvalidEndpoint",
+    "ManagementAPI",
+    "NotFound",
+    "OutgoingMessage",
+    "PreconditionFailed",
+    "PublishHandle",
+    "PublishRejected",
+    "Session",
+    "Timeouts",
+    "connect",
+    "connection_parameters",
+    "open_session",
+    "tls_context",
+    "translate",
+    "translated",
+]

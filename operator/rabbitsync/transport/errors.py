@@ -1,4 +1,4 @@
-"""rabbitsync's broker exceptions: pika, socket, TLS and HTTP errors never leave the broker packages.
+"""rabbitsync's broker exceptions: pika, socket, TLS and HTTP errors never leave ``transport`` and ``amqp``.
 
 Each class says whether retrying can help (``permanent``) and gives the condition ``reason`` the
 controller reports, so the kopf handler maps failures without knowing the broker library:
@@ -19,7 +19,7 @@ class BrokerError(Exception):
 
 
 class BrokerUnreachable(BrokerError):
-    """No connection (refused, timed out, lost, broker stopping): retry later."""
+    """No connection (refused, timed out, lost, broker stopping, confirms overdue): retry later."""
 
     permanent = False
     reason = "BrokerUnreachable"
@@ -44,6 +44,12 @@ class NotFound(BrokerError):
 
 
 class InvalidEndpoint(BrokerError):
-    """The broker URI in the Secret cannot be used (bad scheme, unparsable, bad CA bundle)."""
+    """The broker URI (Secret or Django settings) cannot be used: bad scheme, unparsable, bad CA bundle."""
 
     reason = "InvalidBrokerURI"
+
+
+class PublishRejected(BrokerError):
+    """The broker refused a message: nacked, unroutable (mandatory) or the channel was closed on it."""
+
+    reason = "PublishRejected"

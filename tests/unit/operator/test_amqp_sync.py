@@ -19,11 +19,11 @@ from rabbitsync.amqp import (
     delete_topology,
     observe_and_sync,
 )
-from rabbitsync.amqp.admin import translate
 from rabbitsync.amqp.fake import FakeQueue
 from rabbitsync.api import SyncSubscriptionSpec
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.model import Binding, Topology
+from rabbitsync.transport import translate
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from rabbitsync.django.backoff import Backoff
+from rabbitsync.backoff import Backoff
 from rabbitsync.django.conf import ImproperlyConfigured, resolve
 from rabbitsync.django.handlers import DuplicateHandler, HandlerRegistry
 from rabbitsync.sidecar import main as sidecar_main

@@ -9,7 +9,7 @@ handle; ``publish`` waits on it. The I/O thread also answers heartbeats, whateve
 A separate connection from the consumer's is deliberate: RabbitMQ blocks publishing connections
 under memory alarms, and that must not stall acks on the consuming one.
 
-pika's exceptions stay inside this module; callers see :class:`BrokerError` subclasses.
+pika's exceptions stay inside this module; callers see :mod:`rabbitsync.transport.errors`.
 """
 
 from __future__ import annotations
@@ -22,29 +22,22 @@ from functools import partial
 from typing import Any
 
 import pika
-import pika.exceptions
 from pika.spec import Basic
 
-from rabbitsync.django.backoff import Backoff
+from rabbitsync.backoff import Backoff
 from rabbitsync.events import MessageProperties
+from rabbitsync.transport.endpoint import BrokerEndpoint, Timeouts
+from rabbitsync.transport.errors import BrokerError, BrokerUnreachable, PublishRejected
+from rabbitsync.transport.parameters import connection_parameters
+from rabbitsync.transport.translation import IO_ERRORS, translate
 
 log = logging.getLogger(__name__)
 
 
-class BrokerError(Exception):
-    """Base of the broker errors of rabbitsync's runtime."""
-
-
-class BrokerUnavailable(BrokerError):
-    """Not connected, connection lost before the confirms, or confirms overdue."""
-
-
-class PublishRejected(BrokerError):
-    """The broker refused a message: nacked, unroutable (mandatory) or the channel was closed on it."""
-
-
 @dataclass(frozen=True)
 class OutgoingMessage:
+    """One message to publish: where it goes, its body, and its properties, free of pika types."""
+
     exchange: str
     routing_key: str
     body: bytes
@@ -55,23 +48,8 @@ class OutgoingMessage:
     where "nobody subscribes to this type yet" is normal."""
 
 
-def connection_parameters(
-    url: str, *, name: str, heartbeat: int, blocked_connection_timeout: float
-) -> pika.URLParameters:
-    try:
-        params = pika.URLParameters(url)
-    except (ValueError, TypeError) as e:
-        raise BrokerError(f"invalid AMQP URL: {e}") from e
-    params.heartbeat = heartbeat
-    params.blocked_connection_timeout = blocked_connection_timeout
-    # We own the retry loop (with jitter); pika's own attempts would only hide outages from it.
-    params.connection_attempts = 1
-    params.socket_timeout = 10
-    params.client_properties = {"connection_name": name}
-    return params
-
-
 def pika_properties(message: OutgoingMessage) -> pika.BasicProperties:
+    """The pika form of a message's properties and headers."""
     props = message.properties
     return pika.BasicProperties(
         content_type=props.content_type,
@@ -100,7 +78,7 @@ class PublishHandle:
     def wait(self, timeout: float) -> None:
         """Return when all messages are confirmed; raise the failure otherwise."""
         if not self._done.wait(timeout):
-            self.fail(BrokerUnavailable(f"no publisher confirms within {timeout:.0f}s"))
+            self.fail(BrokerUnreachable(f"no publisher confirms within {timeout:.0f}s"))
         if self._error is not None:
             raise self._error
 
@@ -122,17 +100,14 @@ class ConfirmedPublisher:
 
     def __init__(
         self,
-        url: str,
+        endpoint: BrokerEndpoint,
         *,
         name: str,
-        heartbeat: int = 30,
-        blocked_connection_timeout: float = 60.0,
+        timeouts: Timeouts,
         reconnect_max_delay: float = 15.0,
         on_reconnect: Callable[[], None] | None = None,
     ) -> None:
-        self._params = connection_parameters(
-            url, name=name, heartbeat=heartbeat, blocked_connection_timeout=blocked_connection_timeout
-        )
+        self._params = connection_parameters(endpoint, name=name, timeouts=timeouts)
         self._name = name
         self._backoff = Backoff(cap=reconnect_max_delay)
         self._on_reconnect = on_reconnect
@@ -167,13 +142,13 @@ class ConfirmedPublisher:
         with self._lock:
             connection = self._connection
             if not self._ready.is_set() or connection is None:
-                handle.fail(BrokerUnavailable("not connected to the broker"))
+                handle.fail(BrokerUnreachable("not connected to the broker"))
                 return handle
             self._outstanding.add(handle)
         try:
             connection.ioloop.add_callback_threadsafe(partial(self._publish_now, handle, list(messages)))
         except Exception as e:  # a closed ioloop refuses callbacks; any reason means "not now"
-            handle.fail(BrokerUnavailable(f"connection is closing: {e}"))
+            handle.fail(BrokerUnreachable(f"connection is closing: {e}"))
         return handle
 
     def publish(self, messages: Sequence[OutgoingMessage], timeout: float) -> None:
@@ -212,7 +187,7 @@ class ConfirmedPublisher:
             with self._lock:
                 self._ready.clear()
                 self._connection = None
-            self._fail_everything(BrokerUnavailable("connection to the broker lost"))
+            self._fail_everything(BrokerUnreachable("connection to the broker lost"))
             if self._closing.is_set():
                 break
             delay = self._backoff.next()
@@ -258,7 +233,7 @@ class ConfirmedPublisher:
             return
         channel = self._channel
         if channel is None or not channel.is_open or not self._ready.is_set():
-            handle.fail(BrokerUnavailable("channel not open"))
+            handle.fail(BrokerUnreachable("channel not open"))
             self._forget(handle)
             return
         try:
@@ -272,8 +247,8 @@ class ConfirmedPublisher:
                 )
                 self._next_tag += 1
                 self._unconfirmed[self._next_tag] = (handle, message)
-        except pika.exceptions.AMQPError as e:
-            handle.fail(BrokerUnavailable(f"publish failed: {e}"))
+        except IO_ERRORS as e:
+            handle.fail(translate(e))
 
     def _on_return(self, _channel: Any, _method: Any, properties: Any, _body: bytes) -> None:
         # The broker sends basic.return before the basic.ack of the same message.

@@ -1,6 +1,7 @@
-"""Where the broker is and how long to wait for it: parsed from the SyncBroker's Secret.
+"""Where the broker is and how long to wait for it: the input of every connection rabbitsync opens.
 
-The management API URI is the Secret's ``managementUri`` when present; otherwise it is derived from the
+The operator parses it from a SyncBroker's Secret, the Django side from ``settings.amqp_url``. The
+management API URI is the Secret's ``managementUri`` when present; otherwise it is derived from the
 AMQP URI: same host and credentials, ``http`` on port 15672 for ``amqp://`` and ``https`` on 15671 for
 ``amqps://`` (RabbitMQ's defaults). The vhost always comes from the AMQP URI's path (``/`` if empty).
 """
@@ -13,22 +14,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
 from rabbitsync.transport.errors import InvalidEndpoint
-
-URI_KEY = "uri"
-MANAGEMENT_URI_KEY = "managementUri"
 
 _MANAGEMENT_DEFAULTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
 
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Short on purpose: an unreachable broker must fail a reconcile fast, not block a kopf worker."""
+    """How long to wait for the broker. The defaults are the operator's, short on purpose: an
+    unreachable broker must fail a reconcile fast, not block a kopf worker. Long-lived connections
+    (relay, sidecar) pass their own from the Django settings."""
 
     connect_s: float = 3.0
-    """TCP connect and AMQP handshake, seconds."""
+    """TCP connect, seconds; the whole opening (TCP, TLS, AMQP handshake) may take twice that."""
     operation_s: float = 10.0
     """One AMQP method or HTTP request, seconds; declaring a quorum queue takes a Raft round."""
+    heartbeat_s: int = 10
+    """AMQP heartbeat interval, seconds: a peer silent for two intervals is taken for dead."""
+    blocked_s: float = 10.0
+    """Seconds a connection may stay blocked by a broker alarm before it is dropped and redialled."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +52,13 @@ class BrokerEndpoint:
     ca_pem: str | None = None
 
     def __post_init__(self) -> None:
-        parts = _split(self.amqp_uri, "uri")
+        parts = _split(self.amqp_uri, SECRET_URI_KEY)
         if parts.scheme not in _MANAGEMENT_DEFAULTS or not parts.hostname:
             raise InvalidEndpoint("the broker uri must be amqp://host... or amqps://host...")
         if self.management_uri is not None:
-            management = _split(self.management_uri, "managementUri")
+            management = _split(self.management_uri, SECRET_MANAGEMENT_URI_KEY)
             if management.scheme not in ("http", "https") or not management.hostname:
-                raise InvalidEndpoint("managementUri must be http://host... or https://host...")
+                raise InvalidEndpoint(f"{SECRET_MANAGEMENT_URI_KEY} must be http://host... or https://host...")
 
     def __repr__(self) -> str:
         return f"BrokerEndpoint(host={self.host!r}, vhost={self.vhost!r}, tls={self.tls})"
@@ -61,12 +66,12 @@ class BrokerEndpoint:
     @classmethod
     def from_secret_data(cls, data: Mapping[str, str], *, ca_pem: str | None = None) -> BrokerEndpoint:
         """From a Secret's ``data`` (base64 values, as the API returns them): keys ``uri``, ``managementUri``."""
-        if URI_KEY not in data:
-            raise InvalidEndpoint(f"the Secret has no key {URI_KEY!r}")
-        management = data.get(MANAGEMENT_URI_KEY)
+        if SECRET_URI_KEY not in data:
+            raise InvalidEndpoint(f"the Secret has no key {SECRET_URI_KEY!r}")
+        management = data.get(SECRET_MANAGEMENT_URI_KEY)
         return cls(
-            amqp_uri=_b64(data[URI_KEY], URI_KEY),
-            management_uri=_b64(management, MANAGEMENT_URI_KEY) if management else None,
+            amqp_uri=_b64(data[SECRET_URI_KEY], SECRET_URI_KEY),
+            management_uri=_b64(management, SECRET_MANAGEMENT_URI_KEY) if management else None,
             ca_pem=ca_pem,
         )
 
