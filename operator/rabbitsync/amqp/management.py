@@ -3,7 +3,8 @@
 AMQP cannot list queues or bindings, so observation goes over HTTP (stdlib ``urllib``: the operator
 image needs no HTTP library). Message and consumer counts are the management plugin's statistics,
 refreshed every few seconds, which is fine for status; nothing destructive is decided from them
-(deleting a delay queue is guarded by the broker's own ``if-empty`` check).
+(before deleting an obsolete delay queue, the admin checks its emptiness over AMQP with a passive
+declare: quorum queues refuse ``if-empty`` deletes).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import re
 import urllib.error
 import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from rabbitsync.topology import naming
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
 from rabbitsync.transport import (
     AccessRefused,
@@ -59,9 +60,7 @@ class ManagementClient:
         return ObservedExchange(name=name, type=found["type"], durable=bool(found["durable"]))
 
     def _queues(self, main_queue: str) -> list[ObservedQueue]:
-        # Exactly the main queue, its delay queues and its DLQ: a plain prefix would also match
-        # "orders-v2" when observing "orders".
-        pattern = f"^{re.escape(main_queue)}(\\.retry\\.[0-9]+ms|\\.dlq)?$"
+        pattern = naming.owned_queue_pattern(main_queue)
         found: list[ObservedQueue] = []
         page, pages = 1, 1
         while page <= pages:

@@ -4,7 +4,8 @@ Rules, each a promise of the product:
 - the shared exchange is declared when missing and never deleted;
 - missing queues are declared, missing bindings bound, and bindings to *our* queues that are not
   desired (an event removed, an old exchange) unbound: exactly the difference;
-- delay queues no longer in the schedule are deleted only if empty (the broker enforces it again);
+- delay queues no longer in the schedule are deleted only if empty (checked with a passive declare
+  right before the delete: quorum queues refuse ``if-empty`` deletes);
 - a queue whose arguments differ from the desired ones is reported as a conflict and left alone:
   RabbitMQ cannot change arguments in place, and redeclaring would fail with 406.
 """

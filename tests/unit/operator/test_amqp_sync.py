@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 
-import pika.exceptions
 import pytest
 
 import rabbitsync.amqp as amqp
@@ -23,7 +22,6 @@ from rabbitsync.amqp.fake import FakeQueue
 from rabbitsync.api import SyncSubscriptionSpec
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.model import Binding, Topology
-from rabbitsync.transport import translate
 
 pytestmark = pytest.mark.unit
 
@@ -73,24 +71,6 @@ def test_unusable_secrets_are_invalid_endpoints(data: dict[str, str]) -> None:
     with pytest.raises(InvalidEndpoint) as caught:
         BrokerEndpoint.from_secret_data(data)
     assert caught.value.permanent
-
-
-@pytest.mark.parametrize(
-    ("error", "expected"),
-    [
-        (pika.exceptions.ChannelClosedByBroker(406, "PRECONDITION_FAILED"), PreconditionFailed),
-        (pika.exceptions.ChannelClosedByBroker(404, "NOT_FOUND"), NotFound),
-        (pika.exceptions.ChannelClosedByBroker(403, "ACCESS_REFUSED"), AccessRefused),
-        (pika.exceptions.ConnectionClosedByBroker(530, "NOT_ALLOWED - vhost x not found"), NotFound),
-        (pika.exceptions.ConnectionClosedByBroker(320, "CONNECTION_FORCED"), BrokerUnreachable),
-        (pika.exceptions.ProbableAuthenticationError("bad login"), AccessRefused),
-        (pika.exceptions.AMQPConnectionError("refused"), BrokerUnreachable),
-        (pika.exceptions.StreamLostError("reset"), BrokerUnreachable),
-        (ConnectionRefusedError(111, "refused"), BrokerUnreachable),
-    ],
-)
-def test_pika_errors_become_the_package_errors(error: Exception, expected: type[Exception]) -> None:
-    assert type(translate(error)) is expected  # type: ignore[arg-type]
 
 
 def test_only_unreachable_is_temporary() -> None:
