@@ -1,39 +1,25 @@
 """The folder is the layer: `pytest -m unit`, `-m integration` and `-m e2e` together run the whole suite.
 
 `make test-unit` and `make test-integration` select by marker, so a test that loses its folder's marker
-is silently never run there. These tests collect the suite the way those targets do, in a subprocess
-(collection imports the test modules but sets up no fixture, so no server starts), and compare.
+is silently never run there. These tests collect the whole suite once, in a subprocess (collection imports
+the test modules but sets up no fixture, so no server starts), with a plugin that reports each test's
+markers. `-m NAME` selects exactly the tests whose markers (`item.iter_markers()`) include NAME, so the
+report tells what each `-m` run selects without collecting the suite four times.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+HERE = Path(__file__).parent
+ROOT = HERE.parents[2]
 LAYERS = ("unit", "integration", "e2e")
-
-
-def _collect(*marker: str) -> set[str]:
-    """The ids `pytest <marker>` would run, from the repository root."""
-    # Options a developer exports for their own runs (say `-m unit`) would change what is collected.
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *marker],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    # 5 is "no tests collected": a marker that selects nothing is a finding for the asserts, not a crash.
-    assert result.returncode in (0, 5), result.stdout + result.stderr
-    return {line for line in result.stdout.splitlines() if "::" in line}
 
 
 def _folder(test_id: str) -> str:
@@ -42,29 +28,50 @@ def _folder(test_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def selections() -> dict[str, set[str]]:
-    """Every layer's selection, plus the unmarked run under the key `all`."""
-    runs = {layer: ("-m", layer) for layer in LAYERS} | {"all": ()}
-    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        futures = {name: pool.submit(_collect, *args) for name, args in runs.items()}
-        return {name: future.result() for name, future in futures.items()}
+def markers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """Every test id of a plain `pytest` run, with the names of its markers."""
+    report = tmp_path_factory.mktemp("markers") / "report.json"
+    # Options a developer exports for their own runs (say `-m unit`) would change what is collected.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    env |= {
+        "MARKER_REPORT": str(report),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")])),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "marker_report"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {test_id: set(names) for test_id, names in json.loads(report.read_text()).items()}
 
 
-def test_every_test_lives_in_a_layer_folder(selections: dict[str, set[str]]) -> None:
-    assert {test_id for test_id in selections["all"] if _folder(test_id) not in LAYERS} == set()
+@pytest.fixture(scope="module")
+def selections(markers: dict[str, set[str]]) -> dict[str, set[str]]:
+    """What `pytest -m <layer>` runs, for each layer."""
+    return {layer: {test_id for test_id, names in markers.items() if layer in names} for layer in LAYERS}
 
 
-def test_each_marker_selects_exactly_its_folder(selections: dict[str, set[str]]) -> None:
+def test_every_test_lives_in_a_layer_folder(markers: dict[str, set[str]]) -> None:
+    assert sorted(test_id for test_id in markers if _folder(test_id) not in LAYERS) == []
+
+
+def test_each_marker_selects_exactly_its_folder(markers: dict[str, set[str]], selections: dict[str, set[str]]) -> None:
     for layer in LAYERS:
-        expected = {test_id for test_id in selections["all"] if _folder(test_id) == layer}
+        expected = {test_id for test_id in markers if _folder(test_id) == layer}
         assert expected, f"no test under tests/{layer}/"
         assert sorted(expected - selections[layer]) == [], f"tests/{layer}/ tests not selected by -m {layer}"
         assert sorted(selections[layer] - expected) == [], f"-m {layer} selects tests outside tests/{layer}/"
 
 
-def test_the_markers_are_disjoint_and_cover_the_suite(selections: dict[str, set[str]]) -> None:
+def test_the_markers_are_disjoint_and_cover_the_suite(
+    markers: dict[str, set[str]], selections: dict[str, set[str]]
+) -> None:
     unit, integration, e2e = (selections[layer] for layer in LAYERS)
     assert unit & integration == set()
     assert unit & e2e == set()
     assert integration & e2e == set()
-    assert unit | integration | e2e == selections["all"]
+    assert unit | integration | e2e == set(markers)
