@@ -53,9 +53,14 @@ dev-status: venv ## Exit 0 when the dev environment is up and healthy
 crds: venv ## Regenerate crds/ from the pydantic models
 	$(PY) -m rabbitsync.api.crd crds
 
+PY_SOURCES := operator tests hack services bench
+
 .PHONY: lint
-lint: venv ## ruff and shellcheck
-	$(VENV)/bin/ruff check operator tests hack services bench
+lint: venv ## ruff, the formatter check, mypy --strict, the layer contracts (.importlinter) and shellcheck
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/shellcheck .ci/run hack/kind/e2e.sh
 
 ##@ Tests

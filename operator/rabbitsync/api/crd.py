@@ -41,19 +41,7 @@ def structural_schema(model: type[BaseModel], *, keep_defaults: bool = True) -> 
 
 
 def _walk(node: Schema, defs: dict[str, Schema], keep_defaults: bool, path: str) -> Schema:
-    node = dict(node)
-    if "$ref" in node:
-        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
-        node = _merge(copy.deepcopy(target), node)
-    if "anyOf" in node:
-        variants = [v for v in node.pop("anyOf") if v != {"type": "null"}]
-        if len(variants) != 1:
-            raise SchemaError(f"{path}: only `X | None` unions are supported")
-        if node.get("default", ...) is None:
-            del node["default"]
-        node = _merge(dict(variants[0]), node)
-        if "$ref" in node:
-            return _walk(node, defs, keep_defaults, path)
+    node = _inline(node, defs, path)
     out: Schema = {}
     for key, value in node.items():
         if key in _DROPPED or (key == "default" and not keep_defaults):
@@ -70,6 +58,24 @@ def _walk(node: Schema, defs: dict[str, Schema], keep_defaults: bool, path: str)
         else:
             out[key] = value
     return out
+
+
+def _inline(node: Schema, defs: dict[str, Schema], path: str) -> Schema:
+    """``node`` with a ``$ref`` replaced by its definition and ``X | None`` by ``X`` (optional is not nullable)."""
+    node = dict(node)
+    if "$ref" in node:
+        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+        node = _merge(copy.deepcopy(target), node)
+    if "anyOf" in node:
+        variants = [v for v in node.pop("anyOf") if v != {"type": "null"}]
+        if len(variants) != 1:
+            raise SchemaError(f"{path}: only `X | None` unions are supported")
+        if node.get("default", ...) is None:
+            del node["default"]
+        node = _merge(dict(variants[0]), node)
+        if "$ref" in node:
+            return _inline(node, defs, path)
+    return node
 
 
 def _merge(base: Schema, override: Schema) -> Schema:

@@ -21,7 +21,8 @@ _SQLITE_INIT = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 def database_config(sqlite_path: str | Path, *, env_var: str = "DATABASE_URL") -> dict[str, Any]:
     url = os.environ.get(env_var)
     if url:
-        config: dict[str, Any] = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        # A plain dict, not dj_database_url's TypedDict: Django settings take any backend's keys.
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
         if config["ENGINE"] == "django.db.backends.sqlite3":
             config.setdefault("OPTIONS", {}).update(_sqlite_options())
         return config
