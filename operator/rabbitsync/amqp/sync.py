@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rabbitsync.transport.errors import PreconditionFailed
 from rabbitsync.amqp.port import Broker
 from rabbitsync.topology.diff import EXCHANGE_TYPE, Plan, diff, teardown
 from rabbitsync.topology.model import Observed, Topology
+from rabbitsync.transport.errors import PreconditionFailed
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Used by the operator (``amqp``), the relay, the sidecar and the CLI. No pika, so
 leaves this package: callers see :mod:`rabbitsync.transport.errors` only. Nothing connects at import.
 """
 
+from rabbitsync.transport.declarations import Declarations, declarations
 from rabbitsync.transport.endpoint import BrokerEndpoint, ManagementAPI, Timeouts
 from rabbitsync.transport.errors import (
     AccessRefused,
@@ -26,6 +27,7 @@ __all__ = [
     "BrokerError",
     "BrokerUnreachable",
     "ConfirmedPublisher",
+    "Declarations",
     "IncomingMessage",
     "InvalidEndpoint",
     "ManagementAPI",
@@ -38,6 +40,7 @@ __all__ = [
     "Timeouts",
     "connect",
     "connection_parameters",
+    "declarations",
     "open_session",
     "tls_context",
     "translate",

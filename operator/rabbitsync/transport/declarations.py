@@ -1,0 +1,65 @@
+"""The AMQP methods that change a broker's topology, over one connection, raising our own errors.
+
+What the operator's topology admin needs from pika and nothing more: declare, bind, unbind, delete,
+and a passive declare to count messages. A broker error closes the channel it happened on, so
+:meth:`Declarations.reopen` gives the caller a fresh one to carry on with the rest of its plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+
+from rabbitsync.transport.endpoint import BrokerEndpoint, Timeouts
+from rabbitsync.transport.session import connect
+from rabbitsync.transport.translation import translated
+
+T = TypeVar("T")
+
+
+@contextmanager
+def declarations(endpoint: BrokerEndpoint, *, name: str, timeouts: Timeouts) -> Iterator[Declarations]:
+    """:class:`Declarations` on a connection of their own for the ``with`` block."""
+    with connect(endpoint, name=name, timeouts=timeouts) as connection:
+        yield Declarations(connection)
+
+
+class Declarations:
+    """A connection and its current channel; a channel closed by a broker error is replaced on request."""
+
+    def __init__(self, connection: pika.BlockingConnection) -> None:
+        self._connection = connection
+        self._channel: BlockingChannel = connection.channel()
+
+    def reopen(self) -> None:
+        """A new channel after the broker closed the current one (404, 406 ...)."""
+        self._channel = _call(self._connection.channel)
+
+    def exchange_declare(self, exchange: str, *, exchange_type: str, durable: bool) -> None:
+        _call(self._channel.exchange_declare, exchange, exchange_type=exchange_type, durable=durable)
+
+    def queue_declare(self, queue: str, *, durable: bool, arguments: dict[str, Any]) -> None:
+        _call(self._channel.queue_declare, queue, durable=durable, arguments=arguments)
+
+    def queue_bind(self, queue: str, exchange: str, *, routing_key: str) -> None:
+        _call(self._channel.queue_bind, queue, exchange, routing_key=routing_key)
+
+    def queue_unbind(self, queue: str, exchange: str, *, routing_key: str) -> None:
+        _call(self._channel.queue_unbind, queue, exchange, routing_key=routing_key)
+
+    def queue_delete(self, queue: str) -> None:
+        _call(self._channel.queue_delete, queue)
+
+    def message_count(self, queue: str) -> int:
+        """Ready messages in ``queue`` (a passive declare: :class:`NotFound` if it does not exist)."""
+        declared = _call(self._channel.queue_declare, queue, passive=True)
+        return int(declared.method.message_count)
+
+
+def _call(method: Callable[..., T], *args: object, **kwargs: object) -> T:
+    with translated():
+        return method(*args, **kwargs)
