@@ -22,6 +22,7 @@ from rabbitsync.amqp import (
 from rabbitsync.amqp.admin import translate
 from rabbitsync.amqp.fake import FakeQueue
 from rabbitsync.api import SyncSubscriptionSpec
+from rabbitsync.operator.subscription import status_fields
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.model import Binding, Topology
 
@@ -104,7 +105,7 @@ def test_first_sync_creates_everything_and_is_not_drift() -> None:
     assert result.verified and result.drift == () and result.changes
     assert set(broker.queues) == {q.name for q in topo.queues}
     assert broker.bindings == set(topo.bindings)
-    assert result.status()["queue"] == topo.main_queue.name
+    assert status_fields(result)["queue"] == topo.main_queue.name
 
 
 def test_in_sync_broker_is_not_touched() -> None:
@@ -130,7 +131,7 @@ def test_counts_come_from_main_queue_and_dlq() -> None:
     broker.queues[topo.main_queue.name].messages = 7
     broker.queues[topo.main_queue.name].consumers = 2
     broker.queues[topo.dead_letter_queue.name].messages = 1
-    status = observe_and_sync(broker, topo).status()
+    status = status_fields(observe_and_sync(broker, topo))
     assert (status["queueDepth"], status["consumers"], status["deadLettered"]) == (7, 2, 1)
 
 
