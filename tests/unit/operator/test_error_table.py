@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import pytest
 
 from rabbitsync.operator import failures
@@ -12,8 +14,12 @@ from rabbitsync.transport import errors as broker_errors
 pytestmark = pytest.mark.unit
 
 
-def _subclasses(base: type[Exception]) -> list[type[Exception]]:
-    found, todo = [], [base]
+_E = TypeVar("_E", bound=Exception)
+
+
+def _subclasses(base: type[_E]) -> list[type[_E]]:
+    found: list[type[_E]] = []
+    todo = [base]
     while todo:
         cls = todo.pop()
         found.append(cls)
@@ -21,10 +27,10 @@ def _subclasses(base: type[Exception]) -> list[type[Exception]]:
     return found
 
 
-KUBE = [cls("Secret", "shop", "rabbitmq") for cls in _subclasses(kube_errors.KubeError)]
-BROKER = [cls("broker says no") for cls in _subclasses(broker_errors.BrokerError)]
-MISSING = [MissingReference(kube_errors.NotFound("SyncBroker", "shop", "default"))]
-ALL = [*KUBE, *BROKER, *MISSING]
+KUBE: list[kube_errors.KubeError] = [cls("Secret", "shop", "rabbitmq") for cls in _subclasses(kube_errors.KubeError)]
+BROKER: list[broker_errors.BrokerError] = [cls("broker says no") for cls in _subclasses(broker_errors.BrokerError)]
+MISSING: list[MissingReference] = [MissingReference(kube_errors.NotFound("SyncBroker", "shop", "default"))]
+ALL: list[failures.Failure] = [*KUBE, *BROKER, *MISSING]
 
 
 @pytest.mark.parametrize("error", ALL, ids=lambda e: type(e).__name__)
@@ -53,7 +59,8 @@ def test_only_a_refused_precondition_proves_the_broker_reachable() -> None:
 
 
 def test_kubernetes_failures_say_nothing_about_the_broker() -> None:
-    for error in [*KUBE, *MISSING]:
+    kubernetes: list[failures.Failure] = [*KUBE, *MISSING]
+    for error in kubernetes:
         assert failures.reading(error) == failures.Reading(reachable="Unknown", synced="Unknown")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import urllib3
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from rabbitsync.operator import sidecar_spec
 from rabbitsync.operator.kube import Conflict, Forbidden, Invalid, KubeError, NotFound, ObjectRef, Unavailable, indexes

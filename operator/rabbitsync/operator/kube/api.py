@@ -16,7 +16,7 @@ from typing import Any, cast
 import kopf
 import urllib3
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from rabbitsync.api.syncbroker import SyncBrokerSpec
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
@@ -33,11 +33,12 @@ _EVENT_MESSAGE_LIMIT = 1024
 
 def api_client() -> client.ApiClient:
     """In-cluster credentials when running in a pod, else the KUBECONFIG (as kopf itself does)."""
+    # kubernetes' config loaders carry no annotations.
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
         return client.ApiClient()
     except config.ConfigException:
-        return config.new_client_from_config()
+        return cast(client.ApiClient, config.new_client_from_config())  # type: ignore[no-untyped-call]
 
 
 class ApiCluster:
@@ -71,7 +72,8 @@ class ApiCluster:
     def deployment(self, namespace: str, name: str) -> Mapping[str, Any]:
         with _translated("Deployment", namespace, name):
             found = client.AppsV1Api(self._api).read_namespaced_deployment(name, namespace)
-        return cast(Mapping[str, Any], self._api.sanitize_for_serialization(found))
+        serialized = self._api.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
+        return cast(Mapping[str, Any], serialized)
 
     def apply_sidecar(self, namespace: str, deployment: str, container: Mapping[str, Any] | None) -> None:
         with _translated("Deployment", namespace, deployment, action="patched"):

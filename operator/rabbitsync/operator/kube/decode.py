@@ -17,7 +17,7 @@ from rabbitsync.operator.kube.errors import Invalid
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-def secret_data(namespace: str, name: str, data: Mapping[str, str] | None) -> dict[str, bytes]:
+def secret_data(namespace: str, name: str, data: Mapping[str, str | bytes] | None) -> dict[str, bytes]:
     """A Secret's ``data`` as bytes, key by key."""
     decoded: dict[str, bytes] = {}
     for key, value in (data or {}).items():
