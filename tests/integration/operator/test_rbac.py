@@ -69,8 +69,8 @@ def test_forbidden_secret_is_a_condition_and_does_not_block_deletion(kit: Kit, t
         return RabbitBroker(resolved.endpoint)
 
     # The SyncBroker as the operator's index holds it (kopf fills it from its watch; here, one GET).
-    syncbroker = kit.custom("east").get_namespaced_custom_object(GROUP, VERSION, kit.namespace, "syncbrokers", "default")
-    index = {key: [entry] for key, entry in indexes.sync_brokers(syncbroker).items()}
+    broker = kit.custom("east").get_namespaced_custom_object(GROUP, VERSION, kit.namespace, "syncbrokers", "default")
+    index = {key: [entry] for key, entry in indexes.sync_brokers(broker).items()}
     cluster = ApiCluster(api, sync_brokers=index, subscriptions={})
 
     outcome = reconcile(sub, cluster, factory, settings)
