@@ -56,17 +56,27 @@ def reachable(host: str) -> Observation:
     return Observation(BROKER_REACHABLE, "True", CONNECTED, f"broker {host}")
 
 
-def subscription_observations(error: Failure, message: str) -> list[Observation]:
+@dataclass(frozen=True)
+class Diagnosis:
+    observations: list[Observation]
+    temporary_failure: str | None
+    """``message`` when a retry soon may help."""
+
+
+def for_subscription(error: Failure, message: str) -> Diagnosis:
     r = reading(error)
-    return [
-        _reachable(error, r, message),
-        Observation(TOPOLOGY_SYNCED, r.synced, error.reason, message),
-        Observation(READY, "False", error.reason, message),
-    ]
+    return _diagnosis(
+        error, message, _reachable(error, r, message), Observation(TOPOLOGY_SYNCED, r.synced, error.reason, message)
+    )
 
 
-def broker_observations(error: Failure, message: str) -> list[Observation]:
-    return [_reachable(error, reading(error), message), Observation(READY, "False", error.reason, message)]
+def for_broker(error: Failure, message: str) -> Diagnosis:
+    return _diagnosis(error, message, _reachable(error, reading(error), message))
+
+
+def _diagnosis(error: Failure, message: str, *observations: Observation) -> Diagnosis:
+    ready = Observation(READY, "False", error.reason, message)
+    return Diagnosis([*observations, ready], message if retry_soon(error) else None)
 
 
 def _reachable(error: Failure, r: Reading, message: str) -> Observation:

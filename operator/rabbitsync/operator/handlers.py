@@ -18,11 +18,11 @@ from rabbitsync.api.meta import GROUP, VERSION
 from rabbitsync.api.syncbroker import RESOURCE as BROKER
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
 from rabbitsync.operator import reconcile as rc
-from rabbitsync.operator.brokers import SyncBrokerObject, reconcile_broker
+from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import cleanup
 from rabbitsync.operator.kube import ObjectRef, indexes
 from rabbitsync.operator.kube.api import ApiCluster
-from rabbitsync.operator.outcome import ReconcileOutcome
+from rabbitsync.operator.outcome import ObjectView, ReconcileOutcome
 from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription
@@ -103,7 +103,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         settings,
         BROKER.plural,
         lambda cluster, kw: reconcile_broker(
-            SyncBrokerObject(kw["namespace"], kw["name"], kw["meta"].get("generation"), kw["status"]),
+            ObjectView(kw["namespace"], kw["name"], kw["meta"].get("generation"), kw["status"]),
             cluster,
             _broker_factory,
         ),

@@ -1,4 +1,4 @@
-"""What a reconcile or a cleanup hands back to its kopf handler: status, Events and the retry decision."""
+"""What a reconcile reads of its object, and what it or a cleanup hands back: status, Events, the retry decision."""
 
 from __future__ import annotations
 
@@ -8,6 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from rabbitsync.operator import status as st
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    """The parts of a reconciled object every reconcile reads: which object, and what its status said."""
+
+    namespace: str
+    name: str
+    generation: int | None
+    status: Mapping[str, Any]
 
 
 @dataclass
@@ -28,8 +38,7 @@ class CleanupOutcome:
 
 
 def conclude(
-    previous: Mapping[str, Any],
-    generation: int | None,
+    obj: ObjectView,
     observations: Sequence[st.Observation],
     *,
     now: datetime,
@@ -37,7 +46,7 @@ def conclude(
     notes: Sequence[st.Note] = (),
     temporary_failure: str | None = None,
 ) -> ReconcileOutcome:
-    """The outcome of ``observations`` on an object whose status was ``previous``: transitions become Events."""
-    conditions, transitions = st.apply(st.conditions_of(previous), observations, generation=generation, now=now)
-    status = {**(fields or {}), "observedGeneration": generation, "conditions": st.dump(conditions)}
+    """The outcome of ``observations`` on ``obj``: its new status, and Events for the transitions."""
+    conditions, transitions = st.apply(st.conditions_of(obj.status), observations, generation=obj.generation, now=now)
+    status = {**(fields or {}), "observedGeneration": obj.generation, "conditions": st.dump(conditions)}
     return ReconcileOutcome(status=status, notes=[*transitions, *notes], temporary_failure=temporary_failure)

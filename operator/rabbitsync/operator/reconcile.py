@@ -43,22 +43,16 @@ def reconcile(
         broker = resolve_broker(cluster, sub.namespace, spec.broker)
     except (MissingReference, KubeError, BrokerError) as e:
         # Without a resolved broker the sidecar cannot be configured either: it waits for the broker.
-        return conclude(
-            sub.status,
-            sub.generation,
-            failures.subscription_observations(e, str(e)),
-            now=now,
-            temporary_failure=str(e) if failures.retry_soon(e) else None,
-        )
+        diagnosis = failures.for_subscription(e, str(e))
+        return conclude(sub, diagnosis.observations, now=now, temporary_failure=diagnosis.temporary_failure)
     topology = topology_for(settings, sub, spec, broker.exchange)
     fields: dict[str, Any] = {}
     notes: list[st.Note] = []
     try:
         result = observe_and_sync(brokers(broker), topology, previously_synced=sub.previously_synced())
     except BrokerError as e:
-        message = f"broker {broker.endpoint.host}: {e}"
-        observations = failures.subscription_observations(e, message)
-        temporary = message if failures.retry_soon(e) else None
+        diagnosis = failures.for_subscription(e, f"broker {broker.endpoint.host}: {e}")
+        observations, temporary = diagnosis.observations, diagnosis.temporary_failure
     else:
         observations, temporary = _synced(result, topology, broker)
         fields, notes = status_fields(result), _sync_notes(result)
@@ -67,8 +61,7 @@ def reconcile(
     if temporary is None and sidecar.refused is not None and failures.retry_soon(sidecar.refused):
         temporary = sidecar.observation.message
     return conclude(
-        sub.status,
-        sub.generation,
+        sub,
         [*observations, sidecar.observation],
         now=now,
         fields=fields,

@@ -15,6 +15,7 @@ from rabbitsync.api.conditions import TOPOLOGY_SYNCED, get_condition
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import decode
+from rabbitsync.operator.outcome import ObjectView
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.model import Topology
@@ -23,20 +24,16 @@ KIND = "SyncSubscription"
 
 
 @dataclass(frozen=True)
-class Subscription:
+class Subscription(ObjectView):
     """The parts of a SyncSubscription object a reconcile reads."""
 
-    namespace: str
-    name: str
-    generation: int | None
     raw_spec: Mapping[str, Any]
-    status: Mapping[str, Any]
 
     @classmethod
     def from_body(
         cls, namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
     ) -> Subscription:
-        return cls(namespace=namespace, name=name, generation=meta.get("generation"), raw_spec=spec, status=status)
+        return cls(namespace=namespace, name=name, generation=meta.get("generation"), status=status, raw_spec=spec)
 
     def spec(self) -> SyncSubscriptionSpec:
         """The validated spec; raises ``kube.Invalid`` naming the field."""

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,10 +14,10 @@ from typing import Any
 
 from rabbitsync.amqp import FakeBroker
 from rabbitsync.amqp.port import ApplyOutcome, Broker
-from rabbitsync.operator.brokers import SyncBrokerObject, reconcile_broker
+from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import cleanup
 from rabbitsync.operator.kube.fake import FakeCluster
-from rabbitsync.operator.outcome import CleanupOutcome, ReconcileOutcome
+from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
 from rabbitsync.operator.reconcile import reconcile
 from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
@@ -74,14 +75,14 @@ class Scene:
         """A SyncSubscription as its handler sees it, also present in the cluster (as the index has it)."""
         raw = {"service": "orders", "events": ["order.created"], **spec}
         self.kube.add_subscription(NS, name, raw)
-        return Subscription(NS, name, generation, raw, status or {})
+        return Subscription(NS, name, generation, status or {}, raw)
 
     def reconcile(self, sub: Subscription) -> ReconcileOutcome:
         return reconcile(sub, self.kube, self.brokers, SETTINGS, now=NOW)
 
     def again(self, sub: Subscription, outcome: ReconcileOutcome) -> ReconcileOutcome:
         """The next reconcile of ``sub``, with the status the last one wrote."""
-        return self.reconcile(Subscription(sub.namespace, sub.name, sub.generation, sub.raw_spec, outcome.status))
+        return self.reconcile(dataclasses.replace(sub, status=outcome.status))
 
     def delete(self, sub: Subscription, attempt: int = 0) -> CleanupOutcome:
         """Cleanup as kopf calls it: the subscription is being deleted, so no longer live."""
@@ -89,7 +90,7 @@ class Scene:
         return cleanup(sub, self.kube, self.brokers, SETTINGS, attempt)
 
     def reconcile_broker(self, name: str = "default", status: Mapping[str, Any] | None = None) -> ReconcileOutcome:
-        return reconcile_broker(SyncBrokerObject(NS, name, 1, status or {}), self.kube, self.brokers, now=NOW)
+        return reconcile_broker(ObjectView(NS, name, 1, status or {}), self.kube, self.brokers, now=NOW)
 
 
 def condition(outcome: ReconcileOutcome, type_: str) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -25,7 +26,7 @@ LAST = SETTINGS.delete_give_up_attempts - 1
 def _ready(scene: Scene, **spec: Any) -> Subscription:
     """A subscription reconciled once: its status names its queue, as when it is deleted for real."""
     sub = scene.subscribe(**spec)
-    return Subscription(sub.namespace, sub.name, sub.generation, sub.raw_spec, scene.reconcile(sub).status)
+    return dataclasses.replace(sub, status=scene.reconcile(sub).status)
 
 
 def test_delete_policy_deletes_the_queues_and_removes_the_sidecar() -> None:

@@ -38,12 +38,14 @@ def test_every_error_class_has_a_reading_and_a_retry_decision(error: failures.Fa
     reading = failures.reading(error)
     assert reading.reachable in ("True", "False", "Unknown") and reading.synced in ("True", "False", "Unknown")
     assert failures.retry_soon(error) is not error.permanent
+    temporary = failures.for_subscription(error, "m").temporary_failure
+    assert temporary == ("m" if failures.retry_soon(error) else None)
 
 
 @pytest.mark.parametrize("error", ALL, ids=lambda e: type(e).__name__)
 def test_both_kinds_read_a_failure_alike(error: failures.Failure) -> None:
-    subscription = {o.type: o for o in failures.subscription_observations(error, "m")}
-    broker = {o.type: o for o in failures.broker_observations(error, "m")}
+    subscription = {o.type: o for o in failures.for_subscription(error, "m").observations}
+    broker = {o.type: o for o in failures.for_broker(error, "m").observations}
     assert set(subscription) == {"BrokerReachable", "TopologySynced", "Ready"}
     assert set(broker) == {"BrokerReachable", "Ready"}
     for type_ in broker:
@@ -54,7 +56,7 @@ def test_both_kinds_read_a_failure_alike(error: failures.Failure) -> None:
 def test_only_a_refused_precondition_proves_the_broker_reachable() -> None:
     reachable = {type(e).__name__ for e in ALL if failures.reading(e).reachable == "True"}
     assert reachable == {"PreconditionFailed"}
-    (obs, *_) = failures.subscription_observations(broker_errors.PreconditionFailed("406"), "m")
+    (obs, *_) = failures.for_subscription(broker_errors.PreconditionFailed("406"), "m").observations
     assert (obs.status, obs.reason) == ("True", "Connected")
 
 

@@ -50,12 +50,7 @@ class ApiCluster:
         self._subscriptions = subscriptions
 
     def sync_broker(self, namespace: str, name: str) -> SyncBrokerSpec:
-        entry = next(iter(self._brokers.get((namespace, name), ())), None)
-        if entry is None:
-            raise NotFound("SyncBroker", namespace, name)
-        if entry.deleting:
-            raise NotFound("SyncBroker", namespace, name, "it is being deleted")
-        return decode.spec(SyncBrokerSpec, "SyncBroker", namespace, name, entry.spec)
+        return decode.sync_broker(namespace, name, next(iter(self._brokers.get((namespace, name), ())), None))
 
     def secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
         with _translated("Secret", namespace, name):

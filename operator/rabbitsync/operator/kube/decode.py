@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from rabbitsync.operator.kube.errors import Invalid
+from rabbitsync.api.syncbroker import SyncBrokerSpec
+from rabbitsync.operator.kube.errors import Invalid, NotFound
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -35,3 +36,22 @@ def spec(model: type[_Model], kind: str, namespace: str, name: str, raw: Mapping
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in e.errors())
         raise Invalid(kind, namespace, name, f"spec: {problems}") from e
+
+
+class StoredBroker(Protocol):
+    """A SyncBroker as a store keeps it (kopf's index, the fake): its raw spec and whether it is going."""
+
+    @property
+    def spec(self) -> Mapping[str, Any]: ...
+
+    @property
+    def deleting(self) -> bool: ...
+
+
+def sync_broker(namespace: str, name: str, stored: StoredBroker | None) -> SyncBrokerSpec:
+    if stored is None:
+        raise NotFound("SyncBroker", namespace, name)
+    if stored.deleting:
+        # Its finalizer keeps it readable a moment longer; it must not be used for anything new.
+        raise NotFound("SyncBroker", namespace, name, "it is being deleted")
+    return spec(SyncBrokerSpec, "SyncBroker", namespace, name, stored.spec)

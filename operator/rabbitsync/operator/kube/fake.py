@@ -76,12 +76,7 @@ class FakeCluster:
 
     def sync_broker(self, namespace: str, name: str) -> SyncBrokerSpec:
         self._check("get", "SyncBroker", namespace, name, api_server=False)
-        found = self.sync_brokers.get((namespace, name))
-        if found is None:
-            raise NotFound("SyncBroker", namespace, name)
-        if found.deleting:
-            raise NotFound("SyncBroker", namespace, name, "it is being deleted")
-        return decode.spec(SyncBrokerSpec, "SyncBroker", namespace, name, found.spec)
+        return decode.sync_broker(namespace, name, self.sync_brokers.get((namespace, name)))
 
     def secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
         self._check("get", "Secret", namespace, name)
