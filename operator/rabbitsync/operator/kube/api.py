@@ -27,7 +27,7 @@ from rabbitsync.operator.kube.indexes import BrokerIndex, SubscriptionIndex
 from rabbitsync.operator.kube.port import LiveSubscription, ObjectRef
 from rabbitsync.operator.status import Note
 
-# kopf's own limit would cut it anyway; cutting here keeps the end of long messages out of the logs too.
+# Events are short notes (events.k8s.io refuses more than 1 KiB); the status keeps the full message.
 _EVENT_MESSAGE_LIMIT = 1024
 
 
