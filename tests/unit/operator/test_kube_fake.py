@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import types
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from rabbitsync.operator import sidecar_spec
+from rabbitsync.operator import kube, sidecar_spec
 from rabbitsync.operator.kube import Conflict, Forbidden, Invalid, KubeError, NotFound, ObjectRef, Unavailable, indexes
 from rabbitsync.operator.kube.api import ApiCluster
 from rabbitsync.operator.kube.fake import FakeCluster
@@ -228,3 +229,8 @@ def test_sidecar_is_server_side_applied_with_our_field_manager(monkeypatch: pyte
     assert (name, namespace) == ("orders", NS) and body == sidecar_spec.apply_body("orders", NS, None)
     assert options["field_manager"] == "rabbitsync-operator" and options["force"] is True
     assert options["_content_type"] == "application/apply-patch+yaml"
+
+
+def test_the_port_package_exports_exactly_its_public_names() -> None:
+    public = {n for n, v in vars(kube).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public == set(kube.__all__)
