@@ -16,8 +16,7 @@ from rabbitsync.operator import failures
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import Cluster, KubeError
 from rabbitsync.operator.outcome import ObjectView, ReconcileOutcome, conclude
-from rabbitsync.operator.reconcile import BrokerFactory
-from rabbitsync.operator.references import MissingReference, resolve_broker
+from rabbitsync.operator.references import BrokerFactory, MissingReference, resolve_broker
 from rabbitsync.transport.errors import BrokerError
 
 

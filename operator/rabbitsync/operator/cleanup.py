@@ -18,8 +18,7 @@ from rabbitsync.operator import failures, injection
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import Cluster, KubeError, NotFound
 from rabbitsync.operator.outcome import CleanupOutcome
-from rabbitsync.operator.reconcile import BrokerFactory
-from rabbitsync.operator.references import MissingReference, ResolvedBroker, resolve_broker
+from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription, topology_for
 from rabbitsync.transport.errors import BrokerError

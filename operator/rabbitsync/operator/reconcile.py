@@ -9,24 +9,20 @@ next resync or a spec change: no hot loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from rabbitsync.amqp.port import Broker
 from rabbitsync.amqp.sync import SyncResult, observe_and_sync
 from rabbitsync.api.conditions import READY, TOPOLOGY_SYNCED
 from rabbitsync.operator import failures, injection
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import Cluster, KubeError
 from rabbitsync.operator.outcome import ReconcileOutcome, conclude
-from rabbitsync.operator.references import MissingReference, ResolvedBroker, resolve_broker
+from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription, status_fields, topology_for
 from rabbitsync.topology.model import Topology
 from rabbitsync.transport.errors import BrokerError
-
-BrokerFactory = Callable[[ResolvedBroker], Broker]
 
 
 def reconcile(

@@ -7,11 +7,12 @@ piece is usually on its way (applied in another order, RBAC being fixed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 from rabbitsync.amqp.endpoint import BrokerEndpoint
+from rabbitsync.amqp.port import Broker
 from rabbitsync.api.syncbroker import TLSSpec
 from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
 from rabbitsync.operator.kube import Cluster, Forbidden, Invalid, KubeError, NotFound
@@ -34,6 +35,10 @@ class ResolvedBroker:
     exchange: str
     endpoint: BrokerEndpoint
     secret_name: str
+
+
+BrokerFactory = Callable[[ResolvedBroker], Broker]
+"""The broker port: a client for a resolved broker (``RabbitBroker`` in production, a fake in tests)."""
 
 
 def resolve_broker(cluster: Cluster, namespace: str, name: str) -> ResolvedBroker:
