@@ -1,14 +1,13 @@
 """One reconcile of a subscription's topology: observe, diff, apply, verify. What the controller calls.
 
 "Ready" must mean *verified on the broker*, not "the last call returned": after applying, the
-topology is observed again and diffed once more. Everything the handler needs for status, Events and
-conditions comes back in one ``SyncResult``, so the kopf handler stays a thin translation.
+topology is observed again and diffed once more. Everything the controller needs for status, Events and
+conditions comes back in one ``SyncResult``; turning it into a status is the operator's job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from rabbitsync.amqp.port import Broker
 from rabbitsync.topology.diff import EXCHANGE_TYPE, Plan, diff, teardown
@@ -34,18 +33,6 @@ class SyncResult:
     queue_depth: int
     consumers: int
     dead_lettered: int
-
-    def status(self) -> dict[str, Any]:
-        """The SyncSubscription ``status`` fields this result determines (camelCase, ready to patch)."""
-        return {
-            "queue": self.topology.main_queue.name,
-            "retryQueues": [q.name for q in self.topology.retry_queues],
-            "deadLetterQueue": self.topology.dead_letter_queue.name,
-            "exchange": self.topology.exchange,
-            "queueDepth": self.queue_depth,
-            "consumers": self.consumers,
-            "deadLettered": self.dead_lettered,
-        }
 
 
 def observe_and_sync(broker: Broker, desired: Topology, *, previously_synced: bool = False) -> SyncResult:

@@ -2,63 +2,33 @@
 
 The SyncBroker's own status answers "is the broker fine?" once, instead of every subscription that
 uses it repeating the diagnosis. The shared exchange is declared here if missing (never deleted).
+Its spec is read through the port, as a subscription reads it, and failures become conditions through
+the same table as a subscription's (``failures``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
-from kubernetes import client
-
-from rabbitsync.transport.errors import BrokerError
 from rabbitsync.amqp.sync import ensure_exchange
-from rabbitsync.api.conditions import BROKER_REACHABLE, READY
+from rabbitsync.api.conditions import READY
+from rabbitsync.operator import failures
 from rabbitsync.operator import status as st
-from rabbitsync.operator.kube import MissingReference, resolve_broker
-from rabbitsync.operator.reconcile import BrokerFactory, Outcome
+from rabbitsync.operator.kube import Cluster, KubeError
+from rabbitsync.operator.outcome import ObjectView, ReconcileOutcome, conclude
+from rabbitsync.operator.references import BrokerFactory, MissingReference, resolve_broker
+from rabbitsync.transport.errors import BrokerError
 
 
 def reconcile_broker(
-    api: client.ApiClient,
-    namespace: str,
-    name: str,
-    meta: Mapping[str, Any],
-    status: Mapping[str, Any],
-    broker_factory: BrokerFactory,
-    now: datetime | None = None,
-) -> Outcome:
-    temporary: str | None = None
+    obj: ObjectView, cluster: Cluster, brokers: BrokerFactory, now: datetime | None = None
+) -> ReconcileOutcome:
+    now = now or datetime.now(UTC)
     try:
-        resolved = resolve_broker(api, namespace, name)
-        message = ensure_exchange(broker_factory(resolved), resolved.exchange)
-    except MissingReference as e:
-        observations = [
-            st.Observation(BROKER_REACHABLE, "Unknown", e.reason, str(e)),
-            st.Observation(READY, "False", e.reason, str(e)),
-        ]
-        temporary = str(e)
-    except BrokerError as e:
-        reachable = "True" if e.reason == "PreconditionFailed" else "False"
-        observations = [
-            st.Observation(BROKER_REACHABLE, reachable, "Connected" if reachable == "True" else e.reason, str(e)),
-            st.Observation(READY, "False", e.reason, str(e)),
-        ]
-        if not e.permanent:
-            temporary = str(e)
-    else:
-        host = resolved.endpoint.host
-        observations = [
-            st.Observation(BROKER_REACHABLE, "True", "Connected", f"broker {host}"),
-            st.Observation(READY, "True", "ExchangeReady", message),
-        ]
-    generation = meta.get("generation")
-    conditions, notes = st.apply(
-        st.conditions_of(status), observations, generation=generation, now=now or datetime.now(UTC)
-    )
-    return Outcome(
-        status={"observedGeneration": generation, "conditions": st.dump(conditions)},
-        notes=notes,
-        temporary_failure=temporary,
-    )
+        resolved = resolve_broker(cluster, obj.namespace, obj.name)
+        message = ensure_exchange(brokers(resolved), resolved.exchange)
+    except (MissingReference, KubeError, BrokerError) as e:
+        diagnosis = failures.for_broker(e, str(e))
+        return conclude(obj, diagnosis.observations, now=now, temporary_failure=diagnosis.temporary_failure)
+    observations = [failures.reachable(resolved.endpoint.host), st.Observation(READY, "True", "ExchangeReady", message)]
+    return conclude(obj, observations, now=now)

@@ -1,7 +1,8 @@
 """The kopf handlers, registered explicitly on a registry (no import-time side effects).
 
-Each handler is a translation: kopf's kwargs in, ``reconcile``'s plain functions called, the result
-written to ``patch.status`` and Events, and the retry decision handed back to kopf.
+Each handler is a translation: kopf's kwargs in (the object, the indexes the port reads), a plain
+reconcile or cleanup function called with the port, the result written to ``patch.status`` and
+Events, and the retry decision handed back to kopf.
 """
 
 from __future__ import annotations
@@ -18,28 +19,33 @@ from rabbitsync.api.syncbroker import RESOURCE as BROKER
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
 from rabbitsync.operator import reconcile as rc
 from rabbitsync.operator.brokers import reconcile_broker
+from rabbitsync.operator.cleanup import cleanup
+from rabbitsync.operator.kube import ObjectRef, indexes
+from rabbitsync.operator.kube.api import ApiCluster
+from rabbitsync.operator.outcome import ObjectView, ReconcileOutcome
+from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
-from rabbitsync.operator.status import Note
-
-log = logging.getLogger(__name__)
+from rabbitsync.operator.subscription import Subscription
 
 
-def _broker_factory(resolved: rc.ResolvedBroker) -> RabbitBroker:
+def _broker_factory(resolved: ResolvedBroker) -> RabbitBroker:
     return RabbitBroker(resolved.endpoint)
 
 
-def _emit(body: kopf.Body, notes: list[Note]) -> None:
-    for note in notes:
-        kopf.event(body, type=note.type, reason=note.reason, message=note.message[:1024])
-
-
-def _subscription(kwargs: dict[str, Any]) -> rc.Subscription:
-    return rc.Subscription.from_body(
-        kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"], kwargs["status"]
+def _cluster(memo: kopf.Memo, kwargs: dict[str, Any]) -> ApiCluster:
+    """The port for one handler call: kopf hands every handler the indexes as kwargs named by their ids."""
+    return ApiCluster(
+        memo.api,
+        sync_brokers=kwargs[indexes.SYNC_BROKERS],
+        subscriptions=kwargs[indexes.SUBSCRIPTIONS_BY_SERVICE],
     )
 
 
-Reconcile = Callable[[kopf.Memo, dict[str, Any]], rc.Outcome]
+def _subscription(kwargs: dict[str, Any]) -> Subscription:
+    return Subscription.from_body(kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"], kwargs["status"])
+
+
+Reconcile = Callable[[ApiCluster, dict[str, Any]], ReconcileOutcome]
 
 
 def _register_reconciler(
@@ -49,19 +55,21 @@ def _register_reconciler(
     resync timer (drift repair, fresh counts), always writing the outcome to the status and Events."""
     resource = (GROUP, VERSION, plural)
 
-    def write(body: kopf.Body, patch: kopf.Patch, outcome: rc.Outcome) -> None:
+    def run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any]) -> ReconcileOutcome:
+        cluster = _cluster(memo, kwargs)
+        outcome = reconcile(cluster, kwargs)
         patch.status.update(outcome.status)
-        _emit(body, outcome.notes)
+        cluster.post_events(ObjectRef.from_body(body), outcome.notes)
+        return outcome
 
     def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
-        outcome = reconcile(memo, kwargs)
-        write(body, patch, outcome)
+        outcome = run(body, patch, memo, kwargs)
         if outcome.temporary_failure is not None:
             raise kopf.TemporaryError(outcome.temporary_failure, delay=rc.backoff_seconds(retry, settings))
 
     def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         # Failures are already in the status, and the interval itself is the retry schedule: no raise.
-        write(body, patch, reconcile(memo, kwargs))
+        run(body, patch, memo, kwargs)
 
     for decorator in (
         kopf.on.create(*resource, registry=registry, id="reconcile"),
@@ -79,26 +87,34 @@ def _register_reconciler(
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    # The indexes every handler's port reads instead of listing: kopf fills them before any handler runs.
+    kopf.index(GROUP, VERSION, BROKER.plural, registry=registry, id=indexes.SYNC_BROKERS)(indexes.sync_brokers)
+    kopf.index(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id=indexes.SUBSCRIPTIONS_BY_SERVICE)(
+        indexes.subscriptions_by_service
+    )
     _register_reconciler(
         registry,
         settings,
         SUBSCRIPTION.plural,
-        lambda memo, kw: rc.reconcile(memo.api, settings, _subscription(kw), _broker_factory),
+        lambda cluster, kw: rc.reconcile(_subscription(kw), cluster, _broker_factory, settings),
     )
     _register_reconciler(
         registry,
         settings,
         BROKER.plural,
-        lambda memo, kw: reconcile_broker(
-            memo.api, kw["namespace"], kw["name"], kw["meta"], kw["status"], _broker_factory
+        lambda cluster, kw: reconcile_broker(
+            ObjectView(kw["namespace"], kw["name"], kw["meta"].get("generation"), kw["status"]),
+            cluster,
+            _broker_factory,
         ),
     )
 
     def delete_subscription(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
-        result = rc.cleanup(memo.api, settings, _subscription(kwargs), _broker_factory, attempt=retry)
-        _emit(body, result.notes)
+        cluster = _cluster(memo, kwargs)
+        result = cleanup(_subscription(kwargs), cluster, _broker_factory, settings, attempt=retry)
+        cluster.post_events(ObjectRef.from_body(body), result.notes)
         if not result.done:
-            raise kopf.TemporaryError("broker cleanup failed", delay=rc.backoff_seconds(retry, settings))
+            raise kopf.TemporaryError("cleanup failed", delay=rc.backoff_seconds(retry, settings))
 
     kopf.on.delete(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id="cleanup")(delete_subscription)
     # An explicit registry gets none of kopf's default login handlers: the same KUBECONFIG/in-cluster

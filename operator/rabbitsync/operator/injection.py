@@ -7,68 +7,61 @@ sidecar away. Writes go through server-side apply with the operator's own field 
 
 from __future__ import annotations
 
-from typing import Any
-
-from kubernetes import client
-from kubernetes.client.rest import ApiException
+from dataclasses import dataclass
 
 from rabbitsync.api.conditions import SIDECAR_INJECTED
-from rabbitsync.api.meta import GROUP, VERSION
-from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
-from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import sidecar_spec
-from rabbitsync.operator.kube import ResolvedBroker
+from rabbitsync.operator.kube import Cluster, KubeError
+from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.status import Observation
 from rabbitsync.topology import sidecar_contract as consumer
 
 
-def _live_subscriptions(api: client.ApiClient, namespace: str, service: str) -> list[dict[str, Any]]:
-    items = client.CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, SUBSCRIPTION.plural)[
-        "items"
-    ]
-    return [s for s in items if s["spec"].get("service") == service and not s["metadata"].get("deletionTimestamp")]
+@dataclass(frozen=True)
+class SidecarResult:
+    observation: Observation
+    """The SidecarInjected condition."""
+    refused: KubeError | None = None
+    """What the API server refused, when that is why the sidecar is not as wanted."""
 
 
 def sync_service(
-    api: client.ApiClient, settings: OperatorSettings, namespace: str, service: str, broker: ResolvedBroker | None
-) -> Observation:
+    cluster: Cluster, settings: OperatorSettings, namespace: str, service: str, broker: ResolvedBroker | None
+) -> SidecarResult:
     """Apply the sidecar the service's live subscriptions call for; report it as a SidecarInjected observation.
 
     ``broker`` may be None only when the caller could not resolve it: then a sidecar can still be removed
     (no live subscription left) but not configured.
     """
-    apps = client.AppsV1Api(api)
     try:
-        deployment = apps.read_namespaced_deployment(service, namespace)
-    except ApiException as e:
-        if e.status == 404:
-            return Observation(
-                SIDECAR_INJECTED, "False", "DeploymentNotFound", f"Deployment {namespace}/{service} does not exist"
-            )
-        raise
-    subs = _live_subscriptions(api, namespace, service)
-    specs = {s["metadata"]["name"]: SyncSubscriptionSpec.model_validate(s["spec"]) for s in subs}
-    if specs and broker is None:
-        return Observation(SIDECAR_INJECTED, "Unknown", "BrokerNotResolved", "the SyncBroker or its Secret is missing")
-    other_brokers = sorted({spec.broker for spec in specs.values()} - {broker.name}) if broker else []
+        deployment = cluster.deployment(namespace, service)
+        subs = cluster.live_subscriptions(namespace, service)
+    except KubeError as e:
+        return SidecarResult(Observation(SIDECAR_INJECTED, "False", e.reason, str(e)), e)
+    if subs and broker is None:
+        return SidecarResult(
+            Observation(SIDECAR_INJECTED, "Unknown", "BrokerNotResolved", "the SyncBroker or its Secret is missing")
+        )
+    other_brokers = sorted({s.spec.broker for s in subs} - {broker.name}) if broker else []
     if broker and other_brokers:
         # One sidecar holds one connection: a service cannot consume from two brokers.
-        return Observation(
-            SIDECAR_INJECTED,
-            "False",
-            "BrokerMismatch",
-            f"subscriptions of {service} name several brokers ({', '.join([broker.name, *other_brokers])})",
+        return SidecarResult(
+            Observation(
+                SIDECAR_INJECTED,
+                "False",
+                "BrokerMismatch",
+                f"subscriptions of {service} name several brokers ({', '.join([broker.name, *other_brokers])})",
+            )
         )
     consumers = [
-        consumer.for_subscription(cluster=settings.cluster, namespace=namespace, subscription=name, spec=spec)
-        for name, spec in specs.items()
+        consumer.for_subscription(cluster=settings.cluster, namespace=namespace, subscription=s.name, spec=s.spec)
+        for s in subs
     ]
-    raw = api.sanitize_for_serialization(deployment)
     try:
         container = (
             sidecar_spec.sidecar_container(
-                sidecar_spec.app_container(raw),
+                sidecar_spec.app_container(deployment),
                 consumers,
                 cluster=settings.cluster,
                 service=service,
@@ -79,25 +72,16 @@ def sync_service(
             else None
         )
     except sidecar_spec.NoAppContainer as e:
-        return Observation(SIDECAR_INJECTED, "False", "NoAppContainer", f"Deployment {namespace}/{service}: {e}")
-    try:
-        apply(api, namespace, service, container)
-    except ApiException as e:
-        return Observation(
-            SIDECAR_INJECTED, "False", "ApplyFailed", f"Deployment {namespace}/{service}: {e.reason}: {e.body}"
+        return SidecarResult(
+            Observation(SIDECAR_INJECTED, "False", "NoAppContainer", f"Deployment {namespace}/{service}: {e}")
         )
-    names = ", ".join(sorted(specs)) or "none"
-    return Observation(
-        SIDECAR_INJECTED, "True", "Injected", f"{sidecar_spec.CONTAINER_NAME} in {service} consumes: {names}"
-    )
-
-
-def apply(api: client.ApiClient, namespace: str, name: str, container: dict[str, Any] | None) -> None:
-    client.AppsV1Api(api).patch_namespaced_deployment(
-        name,
-        namespace,
-        sidecar_spec.apply_body(name, namespace, container),
-        field_manager=sidecar_spec.FIELD_MANAGER,
-        force=True,
-        _content_type="application/apply-patch+yaml",
+    try:
+        cluster.apply_sidecar(namespace, service, container)
+    except KubeError as e:
+        return SidecarResult(Observation(SIDECAR_INJECTED, "False", "ApplyFailed", str(e)), e)
+    names = ", ".join(s.name for s in subs) or "none"
+    return SidecarResult(
+        Observation(
+            SIDECAR_INJECTED, "True", "Injected", f"{sidecar_spec.CONTAINER_NAME} in {service} consumes: {names}"
+        )
     )

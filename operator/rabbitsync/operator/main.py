@@ -9,7 +9,8 @@ import sys
 
 import kopf
 
-from rabbitsync.operator import handlers, kube
+from rabbitsync.operator import handlers
+from rabbitsync.operator.kube.api import api_client
 from rabbitsync.operator.settings import OperatorSettings, SettingsError
 
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=f"http://{settings.health_host}:{settings.health_port}/healthz",
-        memo=kopf.Memo(api=kube.api_client()),
+        memo=kopf.Memo(api=api_client()),
     )
     return 0
 

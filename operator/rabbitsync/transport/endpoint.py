@@ -8,9 +8,6 @@ AMQP URI: same host and credentials, ``http`` on port 15672 for ``amqp://`` and 
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit
 
@@ -63,18 +60,6 @@ class BrokerEndpoint:
     def __repr__(self) -> str:
         return f"BrokerEndpoint(host={self.host!r}, vhost={self.vhost!r}, tls={self.tls})"
 
-    @classmethod
-    def from_secret_data(cls, data: Mapping[str, str], *, ca_pem: str | None = None) -> BrokerEndpoint:
-        """From a Secret's ``data`` (base64 values, as the API returns them): keys ``uri``, ``managementUri``."""
-        if SECRET_URI_KEY not in data:
-            raise InvalidEndpoint(f"the Secret has no key {SECRET_URI_KEY!r}")
-        management = data.get(SECRET_MANAGEMENT_URI_KEY)
-        return cls(
-            amqp_uri=_b64(data[SECRET_URI_KEY], SECRET_URI_KEY),
-            management_uri=_b64(management, SECRET_MANAGEMENT_URI_KEY) if management else None,
-            ca_pem=ca_pem,
-        )
-
     @property
     def host(self) -> str:
         return urlsplit(self.amqp_uri).hostname or ""
@@ -117,10 +102,3 @@ def _split(uri: str, key: str) -> SplitResult:
     except ValueError as e:
         raise InvalidEndpoint(f"{key} is not a valid URI: {e}") from e
     return parts
-
-
-def _b64(value: str, key: str) -> str:
-    try:
-        return base64.b64decode(value, validate=True).decode().strip()
-    except (binascii.Error, UnicodeDecodeError) as e:
-        raise InvalidEndpoint(f"Secret key {key!r} is not valid base64 text") from e

@@ -14,8 +14,14 @@ from opkit import Kit
 
 from harness import operators
 from rabbitsync.amqp.rabbit import RabbitBroker
-from rabbitsync.operator import reconcile as rc
+from rabbitsync.api.meta import GROUP, VERSION
+from rabbitsync.operator.cleanup import cleanup
+from rabbitsync.operator.kube import indexes
+from rabbitsync.operator.kube.api import ApiCluster
+from rabbitsync.operator.reconcile import reconcile
+from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
+from rabbitsync.operator.subscription import Subscription
 
 pytestmark = pytest.mark.integration
 
@@ -55,19 +61,24 @@ def test_forbidden_secret_is_a_condition_and_does_not_block_deletion(kit: Kit, t
     kit.setup_broker("east")
     api = _restricted_api(kit, tmp_path)
     settings = OperatorSettings(cluster="east")
-    sub = rc.Subscription.from_body(
+    sub = Subscription.from_body(
         kit.namespace, "orders", {"generation": 1}, {"service": "orders", "events": ["a.created"]}, {}
     )
 
-    def factory(resolved: rc.ResolvedBroker) -> RabbitBroker:
+    def factory(resolved: ResolvedBroker) -> RabbitBroker:
         return RabbitBroker(resolved.endpoint)
 
-    outcome = rc.reconcile(api, settings, sub, factory)
+    # The SyncBroker as the operator's index holds it (kopf fills it from its watch; here, one GET).
+    broker = kit.custom("east").get_namespaced_custom_object(GROUP, VERSION, kit.namespace, "syncbrokers", "default")
+    index = {key: [entry] for key, entry in indexes.sync_brokers(broker).items()}
+    cluster = ApiCluster(api, sync_brokers=index, subscriptions={})
+
+    outcome = reconcile(sub, cluster, factory, settings)
     ready = next(c for c in outcome.status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "SecretForbidden"), ready
     assert f"Secret {kit.namespace}/rabbitmq" in ready["message"] and "RBAC" in ready["message"], ready
     assert outcome.temporary_failure, "RBAC can be fixed without touching the subscription: retry"
 
-    done = rc.cleanup(api, settings, sub, factory, attempt=0)
+    done = cleanup(sub, cluster, factory, settings, attempt=0)
     assert done.done
     assert [n.reason for n in done.notes][:1] == ["TopologyLeftBehind"], done.notes

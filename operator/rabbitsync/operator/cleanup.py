@@ -1,0 +1,126 @@
+"""Cleaning up after a deleted SyncSubscription: its queues (or not), then its service's sidecar.
+
+The finalizer must never stay forever: a broker that is gone or unreachable, an API server that
+fails, even a bug, are retried at most ``settings.delete_give_up_attempts`` times, after which the
+finalizer is released with a Warning Event naming what was left behind. A reference that is missing
+(the SyncBroker deleted first, a spec the model refuses) releases it at once: retrying cannot bring
+it back, and the queues are named in the Event for someone to decide about.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from rabbitsync.amqp.sync import delete_topology
+from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
+from rabbitsync.operator import failures, injection
+from rabbitsync.operator import status as st
+from rabbitsync.operator.kube import Cluster, KubeError, NotFound
+from rabbitsync.operator.outcome import CleanupOutcome
+from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
+from rabbitsync.operator.settings import OperatorSettings
+from rabbitsync.operator.subscription import Subscription, topology_for
+from rabbitsync.transport.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+TOPOLOGY_LEFT_BEHIND = "TopologyLeftBehind"
+SIDECAR_LEFT_BEHIND = "SidecarLeftBehind"
+
+
+class _AttemptFailed(Exception):
+    """This attempt failed in a way a later one may not: the finalizer stays, unless it was the last."""
+
+    def __init__(self, reason: str, message: str, *, gave_up: str, left: str, notes: Sequence[st.Note] = ()) -> None:
+        self.reason, self.gave_up, self.left, self.notes = reason, gave_up, left, list(notes)
+        super().__init__(message)
+
+
+def cleanup(
+    sub: Subscription, cluster: Cluster, brokers: BrokerFactory, settings: OperatorSettings, attempt: int
+) -> CleanupOutcome:
+    """Delete (or retain) the subscription's queues and shrink its sidecar; ``attempt`` counts from 0."""
+    try:
+        return CleanupOutcome(True, _cleanup(sub, cluster, brokers, settings))
+    except _AttemptFailed as e:
+        failure = e
+    except Exception as e:
+        log.exception("cleanup of %s/%s failed unexpectedly", sub.namespace, sub.name)
+        failure = _AttemptFailed(
+            "CleanupFailed",
+            f"unexpected {type(e).__name__}: {e}",
+            gave_up=TOPOLOGY_LEFT_BEHIND,
+            left=f"on the broker: queues of {sub.left_behind()}",
+        )
+    attempts = attempt + 1
+    if attempts < settings.delete_give_up_attempts:
+        note = st.Note("Warning", failure.reason, f"cleanup attempt {attempts} failed: {failure}")
+    else:
+        note = st.Note(
+            "Warning", failure.gave_up, f"gave up after {attempts} attempts ({failure}); left {failure.left}"
+        )
+    return CleanupOutcome(attempts >= settings.delete_give_up_attempts, [*failure.notes, note])
+
+
+def _cleanup(sub: Subscription, cluster: Cluster, brokers: BrokerFactory, settings: OperatorSettings) -> list[st.Note]:
+    try:
+        spec = sub.spec()
+    except KubeError as e:
+        return [st.Note("Warning", TOPOLOGY_LEFT_BEHIND, f"{e}; queues of {sub.left_behind()} left on the broker")]
+    broker, missing = _resolve(sub, spec, cluster)
+    if spec.deletion_policy == "retain":
+        notes = [st.Note("Normal", "TopologyRetained", f"deletionPolicy=retain: queue {sub.left_behind()} kept")]
+    elif broker is None:
+        notes = [
+            st.Note("Warning", TOPOLOGY_LEFT_BEHIND, f"{missing}; queues of {sub.left_behind()} left on the broker")
+        ]
+    else:
+        notes = [_delete(sub, spec, broker, brokers, settings)]
+    # This subscription no longer counts (it is being deleted): shrink or remove the sidecar.
+    sidecar = injection.sync_service(cluster, settings, sub.namespace, spec.service, broker)
+    refused = sidecar.refused
+    if refused is not None and failures.retry_soon(refused):
+        raise _AttemptFailed(
+            refused.reason,
+            sidecar.observation.message,
+            gave_up=SIDECAR_LEFT_BEHIND,
+            left=f"in Deployment {sub.namespace}/{spec.service}: its sidecar may still consume {sub.name}'s queue",
+            notes=notes,
+        )
+    # A service without a Deployment has no sidecar to shrink: nothing worth a Warning.
+    if sidecar.observation.status == "False" and not isinstance(refused, NotFound):
+        notes.append(st.Note("Warning", sidecar.observation.reason, sidecar.observation.message))
+    return notes
+
+
+def _resolve(
+    sub: Subscription, spec: SyncSubscriptionSpec, cluster: Cluster
+) -> tuple[ResolvedBroker | None, failures.Failure | None]:
+    """The broker, or why there is none; raises only when a later attempt may find it."""
+    try:
+        return resolve_broker(cluster, sub.namespace, spec.broker), None
+    except (MissingReference, KubeError, BrokerError) as e:
+        # Unlike a reconcile, a deletion does not wait for a missing SyncBroker or Secret to appear.
+        if failures.retry_soon(e) and not isinstance(e, MissingReference):
+            raise _AttemptFailed(
+                e.reason, str(e), gave_up=TOPOLOGY_LEFT_BEHIND, left=f"on the broker: queues of {sub.left_behind()}"
+            ) from e
+        return None, e
+
+
+def _delete(
+    sub: Subscription,
+    spec: SyncSubscriptionSpec,
+    broker: ResolvedBroker,
+    brokers: BrokerFactory,
+    settings: OperatorSettings,
+) -> st.Note:
+    topology = topology_for(settings, sub, spec, broker.exchange)
+    try:
+        deleted = delete_topology(brokers(broker), topology)
+    except BrokerError as e:
+        # Even a permanent refusal is retried: the operator's broker user may be fixed meanwhile.
+        names = ", ".join(q.name for q in topology.queues)
+        raise _AttemptFailed(e.reason, str(e), gave_up=TOPOLOGY_LEFT_BEHIND, left=f"on the broker: {names}") from e
+    return st.Note("Normal", "TopologyDeleted", "; ".join(deleted) or "nothing to delete")

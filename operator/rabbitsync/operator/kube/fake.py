@@ -1,0 +1,120 @@
+"""An in-memory Kubernetes with the API server's refusals, for unit tests of reconcile, cleanup and injection.
+
+Like ``rabbitsync.amqp.FakeBroker`` for the broker, it refuses what the real thing refuses: 404 on a
+missing object, 403 on what simulated RBAC forbids, 409 when a conflict is armed, undecodable Secret
+data, a SyncBroker being deleted, a sibling whose spec the model refuses, and an apply that would
+create a Deployment from our partial body. It shares ``decode`` with ``ApiCluster``, so both read alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rabbitsync.api.syncbroker import SyncBrokerSpec
+from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
+from rabbitsync.operator import sidecar_spec
+from rabbitsync.operator.kube import decode
+from rabbitsync.operator.kube.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from rabbitsync.operator.kube.port import LiveSubscription, ObjectRef
+from rabbitsync.operator.status import Note
+
+Verb = Literal["get", "patch"]
+Key = tuple[str, str]
+
+
+@dataclass
+class FakeObject:
+    spec: dict[str, Any]
+    deleting: bool = False
+
+
+@dataclass
+class FakeCluster:
+    sync_brokers: dict[Key, FakeObject] = field(default_factory=dict)
+    subscriptions: dict[Key, FakeObject] = field(default_factory=dict)
+    secrets: dict[Key, dict[str, str]] = field(default_factory=dict)
+    """Secret ``data`` as the API serves it: base64 text per key."""
+    deployments: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    forbidden: set[tuple[Verb, str]] = field(default_factory=set)
+    """Simulated RBAC: (verb, kind) pairs the operator may not use, e.g. ("get", "Secret")."""
+    conflicts: int = 0
+    """How many of the next applies the API server answers 409."""
+    unavailable: bool = False
+    """The API server is down: every GET and apply fails (indexes, being memory, still answer)."""
+    applied: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+    """Every accepted apply: (namespace, deployment, container or None)."""
+    events: list[tuple[ObjectRef, Note]] = field(default_factory=list)
+
+    # Setting the scene.
+
+    def add_secret(self, namespace: str, name: str, **values: str) -> None:
+        self.secrets[namespace, name] = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+
+    def add_sync_broker(self, namespace: str, name: str, spec: Mapping[str, Any], *, deleting: bool = False) -> None:
+        self.sync_brokers[namespace, name] = FakeObject(dict(spec), deleting)
+
+    def add_subscription(self, namespace: str, name: str, spec: Mapping[str, Any], *, deleting: bool = False) -> None:
+        self.subscriptions[namespace, name] = FakeObject(dict(spec), deleting)
+
+    def add_deployment(self, namespace: str, name: str, containers: Sequence[Mapping[str, Any]]) -> None:
+        self.deployments[namespace, name] = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"namespace": namespace, "name": name},
+            "spec": {"template": {"spec": {"containers": [dict(c) for c in containers]}}},
+        }
+
+    def sidecar(self, namespace: str, deployment: str) -> dict[str, Any] | None:
+        containers = self.deployments[namespace, deployment]["spec"]["template"]["spec"]["containers"]
+        return next((c for c in containers if c["name"] == sidecar_spec.CONTAINER_NAME), None)
+
+    # The port.
+
+    def sync_broker(self, namespace: str, name: str) -> SyncBrokerSpec:
+        self._check("get", "SyncBroker", namespace, name, api_server=False)
+        return decode.sync_broker(namespace, name, self.sync_brokers.get((namespace, name)))
+
+    def secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
+        self._check("get", "Secret", namespace, name)
+        if (namespace, name) not in self.secrets:
+            raise NotFound("Secret", namespace, name)
+        return decode.secret_data(namespace, name, self.secrets[namespace, name])
+
+    def live_subscriptions(self, namespace: str, service: str) -> list[LiveSubscription]:
+        return [
+            LiveSubscription(name, decode.spec(SyncSubscriptionSpec, "SyncSubscription", ns, name, obj.spec))
+            for (ns, name), obj in sorted(self.subscriptions.items())
+            if ns == namespace and obj.spec.get("service") == service and not obj.deleting
+        ]
+
+    def deployment(self, namespace: str, name: str) -> Mapping[str, Any]:
+        self._check("get", "Deployment", namespace, name)
+        if (namespace, name) not in self.deployments:
+            raise NotFound("Deployment", namespace, name)
+        return copy.deepcopy(self.deployments[namespace, name])
+
+    def apply_sidecar(self, namespace: str, deployment: str, container: Mapping[str, Any] | None) -> None:
+        self._check("patch", "Deployment", namespace, deployment)
+        if self.conflicts:
+            self.conflicts -= 1
+            raise Conflict("Deployment", namespace, deployment, "the object has been modified")
+        if (namespace, deployment) not in self.deployments:
+            # An apply creates what is missing, and our partial body is no valid Deployment.
+            raise Invalid("Deployment", namespace, deployment, "spec.selector: Required value")
+        spec = self.deployments[namespace, deployment]["spec"]["template"]["spec"]
+        others = [c for c in spec["containers"] if c["name"] != sidecar_spec.CONTAINER_NAME]
+        spec["containers"] = [*others, dict(container)] if container is not None else others
+        self.applied.append((namespace, deployment, dict(container) if container is not None else None))
+
+    def post_events(self, about: ObjectRef, notes: Sequence[Note]) -> None:
+        self.events.extend((about, note) for note in notes)
+
+    def _check(self, verb: Verb, kind: str, namespace: str, name: str, *, api_server: bool = True) -> None:
+        if api_server and self.unavailable:
+            raise Unavailable(kind, namespace, name, "HTTP 503: fake API server is down")
+        if (verb, kind) in self.forbidden:
+            raise Forbidden(kind, namespace, name, action="read" if verb == "get" else "patched")

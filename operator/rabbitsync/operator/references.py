@@ -1,0 +1,78 @@
+"""A subscription's broker reference resolved through the port: the SyncBroker, its Secret, its CA.
+
+Whatever a reference can lack (the SyncBroker, a Secret, a key, the right to read it) becomes one
+exception, ``MissingReference``, whose message names exactly what; it is temporary, since the missing
+piece is usually on its way (applied in another order, RBAC being fixed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rabbitsync.amqp.port import Broker
+from rabbitsync.api.syncbroker import TLSSpec
+from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
+from rabbitsync.operator.kube import Cluster, Forbidden, Invalid, KubeError, NotFound
+from rabbitsync.transport import BrokerEndpoint
+
+
+class MissingReference(LookupError):
+    """A SyncBroker, Secret or Secret key the object depends on does not exist or may not be read."""
+
+    permanent: ClassVar[bool] = False
+
+    def __init__(self, cause: KubeError) -> None:
+        self.reason = cause.reason
+        """``<Kind>NotFound`` or ``<Kind>Forbidden``."""
+        super().__init__(str(cause))
+
+
+@dataclass(frozen=True)
+class ResolvedBroker:
+    name: str
+    exchange: str
+    endpoint: BrokerEndpoint
+    secret_name: str
+
+
+BrokerFactory = Callable[[ResolvedBroker], Broker]
+"""The broker port: a client for a resolved broker (``RabbitBroker`` in production, a fake in tests)."""
+
+
+def resolve_broker(cluster: Cluster, namespace: str, name: str) -> ResolvedBroker:
+    """The SyncBroker ``namespace/name`` with its connection details read from its Secret(s).
+
+    Raises ``MissingReference``, another ``KubeError`` (unreadable data, API server down), or
+    ``InvalidEndpoint`` (a URI that cannot be used).
+    """
+    try:
+        spec = cluster.sync_broker(namespace, name)
+        secret = spec.secret_ref.name
+        data = cluster.secret(namespace, secret)
+        ca_pem = _ca_pem(cluster, namespace, spec.tls) if spec.tls is not None else None
+        uri = _text(data, namespace, secret, SECRET_URI_KEY)
+    except (NotFound, Forbidden) as e:
+        raise MissingReference(e) from e
+    management = (
+        _text(data, namespace, secret, SECRET_MANAGEMENT_URI_KEY) if SECRET_MANAGEMENT_URI_KEY in data else None
+    )
+    endpoint = BrokerEndpoint(
+        amqp_uri=uri.strip(), management_uri=management.strip() if management else None, ca_pem=ca_pem
+    )
+    return ResolvedBroker(name=name, exchange=spec.exchange, endpoint=endpoint, secret_name=secret)
+
+
+def _ca_pem(cluster: Cluster, namespace: str, tls: TLSSpec) -> str:
+    ref = tls.ca_secret_ref
+    return _text(cluster.secret(namespace, ref.name), namespace, ref.name, ref.key)
+
+
+def _text(data: Mapping[str, bytes], namespace: str, secret: str, key: str) -> str:
+    if key not in data:
+        raise NotFound("Secret", namespace, secret, f"no key {key!r}")
+    try:
+        return data[key].decode()
+    except UnicodeDecodeError as e:
+        raise Invalid("Secret", namespace, secret, f"key {key!r} is not UTF-8 text") from e

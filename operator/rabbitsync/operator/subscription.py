@@ -1,0 +1,69 @@
+"""A SyncSubscription as reconcile and cleanup see it, and the status fields a broker sync determines.
+
+The spec stays raw until used: one the model refuses must become a condition (or, on deletion, a
+released finalizer), not an exception in the handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rabbitsync.amqp.sync import SyncResult
+from rabbitsync.api.conditions import TOPOLOGY_SYNCED, get_condition
+from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
+from rabbitsync.operator import status as st
+from rabbitsync.operator.kube import decode
+from rabbitsync.operator.outcome import ObjectView
+from rabbitsync.operator.settings import OperatorSettings
+from rabbitsync.topology.desired import desired_topology
+from rabbitsync.topology.model import Topology
+
+KIND = "SyncSubscription"
+
+
+@dataclass(frozen=True)
+class Subscription(ObjectView):
+    """The parts of a SyncSubscription object a reconcile reads."""
+
+    raw_spec: Mapping[str, Any]
+
+    @classmethod
+    def from_body(
+        cls, namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> Subscription:
+        return cls(namespace=namespace, name=name, generation=meta.get("generation"), status=status, raw_spec=spec)
+
+    def spec(self) -> SyncSubscriptionSpec:
+        """The validated spec; raises ``kube.Invalid`` naming the field."""
+        return decode.spec(SyncSubscriptionSpec, KIND, self.namespace, self.name, self.raw_spec)
+
+    def previously_synced(self) -> bool:
+        """This spec generation was verified on the broker before: what is repaired now is drift."""
+        synced = get_condition(st.conditions_of(self.status), TOPOLOGY_SYNCED)
+        return bool(synced and synced.status == "True" and self.status.get("observedGeneration") == self.generation)
+
+    def left_behind(self) -> str:
+        """The main queue as last reported, for Events about queues left on the broker."""
+        return str(self.status.get("queue") or "(never created)")
+
+
+def topology_for(settings: OperatorSettings, sub: Subscription, spec: SyncSubscriptionSpec, exchange: str) -> Topology:
+    return desired_topology(
+        cluster=settings.cluster, namespace=sub.namespace, subscription=sub.name, spec=spec, exchange=exchange
+    )
+
+
+def status_fields(result: SyncResult) -> dict[str, Any]:
+    """The SyncSubscription ``status`` fields a sync determines (camelCase, ready to patch)."""
+    topology = result.topology
+    return {
+        "queue": topology.main_queue.name,
+        "retryQueues": [q.name for q in topology.retry_queues],
+        "deadLetterQueue": topology.dead_letter_queue.name,
+        "exchange": topology.exchange,
+        "queueDepth": result.queue_depth,
+        "consumers": result.consumers,
+        "deadLettered": result.dead_lettered,
+    }

@@ -1,0 +1,342 @@
+"""Reconciling a SyncSubscription through the fake port and the fake broker, one failure at a time."""
+
+from __future__ import annotations
+
+import pytest
+from opscene import NS, URI, Scene, condition, message, reasons, types
+from pydantic import TypeAdapter
+
+from rabbitsync.amqp.fake import FakeQueue
+from rabbitsync.operator import sidecar_spec
+from rabbitsync.operator.kube import Invalid
+from rabbitsync.topology import naming
+from rabbitsync.topology.sidecar_contract import ConsumerSpec
+from rabbitsync.transport.errors import AccessRefused, BrokerUnreachable, InvalidEndpoint, PreconditionFailed
+
+pytestmark = pytest.mark.unit
+
+QUEUE = naming.queue_name("east", NS, "orders")
+
+
+def _consumers(text: str) -> list[ConsumerSpec]:
+    return TypeAdapter(list[ConsumerSpec]).validate_json(text)
+
+
+def test_a_ready_subscription_has_its_topology_verified_and_its_sidecar() -> None:
+    scene = Scene.ready()
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("True", "TopologyVerified")
+    assert condition(outcome, "BrokerReachable") == ("True", "Connected")
+    assert condition(outcome, "TopologySynced") == ("True", "Synced")
+    assert condition(outcome, "SidecarInjected") == ("True", "Injected")
+    assert outcome.temporary_failure is None
+    assert outcome.status["queue"] == QUEUE and outcome.status["observedGeneration"] == 1
+    assert QUEUE in scene.broker.queues
+    sidecar = scene.kube.sidecar(NS, "orders")
+    assert sidecar is not None and sidecar["image"] == "shop/orders:1"
+    env = {e["name"]: e for e in sidecar["env"]}
+    assert [c.queue for c in _consumers(env["RABBITSYNC_SUBSCRIPTIONS"]["value"])] == [QUEUE]
+    assert env["RABBITSYNC_AMQP_URL"]["valueFrom"]["secretKeyRef"]["name"] == "rabbitmq"
+    # Every condition appearing is announced once.
+    assert set(reasons(outcome.notes)) == {"TopologyVerified", "Connected", "Synced", "Injected"}
+
+
+def test_a_second_reconcile_changes_nothing_and_says_nothing() -> None:
+    scene = Scene.ready()
+    sub = scene.subscribe()
+    first = scene.reconcile(sub)
+    scene.broker.applied.clear()
+    second = scene.again(sub, first)
+    assert second.notes == [] and second.status["conditions"] == first.status["conditions"]
+    assert scene.broker.applied == []
+
+
+def test_missing_syncbroker_is_named_and_retried_and_touches_nothing() -> None:
+    scene = Scene.ready()
+    del scene.kube.sync_brokers[NS, "default"]
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("False", "SyncBrokerNotFound")
+    assert condition(outcome, "BrokerReachable") == ("Unknown", "SyncBrokerNotFound")
+    assert condition(outcome, "TopologySynced") == ("Unknown", "SyncBrokerNotFound")
+    assert f"SyncBroker {NS}/default" in message(outcome, "Ready")
+    assert outcome.temporary_failure
+    # Without a broker the sidecar cannot be configured: nothing is applied, nothing is said about it.
+    assert "SidecarInjected" not in types(outcome) and scene.kube.applied == []
+    assert scene.resolved == [] and scene.broker.applied == []
+
+
+def test_syncbroker_being_deleted_is_not_used() -> None:
+    scene = Scene.ready()
+    scene.kube.sync_brokers[NS, "default"].deleting = True
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("False", "SyncBrokerNotFound")
+    assert "being deleted" in message(outcome, "Ready") and outcome.temporary_failure
+    assert scene.resolved == []
+
+
+def test_missing_secret_is_named_and_retried() -> None:
+    scene = Scene.ready()
+    del scene.kube.secrets[NS, "rabbitmq"]
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("False", "SecretNotFound")
+    assert f"Secret {NS}/rabbitmq" in message(outcome, "Ready") and outcome.temporary_failure
+
+
+def test_secret_without_the_uri_key_is_a_missing_reference() -> None:
+    scene = Scene.ready()
+    scene.kube.add_secret(NS, "rabbitmq", other="x")
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("False", "SecretNotFound")
+    assert "no key 'uri'" in message(outcome, "Ready") and outcome.temporary_failure
+
+
+def test_ca_secret_is_read_and_its_key_required() -> None:
+    scene = Scene.ready()
+    tls = {"caSecretRef": {"name": "broker-ca", "key": "ca.pem"}}
+    scene.kube.add_sync_broker(NS, "default", {"secretRef": {"name": "rabbitmq"}, "tls": tls})
+    scene.kube.add_secret(NS, "broker-ca", other="x")
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("False", "SecretNotFound")
+    assert f"Secret {NS}/broker-ca" in message(outcome, "Ready") and "'ca.pem'" in message(outcome, "Ready")
+
+    scene.kube.add_secret(NS, "broker-ca", **{"ca.pem": "-----BEGIN CERTIFICATE-----"})
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("True", "TopologyVerified")
+    assert scene.resolved[-1].endpoint.ca_pem == "-----BEGIN CERTIFICATE-----"
+
+
+def test_forbidden_secret_is_a_condition_naming_rbac_and_retried() -> None:
+    scene = Scene.ready()
+    scene.kube.forbidden.add(("get", "Secret"))
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("False", "SecretForbidden")
+    assert condition(outcome, "BrokerReachable") == ("Unknown", "SecretForbidden")
+    assert "RBAC" in message(outcome, "Ready") and outcome.temporary_failure
+
+
+def test_secret_that_is_not_base64_is_invalid_and_not_retried() -> None:
+    scene = Scene.ready()
+    scene.kube.secrets[NS, "rabbitmq"] = {"uri": "not base64!"}
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("False", "SecretInvalid")
+    assert "'uri'" in message(outcome, "Ready")
+    assert outcome.temporary_failure is None
+
+
+def test_api_server_down_while_reading_the_secret_is_retried() -> None:
+    scene = Scene.ready()
+    scene.kube.unavailable = True
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "Ready") == ("False", "SecretUnavailable")
+    assert outcome.temporary_failure
+
+
+def test_broker_down_is_retried_and_the_sidecar_is_still_injected() -> None:
+    scene = Scene.ready()
+    scene.broker.reachable = False
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "BrokerReachable") == ("False", "BrokerUnreachable")
+    assert condition(outcome, "TopologySynced") == ("Unknown", "BrokerUnreachable")
+    assert condition(outcome, "Ready") == ("False", "BrokerUnreachable")
+    assert "broker.example" in message(outcome, "Ready")
+    assert outcome.temporary_failure
+    assert condition(outcome, "SidecarInjected") == ("True", "Injected")
+    assert "queue" not in outcome.status
+
+
+def test_broker_back_is_ready_again() -> None:
+    scene = Scene.ready()
+    scene.broker.reachable = False
+    sub = scene.subscribe()
+    down = scene.reconcile(sub)
+    scene.broker.reachable = True
+    up = scene.again(sub, down)
+    assert condition(up, "Ready") == ("True", "TopologyVerified")
+    assert "Connected" in reasons(up.notes) and up.temporary_failure is None
+
+
+def test_bad_ca_is_permanent() -> None:
+    scene = Scene.ready()
+    scene.factory_error = InvalidEndpoint("the CA bundle cannot be loaded")
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "BrokerReachable") == ("False", "InvalidBrokerURI")
+    assert condition(outcome, "Ready") == ("False", "InvalidBrokerURI")
+    assert outcome.temporary_failure is None
+
+
+def test_invalid_uri_is_permanent_and_configures_no_sidecar() -> None:
+    scene = Scene.ready()
+    scene.kube.add_secret(NS, "rabbitmq", uri="http://broker.example/")
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "BrokerReachable") == ("False", "InvalidBrokerURI")
+    assert condition(outcome, "Ready") == ("False", "InvalidBrokerURI")
+    assert outcome.temporary_failure is None
+    assert "SidecarInjected" not in types(outcome) and scene.resolved == []
+
+
+def test_access_refused_is_permanent() -> None:
+    scene = Scene.ready()
+    scene.broker_error = AccessRefused("ACCESS_REFUSED - Login was refused")
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "BrokerReachable") == ("False", "AccessRefused")
+    assert condition(outcome, "Ready") == ("False", "AccessRefused")
+    assert outcome.temporary_failure is None
+    assert "AccessRefused" in reasons(outcome.notes)
+
+
+def test_refused_declaration_means_reachable_but_not_synced() -> None:
+    scene = Scene.ready()
+    scene.broker_error = PreconditionFailed("inequivalent arg 'x-queue-type'")
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "BrokerReachable") == ("True", "Connected")
+    assert condition(outcome, "TopologySynced") == ("False", "PreconditionFailed")
+    assert condition(outcome, "Ready") == ("False", "PreconditionFailed")
+    assert outcome.temporary_failure is None
+
+
+def test_queue_arguments_conflict_is_a_condition_and_not_retried() -> None:
+    scene = Scene.ready()
+    scene.broker.queues[QUEUE] = FakeQueue({"x-queue-type": "classic"})
+    sub = scene.subscribe()
+    outcome = scene.reconcile(sub)
+    assert condition(outcome, "TopologySynced") == ("False", "QueueArgumentsConflict")
+    assert condition(outcome, "Ready") == ("False", "QueueArgumentsConflict")
+    assert condition(outcome, "BrokerReachable") == ("True", "Connected")
+    assert QUEUE in message(outcome, "Ready") and outcome.temporary_failure is None
+    assert scene.broker.queues[QUEUE].arguments == {"x-queue-type": "classic"}
+    # Permanent and already announced: the next resync is silent.
+    assert scene.again(sub, outcome).notes == []
+
+
+def test_drift_is_repaired_and_announced() -> None:
+    scene = Scene.ready()
+    sub = scene.subscribe()
+    first = scene.reconcile(sub)
+    del scene.broker.queues[naming.dead_letter_queue_name(QUEUE)]
+    repaired = scene.again(sub, first)
+    assert condition(repaired, "TopologySynced") == ("True", "DriftRepaired")
+    assert condition(repaired, "Ready") == ("True", "TopologyVerified")
+    drift = [n for n in repaired.notes if n.reason == "DriftRepaired"]
+    assert len(drift) == 1 and drift[0].type == "Warning" and naming.dead_letter_queue_name(QUEUE) in drift[0].message
+    assert naming.dead_letter_queue_name(QUEUE) in scene.broker.queues
+
+
+def test_repairs_of_a_new_generation_are_not_drift() -> None:
+    scene = Scene.ready()
+    sub = scene.subscribe()
+    first = scene.reconcile(sub)
+    changed = scene.subscribe(events=["order.created", "order.paid"], generation=2, status=first.status)
+    outcome = scene.reconcile(changed)
+    assert condition(outcome, "TopologySynced") == ("True", "Synced")
+    assert "DriftRepaired" not in reasons(outcome.notes)
+
+
+def test_missing_deployment_is_a_sidecar_condition_only() -> None:
+    scene = Scene.ready()
+    del scene.kube.deployments[NS, "orders"]
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "SidecarInjected") == ("False", "DeploymentNotFound")
+    assert condition(outcome, "Ready") == ("True", "TopologyVerified")
+    # A Deployment created later is picked up by the resync, not by hot retries.
+    assert outcome.temporary_failure is None
+
+
+def test_forbidden_deployment_read_is_named() -> None:
+    scene = Scene.ready()
+    scene.kube.forbidden.add(("get", "Deployment"))
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "SidecarInjected") == ("False", "DeploymentForbidden")
+    assert "RBAC" in message(outcome, "SidecarInjected") and scene.kube.applied == []
+
+
+def test_forbidden_deployment_patch_is_an_apply_failure() -> None:
+    scene = Scene.ready()
+    scene.kube.forbidden.add(("patch", "Deployment"))
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "SidecarInjected") == ("False", "ApplyFailed")
+    assert "may not be patched" in message(outcome, "SidecarInjected")
+    assert outcome.temporary_failure is None
+
+
+def test_apply_conflict_is_retried_then_succeeds() -> None:
+    scene = Scene.ready()
+    scene.kube.conflicts = 1
+    sub = scene.subscribe()
+    outcome = scene.reconcile(sub)
+    assert condition(outcome, "SidecarInjected") == ("False", "ApplyFailed")
+    assert "conflict" in message(outcome, "SidecarInjected")
+    assert outcome.temporary_failure and condition(outcome, "Ready") == ("True", "TopologyVerified")
+    assert condition(scene.again(sub, outcome), "SidecarInjected") == ("True", "Injected")
+
+
+def test_sibling_with_an_invalid_spec_blocks_the_sidecar_change_and_is_named() -> None:
+    scene = Scene.ready()
+    scene.kube.add_subscription(NS, "broken", {"service": "orders", "events": []})
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "SidecarInjected") == ("False", "SyncSubscriptionInvalid")
+    assert f"SyncSubscription {NS}/broken" in message(outcome, "SidecarInjected")
+    assert scene.kube.applied == []
+    assert condition(outcome, "Ready") == ("True", "TopologyVerified")
+
+
+def test_siblings_share_one_sidecar_and_one_being_deleted_does_not_count() -> None:
+    scene = Scene.ready()
+    scene.subscribe("payments")
+    scene.kube.add_subscription(NS, "gone", {"service": "orders", "events": ["x"]}, deleting=True)
+    scene.reconcile(scene.subscribe())
+    sidecar = scene.kube.sidecar(NS, "orders")
+    assert sidecar is not None
+    env = {e["name"]: e for e in sidecar["env"]}
+    subscriptions = [c.subscription for c in _consumers(env["RABBITSYNC_SUBSCRIPTIONS"]["value"])]
+    assert subscriptions == ["orders", "payments"]
+
+
+def test_siblings_naming_another_broker_are_a_mismatch() -> None:
+    scene = Scene.ready()
+    scene.subscribe("payments", broker="other")
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "SidecarInjected") == ("False", "BrokerMismatch")
+    assert scene.kube.applied == []
+
+
+def test_deployment_without_the_annotated_container_is_named() -> None:
+    scene = Scene.ready()
+    scene.kube.deployments[NS, "orders"]["metadata"]["annotations"] = {sidecar_spec.APP_CONTAINER_ANNOTATION: "web"}
+    outcome = scene.reconcile(scene.subscribe())
+    assert condition(outcome, "SidecarInjected") == ("False", "NoAppContainer")
+
+
+def test_an_invalid_own_spec_is_a_condition_not_a_crash() -> None:
+    scene = Scene.ready()
+    outcome = scene.reconcile(scene.subscribe(events=[]))
+    assert condition(outcome, "Ready") == ("False", "SyncSubscriptionInvalid")
+    assert "events" in message(outcome, "Ready") and outcome.temporary_failure is None
+    assert scene.resolved == []
+
+
+def test_no_third_party_error_leaves_the_spec() -> None:
+    scene = Scene.ready()
+    with pytest.raises(Invalid):
+        scene.subscribe(events="not a list").spec()
+
+
+def test_unreachable_broker_is_one_event_not_a_storm() -> None:
+    scene = Scene.ready()
+    scene.broker.reachable = False
+    sub = scene.subscribe()
+    outcome = scene.reconcile(sub)
+    for _ in range(3):
+        outcome = scene.again(sub, outcome)
+        assert "BrokerUnreachable" not in reasons(outcome.notes)
+
+
+def test_uri_is_read_from_the_secret() -> None:
+    scene = Scene.ready()
+    scene.reconcile(scene.subscribe())
+    assert scene.resolved[-1].endpoint.amqp_uri == URI and scene.resolved[-1].secret_name == "rabbitmq"
+
+
+def test_temporary_broker_error_classes_are_retried() -> None:
+    scene = Scene.ready()
+    scene.broker_error = BrokerUnreachable("connection reset")
+    assert scene.reconcile(scene.subscribe()).temporary_failure
