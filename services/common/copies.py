@@ -28,5 +28,10 @@ class RestaurantCopy(VersionedModel):
         return self.name
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": str(self.id), "name": self.name, "cuisine": self.cuisine, "deleted": self.deleted,
-                "version": self.sync_version}
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "cuisine": self.cuisine,
+            "deleted": self.deleted,
+            "version": self.sync_version,
+        }

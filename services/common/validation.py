@@ -36,19 +36,9 @@ class Field:
 
     def clean(self, value: Any) -> Any:
         if self.kind == "uuid":
-            if not isinstance(value, str):
-                raise ValueError("must be a UUID string")
-            try:
-                return uuid.UUID(value)
-            except ValueError:
-                raise ValueError("must be a UUID string") from None
+            return _uuid(value)
         if self.kind == "email":
-            if not isinstance(value, str) or (value.strip() and not _EMAIL.match(value.strip())):
-                raise ValueError("must be an email address")
-            value = value.strip()
-            if self.max_length is not None and len(value) > self.max_length:
-                raise ValueError(f"must be at most {self.max_length} characters")
-            return value
+            return self._bounded(_email(value))
         # bool is an int in Python; neither may stand in for the other in an API.
         if not isinstance(value, self.kind) or (self.kind is int and isinstance(value, bool)):
             raise ValueError(f"must be {_NAMES.get(self.kind, str(self.kind))}")
@@ -56,14 +46,33 @@ class Field:
             value = value.strip()
             if not value and not self.blank:
                 raise ValueError("must not be blank")
-            if self.max_length is not None and len(value) > self.max_length:
-                raise ValueError(f"must be at most {self.max_length} characters")
+            return self._bounded(value)
         if isinstance(value, int) and not isinstance(value, bool):
             if self.min_value is not None and value < self.min_value:
                 raise ValueError(f"must be at least {self.min_value}")
             if self.max_value is not None and value > self.max_value:
                 raise ValueError(f"must be at most {self.max_value}")
         return value
+
+    def _bounded(self, text: str) -> str:
+        if self.max_length is not None and len(text) > self.max_length:
+            raise ValueError(f"must be at most {self.max_length} characters")
+        return text
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise ValueError("must be a UUID string")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValueError("must be a UUID string") from None
+
+
+def _email(value: Any) -> str:
+    if not isinstance(value, str) or (value.strip() and not _EMAIL.match(value.strip())):
+        raise ValueError("must be an email address")
+    return value.strip()
 
 
 # Deliberately loose: one @, something on each side, a dot in the domain. Delivery proves the rest.

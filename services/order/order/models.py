@@ -34,9 +34,15 @@ class MenuItem(VersionedModel):
         return self.name
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": str(self.id), "restaurant_id": str(self.restaurant_id), "name": self.name,
-                "price_cents": self.price_cents, "available": self.available, "deleted": self.deleted,
-                "version": self.sync_version}
+        return {
+            "id": str(self.id),
+            "restaurant_id": str(self.restaurant_id),
+            "name": self.name,
+            "price_cents": self.price_cents,
+            "available": self.available,
+            "deleted": self.deleted,
+            "version": self.sync_version,
+        }
 
 
 class Order(VersionedModel):

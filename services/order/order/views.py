@@ -56,8 +56,14 @@ def _lines(restaurant_id, raw_lines):
         elif not item.available:
             errors[f"items[{index}].menu_item_id"] = f"{item.name} is not available"
         else:
-            lines.append({"menu_item_id": str(item.id), "name": item.name, "quantity": line["quantity"],
-                          "price_cents": item.price_cents})
+            lines.append(
+                {
+                    "menu_item_id": str(item.id),
+                    "name": item.name,
+                    "quantity": line["quantity"],
+                    "price_cents": item.price_cents,
+                }
+            )
     if errors:
         raise Invalid(errors)
     return lines
@@ -67,8 +73,11 @@ def create(request):
     values = validate(read_json(request), ORDER_FIELDS)
     restaurant = values["restaurant_id"]
     if not Restaurant.objects.filter(pk=restaurant, deleted=False).exists():
-        raise ApiError(400, "invalid request body",
-                       {"restaurant_id": f"unknown restaurant {restaurant} (deleted, or not synced here yet)"})
+        raise ApiError(
+            400,
+            "invalid request body",
+            {"restaurant_id": f"unknown restaurant {restaurant} (deleted, or not synced here yet)"},
+        )
     lines = _lines(restaurant, values["items"])
     row = write_local(
         Order,

@@ -45,5 +45,9 @@ class MenuItem(VersionedModel):
         }
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.snapshot(), "deleted": self.deleted, "version": self.sync_version,
-                "last_writer": self.sync_source}
+        return {
+            **self.snapshot(),
+            "deleted": self.deleted,
+            "version": self.sync_version,
+            "last_writer": self.sync_source,
+        }

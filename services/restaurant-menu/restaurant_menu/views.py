@@ -41,9 +41,11 @@ def items(request):
 def create(request):
     values = validate(read_json(request), ITEM_FIELDS)
     if not Restaurant.objects.filter(pk=values["restaurant_id"], deleted=False).exists():
-        raise ApiError(400, "invalid request body", {
-            "restaurant_id": f"unknown restaurant {values['restaurant_id']} (deleted, or not synced here yet)"
-        })
+        raise ApiError(
+            400,
+            "invalid request body",
+            {"restaurant_id": f"unknown restaurant {values['restaurant_id']} (deleted, or not synced here yet)"},
+        )
     row = write_local(MenuItem, uuid.uuid4(), values, event_type=events.MENU_ITEM_CREATED)
     return JsonResponse(row.as_json(), status=201)
 

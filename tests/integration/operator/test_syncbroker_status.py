@@ -33,8 +33,9 @@ def test_unreachable_broker_says_so(kit: Kit):
     kit.create_secret("east", name="nowhere", uri=f"amqp://guest:guest@127.0.0.1:{closed_port()}/")
     kit.create_syncbroker("east", name="nowhere", secret="nowhere")
     down = wait_for(
-        lambda: _condition(_broker(kit, "nowhere"), "BrokerReachable").get("status") == "False"
-        and _broker(kit, "nowhere"),
+        lambda: (
+            _condition(_broker(kit, "nowhere"), "BrokerReachable").get("status") == "False" and _broker(kit, "nowhere")
+        ),
         CONVERGE,
         "SyncBroker BrokerReachable=False",
     )

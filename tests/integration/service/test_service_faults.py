@@ -92,8 +92,10 @@ def test_connections_force_closed_every_few_seconds(service, uid, sidecars, brok
     assert closes >= 3, "the faults did not overlap the flow; raise RABBITSYNC_FAULT_EVENTS"
     assert sidecar.metric("rabbitsync_reconnects_total") >= 1
     assert sidecar.process.poll() is None  # recovered by itself, never restarted
-    print(f"{EVENTS} events, {closes} forced closes, {sidecar.metric('rabbitsync_duplicates_skipped_total'):.0f} "
-          "duplicates skipped")
+    print(
+        f"{EVENTS} events, {closes} forced closes, {sidecar.metric('rabbitsync_duplicates_skipped_total'):.0f} "
+        "duplicates skipped"
+    )
 
 
 def test_broker_stopped_and_started_mid_stream(service, uid, sidecars, broker):

@@ -197,8 +197,16 @@ def test_probes_and_structured_logs(service, uid, sidecars):
     wait_until(lambda: effects(event.id) == 1, 10, "the event")
     assert sidecar.get("/healthz")[0] == 200
     _status, text = sidecar.get("/metrics")
-    for name in ("consumed_total", "applied_total", "duplicates_skipped_total", "retried_total",
-                 "dead_lettered_total", "handler_duration_seconds_bucket", "outbox_backlog", "reconnects_total"):
+    for name in (
+        "consumed_total",
+        "applied_total",
+        "duplicates_skipped_total",
+        "retried_total",
+        "dead_lettered_total",
+        "handler_duration_seconds_bucket",
+        "outbox_backlog",
+        "reconnects_total",
+    ):
         assert f"rabbitsync_{name}" in text
     assert f'"message": "applied", "event_id": "{event.id}"' in sidecar.logs()
 

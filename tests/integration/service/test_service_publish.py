@@ -120,8 +120,9 @@ def test_purge_deletes_only_rows_past_their_retention(service):
     long_ago = timezone.now() - timedelta(days=30)
     OutboxMessage.objects.filter(event_id=old.id).update(sent_at=long_ago)
     OutboxMessage.objects.filter(event_id=recent.id).update(sent_at=timezone.now())
-    OutboxMessage.objects.filter(event_id=unsent.id).update(sent_at=None, lease_owner="x",
-                                                             lease_until=timezone.now() + timedelta(days=1))
+    OutboxMessage.objects.filter(event_id=unsent.id).update(
+        sent_at=None, lease_owner="x", lease_until=timezone.now() + timedelta(days=1)
+    )
     InboxMessage.objects.create(event_id="old", type="t", source="s")
     InboxMessage.objects.create(event_id="new", type="t", source="s")
     InboxMessage.objects.filter(event_id="old").update(received_at=long_ago)

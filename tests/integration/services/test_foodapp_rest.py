@@ -40,14 +40,21 @@ def restaurant_data(rid, name="Trattoria", **extra):
 
 def test_restaurant_crud_and_the_events_it_publishes(run_service):
     svc = run_service("restaurant")
-    created = svc.call("POST", "/api/restaurants/", {"name": "Pizza Place", "email": "owner@pizza.example",
-                                                      "cuisine": "pizza"})
+    created = svc.call(
+        "POST", "/api/restaurants/", {"name": "Pizza Place", "email": "owner@pizza.example", "cuisine": "pizza"}
+    )
     assert created.status == 201, created
     rid = created.body["id"]
     assert uuid.UUID(rid).version == 4
     assert created.body | {"version": 0, "last_writer": ""} == {
-        "id": rid, "name": "Pizza Place", "email": "owner@pizza.example", "address": "", "cuisine": "pizza",
-        "deleted": False, "version": 0, "last_writer": "",
+        "id": rid,
+        "name": "Pizza Place",
+        "email": "owner@pizza.example",
+        "address": "",
+        "cuisine": "pizza",
+        "deleted": False,
+        "version": 0,
+        "last_writer": "",
     }
     assert created.body["last_writer"] == "/clusters/east/namespaces/foodapp/services/restaurant"
 
@@ -73,8 +80,13 @@ def test_restaurant_crud_and_the_events_it_publishes(run_service):
     assert {e["subject"] for e in events} == {rid}
     assert {e["source"] for e in events} == {"/clusters/east/namespaces/foodapp/services/restaurant"}
     # Full snapshots (LWW keeps or drops a write whole), versions as the API reported them.
-    assert events[1]["data"] == {"id": rid, "name": "Pizza Place", "email": "owner@pizza.example",
-                                 "address": "1 Main St", "cuisine": "pizza"}
+    assert events[1]["data"] == {
+        "id": rid,
+        "name": "Pizza Place",
+        "email": "owner@pizza.example",
+        "address": "1 Main St",
+        "cuisine": "pizza",
+    }
     assert [e["rabbitsyncversion"] for e in events[:2]] == [created.body["version"], patched.body["version"]]
     assert events[0]["rabbitsyncversion"] < events[1]["rabbitsyncversion"] < events[2]["rabbitsyncversion"]
 
@@ -100,19 +112,50 @@ def test_restaurant_events_carry_no_secret_even_when_a_client_sends_one(run_serv
         ("GET", "/api/nothing-here/", None, 404, {"error": "no such resource: /api/nothing-here/"}),
         ("PUT", "/api/restaurants/", {}, 405, {"error": "method PUT not allowed here"}),
         ("POST", "/api/restaurants/", None, 400, {"error": "the request body is empty; send a JSON object"}),
-        ("POST", "/api/restaurants/", b"{name: 1}", 400,
-         {"error": "the request body is not valid JSON: Expecting property name enclosed in double quotes "
-                   "(line 1, column 2)"}),
-        ("POST", "/api/restaurants/", [1, 2], 400,
-         {"error": "invalid request body", "fields": {"body": "must be a JSON object"}}),
-        ("POST", "/api/restaurants/", {"email": "nope"}, 400,
-         {"error": "invalid request body",
-          "fields": {"name": "this field is required", "email": "must be an email address"}}),
-        ("POST", "/api/restaurants/", {"name": "   "}, 400,
-         {"error": "invalid request body", "fields": {"name": "must not be blank"}}),
-        ("POST", "/api/restaurants/", {"name": 7, "cuisine": "x" * 101}, 400,
-         {"error": "invalid request body",
-          "fields": {"name": "must be a string", "cuisine": "must be at most 100 characters"}}),
+        (
+            "POST",
+            "/api/restaurants/",
+            b"{name: 1}",
+            400,
+            {
+                "error": "the request body is not valid JSON: Expecting property name enclosed in double quotes "
+                "(line 1, column 2)"
+            },
+        ),
+        (
+            "POST",
+            "/api/restaurants/",
+            [1, 2],
+            400,
+            {"error": "invalid request body", "fields": {"body": "must be a JSON object"}},
+        ),
+        (
+            "POST",
+            "/api/restaurants/",
+            {"email": "nope"},
+            400,
+            {
+                "error": "invalid request body",
+                "fields": {"name": "this field is required", "email": "must be an email address"},
+            },
+        ),
+        (
+            "POST",
+            "/api/restaurants/",
+            {"name": "   "},
+            400,
+            {"error": "invalid request body", "fields": {"name": "must not be blank"}},
+        ),
+        (
+            "POST",
+            "/api/restaurants/",
+            {"name": 7, "cuisine": "x" * 101},
+            400,
+            {
+                "error": "invalid request body",
+                "fields": {"name": "must be a string", "cuisine": "must be at most 100 characters"},
+            },
+        ),
         ("GET", "/api/restaurants/?limit=0", None, 400, {"error": "query parameter limit must be between 1 and 1000"}),
         ("GET", "/api/restaurants/?offset=x", None, 400, {"error": "query parameter offset must be an integer"}),
     ],
@@ -148,7 +191,10 @@ def test_restaurant_applies_the_other_clusters_writes_last_writer_wins(run_servi
     assert svc.apply(newer, older, newer) == ["applied", "applied", "duplicate"]
     row = svc.call("GET", f"/api/restaurants/{rid}/").body
     assert (row["name"], row["version"], row["last_writer"]) == (
-        "Newer", 200, "/clusters/west/namespaces/foodapp/services/restaurant")
+        "Newer",
+        200,
+        "/clusters/west/namespaces/foodapp/services/restaurant",
+    )
     # Same version: the tie goes to the greater source, the same choice in every cluster.
     tie = event("RESTAURANT_UPDATED", restaurant_data(rid, "From east"), subject=rid, version=200, cluster="east2")
     svc.apply(tie)
@@ -201,14 +247,16 @@ def test_menu_items_need_a_synced_restaurant_and_replicate_as_events(run_service
 
     svc.apply(event("RESTAURANT_CREATED", restaurant_data(rid, "Pizza"), subject=rid, version=10))
     assert svc.items("/api/restaurants/") == [
-        {"id": rid, "name": "Pizza", "cuisine": "italian", "deleted": False, "version": 10}]
+        {"id": rid, "name": "Pizza", "cuisine": "italian", "deleted": False, "version": 10}
+    ]
 
     created = svc.call("POST", "/api/menu-items/", body)
     assert created.status == 201, created
     mid = created.body["id"]
     assert svc.call("PATCH", f"/api/menu-items/{mid}/", {"price_cents": 1050, "available": False}).status == 200
     assert svc.call("PATCH", f"/api/menu-items/{mid}/", {"restaurant_id": rid}).body["fields"] == {
-        "restaurant_id": "unknown field"}
+        "restaurant_id": "unknown field"
+    }
     item = svc.call("GET", f"/api/menu-items/{mid}/").body
     assert (item["price_cents"], item["available"], item["restaurant_id"]) == (1050, False, rid)
     assert [i["id"] for i in svc.items(f"/api/menu-items/?restaurant_id={rid}")] == [mid]
@@ -218,8 +266,14 @@ def test_menu_items_need_a_synced_restaurant_and_replicate_as_events(run_service
 
     events = svc.outbox()
     assert [e["type"] for e in events] == ["MENU_ITEM_CREATED", "MENU_ITEM_UPDATED", "MENU_ITEM_DELETED"]
-    assert events[1]["data"] == {"id": mid, "restaurant_id": rid, "name": "Margherita", "description": "",
-                                 "price_cents": 1050, "available": False}
+    assert events[1]["data"] == {
+        "id": mid,
+        "restaurant_id": rid,
+        "name": "Margherita",
+        "description": "",
+        "price_cents": 1050,
+        "available": False,
+    }
     assert {e["source"] for e in events} == {"/clusters/east/namespaces/foodapp/services/restaurant-menu"}
 
     # A deleted restaurant takes no new items.
@@ -231,12 +285,22 @@ def test_menu_items_need_a_synced_restaurant_and_replicate_as_events(run_service
 @pytest.mark.parametrize(
     ("body", "fields"),
     [
-        ({}, {"restaurant_id": "this field is required", "name": "this field is required",
-              "price_cents": "this field is required"}),
-        ({"restaurant_id": "x", "name": "a", "price_cents": -1},
-         {"restaurant_id": "must be a UUID string", "price_cents": "must be at least 0"}),
-        ({"restaurant_id": UNKNOWN, "name": "a", "price_cents": "9.50", "available": "yes"},
-         {"price_cents": "must be an integer", "available": "must be true or false"}),
+        (
+            {},
+            {
+                "restaurant_id": "this field is required",
+                "name": "this field is required",
+                "price_cents": "this field is required",
+            },
+        ),
+        (
+            {"restaurant_id": "x", "name": "a", "price_cents": -1},
+            {"restaurant_id": "must be a UUID string", "price_cents": "must be at least 0"},
+        ),
+        (
+            {"restaurant_id": UNKNOWN, "name": "a", "price_cents": "9.50", "available": "yes"},
+            {"price_cents": "must be an integer", "available": "must be true or false"},
+        ),
         ({"restaurant_id": UNKNOWN, "name": "a", "price_cents": True}, {"price_cents": "must be an integer"}),
     ],
 )
@@ -251,8 +315,7 @@ def test_menu_items_from_the_other_cluster_converge(run_service):
     rid, mid = str(uuid.uuid4()), str(uuid.uuid4())
     data = {"id": mid, "restaurant_id": rid, "name": "Soup", "description": "", "price_cents": 500, "available": True}
     # The item may arrive before its restaurant: no foreign key, nothing lost.
-    assert svc.apply(event("MENU_ITEM_CREATED", data, subject=mid, version=5, service="restaurant-menu")) == [
-        "applied"]
+    assert svc.apply(event("MENU_ITEM_CREATED", data, subject=mid, version=5, service="restaurant-menu")) == ["applied"]
     assert svc.call("GET", f"/api/menu-items/{mid}/").body["name"] == "Soup"
 
 
@@ -265,26 +328,52 @@ def test_orders_are_priced_from_the_synced_menu(run_service):
     soup, pie, gone, off, elsewhere = (str(uuid.uuid4()) for _ in range(5))
 
     def item(mid, name, price, restaurant=rid, available=True):
-        data = {"id": mid, "restaurant_id": restaurant, "name": name, "description": "", "price_cents": price,
-                "available": available}
+        data = {
+            "id": mid,
+            "restaurant_id": restaurant,
+            "name": name,
+            "description": "",
+            "price_cents": price,
+            "available": available,
+        }
         return event("MENU_ITEM_CREATED", data, subject=mid, version=1, service="restaurant-menu")
 
     outcomes = svc.apply(
         event("RESTAURANT_CREATED", restaurant_data(rid, "Diner"), subject=rid, version=1),
         event("RESTAURANT_CREATED", restaurant_data(other, "Other"), subject=other, version=1),
-        item(soup, "Soup", 450), item(pie, "Pie", 300), item(gone, "Gone", 100),
-        item(off, "Off", 100, available=False), item(elsewhere, "Elsewhere", 100, restaurant=other),
-        event("MENU_ITEM_DELETED", {"id": gone, "restaurant_id": rid, "name": "Gone", "description": "",
-                                    "price_cents": 100, "available": True},
-              subject=gone, version=2, service="restaurant-menu"),
+        item(soup, "Soup", 450),
+        item(pie, "Pie", 300),
+        item(gone, "Gone", 100),
+        item(off, "Off", 100, available=False),
+        item(elsewhere, "Elsewhere", 100, restaurant=other),
+        event(
+            "MENU_ITEM_DELETED",
+            {
+                "id": gone,
+                "restaurant_id": rid,
+                "name": "Gone",
+                "description": "",
+                "price_cents": 100,
+                "available": True,
+            },
+            subject=gone,
+            version=2,
+            service="restaurant-menu",
+        ),
     )
     assert outcomes == ["applied"] * 8
     assert {r["name"] for r in svc.items("/api/restaurants/")} == {"Diner", "Other"}
     assert {i["name"] for i in svc.items("/api/menu-items/")} == {"Soup", "Pie", "Off", "Elsewhere"}
 
-    placed = svc.call("POST", "/api/orders/", {"restaurant_id": rid, "customer_name": "Ada",
-                                               "items": [{"menu_item_id": soup, "quantity": 2},
-                                                         {"menu_item_id": pie}]})
+    placed = svc.call(
+        "POST",
+        "/api/orders/",
+        {
+            "restaurant_id": rid,
+            "customer_name": "Ada",
+            "items": [{"menu_item_id": soup, "quantity": 2}, {"menu_item_id": pie}],
+        },
+    )
     assert placed.status == 201, placed
     order = placed.body
     assert (order["total_cents"], order["status"], order["customer_name"]) == (1200, "placed", "Ada")
@@ -298,20 +387,38 @@ def test_orders_are_priced_from_the_synced_menu(run_service):
     assert (published["type"], published["subject"]) == ("ORDER_CREATED", order["id"])
     assert published["data"] == {k: v for k, v in order.items() if k not in ("version", "last_writer")}
 
-    refused = svc.call("POST", "/api/orders/", {"restaurant_id": rid, "customer_name": "Bob", "items": [
-        {"menu_item_id": gone}, {"menu_item_id": off}, {"menu_item_id": elsewhere}, {"quantity": 0}, "soup"]})
-    assert (refused.status, refused.body["fields"]) == (400, {
-        "items[0].menu_item_id": f"no menu item {gone} at this restaurant",
-        "items[1].menu_item_id": "Off is not available",
-        "items[2].menu_item_id": f"no menu item {elsewhere} at this restaurant",
-        "items[3].menu_item_id": "this field is required",
-        "items[3].quantity": "must be at least 1",
-        "items[4].body": "must be a JSON object",
-    })
+    refused = svc.call(
+        "POST",
+        "/api/orders/",
+        {
+            "restaurant_id": rid,
+            "customer_name": "Bob",
+            "items": [
+                {"menu_item_id": gone},
+                {"menu_item_id": off},
+                {"menu_item_id": elsewhere},
+                {"quantity": 0},
+                "soup",
+            ],
+        },
+    )
+    assert (refused.status, refused.body["fields"]) == (
+        400,
+        {
+            "items[0].menu_item_id": f"no menu item {gone} at this restaurant",
+            "items[1].menu_item_id": "Off is not available",
+            "items[2].menu_item_id": f"no menu item {elsewhere} at this restaurant",
+            "items[3].menu_item_id": "this field is required",
+            "items[3].quantity": "must be at least 1",
+            "items[4].body": "must be a JSON object",
+        },
+    )
     assert svc.call("POST", "/api/orders/", {"restaurant_id": rid, "customer_name": "Bob", "items": []}).body[
-        "fields"] == {"items": "must list at least one menu item"}
+        "fields"
+    ] == {"items": "must list at least one menu item"}
     assert svc.call("POST", "/api/orders/", {"restaurant_id": UNKNOWN, "customer_name": "Bob", "items": []}).body[
-        "fields"] == {"restaurant_id": f"unknown restaurant {UNKNOWN} (deleted, or not synced here yet)"}
+        "fields"
+    ] == {"restaurant_id": f"unknown restaurant {UNKNOWN} (deleted, or not synced here yet)"}
     assert svc.call("GET", f"/api/orders/{UNKNOWN}/").status == 404
     assert len(svc.outbox()) == 1
 
@@ -319,8 +426,15 @@ def test_orders_are_priced_from_the_synced_menu(run_service):
 def test_orders_from_the_other_cluster_are_copied(run_service):
     svc = run_service("order")
     oid, rid = str(uuid.uuid4()), str(uuid.uuid4())
-    data = {"id": oid, "restaurant_id": rid, "customer_name": "Eve", "items": [], "total_cents": 0,
-            "status": "placed", "placed_at": "2026-01-02T03:04:05.678901+00:00"}
+    data = {
+        "id": oid,
+        "restaurant_id": rid,
+        "customer_name": "Eve",
+        "items": [],
+        "total_cents": 0,
+        "status": "placed",
+        "placed_at": "2026-01-02T03:04:05.678901+00:00",
+    }
     assert svc.apply(event("ORDER_CREATED", data, subject=oid, version=7, service="order")) == ["applied"]
     copied = svc.call("GET", f"/api/orders/{oid}/").body
     assert {k: v for k, v in copied.items() if k not in ("version", "last_writer")} == data

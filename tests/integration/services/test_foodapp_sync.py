@@ -36,20 +36,26 @@ def test_restaurant_reaches_menu_and_order_services(deployed, eventually):
     assert row == expected
 
     # A menu item created on the copy reaches the order service, which can then take an order.
-    mid = menu.call("POST", "/api/menu-items/", {"restaurant_id": rid, "name": "Shoyu", "price_cents": 1200}).body[
-        "id"]
+    mid = menu.call("POST", "/api/menu-items/", {"restaurant_id": rid, "name": "Shoyu", "price_cents": 1200}).body["id"]
     eventually(lambda: order.find("/api/menu-items/", mid), "menu item in the order service")
-    placed = order.call("POST", "/api/orders/", {"restaurant_id": rid, "customer_name": "Ada",
-                                                 "items": [{"menu_item_id": mid, "quantity": 2}]})
+    placed = order.call(
+        "POST",
+        "/api/orders/",
+        {"restaurant_id": rid, "customer_name": "Ada", "items": [{"menu_item_id": mid, "quantity": 2}]},
+    )
     assert (placed.status, placed.body["total_cents"]) == (201, 2400)
 
     restaurant.call("PATCH", f"/api/restaurants/{rid}/", {"name": "Noodle House"})
-    eventually(lambda: (same_row([menu, order], "/api/restaurants/", rid, ("name",)) or {}).get("name")
-               == "Noodle House", "renamed copies")
+    eventually(
+        lambda: (same_row([menu, order], "/api/restaurants/", rid, ("name",)) or {}).get("name") == "Noodle House",
+        "renamed copies",
+    )
 
     restaurant.call("DELETE", f"/api/restaurants/{rid}/")
-    eventually(lambda: menu.find("/api/restaurants/", rid) is None and order.find("/api/restaurants/", rid) is None,
-               "deletion in the copies")
+    eventually(
+        lambda: menu.find("/api/restaurants/", rid) is None and order.find("/api/restaurants/", rid) is None,
+        "deletion in the copies",
+    )
     assert menu.call("POST", "/api/menu-items/", {"restaurant_id": rid, "name": "x", "price_cents": 1}).status == 400
 
 
@@ -78,8 +84,10 @@ def test_two_clusters_converge_on_every_write_and_on_concurrent_ones(deployed, e
     # Truly concurrent writes, several rounds: whichever wins, both clusters keep the same one.
     with ThreadPoolExecutor(max_workers=2) as pool:
         for round_ in range(5):
-            writes = [pool.submit(svc.call, "PATCH", f"/api/restaurants/{rid}/", {"name": f"{svc.cluster} {round_}"})
-                      for svc in (east, west)]
+            writes = [
+                pool.submit(svc.call, "PATCH", f"/api/restaurants/{rid}/", {"name": f"{svc.cluster} {round_}"})
+                for svc in (east, west)
+            ]
             assert [w.result().status for w in writes] == [200, 200]
     row = eventually(lambda: same_row([east, west], "/api/restaurants/", rid, fields), "convergence")
     assert row["name"] in {"east 4", "west 4"}

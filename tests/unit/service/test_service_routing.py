@@ -12,16 +12,30 @@ pytestmark = pytest.mark.unit
 
 def spec(max_attempts=3, dead_letter=True):
     return contract.build(
-        cluster="east", namespace="shop", subscription="menu", events=["menu.updated"],
-        max_attempts=max_attempts, initial_backoff_ms=1000, max_backoff_ms=1500,
-        dead_letter=dead_letter, prefetch=10,
+        cluster="east",
+        namespace="shop",
+        subscription="menu",
+        events=["menu.updated"],
+        max_attempts=max_attempts,
+        initial_backoff_ms=1000,
+        max_backoff_ms=1500,
+        dead_letter=dead_letter,
+        prefetch=10,
     )
 
 
-@pytest.mark.parametrize(("headers", "attempt"), [
-    (None, 1), ({}, 1), ({routing.ATTEMPT: 2}, 2), ({routing.ATTEMPT: "3"}, 3),
-    ({routing.ATTEMPT: "x"}, 1), ({routing.ATTEMPT: 0}, 1), ({routing.ATTEMPT: None}, 1),
-])
+@pytest.mark.parametrize(
+    ("headers", "attempt"),
+    [
+        (None, 1),
+        ({}, 1),
+        ({routing.ATTEMPT: 2}, 2),
+        ({routing.ATTEMPT: "3"}, 3),
+        ({routing.ATTEMPT: "x"}, 1),
+        ({routing.ATTEMPT: 0}, 1),
+        ({routing.ATTEMPT: None}, 1),
+    ],
+)
 def test_attempt_of(headers, attempt):
     assert routing.attempt_of(headers) == attempt
 
@@ -29,8 +43,9 @@ def test_attempt_of(headers, attempt):
 def test_first_failures_go_to_the_delay_queue_of_their_attempt():
     s = spec()
     first = routing.after_failure(s, {"trace": "t"}, RuntimeError("boom"))
-    assert first == routing.Retry(queue=f"{s.queue}.retry.1000ms", headers={"trace": "t", routing.ATTEMPT: 2},
-                                  attempt=2)
+    assert first == routing.Retry(
+        queue=f"{s.queue}.retry.1000ms", headers={"trace": "t", routing.ATTEMPT: 2}, attempt=2
+    )
     second = routing.after_failure(s, first.headers, RuntimeError("boom"))
     assert second.queue == f"{s.queue}.retry.1500ms"  # capped backoff
     assert second.headers[routing.ATTEMPT] == 3

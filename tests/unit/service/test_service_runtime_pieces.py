@@ -23,16 +23,21 @@ def test_settings_dict_beats_environment_beats_default():
 
 
 def test_settings_are_typed_from_the_environment():
-    settings = resolve({}, {"RABBITSYNC_HTTP_PORT": "9000", "RABBITSYNC_RELAY_IN_PROCESS": "false",
-                            "RABBITSYNC_CONFIRM_TIMEOUT": "2.5"})
+    settings = resolve(
+        {},
+        {"RABBITSYNC_HTTP_PORT": "9000", "RABBITSYNC_RELAY_IN_PROCESS": "false", "RABBITSYNC_CONFIRM_TIMEOUT": "2.5"},
+    )
     assert (settings.http_port, settings.relay_in_process, settings.confirm_timeout) == (9000, False, 2.5)
 
 
-@pytest.mark.parametrize(("overrides", "environ"), [
-    ({"HTTP_PORT": "eighty"}, {}),
-    ({}, {"RABBITSYNC_RELAY_IN_PROCESS": "maybe"}),
-    ({"NO_SUCH_KEY": 1}, {}),
-])
+@pytest.mark.parametrize(
+    ("overrides", "environ"),
+    [
+        ({"HTTP_PORT": "eighty"}, {}),
+        ({}, {"RABBITSYNC_RELAY_IN_PROCESS": "maybe"}),
+        ({"NO_SUCH_KEY": 1}, {}),
+    ],
+)
 def test_bad_settings_are_refused_clearly(overrides, environ):
     with pytest.raises(ImproperlyConfigured):
         resolve(overrides, environ)

@@ -35,8 +35,9 @@ def kubectl() -> Path:
 
 
 def render(directory: str) -> list[dict]:
-    out = subprocess.run([str(kubectl()), "kustomize", str(MANIFESTS / directory)], capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run(
+        [str(kubectl()), "kustomize", str(MANIFESTS / directory)], capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
@@ -77,7 +78,9 @@ def test_overlay_renders_operator_broker_and_services_for_its_cluster(cluster):
     for deployment in deployments.values():
         assert env_of(deployment["spec"]["template"]["spec"]["containers"][0])["RABBITSYNC_CLUSTER"] == cluster
     assert set(of_kind(docs, "CustomResourceDefinition")) == {
-        "syncbrokers.rabbitsync.io", "syncsubscriptions.rabbitsync.io"}
+        "syncbrokers.rabbitsync.io",
+        "syncsubscriptions.rabbitsync.io",
+    }
     assert set(of_kind(docs, "Namespace")) == {"rabbitsync-system", "foodapp"}
 
 
@@ -102,8 +105,10 @@ def test_services_are_wired_to_the_broker_secret_their_code_and_their_subscripti
         assert (ROOT / "services" / name / package / "settings.py").exists()
         assert app["command"][:3] == ["python", "manage.py", "runserver"]
         [migrate] = pod["initContainers"]
-        assert (migrate["command"], migrate["workingDir"]) == (["python", "manage.py", "migrate", "--noinput"],
-                                                               app["workingDir"])
+        assert (migrate["command"], migrate["workingDir"]) == (
+            ["python", "manage.py", "migrate", "--noinput"],
+            app["workingDir"],
+        )
         assert env_of(migrate)["SQLITE_PATH"] == env["SQLITE_PATH"]
         mounts = {m["mountPath"]: m["name"] for m in app["volumeMounts"]}
         assert str(Path(env["SQLITE_PATH"]).parent) in mounts
@@ -118,7 +123,10 @@ def test_services_are_wired_to_the_broker_secret_their_code_and_their_subscripti
         assert set(spec.events) <= handled_events(name), name
         assert any(e.startswith(OWN_EVENTS[name]) for e in spec.events)
     assert {e for e in subscriptions["restaurant-menu"]["spec"]["events"] if e.startswith("RESTAURANT_")} == {
-        "RESTAURANT_CREATED", "RESTAURANT_UPDATED", "RESTAURANT_DELETED"}
+        "RESTAURANT_CREATED",
+        "RESTAURANT_UPDATED",
+        "RESTAURANT_DELETED",
+    }
     order_events = set(subscriptions["order"]["spec"]["events"])
     assert {"RESTAURANT_DELETED", "MENU_ITEM_UPDATED", "ORDER_CREATED"} <= order_events
 

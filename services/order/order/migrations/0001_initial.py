@@ -6,62 +6,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='MenuItem',
+            name="MenuItem",
             fields=[
-                ('sync_version', models.BigIntegerField(default=0)),
-                ('sync_source', models.CharField(blank=True, default='', max_length=512)),
-                ('id', models.UUIDField(primary_key=True, serialize=False)),
-                ('restaurant_id', models.UUIDField(db_index=True, null=True)),
-                ('name', models.CharField(default='', max_length=200)),
-                ('price_cents', models.PositiveIntegerField(default=0)),
-                ('available', models.BooleanField(default=True)),
-                ('deleted', models.BooleanField(default=False)),
+                ("sync_version", models.BigIntegerField(default=0)),
+                ("sync_source", models.CharField(blank=True, default="", max_length=512)),
+                ("id", models.UUIDField(primary_key=True, serialize=False)),
+                ("restaurant_id", models.UUIDField(db_index=True, null=True)),
+                ("name", models.CharField(default="", max_length=200)),
+                ("price_cents", models.PositiveIntegerField(default=0)),
+                ("available", models.BooleanField(default=True)),
+                ("deleted", models.BooleanField(default=False)),
             ],
             options={
-                'db_table': 'order_menuitem',
-                'ordering': ['restaurant_id', 'name', 'id'],
+                "db_table": "order_menuitem",
+                "ordering": ["restaurant_id", "name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('sync_version', models.BigIntegerField(default=0)),
-                ('sync_source', models.CharField(blank=True, default='', max_length=512)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('restaurant_id', models.UUIDField(db_index=True, null=True)),
-                ('customer_name', models.CharField(default='', max_length=200)),
-                ('items', models.JSONField(default=list)),
-                ('total_cents', models.PositiveIntegerField(default=0)),
-                ('status', models.CharField(default='placed', max_length=20)),
-                ('placed_at', models.DateTimeField(null=True)),
-                ('deleted', models.BooleanField(default=False)),
+                ("sync_version", models.BigIntegerField(default=0)),
+                ("sync_source", models.CharField(blank=True, default="", max_length=512)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("restaurant_id", models.UUIDField(db_index=True, null=True)),
+                ("customer_name", models.CharField(default="", max_length=200)),
+                ("items", models.JSONField(default=list)),
+                ("total_cents", models.PositiveIntegerField(default=0)),
+                ("status", models.CharField(default="placed", max_length=20)),
+                ("placed_at", models.DateTimeField(null=True)),
+                ("deleted", models.BooleanField(default=False)),
             ],
             options={
-                'db_table': 'order_order',
-                'ordering': ['-placed_at', 'id'],
+                "db_table": "order_order",
+                "ordering": ["-placed_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Restaurant',
+            name="Restaurant",
             fields=[
-                ('sync_version', models.BigIntegerField(default=0)),
-                ('sync_source', models.CharField(blank=True, default='', max_length=512)),
-                ('id', models.UUIDField(primary_key=True, serialize=False)),
-                ('name', models.CharField(default='', max_length=200)),
-                ('cuisine', models.CharField(blank=True, default='', max_length=100)),
-                ('deleted', models.BooleanField(default=False)),
+                ("sync_version", models.BigIntegerField(default=0)),
+                ("sync_source", models.CharField(blank=True, default="", max_length=512)),
+                ("id", models.UUIDField(primary_key=True, serialize=False)),
+                ("name", models.CharField(default="", max_length=200)),
+                ("cuisine", models.CharField(blank=True, default="", max_length=100)),
+                ("deleted", models.BooleanField(default=False)),
             ],
             options={
-                'db_table': 'order_restaurant',
-                'ordering': ['name', 'id'],
+                "db_table": "order_restaurant",
+                "ordering": ["name", "id"],
             },
         ),
     ]

@@ -6,28 +6,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Restaurant',
+            name="Restaurant",
             fields=[
-                ('sync_version', models.BigIntegerField(default=0)),
-                ('sync_source', models.CharField(blank=True, default='', max_length=512)),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('email', models.CharField(blank=True, default='', max_length=254)),
-                ('address', models.CharField(blank=True, default='', max_length=500)),
-                ('cuisine', models.CharField(blank=True, default='', max_length=100)),
-                ('deleted', models.BooleanField(default=False)),
+                ("sync_version", models.BigIntegerField(default=0)),
+                ("sync_source", models.CharField(blank=True, default="", max_length=512)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=200)),
+                ("email", models.CharField(blank=True, default="", max_length=254)),
+                ("address", models.CharField(blank=True, default="", max_length=500)),
+                ("cuisine", models.CharField(blank=True, default="", max_length=100)),
+                ("deleted", models.BooleanField(default=False)),
             ],
             options={
-                'db_table': 'restaurant_restaurant',
-                'ordering': ['name', 'id'],
+                "db_table": "restaurant_restaurant",
+                "ordering": ["name", "id"],
             },
         ),
     ]

@@ -4,37 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Effect',
+            name="Effect",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(db_index=True, max_length=128)),
-                ('subject', models.CharField(blank=True, default='', max_length=255)),
-                ('applied_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.CharField(db_index=True, max_length=128)),
+                ("subject", models.CharField(blank=True, default="", max_length=255)),
+                ("applied_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'db_table': 'svc_effect',
+                "db_table": "svc_effect",
             },
         ),
         migrations.CreateModel(
-            name='Entity',
+            name="Entity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sync_version', models.BigIntegerField(default=0)),
-                ('sync_source', models.CharField(blank=True, default='', max_length=512)),
-                ('key', models.CharField(max_length=255, unique=True)),
-                ('name', models.CharField(max_length=255)),
-                ('price', models.IntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sync_version", models.BigIntegerField(default=0)),
+                ("sync_source", models.CharField(blank=True, default="", max_length=512)),
+                ("key", models.CharField(max_length=255, unique=True)),
+                ("name", models.CharField(max_length=255)),
+                ("price", models.IntegerField(default=0)),
             ],
             options={
-                'db_table': 'svc_entity',
+                "db_table": "svc_entity",
             },
         ),
     ]
