@@ -39,3 +39,24 @@ def is_event_type(value: str) -> bool:
     # fullmatch, not match: Python's `$` also matches before a final newline, pydantic's and the API
     # server's do not.
     return len(value) <= EVENT_TYPE_MAX_LENGTH and _EVENT_TYPE.fullmatch(value) is not None
+
+
+def routing_key(namespace: str, event_type: str) -> str:
+    """The routing key of ``event_type`` published in ``namespace``: the namespace is the sync domain.
+
+    The same namespace name in two clusters is one domain (that is how east and west converge); two
+    namespaces never see each other's events, because the operator binds and the broker's topic
+    permissions allow only keys of the subscriber's or publisher's own namespace. Namespace names are
+    DNS labels (no dots), so the first word of a key is always the whole namespace.
+    """
+    return f"{namespace}.{event_type}"
+
+
+def broker_username(cluster: str, namespace: str, service: str) -> str:
+    """The broker user of one service in one cluster, as the AMQP ``user_id`` of its events shows it."""
+    return f"rabbitsync.{cluster}.{namespace}.{service}"
+
+
+def service_secret_name(service: str) -> str:
+    """The Secret, in the service's namespace, holding that service's own broker credentials (key ``uri``)."""
+    return f"rabbitsync-{service}"
