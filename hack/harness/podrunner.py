@@ -288,11 +288,7 @@ class PodRunner:
         except ApiException as e:
             log.warning("listing deployments failed: %s", e.reason)
             return
-        wanted = {}
-        for d in items:
-            raw = self.api.sanitize_for_serialization(d)
-            if (raw["spec"].get("replicas", 1) or 0) > 0 and not raw["metadata"].get("deletionTimestamp"):
-                wanted[raw["metadata"]["name"]] = raw
+        wanted = self._wanted(items)
         for name in list(self.pods):
             pod = self.pods[name]
             if name not in wanted or template_hash(wanted[name]["spec"]["template"]) != pod.template_hash:
@@ -307,17 +303,29 @@ class PodRunner:
         now = time.monotonic()
         for pod in self.pods.values():
             for container in pod.containers:
-                if container.record is not None and not processes.alive(container.record):
-                    if container.next_start == 0.0:
-                        container.restarts += 1
-                        container.next_start = now + min(30.0, 2.0 ** min(container.restarts, 5))
-                        log.warning(
-                            "%s: container %s exited; restart #%d soon", pod.name, container.name, container.restarts
-                        )
-                    elif now >= container.next_start:
-                        container.next_start = 0.0
-                        self._launch(pod, container)
+                self._restart_if_exited(pod, container, now)
         self._write_status()
+
+    def _wanted(self, items: list[Any]) -> dict[str, dict[str, Any]]:
+        """The Deployments that should have a pod: scaled above zero and not being deleted."""
+        wanted = {}
+        for d in items:
+            raw = self.api.sanitize_for_serialization(d)
+            if (raw["spec"].get("replicas", 1) or 0) > 0 and not raw["metadata"].get("deletionTimestamp"):
+                wanted[raw["metadata"]["name"]] = raw
+        return wanted
+
+    def _restart_if_exited(self, pod: Pod, container: Container, now: float) -> None:
+        """A kubelet's restartPolicy Always, with its capped backoff: note the exit, restart once due."""
+        if container.record is None or processes.alive(container.record):
+            return
+        if container.next_start == 0.0:
+            container.restarts += 1
+            container.next_start = now + min(30.0, 2.0 ** min(container.restarts, 5))
+            log.warning("%s: container %s exited; restart #%d soon", pod.name, container.name, container.restarts)
+        elif now >= container.next_start:
+            container.next_start = 0.0
+            self._launch(pod, container)
 
     def _write_status(self) -> None:
         status = {
