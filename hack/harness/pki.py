@@ -128,3 +128,35 @@ def generate(directory: Path) -> ClusterPKI:
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return pki
+
+
+@dataclass(frozen=True)
+class BrokerPKI:
+    """A throwaway CA and the broker's serving certificate (SAN: localhost and 127.0.0.1)."""
+
+    ca_cert: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+
+
+def generate_broker(directory: Path, ca_name: str = "rabbitsync-broker-ca") -> BrokerPKI:
+    """Create (or reuse) a CA and a RabbitMQ serving certificate under ``directory``."""
+    pki = BrokerPKI(
+        ca_cert=directory / "ca.crt",
+        ca_key=directory / "ca.key",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+    )
+    if all(p.exists() for p in vars(pki).values()):
+        return pki
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = _key()
+    ca = _name(ca_name)
+    sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    server_key = _key()
+    _write_key(pki.ca_key, ca_key)
+    _write_cert(pki.ca_cert, _issue(ca, ca_key, ca, ca_key, ca=True))
+    _write_key(pki.server_key, server_key)
+    _write_cert(pki.server_cert, _issue(_name("localhost"), server_key, ca, ca_key, server_sans=sans))
+    return pki
