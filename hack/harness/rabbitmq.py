@@ -290,6 +290,8 @@ def launch(broker: Broker) -> None:
     """Start the node laid out by ``prepare`` (again, after a stop or a kill: its data is kept) and wait for it."""
     log_file = broker.files.logs / "server.out"
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    # A pid file left by a killed node would make `rabbitmqctl wait` give up on the dead pid at once.
+    broker.files.pid_file.unlink(missing_ok=True)
     with log_file.open("ab") as out:
         subprocess.run(
             _command(broker, "rabbitmq-server", "-detached"),

@@ -73,9 +73,8 @@ def test_a_wrong_ca_is_a_broker_error_without_the_password(tls_broker: rabbitmq.
     password = "tls-S3cr/t:@%"
     url = tls_broker.amqps_url.replace("guest:guest@", f"guest:{urllib.parse.quote(password, safe='')}@")
     endpoint = BrokerEndpoint(url, management_uri=tls_broker.management_tls_url, ca_pem=_other_ca(tmp_path))
-    with pytest.raises(BrokerUnreachable) as amqp_error:
-        with connect(endpoint, name="tls-wrong-ca", timeouts=TIMEOUTS):
-            pass
+    with pytest.raises(BrokerUnreachable) as amqp_error, connect(endpoint, name="tls-wrong-ca", timeouts=TIMEOUTS):
+        pass
     assert "CERTIFICATE_VERIFY_FAILED" in str(amqp_error.value)
     with pytest.raises(BrokerError) as http_error:
         RabbitBroker(endpoint, TIMEOUTS).observe("amq.topic", "tls.none")
