@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = dt.timedelta(days=365)
 
@@ -75,7 +75,7 @@ def _issue(
             x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
         )
     else:
-        usages = [x509.ExtendedKeyUsageOID.SERVER_AUTH] if server_sans else [x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server_sans else [ExtendedKeyUsageOID.CLIENT_AUTH]
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     if server_sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(server_sans), critical=False)

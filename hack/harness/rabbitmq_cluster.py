@@ -31,7 +31,8 @@ class Cluster:
         for node in self.nodes:
             if rabbitmq.ready(node):
                 status = rabbitmq.management_get(node.management_url, "/api/nodes")
-                return sorted(str(n["name"]) for n in status if isinstance(n, dict) and n.get("running"))  # type: ignore[union-attr]
+                assert isinstance(status, list)
+                return sorted(str(n["name"]) for n in status if n.get("running"))
         return []
 
 
