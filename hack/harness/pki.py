@@ -86,6 +86,19 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def _already_made(files: object, directory: Path) -> bool:
+    """Whether every path of ``files`` (a dataclass of paths) exists; else ``directory`` is made for them."""
+    if all(p.exists() for p in vars(files).values()):
+        return True
+    directory.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def _new_ca(common_name: str) -> tuple[rsa.RSAPrivateKey, x509.Name, x509.Certificate]:
+    key, name = _key(), _name(common_name)
+    return key, name, _issue(name, key, name, key, ca=True)
+
+
 def generate(directory: Path) -> ClusterPKI:
     """Create (or reuse) the PKI of one cluster under ``directory``."""
     pki = ClusterPKI(
@@ -98,12 +111,9 @@ def generate(directory: Path) -> ClusterPKI:
         sa_key=directory / "sa.key",
         sa_pub=directory / "sa.pub",
     )
-    if all(p.exists() for p in vars(pki).values()):
+    if _already_made(pki, directory):
         return pki
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key = _key()
-    ca_name = _name("rabbitsync-local-ca")
-    ca_cert = _issue(ca_name, ca_key, ca_name, ca_key, ca=True)
+    ca_key, ca_name, ca_cert = _new_ca("rabbitsync-local-ca")
     serving_key = _key()
     sans: list[x509.GeneralName] = [
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -148,15 +158,13 @@ def generate_broker(directory: Path, ca_name: str = "rabbitsync-broker-ca") -> B
         server_cert=directory / "server.crt",
         server_key=directory / "server.key",
     )
-    if all(p.exists() for p in vars(pki).values()):
+    if _already_made(pki, directory):
         return pki
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key = _key()
-    ca = _name(ca_name)
+    ca_key, ca, ca_cert = _new_ca(ca_name)
     sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     server_key = _key()
     _write_key(pki.ca_key, ca_key)
-    _write_cert(pki.ca_cert, _issue(ca, ca_key, ca, ca_key, ca=True))
+    _write_cert(pki.ca_cert, ca_cert)
     _write_key(pki.server_key, server_key)
     _write_cert(pki.server_cert, _issue(_name("localhost"), server_key, ca, ca_key, server_sans=sans))
     return pki

@@ -123,7 +123,7 @@ ENABLED_PLUGINS = "[rabbitmq_management].\n"
 
 @dataclass(frozen=True)
 class NodeFiles:
-    """Where one node keeps everything, all under its base directory (wiped at start: the node is throwaway)."""
+    """Where one node keeps everything, all under its base directory (its data is wiped at each fresh start)."""
 
     base: Path
 
