@@ -76,6 +76,15 @@ test-unit: venv ## Unit tests only (no servers)
 test-integration: venv ## Integration tests (real kube-apiserver, real RabbitMQ)
 	$(VENV)/bin/pytest -m integration
 
+# The broker-facing integration tests again on RabbitMQ 4.0 (Debian 13's, in a chroot: the first run
+# builds the root with debootstrap and caches it in ~/.cache/rabbitsync/debian-trixie).
+BROKER_VERSION_TESTS := tests/integration/broker tests/integration/harness/test_broker.py \
+	tests/integration/harness/test_cluster.py tests/integration/tls/test_amqps.py
+
+.PHONY: test-broker-versions
+test-broker-versions: venv ## The broker integration tests (single node, cluster, TLS) on RabbitMQ 4.0 too
+	RABBITSYNC_RABBITMQ=4.0 $(VENV)/bin/pytest $(BROKER_VERSION_TESTS)
+
 ##@ Demo
 .PHONY: demo
 demo: venv ## The two-cluster story: clusters, broker, manifests, operators, services; runs until dev-down

@@ -91,7 +91,7 @@ def _running_dev_env() -> environment.Environment | None:
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
     dev = _running_dev_env()
-    if dev is not None:
+    if dev is not None and rabbitmq.serves(dev.broker, rabbitmq.Options.from_env()):
         yield BrokerHandle(dev.broker)
         return
     if not (Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() or shutil.which("apt-get")):

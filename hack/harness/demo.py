@@ -56,19 +56,22 @@ def reachable(url: str) -> bool:
         return False
 
 
-def _point_brokers_at_local(kubeconfig: Path, amqp_url: str, management_url: str) -> None:
+def _point_brokers_at_local(kubeconfig: Path, amqp_url: str, management_url: str, ca_pem: str | None) -> None:
     brokers = json.loads(operators.kubectl(kubeconfig, "get", "syncbrokers", "-n", APP_NAMESPACE, "-o", "json"))
     for item in brokers["items"]:
         secret = item["spec"]["secretRef"]["name"]
-        patch = {
-            "data": {
-                "uri": base64.b64encode(amqp_url.encode()).decode(),
-                "managementUri": base64.b64encode(management_url.encode()).decode(),
-            }
-        }
+        data = {"uri": amqp_url, "managementUri": management_url, **({"ca.crt": ca_pem} if ca_pem else {})}
+        patch = {"data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}}
         operators.kubectl(
             kubeconfig, "patch", "secret", secret, "-n", APP_NAMESPACE, "--type=merge", "-p", json.dumps(patch)
         )
+        if ca_pem:
+            # A TLS broker (RABBITSYNC_BROKER_TLS=1): its CA rides in the same Secret.
+            tls = {"spec": {"tls": {"caSecretRef": {"name": secret, "key": "ca.crt"}}}}
+            name = item["metadata"]["name"]
+            operators.kubectl(
+                kubeconfig, "patch", "syncbroker", name, "-n", APP_NAMESPACE, "--type=merge", "-p", json.dumps(tls)
+            )
 
 
 def service_urls(directory: Path, cluster: str) -> dict[str, str]:
@@ -94,6 +97,7 @@ def deploy(
     amqp_url: str,
     management_url: str,
     ip_prefixes: dict[str, str] = IP_PREFIXES,
+    ca_pem: str | None = None,
 ) -> dict[str, dict[str, str]]:
     """Apply each cluster's overlay, run its pods, wait until every service and sidecar is ready.
 
@@ -106,7 +110,7 @@ def deploy(
         operators.install(kubeconfig)
         overlay = str(REPO_ROOT / "manifests" / "overlays" / cluster)
         operators.kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-k", overlay)
-        _point_brokers_at_local(kubeconfig, amqp_url, management_url)
+        _point_brokers_at_local(kubeconfig, amqp_url, management_url, ca_pem)
         podrunner.start_runner(directory, cluster, kubeconfig, NAMESPACES, ip_prefixes[cluster])
     for cluster in kubeconfigs:
         _say(f"==> {cluster}: waiting for the operator, the services and their injected sidecars")

@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = dt.timedelta(days=365)
 
@@ -75,7 +75,7 @@ def _issue(
             x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
         )
     else:
-        usages = [x509.ExtendedKeyUsageOID.SERVER_AUTH] if server_sans else [x509.ExtendedKeyUsageOID.CLIENT_AUTH]
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server_sans else [ExtendedKeyUsageOID.CLIENT_AUTH]
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     if server_sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(server_sans), critical=False)
@@ -84,6 +84,19 @@ def _issue(
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _already_made(files: object, directory: Path) -> bool:
+    """Whether every path of ``files`` (a dataclass of paths) exists; else ``directory`` is made for them."""
+    if all(p.exists() for p in vars(files).values()):
+        return True
+    directory.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def _new_ca(common_name: str) -> tuple[rsa.RSAPrivateKey, x509.Name, x509.Certificate]:
+    key, name = _key(), _name(common_name)
+    return key, name, _issue(name, key, name, key, ca=True)
 
 
 def generate(directory: Path) -> ClusterPKI:
@@ -98,12 +111,9 @@ def generate(directory: Path) -> ClusterPKI:
         sa_key=directory / "sa.key",
         sa_pub=directory / "sa.pub",
     )
-    if all(p.exists() for p in vars(pki).values()):
+    if _already_made(pki, directory):
         return pki
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key = _key()
-    ca_name = _name("rabbitsync-local-ca")
-    ca_cert = _issue(ca_name, ca_key, ca_name, ca_key, ca=True)
+    ca_key, ca_name, ca_cert = _new_ca("rabbitsync-local-ca")
     serving_key = _key()
     sans: list[x509.GeneralName] = [
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -127,4 +137,34 @@ def generate(directory: Path) -> ClusterPKI:
     pki.sa_pub.write_bytes(
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
+    return pki
+
+
+@dataclass(frozen=True)
+class BrokerPKI:
+    """A throwaway CA and the broker's serving certificate (SAN: localhost and 127.0.0.1)."""
+
+    ca_cert: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+
+
+def generate_broker(directory: Path, ca_name: str = "rabbitsync-broker-ca") -> BrokerPKI:
+    """Create (or reuse) a CA and a RabbitMQ serving certificate under ``directory``."""
+    pki = BrokerPKI(
+        ca_cert=directory / "ca.crt",
+        ca_key=directory / "ca.key",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+    )
+    if _already_made(pki, directory):
+        return pki
+    ca_key, ca, ca_cert = _new_ca(ca_name)
+    sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    server_key = _key()
+    _write_key(pki.ca_key, ca_key)
+    _write_cert(pki.ca_cert, ca_cert)
+    _write_key(pki.server_key, server_key)
+    _write_cert(pki.server_cert, _issue(_name("localhost"), server_key, ca, ca_key, server_sans=sans))
     return pki

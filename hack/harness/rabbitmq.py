@@ -3,55 +3,111 @@
 A broker already listening on 127.0.0.1:5672 is reused (its credentials come from
 ``RABBITSYNC_AMQP_URL``/``RABBITSYNC_MANAGEMENT_URL``, else guest/guest) and never stopped by us.
 Otherwise the harness runs its own node with all its files under the state directory, as root
-without the Debian service wrapper, and stops it on teardown.
+without the Debian service wrapper, and stops it on teardown (``rabbitmq_teardown``: a bounded
+shutdown, then SIGTERM and SIGKILL of that node's own processes).
+
+Two environment variables choose another broker (read by ``make dev-up`` and the test fixtures):
+``RABBITSYNC_RABBITMQ=4.0`` runs Debian 13's RabbitMQ 4.0 in a chroot (``debian_root``) and
+``RABBITSYNC_BROKER_TLS=1`` adds an amqps (and https management) listener with a throwaway CA. Such
+a node is never the shared one: it gets ports, node name and epmd of its own (``rabbitmq_config``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import shutil
+import ssl
 import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
 from base64 import b64encode
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from harness import processes
+from harness import debian_root, pki, processes, rabbitmq_teardown
+from harness.rabbitmq_config import (
+    ENABLED_PLUGINS,
+    NodeFiles,
+    Ports,
+    TLSFiles,
+    node_env,
+    node_name,
+    own_ports,
+    render_config,
+    write_cookie,
+)
+
+log = logging.getLogger(__name__)
 
 AMQP_PORT = 5672
 MANAGEMENT_PORT = 15672
 NODE = "rabbitsync@localhost"
 _SBIN = Path("/usr/lib/rabbitmq/bin")
 
-_CONFIG = f"""\
-listeners.tcp.default = 127.0.0.1:{AMQP_PORT}
-management.tcp.ip = 127.0.0.1
-management.tcp.port = {MANAGEMENT_PORT}
-loopback_users = none
-# Quicker detection of dead peers for the fault tests; the client side sets heartbeats too.
-heartbeat = 10
-"""
+DEFAULT_VERSION = "3.10"
+SUITES: dict[str, str | None] = {"3.10": None, "4.0": "trixie"}
+"""Broker version -> the Debian release whose ``rabbitmq-server`` it is (None: this machine's, Debian 12)."""
+SHUTDOWN_TIMEOUT = 30.0
+"""Seconds ``rabbitmqctl shutdown`` may take before teardown signals the node's processes."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Which broker to run: the version and whether it also listens for TLS."""
+
+    version: str = DEFAULT_VERSION
+    tls: bool = False
+
+    @classmethod
+    def from_env(cls) -> Options:
+        version = os.environ.get("RABBITSYNC_RABBITMQ") or DEFAULT_VERSION
+        if version not in SUITES:
+            raise ValueError(f"RABBITSYNC_RABBITMQ={version!r}: one of {', '.join(SUITES)}")
+        return cls(version=version, tls=os.environ.get("RABBITSYNC_BROKER_TLS", "") not in ("", "0"))
+
+    @property
+    def shared(self) -> bool:
+        """The plain default broker, the one on 5672 that may be shared with others."""
+        return self == Options()
 
 
 @dataclass(frozen=True)
 class Broker:
-    """A running broker as recorded in the state directory."""
+    """A running broker (or one node of a cluster) as recorded in the state directory."""
 
     amqp_url: str
     management_url: str
     node: str
     owned: bool
     base: str
+    version: str = DEFAULT_VERSION
+    ports: Ports | None = None
+    """Set for a node we started (None: a reused broker, whose ports we only know from its URLs)."""
+    root: str | None = None
+    """The Debian root the node runs in under chroot (None: this machine's RabbitMQ)."""
+    home: str | None = None
+    """HOME holding the node's Erlang cookie (None: the caller's, as for the shared default node)."""
+    amqps_url: str | None = None
+    management_tls_url: str | None = None
+    ca_pem: str | None = None
+    """The PEM CA that signed the TLS listeners' certificate (host names localhost and 127.0.0.1)."""
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Broker:
-        return cls(**data)  # type: ignore[arg-type]
+        ports = data.get("ports")
+        fields = {**data, "ports": Ports(**ports) if isinstance(ports, dict) else None}
+        return cls(**fields)  # type: ignore[arg-type]
+
+    @property
+    def files(self) -> NodeFiles:
+        return NodeFiles(Path(self.base))
 
 
 def ensure_installed() -> None:
@@ -64,41 +120,45 @@ def ensure_installed() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "rabbitmq-server"], check=True, env=env)
 
 
-def _env(base: Path) -> dict[str, str]:
-    return {
-        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(base / "log"),
-        "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
-        "RABBITMQ_NODENAME": NODE,
-        "HOME": str(Path.home()),
-    }
+def _env(broker: Broker) -> dict[str, str]:
+    ports = broker.ports or Ports.default()
+    home = Path(broker.home) if broker.home else Path.home()
+    # UTF-8 for RabbitMQ 4's CLI (Elixir), which warns on a latin1 VM and mangles names.
+    return {**node_env(broker.files, broker.node, ports, home), "LANG": "C.UTF-8"}
+
+
+def _command(broker: Broker, program: str, *args: str) -> list[str]:
+    """``program`` (a script of RabbitMQ's sbin) for this broker, inside its Debian root when it has one."""
+    # The unwrapped scripts run as the caller and so use the caller's Erlang cookie, which is what a node
+    # the harness started (as this user) expects; Debian's /usr/sbin wrapper would switch to the rabbitmq user.
+    if broker.root:
+        return debian_root.chroot_command(Path(broker.root), [str(_SBIN / program), *args], binds=[Path(broker.base)])
+    exe = str(_SBIN / program) if (_SBIN / program).exists() else shutil.which(program) or program
+    return [exe, *args]
 
 
 def ctl(broker: Broker, *args: str, timeout: float = 60) -> str:
     """Run ``rabbitmqctl`` against the broker's node."""
-    # The unwrapped script runs as the caller and so uses the caller's Erlang cookie, which is what a node
-    # the harness started (as this user) expects; Debian's /usr/sbin wrapper would switch to the rabbitmq user.
-    exe = (
-        str(_SBIN / "rabbitmqctl") if (_SBIN / "rabbitmqctl").exists() else shutil.which("rabbitmqctl") or "rabbitmqctl"
-    )
-    env = {**os.environ, **(_env(Path(broker.base)) if broker.owned else {})}
-    proc = subprocess.run([exe, "-n", broker.node, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    env = {**os.environ, **(_env(broker) if broker.owned else {})}
+    argv = _command(broker, "rabbitmqctl", "-n", broker.node, *args)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
 
 
-def management_request(management_url: str, method: str, path: str, body: object | None = None) -> object:
-    """Call the management API; credentials come from the URL's userinfo."""
+def management_request(
+    management_url: str, method: str, path: str, body: object | None = None, ca_pem: str | None = None
+) -> object:
+    """Call the management API; credentials come from the URL's userinfo, ``ca_pem`` verifies https."""
     parts = urllib.parse.urlsplit(management_url)
     auth = b64encode(f"{parts.username}:{parts.password}".encode()).decode()
     base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
     req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    with urllib.request.urlopen(req, timeout=5) as resp:
+    context = ssl.create_default_context(cadata=ca_pem) if parts.scheme == "https" else None
+    with urllib.request.urlopen(req, timeout=5, context=context) as resp:
         raw = resp.read()
         return json.loads(raw) if raw else None
 
@@ -107,8 +167,8 @@ def management_get(management_url: str, path: str) -> object:
     return management_request(management_url, "GET", path)
 
 
-def create_vhost(broker: Broker, name: str) -> str:
-    """A fresh vhost the broker's user may fully use; returns the AMQP URL that points at it.
+def create_vhost(broker: Broker, name: str, tls: bool = False) -> str:
+    """A fresh vhost the broker's user may fully use; returns the AMQP (``tls``: amqps) URL that points at it.
 
     Isolation for suites that deploy fixed names (the e2e overlays' clusters are always east and
     west): in their own vhost they never share a queue with a running demo on the same broker.
@@ -122,8 +182,10 @@ def create_vhost(broker: Broker, name: str) -> str:
         f"/api/permissions/{quoted}/{user}",
         {"configure": ".*", "write": ".*", "read": ".*"},
     )
-    parts = urllib.parse.urlsplit(broker.amqp_url)
-    return urllib.parse.urlunsplit(parts._replace(path="/" + quoted))
+    url = broker.amqps_url if tls else broker.amqp_url
+    if url is None:
+        raise ValueError(f"broker {broker.node} has no TLS listener")
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + quoted))
 
 
 def delete_vhost(broker: Broker, name: str) -> None:
@@ -140,9 +202,13 @@ def ready(broker: Broker) -> bool:
     return True
 
 
-def start(base: Path) -> Broker:
-    """Reuse a broker on 127.0.0.1:5672, or start our own node under ``base``."""
-    if processes.port_open(AMQP_PORT):
+def start(base: Path, options: Options | None = None) -> Broker:
+    """Reuse a broker on 127.0.0.1:5672, or start our own node under ``base``.
+
+    ``options`` (default: from the environment) other than plain 3.10 always start a node of our own.
+    """
+    options = options or Options.from_env()
+    if options.shared and processes.port_open(AMQP_PORT):
         broker = Broker(
             amqp_url=os.environ.get("RABBITSYNC_AMQP_URL", f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/"),
             management_url=os.environ.get(
@@ -154,41 +220,103 @@ def start(base: Path) -> Broker:
         )
         processes.wait_until(lambda: ready(broker), 60, "existing RabbitMQ management API")
         return broker
-    ensure_installed()
-    base.mkdir(parents=True, exist_ok=True)
-    (base / "rabbitmq.conf").write_text(_CONFIG)
-    (base / "enabled_plugins").write_text("[rabbitmq_management].\n")
-    broker = Broker(
-        amqp_url=f"amqp://guest:guest@127.0.0.1:{AMQP_PORT}/",
-        management_url=f"http://guest:guest@127.0.0.1:{MANAGEMENT_PORT}",
-        node=NODE,
-        owned=True,
-        base=str(base),
-    )
-    _start_node(broker)
+    if not options.shared:
+        return start_own(base, options)
+    broker = prepare(base, Ports.default(), NODE, options, cookie=None)
+    launch(broker)
     return broker
 
 
-def _start_node(broker: Broker) -> None:
-    base = Path(broker.base)
-    log = base / "log" / "server.out"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
+def start_own(base: Path, options: Options) -> Broker:
+    """A node of our own on free ports, with its own node name, epmd and cookie: it meets no other broker."""
+    ports = own_ports(tls=options.tls)
+    broker = prepare(base, ports, node_name(ports), options, cookie=secrets.token_hex(20))
+    launch(broker)
+    return broker
+
+
+def serves(broker: Broker, options: Options) -> bool:
+    """Whether ``broker`` (e.g. the running dev environment's) is what ``options`` ask for."""
+    return broker.version == options.version and (broker.amqps_url is not None or not options.tls)
+
+
+def prepare(base: Path, ports: Ports, node: str, options: Options, cookie: str | None) -> Broker:
+    """Lay out a fresh node under ``base``: config, plugins, TLS files, cookie; no data from any earlier run.
+
+    The node is throwaway, so what an earlier run left there (thousands of queues, a node that never
+    stopped) is killed and wiped rather than recovered: a start never depends on how the last one ended.
+    ``cookie`` None keeps the caller's HOME and cookie (the shared default node; others reach it with them).
+    """
+    suite = SUITES[options.version]
+    root = debian_root.ensure(suite, ("rabbitmq-server",)) if suite else None
+    if root is None:
+        ensure_installed()
+    files = NodeFiles(base)
+    rabbitmq_teardown.kill_node(files.pid_file, ports.epmd)
+    shutil.rmtree(files.data, ignore_errors=True)
+    files.pid_file.unlink(missing_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
+    if cookie is not None:
+        write_cookie(files.home, cookie)
+    broker = Broker(
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{ports.amqp}/",
+        management_url=f"http://guest:guest@127.0.0.1:{ports.management}",
+        node=node,
+        owned=True,
+        base=str(base),
+        version=options.version,
+        ports=ports,
+        root=str(root) if root else None,
+        home=str(files.home) if cookie is not None else None,
+    )
+    tls = None
+    if options.tls:
+        made = pki.generate_broker(base / "tls")
+        tls = TLSFiles(ca_cert=made.ca_cert, cert=made.server_cert, key=made.server_key)
+        broker = replace(
+            broker,
+            amqps_url=f"amqps://guest:guest@127.0.0.1:{ports.amqps}/",
+            management_tls_url=f"https://guest:guest@127.0.0.1:{ports.management_tls}"
+            if ports.management_tls
+            else None,
+            ca_pem=made.ca_cert.read_text(),
+        )
+    files.config.write_text(render_config(ports, tls))
+    files.plugins.write_text(ENABLED_PLUGINS)
+    return broker
+
+
+def launch(broker: Broker) -> None:
+    """Start the node laid out by ``prepare`` (again, after a stop or a kill: its data is kept) and wait for it."""
+    log_file = broker.files.logs / "server.out"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    # A pid file left by a killed node would make `rabbitmqctl wait` give up on the dead pid at once.
+    broker.files.pid_file.unlink(missing_ok=True)
+    with log_file.open("ab") as out:
         subprocess.run(
-            [str(_SBIN / "rabbitmq-server"), "-detached"],
-            env={**os.environ, **_env(base)},
+            _command(broker, "rabbitmq-server", "-detached"),
+            env={**os.environ, **_env(broker)},
             stdout=out,
             stderr=subprocess.STDOUT,
             check=True,
         )
-    ctl(broker, "wait", str(base / "rabbitmq.pid"), "--timeout", "300", timeout=330)
-    processes.wait_until(lambda: ready(broker), 60, "RabbitMQ management API", str(log))
+    ctl(broker, "wait", str(broker.files.pid_file), "--timeout", "300", timeout=330)
+    processes.wait_until(lambda: ready(broker), 60, "RabbitMQ management API", str(log_file))
 
 
-def stop(broker: Broker) -> None:
-    """Shut down the node if we started it; a reused broker is left alone."""
-    if broker.owned:
-        ctl(broker, "shutdown", timeout=120)
+def stop(broker: Broker, shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> None:
+    """Stop the node if we started it, always: a reused broker is left alone.
+
+    A node that does not shut down within ``shutdown_timeout`` (thousands of queues to stop, or hung)
+    gets SIGTERM, then SIGKILL; only its own processes are signalled (see ``rabbitmq_teardown``).
+    """
+    if not broker.owned:
+        return
+    try:
+        ctl(broker, "shutdown", timeout=shutdown_timeout)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        log.warning("rabbitmqctl shutdown of %s failed, signalling its processes: %s", broker.node, e)
+    rabbitmq_teardown.kill_node(broker.files.pid_file, (broker.ports or Ports.default()).epmd)
 
 
 # Fault helpers for the tests: they act on the running node, owned or reused.

@@ -40,9 +40,19 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         kubeconfigs[name] = directory / f"{name}.kubeconfig"
         shutil.copy(handle.kubeconfig, kubeconfigs[name])
     vhost = f"e2e-{directory.name}"
-    amqp_url = rabbitmq.create_vhost(broker.info, vhost)
+    # RABBITSYNC_BROKER_TLS=1: the broker fixture runs a TLS node; everything then goes over amqps/https.
+    tls = rabbitmq.Options.from_env().tls
+    amqp_url = rabbitmq.create_vhost(broker.info, vhost, tls=tls)
+    management_url = broker.info.management_tls_url if tls else None
     try:
-        urls = demo.deploy(directory, kubeconfigs, amqp_url, broker.management_url, IP_PREFIXES)
+        urls = demo.deploy(
+            directory,
+            kubeconfigs,
+            amqp_url,
+            management_url or broker.management_url,
+            IP_PREFIXES,
+            ca_pem=broker.info.ca_pem if tls else None,
+        )
         yield Deployment(directory, kubeconfigs, urls, local=True, vhost=vhost)
     finally:
         podrunner.stop_runners(directory)

@@ -20,3 +20,9 @@ def test_quorum_queue_declared_over_amqp_is_seen_by_management_api(broker, uid):
         ch.queue_delete(queue)
     finally:
         conn.close()
+
+
+def test_the_broker_runs_the_version_asked_for(broker):
+    # RABBITSYNC_RABBITMQ=4.0 runs Debian 13's RabbitMQ in a chroot; a reused shared broker is 3.10.
+    overview = broker.management_get("/api/overview")
+    assert overview["rabbitmq_version"].startswith(broker.info.version + ".")
