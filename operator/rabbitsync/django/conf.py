@@ -72,6 +72,12 @@ class Settings(SidecarConfig):
         return Origin(self.cluster, self.namespace, self.service)
 
 
+_SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if any(isinstance(m, SecretKey) for m in field.metadata)
+)
+"""Fields read from a Secret (:class:`~rabbitsync.topology.sidecar_contract.SecretKey`)."""
+
+
 def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     """Settings from a ``RABBITSYNC`` dict and an environment; pure, for tests and for ``get_settings``."""
     if not isinstance(overrides, Mapping):
@@ -108,9 +114,3 @@ def _describe(error: ErrorDetails, origins: Mapping[str, str]) -> str:
     # The broker URI holds a password: say what is wrong with it, never what it was.
     got = "" if name in _SECRET_FIELDS else f" (got {error['input']!r:.100})"
     return f"RABBITSYNC {name.upper()}{where} from {origins[name]}: {error['msg']}{got}"
-
-
-_SECRET_FIELDS = frozenset(
-    name for name, field in Settings.model_fields.items() if any(isinstance(m, SecretKey) for m in field.metadata)
-)
-"""Fields read from a Secret (:class:`~rabbitsync.topology.sidecar_contract.SecretKey`)."""
