@@ -3,7 +3,9 @@
 ``rabbitsync dead-letters list QUEUE`` shows why events failed (type, reason, exception, attempts);
 ``rabbitsync dead-letters replay QUEUE [--id ID]`` sends them back to their subscription once the
 cause is fixed. QUEUE is a subscription's ``status.deadLetterQueue``; the broker URI comes from
-``--amqp-url`` or ``RABBITSYNC_AMQP_URL``.
+``--amqp-url`` or ``RABBITSYNC_AMQP_URL``. Replay with the consuming service's own credentials (the
+``RABBITSYNC_AMQP_URL`` of its sidecar): the sidecar believes the original publisher of a replayed
+event only from its own user, and refuses one replayed by anyone else as ``forged-source``.
 """
 
 from __future__ import annotations

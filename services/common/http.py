@@ -18,6 +18,9 @@ from common.validation import Invalid
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
+MAX_JSON_DEPTH = 32
+"""Nesting a request body may have. The APIs need three levels; the bound keeps a hostile body from
+exhausting the stack here or anywhere the value goes next (validation, the event's JSON)."""
 
 
 class ApiError(Exception):
@@ -62,12 +65,45 @@ def read_json(request: HttpRequest) -> Any:
     if not request.body:
         raise ApiError(400, "the request body is empty; send a JSON object")
     try:
-        return json.loads(request.body)
+        text = request.body.decode()
     except UnicodeDecodeError:
         raise ApiError(400, "the request body is not UTF-8 text") from None
+    # Checked before parsing: json.loads recurses once per level and raises RecursionError.
+    if _nesting(text) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"the request body is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as e:
         where = f"line {e.lineno}, column {e.colno}"
         raise ApiError(400, f"the request body is not valid JSON: {e.msg} ({where})") from None
+    except ValueError as e:  # NaN/Infinity, or an integer beyond Python's digit limit
+        raise ApiError(400, f"the request body is not valid JSON: {e}") from None
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of ``text``, brackets inside strings excluded; iterative."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def get_or_404(queryset: QuerySet[Any], what: str, **lookup: Any) -> Any:

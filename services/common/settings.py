@@ -3,8 +3,11 @@
 A service's ``settings.py`` does ``from common.settings import *`` and adds its app, URLs and
 database file. Environment:
 
-- ``DJANGO_SECRET_KEY``: signing key; a development default otherwise (no session or CSRF use here).
-- ``DJANGO_DEBUG``: ``true`` for tracebacks in responses; default false.
+- ``DJANGO_SECRET_KEY``: signing key, from a Secret. Required unless ``DJANGO_DEBUG`` is on: a
+  service refuses to start with the development default, which is public.
+- ``DJANGO_DEBUG``: ``true`` for tracebacks in responses, on a developer's machine only (the debug
+  page shows the environment, broker and database credentials included); default false, and no
+  manifest sets it.
 - ``ALLOWED_HOSTS``: comma-separated; default ``*`` (the services sit behind a cluster Service).
 - ``DATABASE_URL``: e.g. ``postgres://user:pass@host/db``; else SQLite at ``SQLITE_PATH``.
 - ``RABBITSYNC_*``: the library's settings (see ``rabbitsync.django.conf``); ``RABBITSYNC_SERVICE``
@@ -18,10 +21,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from common import security
 from rabbitsync.django import database_config
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-set-DJANGO_SECRET_KEY")
-DEBUG = os.environ.get("DJANGO_DEBUG", "").lower() in {"1", "true", "yes"}
+DEBUG = security.debug(os.environ)
+SECRET_KEY = security.secret_key(os.environ, debugging=DEBUG)
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h.strip()]
 
 BASE_APPS = ["rabbitsync.django", "rabbitsync.sidecar"]

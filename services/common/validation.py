@@ -55,9 +55,21 @@ class Field:
         return value
 
     def _bounded(self, text: str) -> str:
+        # JSON can carry both; the databases cannot store them (PostgreSQL refuses NUL, SQLite and
+        # every UTF-8 encoder refuse a lone surrogate), which would surface as a 500.
+        if "\x00" in text or not _encodable(text):
+            raise ValueError("must be text without NUL characters or unpaired surrogates")
         if self.max_length is not None and len(text) > self.max_length:
             raise ValueError(f"must be at most {self.max_length} characters")
         return text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _uuid(value: Any) -> uuid.UUID:

@@ -24,7 +24,7 @@ from pydantic import ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from rabbitsync.events import Origin
-from rabbitsync.topology.sidecar_contract import SidecarConfig, env_name
+from rabbitsync.topology.sidecar_contract import SecretKey, SidecarConfig, env_name
 
 
 class ImproperlyConfigured(exceptions.ImproperlyConfigured):
@@ -72,6 +72,12 @@ class Settings(SidecarConfig):
         return Origin(self.cluster, self.namespace, self.service)
 
 
+_SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if any(isinstance(m, SecretKey) for m in field.metadata)
+)
+"""Fields read from a Secret (:class:`~rabbitsync.topology.sidecar_contract.SecretKey`)."""
+
+
 def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     """Settings from a ``RABBITSYNC`` dict and an environment; pure, for tests and for ``get_settings``."""
     if not isinstance(overrides, Mapping):
@@ -90,7 +96,9 @@ def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str]) -> Setting
     try:
         return Settings.model_validate(values)
     except ValidationError as e:
-        raise ImproperlyConfigured("; ".join(_describe(error, origins) for error in e.errors())) from e
+        errors = e.errors()
+    # Raised outside the handler and unchained: pydantic's own text quotes every input, the broker URI too.
+    raise ImproperlyConfigured("; ".join(_describe(error, origins) for error in errors))
 
 
 def get_settings() -> Settings:
@@ -103,4 +111,6 @@ def _describe(error: ErrorDetails, origins: Mapping[str, str]) -> str:
     # loc[0] is the field; the rest is a path inside it (an item of the subscriptions).
     name, *inside = (str(part) for part in error["loc"])
     where = "".join(f"[{part}]" for part in inside)
-    return f"RABBITSYNC {name.upper()}{where} from {origins[name]}: {error['msg']} (got {error['input']!r:.100})"
+    # The broker URI holds a password: say what is wrong with it, never what it was.
+    got = "" if name in _SECRET_FIELDS else f" (got {error['input']!r:.100})"
+    return f"RABBITSYNC {name.upper()}{where} from {origins[name]}: {error['msg']}{got}"

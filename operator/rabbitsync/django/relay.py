@@ -10,6 +10,10 @@ Each round claims up to ``relay_batch_size`` rows under a lease (a short transac
 them all before waiting (pipelined confirms), and marks them sent only once every confirm is in.
 A relay killed between the confirm and the mark leaves the lease to expire: the rows go out again,
 and the consumers' inbox absorbs the duplicate.
+
+The routing key is the event type prefixed by this service's namespace
+(:func:`rabbitsync.conventions.routing_key`), so only subscribers of the same namespace, in either
+cluster, receive it; the AMQP ``type`` stays the bare event type.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from rabbitsync.backoff import Backoff
+from rabbitsync.conventions import routing_key
 from rabbitsync.django import connection
 from rabbitsync.django.conf import Settings, get_settings
 from rabbitsync.django.models import OutboxMessage
@@ -64,6 +69,10 @@ class OutboxRelay:
             self._thread = threading.Thread(target=self._run, name="rabbitsync-relay", daemon=True)
             self._thread.start()
         return self
+
+    def alive(self) -> bool:
+        """The relay thread runs (started and not dead of an error it could not handle)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -163,7 +172,7 @@ class OutboxRelay:
     def _message(self, row: OutboxMessage) -> OutgoingMessage:
         return OutgoingMessage(
             exchange=self._settings.exchange,
-            routing_key=row.type,
+            routing_key=routing_key(self._settings.namespace, row.type),
             body=bytes(row.body),
             properties=MessageProperties(
                 message_id=row.event_id, type=row.type, timestamp=int(row.created_at.timestamp())

@@ -6,7 +6,9 @@ Handlers run on a single worker thread while this thread keeps calling
 ``process_data_events``, so heartbeats are answered however long a handler takes. One worker
 means one event at a time per sidecar, in queue order: SQLite has one writer anyway, and for
 more throughput one runs more replicas. Failed-delivery publishes go through the separate
-confirmed publisher and are confirmed before the original is acked.
+confirmed publisher and are confirmed before the original is acked. Before any handler runs, the
+delivery must pass :mod:`rabbitsync.sidecar.trust` (who published it, what type it is); one that
+does not is dead-lettered at once with the reason.
 
 Every broker failure (a :class:`rabbitsync.transport.BrokerError`) ends the session and is handled
 here: the loop redials with jittered, capped backoff until the stop event is set. Unacked
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from django.db import close_old_connections
 
@@ -32,7 +35,7 @@ from rabbitsync.django import connection
 from rabbitsync.django.conf import Settings
 from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
 from rabbitsync.events import CloudEvent, InvalidEvent, decode
-from rabbitsync.sidecar import routing
+from rabbitsync.sidecar import routing, trust
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
 from rabbitsync.sidecar.metrics import Metrics
@@ -132,41 +135,64 @@ class Consumer:
 
     def _handle(self, session: Session, delivery: Delivery) -> None:
         spec, message = delivery.spec, delivery.message
-        headers = message.headers
         self._metrics.consumed.labels(spec.queue).inc()
         token = current_event_id.set(message.message_id)
         try:
-            try:
-                event = decode(message.body)
-            except InvalidEvent as e:
-                log.error("poison message: not a valid event", extra={"error": str(e)})
-                self._reroute(session, delivery, routing.poison(spec, headers, e))
-                return
-            current_event_id.set(event.id)
-            started = time.monotonic()
-            future = self._worker.submit(contextvars.copy_context().run, self._apply, event)
-            # Interrupts the pump on the I/O thread so the ack follows the commit at once.
-            future.add_done_callback(lambda _future: session.wake())
-            self._pump(session, future.done)
-            self._metrics.handler_seconds.labels(event.type).observe(time.monotonic() - started)
-            try:
-                outcome = future.result()
-            except (NoHandler, Reject) as e:
-                log.error("poison message: no retry can apply it", extra={"type": event.type, "error": str(e)})
-                action = routing.poison(spec, headers, e)
-            except Exception as e:  # the handler's failure, whatever it is, is the event's, not ours
-                action = routing.after_failure(spec, headers, e)
-                log.warning(
-                    "handler failed",
-                    extra={"type": event.type, "attempt": routing.attempt_of(headers), "error": repr(e)},
-                )
-            else:
-                session.ack(message.tag)
-                self._count(outcome, event)
-                return
-            self._reroute(session, delivery, action)
+            publisher = trust.publisher(message.user_id, message.headers, self._endpoint.username)
+            # Every copy we publish (retry, dead letter) carries the publisher we verified, never a claim.
+            headers = trust.vouched(message.headers, publisher)
+            admitted = self._admit(spec, message.body, publisher, headers)
+            action = (
+                self._apply_and_ack(session, delivery, admitted, headers)
+                if isinstance(admitted, CloudEvent)
+                else admitted
+            )
+            if action is not None:
+                self._reroute(session, delivery, action)
         finally:
             current_event_id.reset(token)
+
+    def _admit(
+        self, spec: ConsumerSpec, body: bytes, publisher: str | None, headers: dict[str, Any]
+    ) -> CloudEvent | routing.Action:
+        """The event, if it may be applied; otherwise where the delivery goes, at once."""
+        try:
+            event = decode(body)
+        except InvalidEvent as e:
+            log.error("poison message: not a valid event", extra={"error": str(e)})
+            return routing.poison(spec, headers, e)
+        try:
+            trust.check(event, publisher, events=spec.events, namespace=self._settings.namespace)
+        except trust.Untrusted as e:
+            log.error("refused: not applied", extra={"type": event.type, "reason": e.reason, "error": str(e)})
+            return routing.poison(spec, headers, e, reason=e.reason)
+        return event
+
+    def _apply_and_ack(
+        self, session: Session, delivery: Delivery, event: CloudEvent, headers: dict[str, Any]
+    ) -> routing.Action | None:
+        """Apply ``event`` off the I/O thread and ack it; where it goes instead if the handler failed."""
+        current_event_id.set(event.id)
+        started = time.monotonic()
+        future = self._worker.submit(contextvars.copy_context().run, self._apply, event)
+        # Interrupts the pump on the I/O thread so the ack follows the commit at once.
+        future.add_done_callback(lambda _future: session.wake())
+        self._pump(session, future.done)
+        self._metrics.handler_seconds.labels(event.type).observe(time.monotonic() - started)
+        try:
+            outcome = future.result()
+        except (NoHandler, Reject) as e:
+            log.error("poison message: no retry can apply it", extra={"type": event.type, "error": str(e)})
+            return routing.poison(delivery.spec, headers, e)
+        except Exception as e:  # the handler's failure, whatever it is, is the event's, not ours
+            log.warning(
+                "handler failed",
+                extra={"type": event.type, "attempt": routing.attempt_of(headers), "error": repr(e)},
+            )
+            return routing.after_failure(delivery.spec, headers, e)
+        session.ack(delivery.message.tag)
+        self._count(outcome, event)
+        return None
 
     def _apply(self, event: CloudEvent) -> Outcome:
         # This thread lives for the whole process: drop connections the database closed meanwhile.

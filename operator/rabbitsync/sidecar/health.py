@@ -1,8 +1,9 @@
 """Liveness, readiness and metrics over HTTP, for the kubelet's probes and Prometheus.
 
 ``/healthz``: the consumer loop turned recently (it turns at least every fraction of a second,
-also while a handler runs), so a wedged process gets restarted. ``/readyz``: connected and
-consuming. ``/metrics``: Prometheus text format.
+also while a handler runs), so a wedged process gets restarted; a sidecar without subscriptions
+turns while its outbox relay thread lives. ``/readyz``: connected and consuming; without
+subscriptions, simply up (see :class:`State`). ``/metrics``: Prometheus text format.
 """
 
 from __future__ import annotations
@@ -23,11 +24,21 @@ LIVENESS_WINDOW = 60.0
 
 
 class State:
-    """What the consumer loop tells the probes; plain attributes, written by one thread."""
+    """What the consumer loop tells the probes; plain attributes, written by one thread.
 
-    def __init__(self) -> None:
+    A publish-only sidecar (no subscriptions) is ready as soon as it serves. Not "when the relay is
+    connected": the sidecar's readiness is the pod's, and a broker outage must not take the
+    service's own API out of its Service; the outbox holds the writes meanwhile, and the
+    ``rabbitsync_outbox_backlog`` gauge shows them waiting.
+    """
+
+    def __init__(self, *, publish_only: bool = False) -> None:
+        self.publish_only = publish_only
         self.consuming = False
         self.last_turn = time.monotonic()
+
+    def ready(self) -> bool:
+        return self.publish_only or self.consuming
 
     def turn(self) -> None:
         self.last_turn = time.monotonic()
@@ -61,7 +72,7 @@ def _handler_class(state: State, metrics: Metrics) -> type[BaseHTTPRequestHandle
             if self.path == "/healthz":
                 self._reply(200 if state.alive() else 503, b"ok\n" if state.alive() else b"stalled\n")
             elif self.path == "/readyz":
-                self._reply(200 if state.consuming else 503, b"ready\n" if state.consuming else b"not ready\n")
+                self._reply(200 if state.ready() else 503, b"ready\n" if state.ready() else b"not ready\n")
             elif self.path == "/metrics":
                 self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
             else:

@@ -2,8 +2,9 @@
 
 A failed attempt is republished to the delay queue of that attempt (its TTL is the backoff; on
 expiry the broker dead-letters it back to the main queue) with the next attempt number in a
-header. After ``max_attempts``, or at once for poison (a message no retry can fix), it goes to the
-dead-letter queue with the reason in headers, where it can be listed and replayed.
+header. After ``max_attempts``, or at once for poison (a message no retry can fix) and for an event
+the sidecar does not trust (:mod:`rabbitsync.sidecar.trust`), it goes to the dead-letter queue with
+the reason in headers, where it can be listed and replayed.
 """
 
 from __future__ import annotations
@@ -87,8 +88,11 @@ def after_failure(spec: ConsumerSpec, headers: Mapping[str, Any] | None, error: 
     return _dead_letter(spec, headers, FAILED, error, attempt)
 
 
-def poison(spec: ConsumerSpec, headers: Mapping[str, Any] | None, error: BaseException) -> Action:
-    return _dead_letter(spec, headers, POISON, error, attempt_of(headers))
+def poison(
+    spec: ConsumerSpec, headers: Mapping[str, Any] | None, error: BaseException, *, reason: str = POISON
+) -> Action:
+    """Straight to the dead-letter queue: no retry can help (``reason`` says why, ``poison`` by default)."""
+    return _dead_letter(spec, headers, reason, error, attempt_of(headers))
 
 
 def describe(error: BaseException) -> tuple[str, str]:

@@ -1,5 +1,9 @@
 """Assembles the sidecar process: consumer, outbox relay sweep, probes, metrics, signals.
 
+A sidecar with no subscriptions is the one of a service that only publishes: it runs the relay's
+sweep, the probes and the metrics, and consumes nothing (the web process's own relay sends rows
+within milliseconds; the sweep sends what a crashed or idle web process left behind).
+
 SIGTERM (what the kubelet sends) or SIGINT asks for a graceful stop: the delivery being handled
 is finished and acked, the relay finishes its batch, then the process exits 0. A second signal
 exits at once — the broker redelivers whatever was unacked, the inbox keeps that harmless.
@@ -23,11 +27,14 @@ from rabbitsync.sidecar.consumer import Consumer
 from rabbitsync.sidecar.health import HealthServer, State
 from rabbitsync.sidecar.metrics import Metrics
 from rabbitsync.topology.sidecar_contract import ConsumerSpec, env_name
+from rabbitsync.transport import InvalidEndpoint, connection_parameters
 
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL = 600.0
 """Seconds between deletions of expired outbox/inbox rows; retention is days, no hurry."""
+_RELAY_CHECK_INTERVAL = 1.0
+"""Seconds between looks at the relay thread of a publish-only sidecar; also how late a stop is noticed."""
 
 
 def run(settings: Settings | None = None) -> int:
@@ -35,45 +42,80 @@ def run(settings: Settings | None = None) -> int:
     logs.configure(os.environ.get("RABBITSYNC_LOG_LEVEL", "INFO"))
     try:
         settings = settings or get_settings()
-        specs = _subscriptions(settings)
-        settings.origin  # noqa: B018 -- fail now, not at the first event, if CLUSTER/SERVICE are missing
-    except ImproperlyConfigured as e:
+        _check(settings)
+    except (ImproperlyConfigured, InvalidEndpoint) as e:
+        # Both messages name what is wrong without quoting the broker URI (it holds a password).
         log.error("sidecar misconfigured", extra={"error": str(e)})
         return 2
+    specs = list(settings.subscriptions)
     _warn_unhandled(specs)
 
     metrics = Metrics()
     metrics.measure_backlog(_backlog)
-    state = State()
+    state = State(publish_only=not specs)
     stop = threading.Event()
     _install_signals(stop)
     http = HealthServer(settings.http_port, state, metrics, host=settings.http_host).start()
     outbox_relay = relay.local_relay(sweep=True)
-    publisher = connection.publisher(
-        settings, role="reroute", on_reconnect=lambda: metrics.reconnects.labels("publisher").inc()
-    ).start()
     housekeeping = threading.Thread(target=_purge_loop, args=(settings, stop), name="rabbitsync-purge", daemon=True)
     housekeeping.start()
     log.info(
-        "sidecar started", extra={"service": settings.service, "cluster": settings.cluster, "http_port": http.port}
+        "sidecar started",
+        extra={
+            "service": settings.service,
+            "cluster": settings.cluster,
+            "http_port": http.port,
+            "subscriptions": len(specs),
+        },
     )
     try:
-        Consumer(settings, specs, publisher=publisher, metrics=metrics, state=state).run(stop)
+        if specs:
+            _consume(settings, specs, metrics, state, stop)
+        else:
+            log.info("no subscriptions: relaying the outbox only")
+            _relay_only(outbox_relay, state, stop)
     finally:
         relay.stop_local_relay()
-        publisher.close()
         http.stop()
         log.info("sidecar stopped", extra={"relayed": outbox_relay.sent_total})
     return 0
 
 
-def _subscriptions(settings: Settings) -> list[ConsumerSpec]:
-    # Their types were checked when the settings were read; what is left is whether there is work.
+def _check(settings: Settings) -> None:
+    """Refuse now, not at the first event: no broker, an unusable broker URI, no identity."""
+    # The types were checked when the settings were read; what is left is whether they can work.
     if not settings.amqp_url:
         raise ImproperlyConfigured(f"{env_name('amqp_url')} is not set")
-    if not settings.subscriptions:
-        raise ImproperlyConfigured(f"{env_name('subscriptions')} lists no subscription: nothing to consume")
-    return list(settings.subscriptions)
+    # Builds what every connection of the process will be built from: a URI that pika would refuse
+    # (a bad option, an unreadable CA) is refused here, once, with a clear message.
+    connection_parameters(
+        connection.endpoint(settings),
+        name=connection.connection_name(settings, "sidecar"),
+        timeouts=connection.timeouts(settings),
+    )
+    settings.origin  # noqa: B018 -- raises if CLUSTER/SERVICE are missing
+
+
+def _consume(
+    settings: Settings, specs: list[ConsumerSpec], metrics: Metrics, state: State, stop: threading.Event
+) -> None:
+    publisher = connection.publisher(
+        settings, role="reroute", on_reconnect=lambda: metrics.reconnects.labels("publisher").inc()
+    ).start()
+    try:
+        Consumer(settings, specs, publisher=publisher, metrics=metrics, state=state).run(stop)
+    finally:
+        publisher.close()
+
+
+def _relay_only(outbox_relay: relay.OutboxRelay, state: State, stop: threading.Event) -> None:
+    """A service that only publishes: nothing to consume, the relay sweeps its outbox.
+
+    Liveness follows the relay thread: should it ever die, /healthz fails and the kubelet restarts us.
+    """
+    while not stop.wait(_RELAY_CHECK_INTERVAL):
+        if outbox_relay.alive():
+            state.turn()
 
 
 def _warn_unhandled(specs: list[ConsumerSpec]) -> None:

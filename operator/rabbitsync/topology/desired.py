@@ -2,13 +2,18 @@
 
 Layout for main queue ``Q`` (names from ``naming``)::
 
-    exchange --(routing key = event type)--> Q --(dead-letter)--> Q.dlq
+    exchange --(routing key = <namespace>.<event type>)--> Q --(dead-letter)--> Q.dlq
     sidecar publishes a failed delivery to Q.retry.<d>ms --(TTL d, dead-letter)--> Q
 
 One delay queue per *distinct* backoff step: a queue-level TTL expires every message in order, while
 per-message TTLs on one shared queue only expire at the head (a 1 s retry would wait behind a 60 s one).
 Delay queues reach ``Q`` through the default exchange (routing key = queue name), so retries go back to
 this subscription only, never to other subscribers of the event type.
+
+The binding keys carry the subscription's namespace (:func:`rabbitsync.conventions.routing_key`), as
+the relay's routing keys carry the publisher's: the same namespace in two clusters is one sync domain,
+two namespaces on one broker never receive each other's events. A queue still bound with the bare
+types of an older release is re-bound by the usual diff (the bare keys unbound, the prefixed bound).
 
 All queues share the spec's queue type. Quorum queues carry a queue-level message TTL since RabbitMQ
 3.10, so delay queues need not fall back to classic ones; quorum queues that dead-letter use the
@@ -21,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
+from rabbitsync.conventions import routing_key
 from rabbitsync.topology import naming, retry
 from rabbitsync.topology.model import Binding, Queue, QueueRole, Topology
 
@@ -49,7 +55,7 @@ def desired_topology(
         # which RabbitMQ cannot do in place.
         Queue(dlq, QueueRole.DEAD_LETTER, {"x-queue-type": queue_type}),
     )
-    bindings = frozenset(Binding(exchange, main, event) for event in spec.events)
+    bindings = frozenset(Binding(exchange, main, routing_key(namespace, event)) for event in spec.events)
     return Topology(exchange=exchange, queues=queues, bindings=bindings)
 
 

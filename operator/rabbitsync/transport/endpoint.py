@@ -4,6 +4,12 @@ The operator parses it from a SyncBroker's Secret, the Django side from ``settin
 management API URI is the Secret's ``managementUri`` when present; otherwise it is derived from the
 AMQP URI: same host and credentials, ``http`` on port 15672 for ``amqp://`` and ``https`` on 15671 for
 ``amqps://`` (RabbitMQ's defaults). The vhost always comes from the AMQP URI's path (``/`` if empty).
+
+A URI that cannot be used is refused with a message that never repeats any part of it: the common
+mistake is a password holding ``/``, ``?`` or ``#`` (base64 makes them), which cuts the authority short
+so that urllib reads the rest of the password as the port, path or fragment and quotes it in its
+error. Such messages end up in conditions, Events and crash logs, so they say what is wrong and how
+to fix it, and are never chained to urllib's.
 """
 
 from __future__ import annotations
@@ -15,6 +21,12 @@ from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
 from rabbitsync.transport.errors import InvalidEndpoint
 
 _MANAGEMENT_DEFAULTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
+DEFAULT_USER = "guest"
+"""RabbitMQ's (and pika's) user when a URI names none; its password is ``guest`` too."""
+_ENCODING_HINT = (
+    "percent-encode reserved characters in the user name and password ('/' as %2F, '?' as %3F, "
+    "'#' as %23, '@' as %40, '%' as %25)"
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,12 @@ class BrokerEndpoint:
         return urlsplit(self.amqp_uri).hostname or ""
 
     @property
+    def username(self) -> str:
+        """The user the AMQP connection logs in as: what the broker checks a message's ``user_id`` against."""
+        username = urlsplit(self.amqp_uri).username
+        return unquote(username) if username is not None else DEFAULT_USER
+
+    @property
     def tls(self) -> bool:
         return urlsplit(self.amqp_uri).scheme == "amqps"
 
@@ -90,15 +108,27 @@ class BrokerEndpoint:
         return ManagementAPI(
             base_url=f"{scheme}://{netloc}{path}",
             # RabbitMQ's own defaults when the URI carries no credentials.
-            username=unquote(username) if username is not None else "guest",
+            username=unquote(username) if username is not None else DEFAULT_USER,
             password=unquote(password) if password is not None else "guest",
         )
 
 
 def _split(uri: str, key: str) -> SplitResult:
+    """``uri`` split, or :class:`InvalidEndpoint` saying what is wrong without quoting any of it."""
+    parts: SplitResult | None = None
     try:
         parts = urlsplit(uri.strip())
         parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as e:
-        raise InvalidEndpoint(f"{key} is not a valid URI: {e}") from e
+    except ValueError:
+        parts = None
+    if parts is None:
+        # Raised outside the handler, so not even as context: urllib's message quotes the "port" it
+        # refused, which is often the password's tail.
+        raise InvalidEndpoint(
+            f"{key} is not a valid URI: its host, port or IPv6 address cannot be read; {_ENCODING_HINT}"
+        )
+    # An "@" after the authority means the authority ended early, inside the credentials: the path
+    # or fragment would carry the rest of the password (into the vhost, or a log line).
+    if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        raise InvalidEndpoint(f"{key} is not a valid URI: an '@' follows the host; {_ENCODING_HINT}")
     return parts

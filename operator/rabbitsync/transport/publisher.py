@@ -9,6 +9,11 @@ handle; ``publish`` waits on it. The I/O thread also answers heartbeats, whateve
 A separate connection from the consumer's is deliberate: RabbitMQ blocks publishing connections
 under memory alarms, and that must not stall acks on the consuming one.
 
+Every message goes out with the AMQP ``user_id`` property set to the user this connection logged in
+as. RabbitMQ refuses a publish whose ``user_id`` differs from the authenticated user, so receivers can
+trust it to name the publisher; setting it here, once, means no caller (relay, sidecar, CLI) can
+forget it or claim another name.
+
 pika's exceptions stay inside this module; callers see :mod:`rabbitsync.transport.errors`.
 """
 
@@ -48,8 +53,8 @@ class OutgoingMessage:
     where "nobody subscribes to this type yet" is normal."""
 
 
-def pika_properties(message: OutgoingMessage) -> pika.BasicProperties:
-    """The pika form of a message's properties and headers."""
+def pika_properties(message: OutgoingMessage, *, user_id: str | None = None) -> pika.BasicProperties:
+    """The pika form of a message's properties and headers, sent as ``user_id`` when given."""
     props = message.properties
     return pika.BasicProperties(
         content_type=props.content_type,
@@ -57,6 +62,7 @@ def pika_properties(message: OutgoingMessage) -> pika.BasicProperties:
         message_id=props.message_id,
         type=props.type,
         timestamp=props.timestamp,
+        user_id=user_id,
         headers=dict(message.headers) if message.headers else None,
     )
 
@@ -108,6 +114,7 @@ class ConfirmedPublisher:
         on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         self._params = connection_parameters(endpoint, name=name, timeouts=timeouts)
+        self._user_id = endpoint.username
         self._name = name
         self._backoff = Backoff(cap=reconnect_max_delay)
         self._on_reconnect = on_reconnect
@@ -242,7 +249,7 @@ class ConfirmedPublisher:
                     message.exchange,
                     message.routing_key,
                     message.body,
-                    pika_properties(message),
+                    pika_properties(message, user_id=self._user_id),
                     mandatory=message.mandatory,
                 )
                 self._next_tag += 1

@@ -42,6 +42,8 @@ class IncomingMessage:
     type: str | None = None
     timestamp: int | None = None
     content_type: str | None = None
+    user_id: str | None = None
+    """Who published it, as the broker verified (absent if the publisher did not say)."""
 
     def copy_to(self, queue: str, headers: Mapping[str, Any]) -> OutgoingMessage:
         """The same event, sent to ``queue`` through the default exchange with ``headers`` instead.
@@ -147,4 +149,5 @@ def _incoming(tag: int, properties: pika.BasicProperties, body: bytes) -> Incomi
         type=properties.type,
         timestamp=properties.timestamp,
         content_type=properties.content_type,
+        user_id=properties.user_id,
     )

@@ -110,12 +110,12 @@ def test_out_of_band_deletions_are_restored_and_reported_as_drift(env: Env) -> N
     topo = env.topology(["restaurant.created", "menu.updated"])
     observe_and_sync(env.rabbit, topo)
     env.delete_queue_out_of_band(topo.dead_letter_queue.name)
-    env.delete_binding_out_of_band(Binding(topo.exchange, topo.main_queue.name, "menu.updated"))
+    env.delete_binding_out_of_band(Binding(topo.exchange, topo.main_queue.name, "shop.menu.updated"))
     result = observe_and_sync(env.rabbit, topo, previously_synced=True)
     assert result.verified
     assert set(result.drift) == {
         f"declared queue {topo.dead_letter_queue.name}",
-        f"bound binding {topo.exchange} -> {topo.main_queue.name} (menu.updated)",
+        f"bound binding {topo.exchange} -> {topo.main_queue.name} (shop.menu.updated)",
     }
     observed = env.rabbit.observe(topo.exchange, topo.main_queue.name)
     assert set(observed.queues) == {q.name for q in topo.queues} and observed.bindings == topo.bindings
@@ -127,8 +127,8 @@ def test_changing_events_binds_and_unbinds_exactly_the_difference(env: Env) -> N
     result = observe_and_sync(env.rabbit, after)
     main = after.main_queue.name
     assert set(result.changes) == {
-        f"bound binding {after.exchange} -> {main} (d)",
-        f"unbound binding {after.exchange} -> {main} (a)",
+        f"bound binding {after.exchange} -> {main} (shop.d)",
+        f"unbound binding {after.exchange} -> {main} (shop.a)",
     }
     assert result.drift == ()
     assert env.rabbit.observe(after.exchange, main).bindings == after.bindings

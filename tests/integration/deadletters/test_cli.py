@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote, urlsplit
 
 import pika
 import pytest
 
 from rabbitsync import cli
-from rabbitsync.sidecar import routing
+from rabbitsync.sidecar import routing, trust
+
+ORIGINAL_PUBLISHER = "rabbitsync.west.shop.restaurant"
 
 
 @pytest.fixture
@@ -26,6 +29,7 @@ def queues(broker, uid):
             routing.ATTEMPTS: 5,
             routing.QUEUE: main,
             routing.ATTEMPT: 5,
+            trust.PUBLISHER: ORIGINAL_PUBLISHER,
         }
         props = pika.BasicProperties(message_id=f"ev-{n}", type="RESTAURANT_CREATED", headers=headers, delivery_mode=2)
         ch.basic_publish("", dlq, b'{"id": "ev"}', props)
@@ -56,6 +60,10 @@ def test_replay_one_sends_it_back_with_attempts_reset(broker, queues):
     assert method is not None and props.message_id == "ev-2"
     assert props.headers[routing.ATTEMPT] == 1
     assert routing.REASON not in props.headers and routing.EXCEPTION_MESSAGE not in props.headers
+    # The replay is published by whoever runs it (the broker checks user_id); the publisher the
+    # sidecar verified stays in its header, believed only if the replaying user is the sidecar's own.
+    assert props.user_id == unquote(urlsplit(broker.amqp_url).username or "guest")
+    assert props.headers[trust.PUBLISHER] == ORIGINAL_PUBLISHER
     method, props, _ = ch.basic_get(dlq, auto_ack=False)
     assert props.message_id == "ev-1"
     ch.basic_nack(method.delivery_tag, requeue=True)

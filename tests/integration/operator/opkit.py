@@ -15,6 +15,7 @@ from kubernetes.client.rest import ApiException
 
 from harness import operators, processes
 from harness.polling import eventually
+from rabbitsync.conventions import routing_key
 
 GROUP, VERSION = "rabbitsync.io", "v1alpha1"
 RESYNC_SECONDS = 3.0
@@ -218,6 +219,13 @@ class Kit:
 
     def bindings(self, cluster: str, subscription: str) -> set[str]:
         return self.mgmt.bindings(self.exchange, self.queue_name(cluster, subscription))
+
+    def key(self, event_type: str) -> str:
+        """The routing key of ``event_type`` in this test's namespace: what the operator binds."""
+        return routing_key(self.namespace, event_type)
+
+    def keys(self, *event_types: str) -> set[str]:
+        return {self.key(t) for t in event_types}
 
     def cleanup(self) -> None:
         """Queues a test left (retain, give-up) and its exchange; best effort, the broker may be stopped."""

@@ -5,12 +5,20 @@ The pytest process is the *publishing* service (``publisher`` in cluster ``c1``)
 (``python -m django rabbitsync_sidecar``) as the *consuming* service (``consumer`` in ``c1``),
 sharing the database file, so killing one is a real SIGKILL. Each test gets its own exchange and
 queues (named from ``uid``), declared here the way the operator will declare them.
+
+Identities. Every service logs in as its own broker user (``broker_username``), made for this
+session in a namespace of its own (:mod:`harness.identities`): a sidecar applies an event only if its
+``user_id`` is the user of the service in its ``source``. The sidecars log in as the *publisher*:
+they share this process's database, so their relay sweeps the outbox rows this process wrote, and a
+service's sidecar holds the same credentials as its web container. Events of other services are
+sent by ``Topology.send_event`` as the user of their ``source``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,14 +32,20 @@ import pika
 import pytest
 
 from harness import postgres as pg_harness
+from harness.identities import Identities
 from harness.polling import eventually
 from harness.processes import free_port
-from rabbitsync.events import CONTENT_TYPE, CloudEvent, encode
+from rabbitsync.conventions import broker_username, routing_key
+from rabbitsync.events import CONTENT_TYPE, CloudEvent, Origin, encode
 from rabbitsync.topology import sidecar_contract as contract
 
 HERE = Path(__file__).parent
-CLUSTER, NAMESPACE = "c1", "ns"
+CLUSTER = "c1"
+NAMESPACE = f"ns-{secrets.token_hex(3)}"
+"""This session's namespace: the services' broker users are named from it, so no other run shares them."""
 PUBLISHER, CONSUMER = "publisher", "consumer"
+PUBLISHING = Origin(CLUSTER, NAMESPACE, PUBLISHER)
+"""This process: the service whose outbox the relays send."""
 
 if str(HERE) not in sys.path:  # the test project's packages (svcproject, svcapp)
     sys.path.insert(0, str(HERE))
@@ -113,10 +127,25 @@ def database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 # -- broker topology --------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def identities(broker) -> Iterator[Identities]:
+    """The broker users of this session's services, deleted at its end."""
+    made = Identities(broker.amqp_url, broker.management_url)
+    yield made
+    made.delete_all()
+
+
+def user_url(identities: Identities, origin: Origin) -> str:
+    """The AMQP URL of the service ``origin`` names: what it publishes and consumes with."""
+    return identities.url(broker_username(*origin))
+
+
 @dataclass
 class Topology:
     amqp_url: str
+    """The admin URL: declaring and inspecting queues is the operator's part."""
     exchange: str
+    identities: Identities
     specs: list[contract.ConsumerSpec] = field(default_factory=list)
 
     def queues(self) -> list[str]:
@@ -126,8 +155,8 @@ class Topology:
             names += sorted({spec.retry_queue(a) for a in range(1, spec.max_attempts)})
         return names
 
-    def declare(self, spec: contract.ConsumerSpec) -> contract.ConsumerSpec:
-        """What the operator does for a SyncSubscription, reduced to one ConsumerSpec."""
+    def declare(self, spec: contract.ConsumerSpec, namespace: str = NAMESPACE) -> contract.ConsumerSpec:
+        """What the operator does for a SyncSubscription of ``namespace``, reduced to one ConsumerSpec."""
         with channel(self.amqp_url) as ch:
             ch.exchange_declare(self.exchange, "topic", durable=True)
             ch.queue_declare(spec.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
@@ -151,7 +180,7 @@ class Topology:
                     },
                 )
             for event_type in spec.events:
-                ch.queue_bind(spec.queue, self.exchange, routing_key=event_type)
+                ch.queue_bind(spec.queue, self.exchange, routing_key=routing_key(namespace, event_type))
         self.specs.append(spec)
         return spec
 
@@ -175,19 +204,33 @@ class Topology:
                     return got
                 got.append((props, body))
 
-    def send_raw(self, routing_key: str, body: bytes, message_id: str | None = None) -> None:
-        """Publish bytes as another service would (or a broken one), confirmed."""
-        with channel(self.amqp_url) as ch:
-            ch.confirm_delivery()
-            ch.basic_publish(
-                self.exchange,
-                routing_key,
-                body,
-                pika.BasicProperties(content_type=CONTENT_TYPE, delivery_mode=2, message_id=message_id),
-            )
+    def send_raw(
+        self,
+        event_type: str,
+        body: bytes,
+        message_id: str | None = None,
+        *,
+        sender: Origin = PUBLISHING,
+        namespace: str = NAMESPACE,
+    ) -> None:
+        """Publish bytes as ``sender`` would (or a broken one), in ``namespace``'s key space, confirmed."""
+        url = user_url(self.identities, sender)
+        publish(url, self.exchange, routing_key(namespace, event_type), body, message_id, broker_username(*sender))
 
-    def send_event(self, event: CloudEvent) -> None:
-        self.send_raw(event.type, encode(event), event.id)
+    def send_event(self, event: CloudEvent, *, sender: Origin | None = None) -> None:
+        """Publish ``event`` as the service of its ``source`` (or as ``sender``, to forge it)."""
+        origin = sender or event.origin
+        self.send_raw(event.type, encode(event), event.id, sender=origin, namespace=origin.namespace)
+
+
+def publish(url: str, exchange: str, key: str, body: bytes, message_id: str | None, user_id: str | None) -> None:
+    """One confirmed publish over ``url``, carrying ``user_id`` (the broker refuses any but its user's)."""
+    with channel(url) as ch:
+        ch.confirm_delivery()
+        properties = pika.BasicProperties(
+            content_type=CONTENT_TYPE, delivery_mode=2, message_id=message_id, user_id=user_id
+        )
+        ch.basic_publish(exchange, key, body, properties)
 
 
 @contextlib.contextmanager
@@ -208,10 +251,11 @@ def make_spec(
     max_backoff_ms: int = 800,
     prefetch: int = 20,
     name: str = "sub",
+    namespace: str = NAMESPACE,
 ) -> contract.ConsumerSpec:
     return contract.build(
         cluster=CLUSTER,
-        namespace=NAMESPACE,
+        namespace=namespace,
         subscription=f"{name}-{uid}",
         events=events,
         max_attempts=max_attempts,
@@ -226,7 +270,9 @@ def make_spec(
 
 
 @pytest.fixture
-def service(broker, uid: str, django_project: dict[str, str], database: str) -> Iterator[Topology]:
+def service(
+    broker, uid: str, django_project: dict[str, str], database: str, identities: Identities
+) -> Iterator[Topology]:
     """Clean tables, this test's exchange, and the publishing identity for this process."""
     from django.test import override_settings
     from svcapp.models import Effect, Entity
@@ -236,11 +282,11 @@ def service(broker, uid: str, django_project: dict[str, str], database: str) -> 
 
     for model in (OutboxMessage, InboxMessage, Effect, Entity):
         model.objects.all().delete()
-    topology = Topology(broker.amqp_url, f"rabbitsync.test.{uid}")
+    topology = Topology(broker.amqp_url, f"rabbitsync.test.{uid}", identities)
     with channel(broker.amqp_url) as ch:
         ch.exchange_declare(topology.exchange, "topic", durable=True)
     overrides = {
-        "AMQP_URL": broker.amqp_url,
+        "AMQP_URL": user_url(identities, PUBLISHING),
         "CLUSTER": CLUSTER,
         "NAMESPACE": NAMESPACE,
         "SERVICE": PUBLISHER,
@@ -336,7 +382,8 @@ def sidecars(service: Topology, django_project: dict[str, str], tmp_path: Path) 
             **os.environ,
             **django_project,
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-            "RABBITSYNC_AMQP_URL": service.amqp_url,
+            # The publisher's user: see the module docstring.
+            "RABBITSYNC_AMQP_URL": user_url(service.identities, PUBLISHING),
             "RABBITSYNC_CLUSTER": CLUSTER,
             "RABBITSYNC_NAMESPACE": NAMESPACE,
             "RABBITSYNC_SERVICE": CONSUMER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import BOTH_DATABASES, make_spec, wait_until
+from conftest import BOTH_DATABASES, PUBLISHING, make_spec, wait_until
 from django.db import transaction
 
 pytestmark = pytest.mark.integration
@@ -53,14 +53,14 @@ def test_rolled_back_publish_sends_nothing_committed_sends_exactly_one(service, 
 def test_row_committed_late_with_a_smaller_id_is_still_sent(service, uid, sidecars):
     """No "id > last sent" watermark: a row with a smaller id that appears later is swept too."""
     from rabbitsync.django.models import OutboxMessage
-    from rabbitsync.events import Origin, encode, new_event
+    from rabbitsync.events import encode, new_event
 
     queue = _queue_for(service, uid)
     consumer = make_spec(uid, ["svc.nothing"], name="idle")
     service.declare(consumer)
 
     def row(pk):
-        event = new_event(type="svc.effect", origin=Origin("c1", "ns", "publisher"), data={}, subject=str(pk))
+        event = new_event(type="svc.effect", origin=PUBLISHING, data={}, subject=str(pk))
         return OutboxMessage(pk=pk, event_id=event.id, type=event.type, body=encode(event))
 
     # Written without publish(), so no process is woken: only the sidecar's sweep can send them.
@@ -72,6 +72,23 @@ def test_row_committed_late_with_a_smaller_id_is_still_sent(service, uid, sideca
     wait_until(lambda: service.depth(queue) == 2, 10, "the late row with the smaller id to be swept")
     assert sorted(OutboxMessage.objects.values_list("pk", flat=True).filter(sent_at__isnull=False)) == [5, 1000]
     assert sidecar.metric("rabbitsync_outbox_backlog") == 0
+
+
+def test_a_sidecar_without_subscriptions_relays_the_outbox_and_is_ready(service, uid, sidecars):
+    """A service that only publishes: its sidecar sweeps the outbox, serves its probes, consumes nothing."""
+    from rabbitsync.django.models import OutboxMessage
+    from rabbitsync.events import encode, new_event
+
+    queue = _queue_for(service, uid)
+    sidecar = sidecars().wait_ready()  # RABBITSYNC_SUBSCRIPTIONS is "[]", as the operator injects it
+    event = new_event(type="svc.effect", origin=PUBLISHING, data={}, subject="publish-only")
+    # Written without publish(), so no process is woken: only the sidecar's sweep can send it.
+    OutboxMessage.objects.create(event_id=event.id, type=event.type, body=encode(event))
+    wait_until(lambda: service.depth(queue) == 1, 10, "the row swept by the publish-only sidecar")
+    wait_until(lambda: sidecar.metric("rabbitsync_outbox_backlog") == 0, 5, "the row marked sent")
+    assert sidecar.metric("rabbitsync_consumed_total") == 0
+    assert sidecar.get("/healthz")[0] == 200
+    assert sidecar.terminate() == 0
 
 
 def test_relay_dying_between_confirm_and_mark_resends_and_the_inbox_absorbs_it(service, uid, sidecars):
@@ -145,10 +162,10 @@ def test_two_relays_draining_one_outbox_lose_nothing_and_never_share_a_lease(ser
     from rabbitsync.django import relay
     from rabbitsync.django.conf import get_settings
     from rabbitsync.django.models import OutboxMessage
-    from rabbitsync.events import Origin, encode, new_event
+    from rabbitsync.events import encode, new_event
 
     queue = _queue_for(service, uid)
-    origin = Origin("c1", "ns", "publisher")
+    origin = PUBLISHING
     events = [new_event(type="svc.effect", origin=origin, data={"n": n}, subject=f"row-{n}") for n in range(600)]
     # Written without publish(), so only the two relays below send them.
     OutboxMessage.objects.bulk_create(OutboxMessage(event_id=e.id, type=e.type, body=encode(e)) for e in events)

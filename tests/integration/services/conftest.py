@@ -4,7 +4,9 @@
 is ``python manage.py rabbitsync_sidecar`` in the same directory with the same environment, as the
 operator injects it. The queues come from the SyncSubscriptions in ``manifests/services``, declared
 the way the operator declares them (``desired_topology`` + ``observe_and_sync``), on a per-test
-exchange and namespace so tests never see each other's events.
+exchange and namespace so tests never see each other's events. Each service of each cluster logs in
+as its own broker user, made for the test (``harness.identities``), as the operator makes them:
+the sidecars apply only events whose ``user_id`` is the user of their ``source``.
 
 Test modules use the fixtures only (no ``from conftest import``): other test folders have a
 ``conftest`` module of their own.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
@@ -30,7 +33,9 @@ import pytest
 import yaml
 
 from harness import polling
+from harness.identities import Identities
 from harness.processes import free_port
+from rabbitsync.conventions import broker_username
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES_DIR = ROOT / "services"
@@ -214,6 +219,8 @@ def run_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
             "RABBITSYNC_SERVICE": name,
             "RABBITSYNC_RECONNECT_MAX_DELAY": "2",
             "PYTHONUNBUFFERED": "1",
+            # From a Secret in the manifests; the services refuse to start on the insecure default.
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             **extra_env,
         }
         service = Service(name, cluster, tmp_path, env)
@@ -239,10 +246,15 @@ class FoodBroker:
     """The per-test slice of the real broker: an exchange and a namespace of our own."""
 
     amqp_url: str
+    """The admin URL: declaring the topology is the operator's part."""
     management_url: str
     exchange: str
     namespace: str
     declared: list[Any] = field(default_factory=list)
+    identities: Identities = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.identities = Identities(self.amqp_url, self.management_url)
 
     def _broker(self) -> Any:
         from rabbitsync.amqp import BrokerEndpoint, RabbitBroker
@@ -267,12 +279,15 @@ class FoodBroker:
             [consumer.for_subscription(cluster=cluster, namespace=self.namespace, subscription=subscription, spec=spec)]
         )
 
-    def env(self) -> dict[str, str]:
-        return {"RABBITSYNC_AMQP_URL": self.amqp_url, "RABBITSYNC_EXCHANGE": self.exchange}
+    def env(self, cluster: str, service: str) -> dict[str, str]:
+        """What the pods of ``service`` in ``cluster`` get: its own broker user, the test's exchange."""
+        user = broker_username(cluster, self.namespace, service)
+        return {"RABBITSYNC_AMQP_URL": self.identities.url(user), "RABBITSYNC_EXCHANGE": self.exchange}
 
     def cleanup(self) -> None:
         from rabbitsync.amqp import delete_topology
 
+        self.identities.delete_all()
         broker = self._broker()
         for topology in self.declared:
             with contextlib.suppress(Exception):
@@ -298,7 +313,7 @@ def deployed(run_service: Callable[..., Service], food_broker: FoodBroker) -> Ca
 
     def deploy(name: str, cluster: str) -> Service:
         subscriptions = food_broker.subscribe(cluster, name)
-        service = run_service(name, cluster=cluster, namespace=food_broker.namespace, **food_broker.env())
+        service = run_service(name, cluster=cluster, namespace=food_broker.namespace, **food_broker.env(cluster, name))
         return service.start_sidecar(subscriptions)
 
     return deploy

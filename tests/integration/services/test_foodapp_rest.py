@@ -166,6 +166,26 @@ def test_restaurant_errors_are_json_with_a_clear_message(run_service, method, pa
     assert (response.status, response.body) == (status, expected)
 
 
+def test_hostile_bodies_are_400s_and_the_service_keeps_serving(run_service):
+    """Deep nesting used to raise RecursionError (a 500, and with DJANGO_DEBUG the debug page)."""
+    svc = run_service("restaurant")
+    bodies = [
+        b"[" * 100_000,
+        b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"name": NaN}',
+        b'{"name": ' + b"9" * 5000 + b"}",
+        b'{"name": "a\\u0000b"}',
+        b'{"name": "\\ud800"}',
+    ]
+    for body in bodies:
+        response = svc.call("POST", "/api/restaurants/", raw=body)
+        assert response.status == 400, (body[:60], response)
+        assert "error" in response.body
+    assert svc.outbox() == []
+    assert svc.call("GET", "/healthz").status == 200
+    assert "Traceback" not in svc.logs("web")
+
+
 def test_patch_must_change_something_known(run_service):
     svc = run_service("restaurant")
     rid = svc.call("POST", "/api/restaurants/", {"name": "A"}).body["id"]

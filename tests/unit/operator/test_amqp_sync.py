@@ -90,7 +90,7 @@ def test_drift_is_repaired_and_reported() -> None:
     broker, topo = FakeBroker(), _topology(["a", "b"])
     observe_and_sync(broker, topo)
     del broker.queues[topo.dead_letter_queue.name]
-    broker.bindings.discard(Binding(topo.exchange, topo.main_queue.name, "b"))
+    broker.bindings.discard(Binding(topo.exchange, topo.main_queue.name, "shop.b"))
     result = observe_and_sync(broker, topo, previously_synced=True)
     assert result.verified and len(result.drift) == 2
 

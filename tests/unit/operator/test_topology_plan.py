@@ -86,11 +86,30 @@ def test_delay_queue_names_match_the_consumer_contract() -> None:
     assert used == {q.name for q in topo.retry_queues}
 
 
-def test_one_binding_per_event_type() -> None:
+def test_one_binding_per_event_type_keyed_by_the_namespace() -> None:
     assert _desired().bindings == {
-        Binding(EX, MAIN, "restaurant.created"),
-        Binding(EX, MAIN, "menu.updated"),
+        Binding(EX, MAIN, "shop.restaurant.created"),
+        Binding(EX, MAIN, "shop.menu.updated"),
     }
+
+
+def test_the_same_namespace_in_two_clusters_binds_the_same_keys_other_namespaces_do_not() -> None:
+    def keys(cluster: str, namespace: str) -> set[str]:
+        topo = desired_topology(cluster=cluster, namespace=namespace, subscription="orders", spec=_spec(), exchange=EX)
+        return {b.routing_key for b in topo.bindings}
+
+    assert keys("east", "shop") == keys("west", "shop")
+    assert not keys("east", "shop") & keys("east", "staging")
+
+
+def test_a_queue_bound_with_the_bare_types_of_an_older_release_is_rebound() -> None:
+    topo = _desired()
+    observed = _observe(topo)
+    bare = frozenset({Binding(EX, MAIN, "restaurant.created"), Binding(EX, MAIN, "menu.updated")})
+    plan = diff(topo, Observed(observed.exchange, observed.queues, bare))
+    assert set(plan.unbind) == bare
+    assert set(plan.bind) == topo.bindings
+    assert not plan.declare_queues and not plan.delete_queues and not plan.conflicts
 
 
 def test_clusters_get_distinct_queues() -> None:
@@ -120,14 +139,14 @@ def test_queue_and_binding_deleted_out_of_band_are_restored() -> None:
     broken = Observed(
         exchange=observed.exchange,
         queues={k: v for k, v in observed.queues.items() if k != dlq},
-        bindings=observed.bindings - {Binding(EX, MAIN, "menu.updated")},
+        bindings=observed.bindings - {Binding(EX, MAIN, "shop.menu.updated")},
     )
     plan = diff(topo, broken)
     assert [q.name for q in plan.declare_queues] == [dlq]
-    assert plan.bind == (Binding(EX, MAIN, "menu.updated"),)
+    assert plan.bind == (Binding(EX, MAIN, "shop.menu.updated"),)
     assert plan.describe() == [
         f"declared queue {dlq}",
-        f"bound binding {EX} -> {MAIN} (menu.updated)",
+        f"bound binding {EX} -> {MAIN} (shop.menu.updated)",
     ]
 
 
@@ -135,8 +154,8 @@ def test_changing_events_binds_and_unbinds_exactly_the_difference() -> None:
     before = _desired(events=["a", "b", "c"])
     after = _desired(events=["b", "c", "d"])
     plan = diff(after, _observe(before))
-    assert plan.bind == (Binding(EX, MAIN, "d"),)
-    assert plan.unbind == (Binding(EX, MAIN, "a"),)
+    assert plan.bind == (Binding(EX, MAIN, "shop.d"),)
+    assert plan.unbind == (Binding(EX, MAIN, "shop.a"),)
     assert not plan.declare_queues and not plan.delete_queues
 
 

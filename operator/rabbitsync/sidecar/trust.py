@@ -1,0 +1,92 @@
+"""Whether a delivered event may be applied: who published it, as the broker vouches, and what it is.
+
+The broker is shared by every service of both clusters, so anything in a message body is a claim.
+What is not a claim is the AMQP ``user_id`` property: RabbitMQ refuses (PRECONDITION_FAILED) a publish
+whose ``user_id`` differs from the user the connection logged in as, unless that user carries the
+``impersonator`` tag, which rabbitsync never grants. Every rabbitsync publisher sets it
+(:mod:`rabbitsync.transport.publisher`), and each service has its own broker user, named from its
+cluster, namespace and service (:func:`rabbitsync.conventions.broker_username`). So an event is
+applied only if all of these hold, checked in this order:
+
+1. it has a ``user_id`` (``unauthenticated`` otherwise: anyone could have sent it);
+2. that user is the one of the service its ``source`` names (``forged-source`` otherwise);
+3. that service is in our own namespace (``foreign-namespace``): the routing keys already keep other
+   namespaces out, this catches a message pushed straight into the queue;
+4. its type is one the subscription lists (``unsubscribed-type``): the bindings keep other types out,
+   this too catches a message pushed straight into the queue.
+
+Anything else is dead-lettered at once with the reason, never retried: no retry changes who sent it.
+
+Retries and replays. A failed delivery goes to a delay queue and comes back through the broker's
+dead-lettering, which keeps the properties of the copy *we* published: its ``user_id`` is then the
+sidecar's own user, and the original publisher's is gone. So when the sidecar reroutes a message it
+writes the publisher it verified into the :data:`PUBLISHER` header, and on delivery that header is
+believed only when the message's own ``user_id`` is the sidecar's own user. The broker guarantees
+that only holders of this service's credentials can send such a message, that is the service's own
+pods, which are the ones deciding anyway. A :data:`PUBLISHER` header on a message from any other
+user is ignored, and overwritten with that user on every reroute, so a forger cannot launder a
+claim through our retry or dead-letter queues either. ``rabbitsync dead-letters replay`` keeps the
+header: run it with the service's own credentials (its ``RABBITSYNC_AMQP_URL``) so that the replayed
+events are believed; replayed by another user they are refused again, as ``forged-source``.
+
+"Own user" is the user of the sidecar's broker URI, not a name derived from its settings: the
+sidecar vouches for what it republished itself, whatever name it logs in as.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from rabbitsync.conventions import broker_username
+from rabbitsync.events import CloudEvent
+
+PUBLISHER = "x-rabbitsync-publisher"
+"""Header: the broker-verified ``user_id`` of the event's original publish, written by the sidecar
+when it reroutes a delivery (retry, dead letter)."""
+
+UNAUTHENTICATED = "unauthenticated"
+FORGED_SOURCE = "forged-source"
+FOREIGN_NAMESPACE = "foreign-namespace"
+UNSUBSCRIBED_TYPE = "unsubscribed-type"
+
+
+class Untrusted(Exception):
+    """The event may not be applied, whatever happens next; ``reason`` is one of the constants above."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def publisher(user_id: str | None, headers: Mapping[str, Any], own_user: str) -> str | None:
+    """The verified user who first published the message; ``None`` when nobody vouches for one."""
+    if user_id is None:
+        return None
+    claimed = headers.get(PUBLISHER)
+    if user_id == own_user and claimed is not None:
+        return claimed.decode(errors="replace") if isinstance(claimed, bytes) else str(claimed)
+    return user_id
+
+
+def vouched(headers: Mapping[str, Any], publisher: str | None) -> dict[str, Any]:
+    """``headers`` as a reroute carries them: :data:`PUBLISHER` says ``publisher``, whatever it said before."""
+    carried = {key: value for key, value in headers.items() if key != PUBLISHER}
+    if publisher is not None:
+        carried[PUBLISHER] = publisher
+    return carried
+
+
+def check(event: CloudEvent, publisher: str | None, *, events: Collection[str], namespace: str) -> None:
+    """Raise :class:`Untrusted` unless ``event``, sent by ``publisher``, may be applied by a subscriber
+    of ``events`` in ``namespace``."""
+    origin = event.origin
+    if publisher is None:
+        raise Untrusted(UNAUTHENTICATED, f"no user_id: nobody vouches that {event.source} sent it")
+    expected = broker_username(origin.cluster, origin.namespace, origin.service)
+    if publisher != expected:
+        raise Untrusted(FORGED_SOURCE, f"published by {publisher!r}, but its source {event.source} is {expected!r}")
+    if origin.namespace != namespace:
+        raise Untrusted(FOREIGN_NAMESPACE, f"from namespace {origin.namespace!r}, subscribed in {namespace!r}")
+    if event.type not in events:
+        raise Untrusted(UNSUBSCRIBED_TYPE, f"type {event.type!r} is not one the subscription lists")
