@@ -56,12 +56,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--kubeconfig", action="append", default=[], help="kubeconfig file (repeatable)")
     top.add_argument("--context", action="append", default=[], help="kubeconfig context (repeatable)")
     top.add_argument("--debug", action="store_true", help="log to stderr and show tracebacks")
-    top.set_defaults(
-        amqp_url=os.environ.get("RABBITSYNC_AMQP_URL"),
-        management_url=os.environ.get("RABBITSYNC_MANAGEMENT_URL"),
-        fmt="table",
-        needs_clusters=True,
-    )
+    top.set_defaults(needs_clusters=True)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     status.add_parser(commands, [shared])
     topology.add_parser(commands, [shared])
@@ -83,6 +78,11 @@ def _quiet_logging(debug: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     cli = parser()
     args = cli.parse_args(argv)
+    # Defaults here, not in the parsers: the shared option objects would carry them into the
+    # subcommand's parser, which would then overwrite a value given before the subcommand.
+    args.amqp_url = getattr(args, "amqp_url", None) or os.environ.get("RABBITSYNC_AMQP_URL")
+    args.management_url = getattr(args, "management_url", None) or os.environ.get("RABBITSYNC_MANAGEMENT_URL")
+    args.fmt = getattr(args, "fmt", None) or "table"
     if args.command == "dead-letters" and not args.amqp_url:
         cli.error("no broker: pass --amqp-url or set RABBITSYNC_AMQP_URL")
     args.stdout = sys.stdout
