@@ -76,10 +76,20 @@ class Scene:
             "consumers": 0,
             "deadLettered": 0,
             "conditions": [
-                {"type": "Ready", "status": "True", "reason": "TopologyVerified", "message": "",
-                 "lastTransitionTime": "2026-11-30T00:00:00Z"},
-                {"type": "SidecarInjected", "status": "False", "reason": "DeploymentNotFound", "message": "",
-                 "lastTransitionTime": "2026-11-30T00:00:00Z"},
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "TopologyVerified",
+                    "message": "",
+                    "lastTransitionTime": "2026-11-30T00:00:00Z",
+                },
+                {
+                    "type": "SidecarInjected",
+                    "status": "False",
+                    "reason": "DeploymentNotFound",
+                    "message": "",
+                    "lastTransitionTime": "2026-11-30T00:00:00Z",
+                },
             ],
         }
         return custom.patch_namespaced_custom_object_status(  # type: ignore[no-any-return]
