@@ -52,14 +52,11 @@ class Located:
     queue: DeadLetterQueue
 
 
-def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "dlq",
-        parents=parents,
-        help="list, show, replay or purge a subscription's dead letters",
-        description=output.help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+NAME = "dlq"
+HELP = "list, show, replay or purge a subscription's dead letters"
+
+
+def configure(parser: argparse.ArgumentParser, parents: list[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, text: str) -> argparse.ArgumentParser:

@@ -61,6 +61,10 @@ class Topology:
         """(namespace, type) of every event type any edge mentions, sorted."""
         return sorted({(e.namespace, e.event_type) for e in self.edges})
 
+    def services_in(self, cluster: str) -> list[tuple[str, str]]:
+        """(namespace, service) of everything that publishes or consumes in ``cluster``."""
+        return sorted({(e.namespace, e.service) for e in self.edges if e.cluster == cluster})
+
     def services(self, namespace: str, event_type: str, role: Role) -> list[tuple[str, str]]:
         """(cluster, service) publishing or consuming one type."""
         return sorted(

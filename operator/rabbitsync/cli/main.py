@@ -58,9 +58,15 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="log to stderr and show tracebacks")
     top.set_defaults(needs_clusters=True)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    status.add_parser(commands, [shared])
-    topology.add_parser(commands, [shared])
-    dlq.add_parser(commands, [shared])
+    for command in (status, topology, dlq):
+        sub = commands.add_parser(
+            command.NAME,
+            parents=[shared],
+            help=command.HELP,
+            description=output.help_text(command.__doc__),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.configure(sub, [shared])
     dlq.add_legacy_parser(commands, [shared])
     return top
 

@@ -35,10 +35,9 @@ def dot(topology: Topology) -> str:
     flagged = _flagged(topology)
     lines = ["digraph rabbitsync {", "  rankdir=LR;", '  node [fontname="Helvetica", shape=box, style=rounded];']
     for cluster in topology.clusters:
-        services = sorted({(e.namespace, e.service) for e in topology.edges if e.cluster == cluster})
         lines.append(f'  subgraph "cluster_{_quote(cluster)}" {{')
         lines.append(f'    label="{_quote(cluster)}";')
-        for namespace, service in services:
+        for namespace, service in topology.services_in(cluster):
             lines.append(f'    {_id("svc", cluster, namespace, service)} [label="{_quote(f"{namespace}/{service}")}"];')
         lines.append("  }")
     for namespace, event_type in topology.event_types():
@@ -64,9 +63,8 @@ def mermaid(topology: Topology) -> str:
     flagged = _flagged(topology)
     lines = ["flowchart LR"]
     for cluster in topology.clusters:
-        services = sorted({(e.namespace, e.service) for e in topology.edges if e.cluster == cluster})
         lines.append(f'  subgraph {_id("cluster", cluster)}["{_mermaid(cluster)}"]')
-        for namespace, service in services:
+        for namespace, service in topology.services_in(cluster):
             lines.append(f'    {_id("svc", cluster, namespace, service)}["{_mermaid(f"{namespace}/{service}")}"]')
         lines.append("  end")
     for namespace, event_type in topology.event_types():

@@ -33,14 +33,11 @@ COLUMNS = (
 _SHORT_KIND = {SUBSCRIPTION: "ssub", PUBLICATION: "spub"}
 
 
-def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "status",
-        parents=parents,
-        help="Ready, queue depth, consumers, dead letters and sidecar of every subscription and publication",
-        description=output.help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+NAME = "status"
+HELP = "Ready, queue depth, consumers, dead letters and sidecar of every subscription and publication"
+
+
+def configure(parser: argparse.ArgumentParser, _parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("-n", "--namespace", help="only this namespace (default: all)")
     parser.set_defaults(run=run)
 

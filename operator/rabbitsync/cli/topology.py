@@ -35,14 +35,11 @@ COLUMNS = (
 _PAGE_SIZE = 500
 
 
-def add_parser(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "topology",
-        parents=parents,
-        help="who publishes and consumes each event type per cluster; parity problems",
-        description=output.help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+NAME = "topology"
+HELP = "who publishes and consumes each event type per cluster; parity problems"
+
+
+def configure(parser: argparse.ArgumentParser, _parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("-n", "--namespace", help="only this namespace (default: all)")
     parser.add_argument(
         "--format", dest="graph", choices=(*render.TEXT_FORMATS, *render.IMAGE_FORMATS), help="draw a graph"
