@@ -125,6 +125,10 @@ def run_pass(
 
 
 def _settle(reader: Reader, writer: Writer, queue: str, batch: list[_Plan], result: PassResult, timeout: float) -> None:
+    """Publish the batch's copies, wait for every confirm, and only then ack the originals.
+
+    A copy the broker does not confirm raises before any original of the batch is acked.
+    """
     sent = [(plan, _send(writer, queue, plan)) for plan in batch]
     for plan, confirm in sent:
         result.letters.append(plan.letter)
@@ -132,17 +136,24 @@ def _settle(reader: Reader, writer: Writer, queue: str, batch: list[_Plan], resu
         if confirm is None:
             result.purged += 1
         elif plan.replay:
-            try:
-                confirm.wait(timeout)
-            except PublishRejected as e:
-                # The event stays: a copy goes back to the DLQ before the original is acked.
-                result.failed.append((plan.letter, str(e)))
-                writer.submit([_keep(queue, plan)]).wait(timeout)
-            else:
-                result.replayed.append(plan.letter)
+            _confirm_replay(writer, queue, plan, confirm, result, timeout)
         else:
-            confirm.wait(timeout)  # a failure raises: nothing of this batch was acked yet
+            confirm.wait(timeout)
+    for plan in batch:
         reader.ack(plan.message.tag)
+
+
+def _confirm_replay(
+    writer: Writer, queue: str, plan: _Plan, confirm: Confirm, result: PassResult, timeout: float
+) -> None:
+    try:
+        confirm.wait(timeout)
+    except PublishRejected as e:
+        # E.g. the subscription's queue is gone: the event stays, as a copy in the DLQ, acked after.
+        result.failed.append((plan.letter, str(e)))
+        writer.submit([_keep(queue, plan)]).wait(timeout)
+    else:
+        result.replayed.append(plan.letter)
 
 
 def _send(writer: Writer, queue: str, plan: _Plan) -> Confirm | None:

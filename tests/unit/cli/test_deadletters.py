@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from clifakes import FakeQueues
+from clifakes import Done, FakeQueues
 
 from rabbitsync.deadletters import describe, letters, run_pass
 from rabbitsync.sidecar import routing
-from rabbitsync.transport import IncomingMessage
+from rabbitsync.transport import BrokerUnreachable, IncomingMessage
 
 DLQ = "rabbitsync.east.ns.sub.dlq"
 MAIN = "rabbitsync.east.ns.sub"
@@ -105,17 +105,15 @@ def test_purge_takes_only_the_count_agreed_to():
     assert [m.message_id for m in broker.queues[DLQ]] == ["late"]
 
 
-def test_a_failing_copy_acks_nothing_of_its_batch():
-    broker = FakeQueues(queues={DLQ: [sidecar_letter("e1")]})
+def test_a_copy_the_broker_does_not_confirm_leaves_the_whole_batch_unacked():
+    broker = fresh(sidecar_letter("e1"), sidecar_letter("e2"))
 
-    class Refusing(FakeQueues):
-        def submit(self, messages):
-            from clifakes import Done
+    class SecondRefused(FakeQueues):
+        def submit(self, messages):  # noqa: ANN001, ANN201 - the fake's signature
+            self.next_tag += 1
+            return Done(BrokerUnreachable("connection lost") if self.next_tag > 1001 else None)
 
-            from rabbitsync.transport import BrokerUnreachable
-
-            return Done(BrokerUnreachable("connection lost"))
-
-    with pytest.raises(Exception, match="connection lost"):
-        run_pass(broker, Refusing(), DLQ, 1)
-    assert list(broker.unacked) != []  # still held: the channel's close hands it back, nothing lost
+    with pytest.raises(BrokerUnreachable, match="connection lost"):
+        run_pass(broker, SecondRefused(), DLQ, 2)
+    # Both still held, e1's confirmed copy notwithstanding: closing the channel hands them back.
+    assert sorted(m.message_id for m in broker.unacked.values()) == ["e1", "e2"]
