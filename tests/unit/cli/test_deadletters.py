@@ -109,7 +109,7 @@ def test_a_copy_the_broker_does_not_confirm_leaves_the_whole_batch_unacked():
     broker = fresh(sidecar_letter("e1"), sidecar_letter("e2"))
 
     class SecondRefused(FakeQueues):
-        def submit(self, messages):  # noqa: ANN001, ANN201 - the fake's signature
+        def submit(self, messages):
             self.next_tag += 1
             return Done(BrokerUnreachable("connection lost") if self.next_tag > 1001 else None)
 
