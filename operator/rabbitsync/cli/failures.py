@@ -51,6 +51,14 @@ class NothingMatched(CliError):
     exit_code = PROBLEMS
 
 
+class InCluster(CliError):
+    """A failure talking to one cluster's API server, worded with that cluster's name in front."""
+
+    def __init__(self, cluster: str, error: Exception) -> None:
+        line, self.exit_code = explain(error)
+        super().__init__(f"{cluster}: {line}")
+
+
 def redact(text: str) -> str:
     """``text`` with the password of every ``scheme://user:password@`` replaced by ``***``."""
     return _PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)

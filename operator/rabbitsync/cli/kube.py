@@ -2,25 +2,28 @@
 
 ``--kubeconfig`` and ``--context`` are repeatable and pair up into clusters (:func:`targets`). Each
 cluster is read with the caller's own credentials: SyncSubscriptions and SyncPublications in every
-namespace, a SyncBroker and its Secrets when the broker is needed. The client's exceptions are left
-to :mod:`rabbitsync.cli.failures`, except the "not found" answers this module turns into ``None``.
+namespace, a SyncBroker and its Secrets when the broker is needed. A failure of the client comes out
+as :class:`~rabbitsync.cli.failures.InCluster` (worded by ``failures``, with the cluster's name), except
+the "not found" answers this module turns into ``None``.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from rabbitsync.api import GROUP, VERSION
 from rabbitsync.api.syncbroker import RESOURCE as BROKERS
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTIONS
-from rabbitsync.cli.failures import UsageError
+from rabbitsync.cli.failures import InCluster, UsageError
 from rabbitsync.cli.resources import PUBLICATION, SUBSCRIPTION, Resource, parse
 from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
 from rabbitsync.transport import BrokerEndpoint
@@ -85,8 +88,8 @@ class KubeCluster:
     def resources(self, kind: str) -> list[Resource] | None:
         try:
             found = self._list(PLURALS[kind])
-        except ApiException as e:
-            if e.status == 404:
+        except InCluster as e:
+            if _not_found(e):
                 return None
             raise
         return [parse(kind, self.label, obj) for obj in found.get("items", [])]
@@ -113,23 +116,36 @@ class KubeCluster:
         ca = self._secret(namespace, ca_ref["name"]).get(ca_ref.get("key", "ca.crt")) if ca_ref else None
         return BrokerEndpoint(secret[SECRET_URI_KEY], secret.get(SECRET_MANAGEMENT_URI_KEY), ca)
 
+    @contextmanager
+    def _talking(self) -> Iterator[None]:
+        """Name this cluster in any failure of the calls in the block."""
+        try:
+            yield
+        except (ApiException, HTTPError) as e:
+            raise InCluster(self.label, e) from e
+
     def _list(self, plural: str) -> dict[str, Any]:
-        return cast(dict[str, Any], self._custom.list_cluster_custom_object(GROUP, VERSION, plural))
+        with self._talking():
+            return cast(dict[str, Any], self._custom.list_cluster_custom_object(GROUP, VERSION, plural))
 
     def _get(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
         try:
-            found = cast(
-                dict[str, Any], self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-            )
-        except ApiException as e:
-            if e.status == 404:
+            with self._talking():
+                found = self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except InCluster as e:
+            if _not_found(e):
                 return None
             raise
-        return found
+        return cast(dict[str, Any], found)
 
     def _secret(self, namespace: str, name: str) -> dict[str, str]:
-        data = self._core.read_namespaced_secret(name, namespace).data or {}
+        with self._talking():
+            data = self._core.read_namespaced_secret(name, namespace).data or {}
         return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def _not_found(error: InCluster) -> bool:
+    return isinstance(error.__cause__, ApiException) and error.__cause__.status == 404
 
 
 def connect(chosen: Sequence[Target]) -> list[Cluster]:

@@ -141,3 +141,8 @@ def test_replay_needs_to_be_told_what():
     with pytest.raises(failures.UsageError):
         dlq.selector(parse(["dlq", "replay", "ns/s", "--all", "--type", "t"]))
     assert dlq.selector(parse(["dlq", "replay", "ns/s", "--type", "t"]))
+
+
+def test_a_cluster_failure_names_the_cluster_and_keeps_the_exit_code():
+    error = failures.InCluster("west", ApiException(status=401, reason="Unauthorized"))
+    assert failures.explain(error) == ("west: Kubernetes API: 401 Unauthorized", 2)
