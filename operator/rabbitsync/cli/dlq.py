@@ -210,18 +210,32 @@ def selector(args: argparse.Namespace) -> Any:
     return select
 
 
-def report_replay(result: PassResult, queue: str, ids: Sequence[str]) -> int:
-    for letter, why in result.failed:
-        print(f"rabbitsync: not replayed: {letter.message_id}: {why}; it stays in {queue}", file=sys.stderr)
-    missing = sorted(set(ids) - {lt.message_id for lt in result.letters if lt.message_id})
-    for event_id in missing:
-        print(f"rabbitsync: no dead letter with id {event_id} in {queue}", file=sys.stderr)
-    targets = sorted({lt.queue for lt in result.replayed if lt.queue})
-    print(
-        f"replayed {len(result.replayed)} dead letter(s) from {queue}"
-        + (f" to {', '.join(targets)}" if targets else "")
-    )
-    return OK if result.replayed and not result.failed and not missing else PROBLEMS
+def replay_summary(result: PassResult, queue: str, ids: Sequence[str]) -> dict[str, Any]:
+    seen = {lt.message_id for lt in result.letters if lt.message_id}
+    return {
+        "queue": queue,
+        "replayed": [lt.message_id for lt in result.replayed],
+        "to": sorted({lt.queue for lt in result.replayed if lt.queue}),
+        "failed": [{"id": lt.message_id, "error": why} for lt, why in result.failed],
+        "missing": sorted(set(ids) - seen),
+    }
+
+
+def report_replay(result: PassResult, queue: str, ids: Sequence[str], fmt: output.Format = "table") -> int:
+    """What was replayed (text, or the summary as JSON/YAML); exit 1 unless all asked for was replayed."""
+    summary = replay_summary(result, queue, ids)
+    if fmt != "table":
+        output.emit(output.serialise(summary, fmt))
+    else:
+        for failure in summary["failed"]:
+            print(
+                f"rabbitsync: not replayed: {failure['id']}: {failure['error']}; it stays in {queue}", file=sys.stderr
+            )
+        for event_id in summary["missing"]:
+            print(f"rabbitsync: no dead letter with id {event_id} in {queue}", file=sys.stderr)
+        where = f" to {', '.join(summary['to'])}" if summary["to"] else ""
+        print(f"replayed {len(summary['replayed'])} dead letter(s) from {queue}{where}")
+    return OK if summary["replayed"] and not summary["failed"] and not summary["missing"] else PROBLEMS
 
 
 def do_replay(args: argparse.Namespace, located: Located) -> int:
@@ -231,7 +245,7 @@ def do_replay(args: argparse.Namespace, located: Located) -> int:
         result = located.queue.replay(select, progress)
     finally:
         progress.done()
-    return report_replay(result, located.queue.queue, args.ids)
+    return report_replay(result, located.queue.queue, args.ids, args.fmt)
 
 
 def confirmed(question: str) -> bool:

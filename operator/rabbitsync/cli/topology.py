@@ -3,8 +3,9 @@
 Without ``--format`` it prints a table per event type (or ``-o json|yaml``) followed by the parity
 problems; ``--format mermaid|dot|svg|png`` draws the picture instead, to ``--output FILE`` or stdout
 (PNG only to a file), with the problems on stderr. Unowned queues are looked up through the management
-API of ``--management-url`` (``$RABBITSYNC_MANAGEMENT_URL``), else of every SyncBroker's Secret; when
-none answers, that check is skipped with a note. Exit 1 when a parity problem is found.
+API of ``--management-url`` (``$RABBITSYNC_MANAGEMENT_URL``; the vhost is ``--amqp-url``'s, else
+``/``), else of every SyncBroker's Secret; when none answers, that check is skipped with a note.
+Exit 1 when a parity problem is found.
 """
 
 from __future__ import annotations

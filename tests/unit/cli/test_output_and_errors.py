@@ -146,3 +146,16 @@ def test_replay_needs_to_be_told_what():
 def test_a_cluster_failure_names_the_cluster_and_keeps_the_exit_code():
     error = failures.InCluster("west", ApiException(status=401, reason="Unauthorized"))
     assert failures.explain(error) == ("west: Kubernetes API: 401 Unauthorized", 2)
+
+
+def test_a_replay_report_says_what_was_missing_and_exits_1(capsys):
+    from rabbitsync.deadletters import PassResult
+    from rabbitsync.deadletters.letters import DeadLetter
+
+    letter = DeadLetter("e1", "t", None, None, "poison", 1, None, None, "q", "sidecar", None)
+    done = PassResult(letters=[letter], replayed=[letter])
+    assert dlq.report_replay(done, "q.dlq", ["e1"]) == 0
+    assert capsys.readouterr().out == "replayed 1 dead letter(s) from q.dlq to q\n"
+    assert dlq.report_replay(done, "q.dlq", ["e1", "e9"], "json") == 1
+    assert json.loads(capsys.readouterr().out)["missing"] == ["e9"]
+    assert dlq.report_replay(PassResult(), "q.dlq", []) == 1  # nothing replayed: nothing matched
