@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rabbitsync.cli import output
-from rabbitsync.cli.failures import OK, PROBLEMS, CliError, NothingMatched, UsageError
+from rabbitsync.cli.failures import OK, PROBLEMS, NothingMatched, UsageError
 from rabbitsync.cli.kube import Cluster
 from rabbitsync.cli.output import Column
 from rabbitsync.deadletters import DeadLetter, DeadLetterQueue, PassResult, plain
@@ -282,10 +281,8 @@ def run(args: argparse.Namespace, clusters: Sequence[Cluster]) -> int:
 
 
 def run_legacy(args: argparse.Namespace, _clusters: Sequence[Cluster]) -> int:
-    url = args.amqp_url or os.environ.get("RABBITSYNC_AMQP_URL")
-    if not url:
-        raise CliError("no broker: pass --amqp-url or set RABBITSYNC_AMQP_URL")
-    queue = DeadLetterQueue(BrokerEndpoint(url, args.management_url), args.queue)
+    # main() has refused a missing --amqp-url already, as a usage error.
+    queue = DeadLetterQueue(BrokerEndpoint(args.amqp_url, args.management_url), args.queue)
     if args.action == "list":
         letters = queue.look().letters[: args.limit]
         output.emit(json.dumps([letter.to_json() for letter in letters], indent=2), args.stdout)
