@@ -35,6 +35,7 @@ from rabbitsync.django import connection
 from rabbitsync.django.conf import Settings
 from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
 from rabbitsync.events import CloudEvent, InvalidEvent, decode
+from rabbitsync.events.headers import EXCEPTION_MESSAGE
 from rabbitsync.sidecar import routing, trust
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
@@ -235,7 +236,7 @@ class Consumer:
                 extra={
                     "queue": action.queue,
                     "reason": action.reason,
-                    "error": action.headers.get(routing.EXCEPTION_MESSAGE),
+                    "error": action.headers.get(EXCEPTION_MESSAGE),
                 },
             )
 

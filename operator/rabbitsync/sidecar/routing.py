@@ -13,14 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rabbitsync.events.headers import ATTEMPT, ATTEMPTS, EXCEPTION_MESSAGE, EXCEPTION_TYPE, QUEUE, REASON
 from rabbitsync.topology.sidecar_contract import ConsumerSpec
-
-ATTEMPT = "x-rabbitsync-attempt"
-REASON = "x-rabbitsync-reason"
-EXCEPTION_TYPE = "x-rabbitsync-exception-type"
-EXCEPTION_MESSAGE = "x-rabbitsync-exception-message"
-ATTEMPTS = "x-rabbitsync-attempts"
-QUEUE = "x-rabbitsync-queue"
 
 FAILED = "failed"
 POISON = "poison"

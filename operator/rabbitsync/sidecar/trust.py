@@ -40,10 +40,7 @@ from typing import Any
 
 from rabbitsync.conventions import broker_username
 from rabbitsync.events import CloudEvent
-
-PUBLISHER = "x-rabbitsync-publisher"
-"""Header: the broker-verified ``user_id`` of the event's original publish, written by the sidecar
-when it reroutes a delivery (retry, dead letter)."""
+from rabbitsync.events.headers import PUBLISHER
 
 UNAUTHENTICATED = "unauthenticated"
 FORGED_SOURCE = "forged-source"

@@ -74,3 +74,42 @@ def test_missing_broker_url_is_a_usage_error(monkeypatch):
     with pytest.raises(SystemExit) as exc:
         cli.main(["dead-letters", "list", "q"])
     assert exc.value.code == 2
+
+
+def test_a_message_the_broker_dead_lettered_itself_is_listed_and_replayed(broker, uid, capsys):
+    # No x-rabbitsync-* header: the main queue rejected it to its DLX, the broker only added x-death.
+    main, dlq = f"dlx.{uid}", f"dlx.{uid}.dlq"
+    conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    ch = conn.channel()
+    ch.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
+    arguments = {"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq}
+    ch.queue_declare(main, durable=True, arguments=arguments)
+    ch.confirm_delivery()  # the get below must find it
+    props = pika.BasicProperties(message_id="ev-x", type="ORDER_CREATED", delivery_mode=2)
+    ch.basic_publish("", main, b'{"id": "ev-x"}', props)
+    method, _props, _body = ch.basic_get(main, auto_ack=False)
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    try:
+        assert _eventually_depth(ch, dlq, 1)
+        assert cli.main(["--amqp-url", broker.amqp_url, "dead-letters", "list", dlq]) == 0
+        [listed] = json.loads(capsys.readouterr().out)
+        assert (listed["reason"], listed["queue"], listed["dead_lettered_by"]) == ("rejected", main, "broker")
+        assert cli.main(["--amqp-url", broker.amqp_url, "dead-letters", "replay", dlq, "--id", "nothing"]) == 1
+        assert cli.main(["--amqp-url", broker.amqp_url, "dead-letters", "replay", dlq, "--id", "ev-x"]) == 0
+        assert _depth(ch, dlq) == 0
+        method, props, _ = ch.basic_get(main, auto_ack=True)
+        assert props.message_id == "ev-x" and "x-death" not in (props.headers or {})
+    finally:
+        for q in (main, dlq):
+            ch.queue_delete(q)
+        conn.close()
+
+
+def _eventually_depth(ch, queue: str, expected: int) -> bool:
+    import time
+
+    for _ in range(50):
+        if _depth(ch, queue) == expected:
+            return True
+        time.sleep(0.1)
+    return False

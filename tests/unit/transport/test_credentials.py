@@ -101,7 +101,7 @@ def test_a_broker_uri_of_the_wrong_type_in_the_django_settings_is_not_quoted() -
 
 
 def test_the_cli_reports_an_unusable_uri_without_the_password(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["--amqp-url", "amqp://svc:S3cr3t/x@rabbit/", "dead-letters", "list", "q.dlq"]) == 1
+    assert cli.main(["--amqp-url", "amqp://svc:S3cr3t/x@rabbit/", "dead-letters", "list", "q.dlq"]) == 2
     err = capsys.readouterr().err
     assert "not a valid URI" in err and "S3cr3t" not in err
 

@@ -1,0 +1,173 @@
+"""The clusters named on the command line, and what the CLI reads from them: the one Kubernetes client user.
+
+``--kubeconfig`` and ``--context`` are repeatable and pair up into clusters (:func:`targets`). Each
+cluster is read with the caller's own credentials: SyncSubscriptions and SyncPublications in every
+namespace, a SyncBroker and its Secrets when the broker is needed. A failure of the client comes out
+as :class:`~rabbitsync.cli.failures.InCluster` (worded by ``failures``, with the cluster's name), except
+the "not found" answers this module turns into ``None``.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from rabbitsync.api import GROUP, VERSION
+from rabbitsync.api.syncbroker import RESOURCE as BROKERS
+from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTIONS
+from rabbitsync.cli.failures import InCluster, UsageError
+from rabbitsync.cli.resources import PUBLICATION, SUBSCRIPTION, Resource, parse
+from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
+from rabbitsync.transport import BrokerEndpoint
+
+PLURALS = {SUBSCRIPTION: SUBSCRIPTIONS.plural, PUBLICATION: "syncpublications"}
+"""SyncPublication (short name ``spub``) is newer than some clusters: its absence is not an error."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One cluster as named on the command line: a kubeconfig file (None: the default) and a context."""
+
+    kubeconfig: str | None
+    context: str | None
+
+
+def targets(kubeconfigs: Sequence[str], contexts: Sequence[str]) -> list[Target]:
+    """Pair the repeated flags: equal counts zip; one of a kind goes with each of the other."""
+    files, names = list(kubeconfigs), list(contexts)
+    if not files and not names:
+        return [Target(None, None)]
+    if not names:
+        return [Target(f, None) for f in files]
+    if not files:
+        return [Target(None, n) for n in names]
+    if len(files) == len(names):
+        return [Target(f, n) for f, n in zip(files, names, strict=True)]
+    if len(files) == 1:
+        return [Target(files[0], n) for n in names]
+    raise UsageError(
+        f"{len(files)} --kubeconfig and {len(names)} --context: give one of each per cluster, "
+        "or one kubeconfig with several contexts"
+    )
+
+
+class Cluster(Protocol):
+    """What the subcommands read from one cluster (:class:`KubeCluster`; a fake in tests)."""
+
+    label: str
+
+    def resources(self, kind: str) -> list[Resource] | None:
+        """Every object of ``kind`` in every namespace; ``None`` when the cluster lacks its CRD."""
+        ...
+
+    def subscription(self, namespace: str, name: str) -> Resource | None: ...
+
+    def brokers(self) -> list[tuple[str, str]]:
+        """(namespace, name) of every SyncBroker."""
+        ...
+
+    def broker_endpoint(self, namespace: str, broker: str) -> BrokerEndpoint:
+        """Where the SyncBroker ``broker`` says the broker is, credentials from its Secrets."""
+        ...
+
+
+class KubeCluster:
+    def __init__(self, label: str, api: client.ApiClient) -> None:
+        self.label = label
+        self._custom = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
+
+    def resources(self, kind: str) -> list[Resource] | None:
+        try:
+            found = self._list(PLURALS[kind])
+        except InCluster as e:
+            if _not_found(e):
+                return None
+            raise
+        return [parse(kind, self.label, obj) for obj in found.get("items", [])]
+
+    def subscription(self, namespace: str, name: str) -> Resource | None:
+        obj = self._get(namespace, SUBSCRIPTIONS.plural, name)
+        return parse(SUBSCRIPTION, self.label, obj) if obj is not None else None
+
+    def brokers(self) -> list[tuple[str, str]]:
+        found = self._list(BROKERS.plural)
+        return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in found.get("items", [])]
+
+    def broker_endpoint(self, namespace: str, broker: str) -> BrokerEndpoint:
+        obj = self._get(namespace, BROKERS.plural, broker)
+        if obj is None:
+            raise UsageError(f"{self.label}: SyncBroker {namespace}/{broker} not found (or pass --amqp-url)")
+        spec = obj.get("spec") or {}
+        secret = self._secret(namespace, spec["secretRef"]["name"])
+        if SECRET_URI_KEY not in secret:
+            raise UsageError(
+                f"{self.label}: Secret {namespace}/{spec['secretRef']['name']} has no key {SECRET_URI_KEY}"
+            )
+        ca_ref = ((spec.get("tls") or {}).get("caSecretRef")) or None
+        ca = self._secret(namespace, ca_ref["name"]).get(ca_ref.get("key", "ca.crt")) if ca_ref else None
+        return BrokerEndpoint(secret[SECRET_URI_KEY], secret.get(SECRET_MANAGEMENT_URI_KEY), ca)
+
+    @contextmanager
+    def _talking(self) -> Iterator[None]:
+        """Name this cluster in any failure of the calls in the block."""
+        try:
+            yield
+        except (ApiException, HTTPError) as e:
+            raise InCluster(self.label, e) from e
+
+    def _list(self, plural: str) -> dict[str, Any]:
+        with self._talking():
+            return cast(dict[str, Any], self._custom.list_cluster_custom_object(GROUP, VERSION, plural))
+
+    def _get(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            with self._talking():
+                found = self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except InCluster as e:
+            if _not_found(e):
+                return None
+            raise
+        return cast(dict[str, Any], found)
+
+    def _secret(self, namespace: str, name: str) -> dict[str, str]:
+        with self._talking():
+            data = self._core.read_namespaced_secret(name, namespace).data or {}
+        return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def _not_found(error: InCluster) -> bool:
+    return isinstance(error.__cause__, ApiException) and error.__cause__.status == 404
+
+
+def connect(chosen: Sequence[Target]) -> list[Cluster]:
+    """A client per target, labelled by its context; nothing is contacted yet."""
+    clusters: list[Cluster] = []
+    for target in chosen:
+        if target.kubeconfig and not Path(target.kubeconfig).is_file():
+            raise UsageError(f"--kubeconfig {target.kubeconfig}: no such file")
+    labels = [_label(t) for t in chosen]
+    for target, label in zip(chosen, labels, strict=True):
+        if labels.count(label) > 1 and target.kubeconfig:
+            label = f"{label}@{Path(target.kubeconfig).stem}"
+        api = cast(
+            client.ApiClient,
+            config.new_client_from_config(config_file=target.kubeconfig, context=target.context),  # type: ignore[no-untyped-call]
+        )
+        clusters.append(KubeCluster(label, api))
+    return clusters
+
+
+def _label(target: Target) -> str:
+    if target.context:
+        return target.context
+    _contexts, active = config.list_kube_config_contexts(config_file=target.kubeconfig)  # type: ignore[no-untyped-call]
+    return str(active["name"])
