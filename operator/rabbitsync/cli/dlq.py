@@ -1,9 +1,12 @@
 """``rabbitsync dlq list|show|replay|purge NAMESPACE/SUBSCRIPTION``: a subscription's dead letters.
 
-The queue is the subscription's ``status.deadLetterQueue``; the broker is its SyncBroker's Secret,
-unless ``--amqp-url`` (``$RABBITSYNC_AMQP_URL``) names one, e.g. when the Secret's host is only
-reachable inside the cluster. With several clusters, ``--cluster`` picks one (by context or by the
-operator's cluster name) when the subscription exists in more than one.
+The queue is the subscription's ``status.deadLetterQueue``. The commands log in as the consuming
+service itself, with the identity the operator made for it (Secret ``rabbitsync-<service>``): its
+sidecar believes the original publisher of a replayed event only when the replay comes from its own
+broker user, and would dead-letter one replayed by anyone else as ``forged-source``. Without that
+Secret they fall back to the SyncBroker's Secret; ``--amqp-url`` (``$RABBITSYNC_AMQP_URL``) overrides
+both, e.g. when the Secret's host is only reachable inside the cluster. With several clusters,
+``--cluster`` picks one (by context or by the operator's cluster name) when the subscription exists in more than one.
 
 Listing and showing never hand a message back to the queue, so no delivery is ever counted against a
 quorum queue's delivery limit (see ``rabbitsync.deadletters.queue``): each message looked at is
@@ -121,7 +124,11 @@ def locate(args: argparse.Namespace, clusters: Sequence[Cluster]) -> Located:
     queue = resource.status.get("deadLetterQueue")
     if not isinstance(queue, str):
         raise NothingMatched(f"{cluster.label}: {namespace}/{name} has no status.deadLetterQueue yet (not reconciled)")
-    endpoint = _override(args) or cluster.broker_endpoint(namespace, resource.broker)
+    endpoint = (
+        _override(args)
+        or cluster.service_endpoint(namespace, resource.service)
+        or cluster.broker_endpoint(namespace, resource.broker)
+    )
     return Located(cluster.label, f"{namespace}/{name}", DeadLetterQueue(endpoint, queue))
 
 

@@ -21,11 +21,12 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from rabbitsync.api import GROUP, VERSION
+from rabbitsync.api.syncbroker import DEFAULT_CA_KEY
 from rabbitsync.api.syncbroker import RESOURCE as BROKERS
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTIONS
 from rabbitsync.cli.failures import InCluster, UsageError
 from rabbitsync.cli.resources import PUBLICATION, SUBSCRIPTION, Resource, parse
-from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
+from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY, service_secret_name
 from rabbitsync.transport import BrokerEndpoint
 
 PLURALS = {SUBSCRIPTION: SUBSCRIPTIONS.plural, PUBLICATION: "syncpublications"}
@@ -78,6 +79,10 @@ class Cluster(Protocol):
         """Where the SyncBroker ``broker`` says the broker is, credentials from its Secrets."""
         ...
 
+    def service_endpoint(self, namespace: str, service: str) -> BrokerEndpoint | None:
+        """The service's own broker identity (its ``rabbitsync-<service>`` Secret), if the operator made one."""
+        ...
+
 
 class KubeCluster:
     def __init__(self, label: str, api: client.ApiClient) -> None:
@@ -115,6 +120,17 @@ class KubeCluster:
         ca_ref = ((spec.get("tls") or {}).get("caSecretRef")) or None
         ca = self._secret(namespace, ca_ref["name"]).get(ca_ref.get("key", "ca.crt")) if ca_ref else None
         return BrokerEndpoint(secret[SECRET_URI_KEY], secret.get(SECRET_MANAGEMENT_URI_KEY), ca)
+
+    def service_endpoint(self, namespace: str, service: str) -> BrokerEndpoint | None:
+        try:
+            secret = self._secret(namespace, service_secret_name(service))
+        except InCluster as e:
+            if _not_found(e):
+                return None
+            raise
+        if SECRET_URI_KEY not in secret:
+            return None
+        return BrokerEndpoint(secret[SECRET_URI_KEY], None, secret.get(DEFAULT_CA_KEY))
 
     @contextmanager
     def _talking(self) -> Iterator[None]:

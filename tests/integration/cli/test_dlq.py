@@ -8,14 +8,19 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pika
 import pytest
 from cliscene import rabbitsync
+from kubernetes import client
 
+from harness.identities import Identities
 from harness.polling import eventually
 from harness.processes import free_port
+from rabbitsync.conventions import broker_username, service_secret_name
 from rabbitsync.events import Origin, encode, message_properties, new_event
 from rabbitsync.topology import naming
 from rabbitsync.topology import sidecar_contract as contract
@@ -32,8 +37,17 @@ def depth(url: str, queue: str) -> int:
 
 
 @pytest.fixture
-def consumer(scene, namespace, tmp_path, broker):  # type: ignore[no-untyped-def]
-    """Subscription ``consumer`` of ``svc.flaky`` (one attempt: a failure is dead-lettered) and its sidecar."""
+def identities(broker) -> Iterator[Identities]:  # type: ignore[no-untyped-def]
+    """Broker users for the publisher and the consumer, as the operator would make them."""
+    made = Identities(broker.amqp_url, broker.management_url)
+    yield made
+    made.delete_all()
+
+
+@pytest.fixture
+def consumer(scene, namespace, tmp_path, broker, identities, clusters):  # type: ignore[no-untyped-def]
+    """Subscription ``consumer`` of ``svc.flaky`` (one attempt: a failure is dead-lettered) and its sidecar,
+    logged in as the consumer's own broker user, whose Secret the CLI finds as the operator leaves it."""
     scene.setup_broker("east")
     scene.subscribe(
         "east", "consumer", ["svc.flaky"], retry={"maxAttempts": 1, "initialBackoffMs": 100, "maxBackoffMs": 100}
@@ -49,6 +63,13 @@ def consumer(scene, namespace, tmp_path, broker):  # type: ignore[no-untyped-def
         dead_letter=True,
         prefetch=10,
     )
+    consumer_url = identities.url(broker_username("east", namespace, "consumer"))
+    clusters["east"].core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=service_secret_name("consumer")), string_data={"uri": consumer_url}
+        ),
+    )
     (tmp_path / "attempts").mkdir()
     env = {
         **os.environ,
@@ -56,7 +77,7 @@ def consumer(scene, namespace, tmp_path, broker):  # type: ignore[no-untyped-def
         "SVC_DB_PATH": str(tmp_path / "svc.sqlite3"),
         "SVC_ATTEMPTS_DIR": str(tmp_path / "attempts"),
         "PYTHONPATH": os.pathsep.join([str(SERVICE_PROJECT), os.environ.get("PYTHONPATH", "")]),
-        "RABBITSYNC_AMQP_URL": broker.amqp_url,
+        "RABBITSYNC_AMQP_URL": consumer_url,
         "RABBITSYNC_CLUSTER": "east",
         "RABBITSYNC_NAMESPACE": namespace,
         "RABBITSYNC_SERVICE": "consumer",
@@ -93,6 +114,7 @@ def publish(url: str, queue: str, namespace: str, subject: str, fail_times: int)
             timestamp=props.timestamp,
             content_type=props.content_type,
             delivery_mode=2,
+            user_id=urlsplit(url).username,
         ),
     )
     connection.close()
@@ -104,13 +126,16 @@ def applied(db: Path, event_id: str) -> bool:
         return conn.execute("select count(*) from svc_effect where event_id = ?", (event_id,)).fetchone()[0] == 1
 
 
-def test_a_dead_letter_is_listed_shown_replayed_to_success_and_purged(consumer, clusters, namespace, broker):
+def test_a_dead_letter_is_listed_shown_replayed_to_success_and_purged(
+    consumer, clusters, namespace, broker, identities
+):
     spec, db = consumer
     dlq = naming.dead_letter_queue_name(spec.queue)
     east = ["--kubeconfig", str(clusters["east"].kubeconfig)]
     ref = f"{namespace}/consumer"
     # fail_times=1: the first attempt fails (dead-lettered after one attempt), the next one succeeds.
-    event_id = publish(broker.amqp_url, spec.queue, namespace, "order-7", fail_times=1)
+    publisher = identities.url(broker_username("east", namespace, "publisher"))
+    event_id = publish(publisher, spec.queue, namespace, "order-7", fail_times=1)
     eventually(lambda: depth(broker.amqp_url, dlq) == 1, 30, "the event dead-lettered by the sidecar")
 
     for _ in range(2):
@@ -141,7 +166,7 @@ def test_a_dead_letter_is_listed_shown_replayed_to_success_and_purged(consumer, 
     assert depth(broker.amqp_url, dlq) == 0
     assert rabbitsync(*east, "dlq", "replay", ref, "--id", event_id).returncode == 1  # twice: nothing left
 
-    publish(broker.amqp_url, spec.queue, namespace, "order-8", fail_times=99)
+    publish(publisher, spec.queue, namespace, "order-8", fail_times=99)
     eventually(lambda: depth(broker.amqp_url, dlq) == 1, 30, "a second dead letter")
     refused = rabbitsync(*east, "dlq", "purge", ref)  # no terminal to ask on, no --yes
     assert refused.returncode == 2 and "--yes" in refused.stderr and depth(broker.amqp_url, dlq) == 1

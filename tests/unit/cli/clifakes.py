@@ -43,6 +43,9 @@ class FakeCluster:
     def broker_endpoint(self, namespace: str, broker: str) -> BrokerEndpoint:
         return BrokerEndpoint("amqp://guest:guest@broker.invalid/")
 
+    def service_endpoint(self, namespace: str, service: str) -> BrokerEndpoint | None:
+        return None
+
 
 class Done:
     def __init__(self, error: Exception | None = None) -> None:
