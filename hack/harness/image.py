@@ -2,15 +2,17 @@
 
 The Dockerfile starts ``FROM ${PYTHON_IMAGE}`` (python:3.11-slim on Docker Hub). No registry is
 reachable here, so the harness makes that base itself: ``debootstrap`` lays down Debian 12 with
-the packages the Dockerfile needs (``BASE_PACKAGES``), buildah imports it as a local image, and the
-Dockerfile is built unchanged with ``--build-arg PYTHON_IMAGE=<that image>`` (vfs storage, chroot
-isolation: no daemon, no overlay-in-overlay). The result is exported as an OCI archive, which
-``ctr images import`` loads into a node's containerd. The pod sandbox ("pause") image is a tiny Go
-program (hack/pause) in an image of its own, built the same way.
+the packages the Dockerfile needs (``BASE_PACKAGES``), buildah imports it as a local image, a
+layer adds the host's CA bundle (see ``_base_image``), and the Dockerfile is built unchanged with
+``--build-arg PYTHON_IMAGE=<that image>`` (vfs storage, chroot isolation: no daemon, no
+overlay-in-overlay). The result is exported as an OCI archive, which ``ctr images import`` loads
+into a node's containerd. The pod sandbox ("pause") image is a tiny Go program (hack/pause) in an
+image of its own, built the same way.
 
-Everything lives under ``<cache root>/image`` and is keyed by content: the base by its suite and
-package list, the application image by the Dockerfile, every file it copies and the base's key,
-the pause image by its source. A second run finds the archives and builds nothing.
+Everything lives under ``<cache root>/image`` and is keyed by content: the root filesystem by its
+suite and package list, the base by that and the host's CA bundle, the application image by the
+Dockerfile, every file it copies and the base's key, the pause image by its source. A second run
+finds the archives and builds nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3")
 PAUSE_SOURCE = REPO_ROOT / "hack" / "pause" / "pause.go"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,12 @@ def content_key(parts: Iterable[bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
-def base_key() -> str:
+def rootfs_key() -> str:
     return content_key([SUITE.encode(), MIRROR.encode(), " ".join(BASE_PACKAGES).encode()])
+
+
+def base_key(rootfs: str) -> str:
+    return content_key([rootfs.encode(), HOST_CA_BUNDLE.read_bytes()])
 
 
 def app_key(root: Path, base: str) -> str:
@@ -143,31 +150,43 @@ def _export(local_name: str, archive: Path, name: str) -> None:
     partial.rename(archive)
 
 
-def _base_image(key: str) -> str:
-    """The debootstrapped base as a local image (``localhost/rabbitsync-base:<key>``)."""
-    name = f"localhost/rabbitsync-base:{key}"
-    marker = image_dir() / f"base-{key}.built"
+def _rootfs_image(key: str) -> str:
+    """Debian from debootstrap as a local image (``localhost/rabbitsync-rootfs:<key>``)."""
+    name = f"localhost/rabbitsync-rootfs:{key}"
+    marker = image_dir() / f"rootfs-{key}.built"
     if marker.exists():
         return name
     with tempfile.TemporaryDirectory(dir=image_dir()) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
-                SUITE,
-                str(rootfs),
-                MIRROR,
-            ]
-        )
+        _run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(rootfs), MIRROR])
         # Package caches and lists are dead weight in every layer built on top.
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
             shutil.rmtree(rootfs / leftover, ignore_errors=True)
         _run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(Path(tmp) / "rootfs.tar"), "."])
         shutil.rmtree(rootfs)
-        (Path(tmp) / "Containerfile").write_text("FROM scratch\nADD rootfs.tar /\nCMD [\"python3\"]\n")
+        (Path(tmp) / "Containerfile").write_text('FROM scratch\nADD rootfs.tar /\nCMD ["python3"]\n')
         _run(_buildah("bud", "--isolation", "chroot", "-t", name, tmp))
+    marker.touch()
+    return name
+
+
+def _base_image(rootfs: str, key: str) -> str:
+    """The rootfs trusting the host's CA bundle, for pip too (``localhost/rabbitsync-base:<key>``).
+
+    Where the host reaches PyPI through a TLS-inspecting proxy, only the host's bundle verifies it;
+    pip otherwise trusts its own certifi copy. A Docker user's python image needs neither file.
+    """
+    name = f"localhost/rabbitsync-base:{key}"
+    marker = image_dir() / f"base-{key}.built"
+    if marker.exists():
+        return name
+    with tempfile.TemporaryDirectory(dir=image_dir()) as tmp:
+        shutil.copy(HOST_CA_BUNDLE, Path(tmp) / "ca-certificates.crt")
+        (Path(tmp) / "pip.conf").write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
+        (Path(tmp) / "Containerfile").write_text(
+            f"FROM {rootfs}\nCOPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt\nCOPY pip.conf /etc/pip.conf\n"
+        )
+        _run(_buildah("bud", "--isolation", "chroot", "--pull-never", "-t", name, tmp))
     marker.touch()
     return name
 
@@ -220,8 +239,9 @@ def ensure_images() -> Images:
         raise RuntimeError(f"building the image needs {' and '.join(missing)}: apt-get install -y buildah debootstrap")
     with _locked():
         started = time.monotonic()
-        base = base_key()
-        app = _app(_base_image(base), app_key(REPO_ROOT, base))
+        rootfs = rootfs_key()
+        base = base_key(rootfs)
+        app = _app(_base_image(_rootfs_image(rootfs), base), app_key(REPO_ROOT, base))
         pause = _pause(content_key([PAUSE_SOURCE.read_bytes()]))
         log.info("images ready in %.1fs: %s, %s", time.monotonic() - started, app.path.name, pause.path.name)
     return Images(app=app, pause=pause)

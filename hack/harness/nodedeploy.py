@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from harness import cgroups, forward, operators, processes
+from harness import cgroups, containerd, forward, operators, processes
 from harness.nodes import Node
 
 SIDECAR = "rabbitsync-sidecar"
@@ -105,3 +105,9 @@ def expose(kubeconfig: Path, node: Node, namespace: str, services: tuple[str, ..
     # In the node's cgroup: the node's teardown stops it with everything else.
     cgroups.add(f"{node.cgroup}/system", record.pid)
     return urls
+
+
+def kill_container(node: Node, container_id: str) -> None:
+    """SIGKILL a container's process through the node's containerd (``containerd://<id>`` from a pod status)."""
+    runtime = containerd.Paths(Path(node.directory) / "containerd")
+    containerd.ctr(runtime, "tasks", "kill", "--signal", "SIGKILL", container_id.removeprefix("containerd://"))
