@@ -15,7 +15,9 @@ Differences from the pod runner's path (demo.deploy), and why:
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import socket
 import sys
 import urllib.parse
 from pathlib import Path
@@ -111,3 +113,21 @@ def kill_container(node: Node, container_id: str) -> None:
     """SIGKILL a container's process through the node's containerd (``containerd://<id>`` from a pod status)."""
     runtime = containerd.Paths(Path(node.directory) / "containerd")
     containerd.ctr(runtime, "tasks", "kill", "--signal", "SIGKILL", container_id.removeprefix("containerd://"))
+
+
+def get_json(node: Node, url: str) -> Any:
+    """GET ``url`` from inside the node's network (a pod IP the host has no route to); the JSON body."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 80
+    sock = forward.in_netns(node.network.netns, lambda: socket.create_connection((host, port), timeout=10))
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    connection.sock = sock
+    try:
+        connection.request("GET", urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, "")))
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise OSError(f"GET {url}: HTTP {response.status}")
+        return json.loads(body)
+    finally:
+        connection.close()

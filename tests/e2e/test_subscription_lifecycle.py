@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 from e2e_support import Deployment, eventually
 
-from harness import demo
+from harness import demo, nodedeploy
 
 NS = demo.APP_NAMESPACE
 SIDECAR = "rabbitsync-sidecar"
@@ -66,9 +66,28 @@ def test_subscription_added_later_then_removed(deployment: Deployment, broker, t
             ready = demo.reachable(f"http://{pod['ip']}:8088/readyz") and demo.reachable(base + "/healthz")
             return base if ready else None
 
-        base = eventually(running_with_sidecar, 120, "audit pod with a ready sidecar")
+        def running_on_node_with_sidecar() -> str | None:
+            # On a real node the kubelet's probes decide readiness; the pod IP is reached inside the node.
+            pods = nodedeploy.pods(deployment.kubeconfigs["east"], NS)
+            if not nodedeploy.settled(pods, ("audit",)):
+                return None
+            pod = next(p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/name") == "audit")
+            return f"http://{pod['status']['podIP']}:8000"
+
+        def audit_has(base: str, rid: str) -> bool:
+            if not deployment.nodes:
+                return demo.find_item(base + "/api/restaurants/", rid) is not None
+            try:
+                listed = nodedeploy.get_json(deployment.nodes["east"], base + "/api/restaurants/")
+            except (OSError, ValueError):
+                return False
+            items = listed.get("items", listed) if isinstance(listed, dict) else listed
+            return any(i.get("id") == rid for i in items)
+
+        wait_for = running_on_node_with_sidecar if deployment.nodes else running_with_sidecar
+        base = eventually(wait_for, 180, "audit pod with a ready sidecar")
         created = demo.http("POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": "Audited"})
-        eventually(lambda: demo.find_item(base + "/api/restaurants/", created["id"]), 60, "new event consumed by audit")
+        eventually(lambda: audit_has(base, created["id"]), 60, "new event consumed by audit")
 
         deployment.kubectl("east", "delete", "syncsubscription", "audit", "-n", NS, "--wait=true", "--timeout=60s")
         eventually(lambda: _containers(deployment) == ["app"], 60, "sidecar removed with the last subscription")
