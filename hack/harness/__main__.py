@@ -1,4 +1,4 @@
-"""``python -m harness up|down|status|build|operators-up|operators-down|pods|demo``: the dev environment, for make."""
+"""``python -m harness up|down|status|build|build-nodes|image|operators-up|operators-down|pods|demo``: for make."""
 
 from __future__ import annotations
 
@@ -7,13 +7,25 @@ import logging
 import sys
 from pathlib import Path
 
-from harness import binaries, demo, environment, operators, podrunner
+from harness import binaries, demo, environment, image, operators, podrunner
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     parser.add_argument(
-        "command", choices=("up", "down", "status", "build", "operators-up", "operators-down", "pods", "demo")
+        "command",
+        choices=(
+            "up",
+            "down",
+            "status",
+            "build",
+            "build-nodes",
+            "image",
+            "operators-up",
+            "operators-down",
+            "pods",
+            "demo",
+        ),
     )
     parser.add_argument("--clusters", default=",".join(environment.DEFAULT_CLUSTERS))
     parser.add_argument("--namespaces", default="default", help="pods: namespaces whose Deployments to run")
@@ -23,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "build":
         print(binaries.ensure_binaries())
+    elif args.command == "build-nodes":
+        print(binaries.ensure_node_binaries())
+    elif args.command == "image":
+        print(image.ensure_images())
     elif args.command == "up":
         env = environment.up(names=tuple(args.clusters.split(",")))
         for name, cluster in env.clusters.items():

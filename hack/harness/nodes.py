@@ -107,7 +107,8 @@ def kubelet_config(directory: Path, cgroup: str, socket: Path, node_ip: str) -> 
         "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
         "authorization": {"mode": "AlwaysAllow"},
         "failSwapOn": False,
-        "resolvConf": "/etc/resolv.conf",
+        # No nameserver: a pod's lookup fails at once on its own loopback instead of leaving the node.
+        "resolvConf": str(directory / "resolv.conf"),
         # A shared developer disk is not this node's to police, and the imported images are not
         # re-pullable: never evict for disk, never collect images.
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
@@ -255,10 +256,10 @@ def start(
     for archive in (images.pause, images.app):
         containerd.import_image(runtime, archive.path, archive.name)
 
+    (directory / "resolv.conf").write_text("options timeout:1 attempts:1\n")
     config = directory / "kubelet.yaml"
     config.write_text(yaml.safe_dump(kubelet_config(directory, cgroup, runtime.socket, net.node_ip)))
     (directory / "manifests").mkdir(exist_ok=True)
-    cgroups.create(cgroup)
     records.append(
         _spawn_in(
             system,
