@@ -62,7 +62,7 @@ def _signal_all(path: str, sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def stop(path: str, timeout: float = 10.0) -> None:
+def stop(path: str, timeout: float = 5.0) -> None:
     """SIGTERM every process of the subtree, SIGKILL what is left, then remove the subtree."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
         _signal_all(path, sig)
@@ -81,3 +81,10 @@ def stop(path: str, timeout: float = 10.0) -> None:
                 directory.rmdir()
         with contextlib.suppress(OSError):
             top.rmdir()
+
+
+def remove_if_empty(path: str) -> None:
+    """Remove ``path`` where no other node's cgroup is left below it."""
+    for root in _hierarchies():
+        with contextlib.suppress(OSError):
+            (root / path.lstrip("/")).rmdir()

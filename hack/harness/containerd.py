@@ -2,9 +2,10 @@
 
 Root, state, socket, runc state and CNI configuration are all under the node's directory; the pod
 sandboxes' network namespaces are mounted under its state (``netns_mounts_under_state_dir``), not in
-the host's /run/netns. ``ip netns exec`` gives containerd (and so its shims and runc) a private,
-slave mount namespace: the kubelet's volume mounts on the host propagate in, the containers' root
-filesystem mounts never leak out, and they vanish with the node's last process.
+the host's /run/netns. containerd joins the node's network namespace with ``nsenter`` and keeps the
+host's mount namespace (``ip netns exec`` would remount /sys, and runc finds no cgroup mounts
+there): its mounts (root filesystems, sandbox namespaces) are all under the node's directory, which
+the node's teardown unmounts.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  # Root here lacks CAP_SYS_RESOURCE, so no process may lower its OOM score (the sandbox's -998 is
+  # refused and runc fails): scores never go below containerd's own.
+  restrict_oom_score_adj = true
 
 [{cri}.cni]
   bin_dir = "{network.CNI_BIN_DIR}"
@@ -83,7 +87,7 @@ def start(paths: Paths, net: network.NodeNetwork, sandbox_image: str, log_file: 
     (paths.cni_conf_dir / "10-rabbitsync.conflist").write_text(json.dumps(conflist, indent=2))
     record = processes.spawn(
         "containerd",
-        ["ip", "netns", "exec", net.netns, "containerd", "--config", str(paths.config)],
+        ["nsenter", f"--net=/run/netns/{net.netns}", "--", "containerd", "--config", str(paths.config)],
         log_file,
     )
     processes.wait_until(lambda: _answers(paths), 60, "containerd", record.log)

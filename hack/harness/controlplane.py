@@ -129,6 +129,8 @@ def start(name: str, binaries: Binaries, directory: Path, kubeconfig: Path) -> C
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
             "--endpoint-reconciler-type=none",
+            # A real node's name resolves nowhere (and must not be looked up outside): dial its IP.
+            "--kubelet-preferred-address-types=InternalIP",
         ],
         logs / "kube-apiserver.log",
     )

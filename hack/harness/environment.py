@@ -146,8 +146,8 @@ def down(directory: Path | None = None) -> None:
     env = load(directory)
     if env is None:
         return
-    for node in env.nodes.values():
-        nodes.stop(node)
+    with ThreadPoolExecutor(max_workers=max(1, len(env.nodes))) as pool:
+        list(pool.map(nodes.stop, env.nodes.values()))
     for cluster in env.clusters.values():
         controlplane.stop(cluster)
     try:
@@ -162,3 +162,6 @@ def down(directory: Path | None = None) -> None:
     shutil.rmtree(directory / "clusters", ignore_errors=True)
     shutil.rmtree(directory / "rabbitmq", ignore_errors=True)
     shutil.rmtree(directory / "pods", ignore_errors=True)
+    shutil.rmtree(directory / "nodes", ignore_errors=True)
+    for leftover in [*directory.glob("overlay-*.yaml"), *directory.glob("services-*-forward.log")]:
+        leftover.unlink()

@@ -107,6 +107,8 @@ def kubelet_config(directory: Path, cgroup: str, socket: Path, node_ip: str) -> 
         "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
         "authorization": {"mode": "AlwaysAllow"},
         "failSwapOn": False,
+        # Lowering an OOM score needs CAP_SYS_RESOURCE, which root lacks on these machines.
+        "oomScoreAdj": 0,
         # No nameserver: a pod's lookup fails at once on its own loopback instead of leaving the node.
         "resolvConf": str(directory / "resolv.conf"),
         # A shared developer disk is not this node's to police, and the imported images are not
@@ -130,6 +132,7 @@ def proxy_config(kubeconfig: Path, node_name: str, pod_cidr: str) -> dict[str, A
         "mode": "iptables",
         "hostnameOverride": node_name,
         "clusterCIDR": pod_cidr,
+        "oomScoreAdj": 0,
         "metricsBindAddress": "127.0.0.1:10249",
         "healthzBindAddress": "127.0.0.1:10256",
         # Pod-to-Service-to-pod on one bridge needs the reply to come back through the node.
@@ -312,11 +315,11 @@ def sweep(directory: Path, nid: str) -> None:
     network.delete(nid)
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(directory)
+    cgroups.remove_if_empty(CGROUP_ROOT)
 
 
 def stop(node: Node) -> None:
-    for record in reversed(node.processes):
-        processes.stop(record, timeout=5)
+    # Every process of the node is in its cgroup: one SIGTERM to all of them, then SIGKILL.
     sweep(Path(node.directory), node.node_id)
 
 
