@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +135,15 @@ def start_nodes(
             name: pool.submit(nodes.start, name, kubeconfig, directory / name, node_bins, images, broker_ports(broker))
             for name, kubeconfig in kubeconfigs.items()
         }
-        return {name: f.result() for name, f in futures.items()}
+        wait(futures.values())
+    started = {name: f.result() for name, f in futures.items() if f.exception() is None}
+    failed = [e for f in futures.values() if (e := f.exception()) is not None]
+    if failed:
+        # All or nothing: a caller that gets an error has no node to stop.
+        for node in started.values():
+            nodes.stop(node)
+        raise failed[0]
+    return started
 
 
 def down(directory: Path | None = None) -> None:

@@ -198,10 +198,29 @@ def start(
     images: image.Images,
     host_ports: tuple[int, ...] = (),
 ) -> Node:
-    """Start the node of ``cluster`` (admin kubeconfig ``admin``) under ``directory``; return once it is Ready."""
-    started = time.monotonic()
+    """Start the node of ``cluster`` (admin kubeconfig ``admin``) under ``directory``; return once it is Ready.
+
+    A node that fails to come up is swept before the error propagates: nothing of it is left running.
+    """
     nid = node_id(directory, cluster)
     sweep(directory, nid)
+    try:
+        return _start(cluster, admin, directory, nid, bins, images, host_ports)
+    except BaseException:
+        sweep(directory, nid)
+        raise
+
+
+def _start(
+    cluster: str,
+    admin: Path,
+    directory: Path,
+    nid: str,
+    bins: NodeBinaries,
+    images: image.Images,
+    host_ports: tuple[int, ...],
+) -> Node:
+    started = time.monotonic()
     directory.mkdir(parents=True)
     logs = directory / "logs"
     entry = yaml.safe_load(admin.read_text())["clusters"][0]["cluster"]
@@ -315,12 +334,13 @@ def sweep(directory: Path, nid: str) -> None:
     network.delete(nid)
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(directory)
-    cgroups.remove_if_empty(CGROUP_ROOT)
 
 
 def stop(node: Node) -> None:
     # Every process of the node is in its cgroup: one SIGTERM to all of them, then SIGKILL.
     sweep(Path(node.directory), node.node_id)
+    # Not in sweep: a sweep before a start would race another node creating its subtree.
+    cgroups.remove_if_empty(CGROUP_ROOT)
 
 
 def save(nodes: dict[str, Node], path: Path) -> None:
