@@ -83,10 +83,11 @@ def up(directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS)
     directory = directory or state_dir()
     existing = load(directory)
     if existing is not None:
-        if existing.alive() and set(names) <= set(existing.clusters):
+        same_pods = bool(existing.nodes) == nodes.enabled()
+        if existing.alive() and set(names) <= set(existing.clusters) and same_pods:
             log.info("environment in %s is already up", directory)
             return existing
-        log.info("environment in %s is partly down; restarting it", directory)
+        log.info("environment in %s is partly down (or runs pods the other way); restarting it", directory)
         down(directory)
     directory.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

@@ -142,7 +142,7 @@ def proxy_config(kubeconfig: Path, node_name: str, pod_cidr: str) -> dict[str, A
     }
 
 
-def _rbac_and_endpoints(node_name: str, host_ip: str, api_port: int) -> list[dict[str, Any]]:
+def _rbac_and_endpoints(host_ip: str, api_port: int) -> list[dict[str, Any]]:
     return [
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -251,7 +251,7 @@ def _start(
             tls_server_name=API_SERVER_NAME,
         )
     objects = directory / "cluster-objects.yaml"
-    objects.write_text(yaml.safe_dump_all(_rbac_and_endpoints(name, net.host_ip, api_port)))
+    objects.write_text(yaml.safe_dump_all(_rbac_and_endpoints(net.host_ip, api_port)))
     operators.kubectl(admin, "apply", "--server-side", "--force-conflicts", "-f", str(objects))
 
     scheduler_port = processes.free_port()
