@@ -74,3 +74,52 @@ def test_a_killed_sidecar_is_restarted_by_the_kubelet_and_nothing_is_lost(deploy
     )
     url = deployment.url(cluster, service, "/api/restaurants/")
     eventually(lambda: demo.find_item(url, created["id"]), 60, "event consumed by the restarted sidecar")
+
+
+def test_a_sidecar_over_its_memory_limit_is_oom_killed_and_restarted_and_nothing_is_lost(
+    deployment: Deployment,
+) -> None:
+    """The kubelet enforces the sidecar's memory limit: squeezed below what it needs, it is OOM-killed."""
+    cluster, service = "west", "restaurant-menu"
+    kubeconfig = deployment.kubeconfigs[cluster]
+    spec = _json(deployment, cluster, "get", "deployment", service, "-n", demo.APP_NAMESPACE)["spec"]
+    containers = spec["template"]["spec"]["containers"]
+    index = next(i for i, c in enumerate(containers) if c["name"] == nodedeploy.SIDECAR)
+    resources = containers[index]["resources"]
+
+    def set_memory(request: str, limit: str) -> None:
+        path = f"/spec/template/spec/containers/{index}/resources"
+        patch = [
+            {"op": "replace", "path": f"{path}/requests/memory", "value": request},
+            {"op": "replace", "path": f"{path}/limits/memory", "value": limit},
+        ]
+        deployment.kubectl(
+            cluster, "patch", "deployment", service, "-n", demo.APP_NAMESPACE, "--type=json", "-p", json.dumps(patch)
+        )
+
+    def oom_killed() -> bool:
+        for pod in nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE):
+            if pod["metadata"]["labels"].get("app.kubernetes.io/name") != service:
+                continue
+            for status in pod["status"].get("containerStatuses", []):
+                if status["name"] != nodedeploy.SIDECAR:
+                    continue
+                ends = [status.get("lastState", {}).get("terminated"), status.get("state", {}).get("terminated")]
+                if any(end and end.get("reason") == "OOMKilled" for end in ends):
+                    return status["restartCount"] >= 1
+        return False
+
+    set_memory("32Mi", "32Mi")
+    try:
+        eventually(oom_killed, 240, "sidecar OOM-killed (reason OOMKilled) and restarted by the kubelet")
+        # Published while the sidecar cannot consume: it waits in the sidecar's queue.
+        created = demo.http(
+            "POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": f"During OOM {time.time()}"}
+        )
+    finally:
+        set_memory(resources["requests"]["memory"], resources["limits"]["memory"])
+    eventually(
+        lambda: nodedeploy.settled(nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE), (service,)), 300, "rolled back"
+    )
+    url = deployment.url(cluster, service, "/api/restaurants/")
+    eventually(lambda: demo.find_item(url, created["id"]), 120, "event published during the OOM loop consumed")
