@@ -40,6 +40,14 @@ def create(path: str) -> None:
                         (current / knob).write_text((parent / knob).read_text())
 
 
+def set_knob(path: str, knob: str, value: str) -> None:
+    """Write ``value`` to ``knob`` (e.g. ``cpu.shares``) of ``path`` in the hierarchy that has it."""
+    for root in _hierarchies():
+        target = root / path.lstrip("/") / knob
+        if target.exists():
+            target.write_text(value)
+
+
 def add(path: str, pid: int) -> None:
     for root in _hierarchies():
         (root / path.lstrip("/") / "cgroup.procs").write_text(str(pid))

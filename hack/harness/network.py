@@ -28,6 +28,7 @@ LINK_NETWORK = ipaddress.ip_network("10.200.0.0/16")
 POD_CIDRS = {"east": "10.201.0.0/24", "west": "10.202.0.0/24"}
 OTHER_POD_CIDR = "10.209.0.0/24"
 CNI_BIN_DIR = "/usr/lib/cni"
+CNI_RESULTS = Path("/var/lib/cni/results")
 _LOCK = Path("/run/lock/rabbitsync-network.lock")
 
 
@@ -71,7 +72,9 @@ def cni_config(network: NodeNetwork, ipam_dir: Path) -> dict[str, Any]:
     """The conflist containerd reads: a bridge with host-local addresses, the gateway on the node."""
     return {
         "cniVersion": "1.0.0",
-        "name": "rabbitsync",
+        # Named after the node: the CNI library caches results in the host-wide /var/lib/cni/results
+        # under this name, and the node's teardown removes exactly its own.
+        "name": network.netns,
         "plugins": [
             {
                 "type": "bridge",
@@ -135,3 +138,5 @@ def delete(node_id: str) -> None:
     netns, host_if = names(node_id)
     _ip("netns", "delete", netns, check=False)
     _ip("link", "delete", host_if, check=False)
+    for cached in CNI_RESULTS.glob(f"{netns}-*"):
+        cached.unlink(missing_ok=True)

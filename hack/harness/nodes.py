@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CGROUP_ROOT = "/rabbitsync"
+NODES_CPU_SHARES = 4096
 API_SERVER_NAME = "localhost"
 """A name in the API server's certificate, verified instead of the forwarder's address."""
 
@@ -120,7 +121,8 @@ def kubelet_config(directory: Path, cgroup: str, socket: Path, node_ip: str) -> 
         "fileCheckFrequency": "5s",
         "syncFrequency": "10s",
         "nodeStatusReportFrequency": "10s",
-        "staticPodPath": str(directory / "manifests"),
+        # Not the host-wide /var/log/pods: the node's teardown removes its logs with its directory.
+        "podLogsDir": str(directory / "pod-logs"),
     }
 
 
@@ -167,6 +169,29 @@ def _rbac_and_endpoints(host_ip: str, api_port: int) -> list[dict[str, Any]]:
             "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}],
         },
     ]
+
+
+def _component_kubeconfigs(
+    cluster: str, node_name: str, directory: Path, admin_entry: dict[str, str], server: str
+) -> dict[str, Path]:
+    """Client-certificate kubeconfigs for the kubelet and kube-proxy, through the node's forwarder."""
+    certs = pki.generate(Path(admin_entry["certificate-authority"]).parent)
+    kubeconfigs = {}
+    for component, user, groups in (
+        ("kubelet", f"system:node:{node_name}", ("system:nodes",)),
+        ("kube-proxy", "system:kube-proxy", ()),
+    ):
+        cert, key = pki.client_certificate(certs, directory / "pki", user, groups)
+        kubeconfigs[component] = directory / f"{component}.kubeconfig"
+        controlplane.write_kubeconfig(
+            kubeconfigs[component],
+            cluster=cluster,
+            server=server,
+            ca_cert=certs.ca_cert,
+            user={"client-certificate": str(cert), "client-key": str(key)},
+            tls_server_name=API_SERVER_NAME,
+        )
+    return kubeconfigs
 
 
 def _spawn_in(cgroup: str, name: str, argv: list[str], log_file: Path) -> processes.ProcessRecord:
@@ -228,28 +253,15 @@ def _start(
     cgroup = f"{CGROUP_ROOT}/{nid}"
     system = f"{cgroup}/system"
     cgroups.create(system)
+    # Under cgroup v1 every process outside a cgroup weighs as much as a whole cgroup: without more
+    # weight, all nodes together get one process's share of a busy machine and their probes time out.
+    cgroups.set_knob(CGROUP_ROOT, "cpu.shares", str(NODES_CPU_SHARES))
     net = network.create(nid, cluster)
     api_port = urllib.parse.urlsplit(entry["server"]).port or 443
     rules = [f"{net.host_ip}:{port}=127.0.0.1:{port}" for port in (api_port, *host_ports)]
     records = [_spawn_in(system, "forwarder", [sys.executable, "-m", "harness.forward", *rules], logs / "forward.log")]
 
-    certs = pki.generate(Path(entry["certificate-authority"]).parent)
-    server = f"https://{net.host_ip}:{api_port}"
-    kubeconfigs = {}
-    for component, user, groups in (
-        ("kubelet", f"system:node:{name}", ("system:nodes",)),
-        ("kube-proxy", "system:kube-proxy", ()),
-    ):
-        cert, key = pki.client_certificate(certs, directory / "pki", user, groups)
-        kubeconfigs[component] = directory / f"{component}.kubeconfig"
-        controlplane.write_kubeconfig(
-            kubeconfigs[component],
-            cluster=cluster,
-            server=server,
-            ca_cert=certs.ca_cert,
-            user={"client-certificate": str(cert), "client-key": str(key)},
-            tls_server_name=API_SERVER_NAME,
-        )
+    kubeconfigs = _component_kubeconfigs(cluster, name, directory, entry, f"https://{net.host_ip}:{api_port}")
     objects = directory / "cluster-objects.yaml"
     objects.write_text(yaml.safe_dump_all(_rbac_and_endpoints(net.host_ip, api_port)))
     operators.kubectl(admin, "apply", "--server-side", "--force-conflicts", "-f", str(objects))
@@ -281,26 +293,26 @@ def _start(
     (directory / "resolv.conf").write_text("options timeout:1 attempts:1\n")
     config = directory / "kubelet.yaml"
     config.write_text(yaml.safe_dump(kubelet_config(directory, cgroup, runtime.socket, net.node_ip)))
-    (directory / "manifests").mkdir(exist_ok=True)
-    records.append(
-        _spawn_in(
-            system,
-            "kubelet",
-            [
-                "nsenter",
-                f"--net=/run/netns/{net.netns}",
-                "--",
-                str(bins.kubelet),
-                f"--config={config}",
-                f"--kubeconfig={kubeconfigs['kubelet']}",
-                f"--root-dir={directory / 'kubelet'}",
-                f"--cert-dir={directory / 'kubelet-pki'}",
-                f"--hostname-override={name}",
-                f"--node-ip={net.node_ip}",
-            ],
-            logs / "kubelet.log",
-        )
+    kubelet = _spawn_in(
+        system,
+        "kubelet",
+        [
+            # nsenter, not `ip netns exec`: the kubelet's volume mounts must be in the host's mount
+            # namespace, where containerd (and runc) see them.
+            "nsenter",
+            f"--net=/run/netns/{net.netns}",
+            "--",
+            str(bins.kubelet),
+            f"--config={config}",
+            f"--kubeconfig={kubeconfigs['kubelet']}",
+            f"--root-dir={directory / 'kubelet'}",
+            f"--cert-dir={directory / 'kubelet-pki'}",
+            f"--hostname-override={name}",
+            f"--node-ip={net.node_ip}",
+        ],
+        logs / "kubelet.log",
     )
+    records.append(kubelet)
     proxy = directory / "kube-proxy.yaml"
     proxy.write_text(yaml.safe_dump(proxy_config(kubeconfigs["kube-proxy"], name, net.pod_cidr)))
     records.append(
@@ -311,7 +323,7 @@ def _start(
             logs / "kube-proxy.log",
         )
     )
-    processes.wait_until(lambda: _node_ready(admin, name), 180, f"{cluster} node Ready", records[3].log)
+    processes.wait_until(lambda: _node_ready(admin, name), 180, f"{cluster} node Ready", kubelet.log)
     log.info("%s: node %s Ready in %.1fs", cluster, name, time.monotonic() - started)
     return Node(cluster, name, nid, str(directory), net, tuple(records))
 

@@ -17,6 +17,7 @@ def test_pod_networks_per_cluster_and_the_bridge_gateway() -> None:
     bridge = config["plugins"][0]
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.202.0.0/24", "gateway": "10.202.0.1"}]]
     assert bridge["ipam"]["dataDir"] == "/d/ipam" and bridge["ipMasq"] is True
+    assert config["name"] == "ns", "results cached host-wide are named after the node, so teardown finds them"
 
 
 def test_node_ids_fit_interface_names_and_differ_by_directory(tmp_path: Path) -> None:
@@ -31,6 +32,7 @@ def test_kubelet_accepts_cgroup_v1_and_never_collects_the_imported_images(tmp_pa
     assert config["failCgroupV1"] is False
     assert config["cgroupRoot"] == "/rabbitsync/x" and config["address"] == "10.200.0.6"
     assert config["imageGCHighThresholdPercent"] == 100
+    assert config["podLogsDir"].startswith(str(tmp_path)) and config["resolvConf"].startswith(str(tmp_path))
 
 
 def test_kube_proxy_leaves_host_wide_conntrack_settings_alone(tmp_path: Path) -> None:
