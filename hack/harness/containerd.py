@@ -120,3 +120,9 @@ def import_image(paths: Paths, archive: Path, name: str) -> None:
     if name not in listed:
         raise RuntimeError(f"{archive.name} imported, but no image {name} in containerd (it has: {listed})")
     log.info("image %s imported", name)
+
+
+def sandbox_ids(paths: Paths) -> list[str]:
+    """The pod sandboxes this containerd knows (also after it is gone: read from its root)."""
+    sandboxes = paths.directory / "root" / "io.containerd.grpc.v1.cri" / "sandboxes"
+    return [d.name for d in sandboxes.iterdir()] if sandboxes.is_dir() else []

@@ -133,6 +133,12 @@ def create(node_id: str, cluster: str) -> NodeNetwork:
     return NodeNetwork(netns, host_if, host_ip, node_ip, POD_CIDRS.get(cluster, OTHER_POD_CIDR))
 
 
+def forget_loopback_results(sandbox_ids: list[str]) -> None:
+    """Remove the loopback results containerd caches host-wide per sandbox (``cni-loopback-<id>-lo``)."""
+    for sandbox in sandbox_ids:
+        (CNI_RESULTS / f"cni-loopback-{sandbox}-lo").unlink(missing_ok=True)
+
+
 def delete(node_id: str) -> None:
     """Remove the namespace (its bridge, pod links and iptables go with it) and the host end; idempotent."""
     netns, host_if = names(node_id)

@@ -344,6 +344,7 @@ def sweep(directory: Path, nid: str) -> None:
     for point in sorted(_mounts_under(directory.resolve()), key=len, reverse=True):
         subprocess.run(["umount", "--lazy", point], capture_output=True)
     network.delete(nid)
+    network.forget_loopback_results(containerd.sandbox_ids(containerd.Paths(directory / "containerd")))
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(directory)
 
