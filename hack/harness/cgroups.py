@@ -53,14 +53,18 @@ def add(path: str, pid: int) -> None:
         (root / path.lstrip("/") / "cgroup.procs").write_text(str(pid))
 
 
+def _subtree(top: Path) -> list[Path]:
+    """``top`` and every cgroup below it, deepest first; cgroups vanishing meanwhile are skipped."""
+    # os.walk ignores directories that disappear under it: the kubelet and runc remove cgroups while we look.
+    return [Path(d) for d, _, _ in os.walk(top, topdown=False)]
+
+
 def pids(path: str) -> set[int]:
     found: set[int] = set()
     for root in _hierarchies():
-        top = root / path.lstrip("/")
-        if top.exists():
-            for procs in top.rglob("cgroup.procs"):
-                with contextlib.suppress(OSError):
-                    found.update(int(p) for p in procs.read_text().split())
+        for cgroup in _subtree(root / path.lstrip("/")):
+            with contextlib.suppress(OSError):
+                found.update(int(p) for p in (cgroup / "cgroup.procs").read_text().split())
     return found
 
 
@@ -80,15 +84,10 @@ def stop(path: str, timeout: float = 5.0) -> None:
         if not pids(path):
             break
     for root in _hierarchies():
-        top = root / path.lstrip("/")
-        if not top.exists():
-            continue
         # Deepest first: a cgroup directory can only go once it has no children.
-        for directory in sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+        for cgroup in _subtree(root / path.lstrip("/")):
             with contextlib.suppress(OSError):
-                directory.rmdir()
-        with contextlib.suppress(OSError):
-            top.rmdir()
+                cgroup.rmdir()
 
 
 def remove_if_empty(path: str) -> None:

@@ -141,10 +141,18 @@ def start_nodes(
     failed = [e for f in futures.values() if (e := f.exception()) is not None]
     if failed:
         # All or nothing: a caller that gets an error has no node to stop.
-        for node in started.values():
-            nodes.stop(node)
+        stop_nodes(started)
         raise failed[0]
     return started
+
+
+def stop_nodes(running: dict[str, nodes.Node]) -> None:
+    """Stop every node, in parallel; one that fails to stop never keeps the others running."""
+    with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+        futures = [pool.submit(nodes.stop, node) for node in running.values()]
+    errors = [e for f in futures if (e := f.exception()) is not None]
+    if errors:
+        raise errors[0]
 
 
 def down(directory: Path | None = None) -> None:
@@ -155,8 +163,7 @@ def down(directory: Path | None = None) -> None:
     env = load(directory)
     if env is None:
         return
-    with ThreadPoolExecutor(max_workers=max(1, len(env.nodes))) as pool:
-        list(pool.map(nodes.stop, env.nodes.values()))
+    stop_nodes(env.nodes)
     for cluster in env.clusters.values():
         controlplane.stop(cluster)
     try:

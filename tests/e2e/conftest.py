@@ -57,8 +57,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             yield Deployment(directory, kubeconfigs, urls, local=True, vhost=vhost)
     finally:
         podrunner.stop_runners(directory)
-        for node in started.values():
-            nodes.stop(node)
+        environment.stop_nodes(started)
         rabbitmq.delete_vhost(broker.info, vhost)
 
 
