@@ -15,7 +15,6 @@ each cluster's service base URLs.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -61,12 +60,7 @@ def _point_brokers_at_local(kubeconfig: Path, amqp_url: str, management_url: str
     brokers = json.loads(operators.kubectl(kubeconfig, "get", "syncbrokers", "-n", APP_NAMESPACE, "-o", "json"))
     for item in brokers["items"]:
         secret = item["spec"]["secretRef"]["name"]
-        patch = {
-            "data": {
-                "uri": base64.b64encode(amqp_url.encode()).decode(),
-                "managementUri": base64.b64encode(management_url.encode()).decode(),
-            }
-        }
+        patch = {"data": nodedeploy.secret_data(amqp_url, management_url)}
         operators.kubectl(
             kubeconfig, "patch", "secret", secret, "-n", APP_NAMESPACE, "--type=merge", "-p", json.dumps(patch)
         )

@@ -42,15 +42,20 @@ def via(url: str, host: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def secret_data(amqp_url: str, management_url: str) -> dict[str, str]:
+    """The broker Secret's ``data``: what the services (``uri``) and the operator (both) read."""
+    return {
+        "uri": base64.b64encode(amqp_url.encode()).decode(),
+        "managementUri": base64.b64encode(management_url.encode()).decode(),
+    }
+
+
 def with_broker(documents: list[dict[str, Any]], amqp_url: str, management_url: str) -> list[dict[str, Any]]:
     """The rendered overlay with the broker Secret's placeholder replaced by these URIs."""
     for doc in documents:
         if doc.get("kind") == "Secret" and doc["metadata"]["name"] == BROKER_SECRET:
             doc.pop("stringData", None)
-            doc["data"] = {
-                "uri": base64.b64encode(amqp_url.encode()).decode(),
-                "managementUri": base64.b64encode(management_url.encode()).decode(),
-            }
+            doc["data"] = secret_data(amqp_url, management_url)
     return documents
 
 
