@@ -2,7 +2,12 @@
 
 from pathlib import Path
 
+import pytest
+
 from harness import cgroups, forward, image, network, nodedeploy, nodes
+
+# Explicit: `-m unit` deselects before tests/conftest.py marks tests by folder.
+pytestmark = pytest.mark.unit
 
 
 def test_link_addresses_are_consecutive_slash_30s_and_used_ones_are_skipped() -> None:
