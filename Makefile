@@ -28,8 +28,17 @@ venv: $(VENV)/.installed ## Create the Python environment (.venv) with the packa
 controlplane: venv ## Build etcd/kube-apiserver/kube-controller-manager from Go modules (cached)
 	$(HARNESS) build
 
+.PHONY: nodes-build
+nodes-build: venv ## Build kubelet/kube-scheduler/kube-proxy (cached) and the image from the Dockerfile (buildah, cached by content)
+	$(HARNESS) build-nodes
+	$(HARNESS) image
+
+.PHONY: image
+image: venv ## Build the Dockerfile with buildah on a debootstrapped base (no Docker; cached by content)
+	$(HARNESS) image
+
 .PHONY: dev-up
-dev-up: venv ## Start clusters east and west and the broker; state files in $(STATE_DIR)
+dev-up: venv ## Start clusters east and west and the broker (RABBITSYNC_NODES=real: plus a real node each)
 	$(HARNESS) up
 
 .PHONY: dev-down
@@ -87,7 +96,7 @@ test-broker-versions: venv ## The broker integration tests (single node, cluster
 
 ##@ Demo
 .PHONY: demo
-demo: venv ## The two-cluster story: clusters, broker, manifests, operators, services; runs until dev-down
+demo: venv ## The two-cluster story (RABBITSYNC_NODES=real: on real nodes and pods); runs until dev-down
 	$(HARNESS) demo
 
 .PHONY: kind-e2e

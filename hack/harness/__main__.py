@@ -1,19 +1,21 @@
-"""``python -m harness up|down|status|build|operators-up|operators-down|pods|demo``: the dev environment, for make."""
+"""``python -m harness up|down|status|build|build-nodes|image|operators-up|operators-down|pods|demo``: for make."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from harness import binaries, demo, environment, operators, podrunner
+from harness import binaries, demo, environment, image, operators, podrunner
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     parser.add_argument(
-        "command", choices=("up", "down", "status", "build", "operators-up", "operators-down", "pods", "demo")
+        "command",
+        choices=tuple(COMMANDS),
     )
     parser.add_argument("--clusters", default=",".join(environment.DEFAULT_CLUSTERS))
     parser.add_argument("--namespaces", default="default", help="pods: namespaces whose Deployments to run")
@@ -21,42 +23,70 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", help="pods: admin kubeconfig (default: <state dir>/<cluster>.kubeconfig)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.command == "build":
-        print(binaries.ensure_binaries())
-    elif args.command == "up":
-        env = environment.up(names=tuple(args.clusters.split(",")))
-        for name, cluster in env.clusters.items():
-            print(f"{name}: kubectl --kubeconfig {cluster.kubeconfig} get ns   ({cluster.server})")
-        print(f"broker: {env.broker.amqp_url} (management {env.broker.management_url})")
-        print(f"state: {env.directory}")
-    elif args.command == "down":
-        environment.down()
-    elif args.command == "operators-up":
-        try:
-            started = operators.up(environment.state_dir(), tuple(args.clusters.split(",")))
-        except (RuntimeError, TimeoutError) as e:
-            print(f"operators-up: {e}", file=sys.stderr)
-            return 1
-        for op in started:
-            print(f"operator {op.cluster}: pid {op.record.pid}, log {op.log}, {op.healthz}")
-    elif args.command == "pods":
-        cluster = args.clusters.split(",")[0]
-        state = environment.state_dir()
-        kubeconfig = Path(args.kubeconfig) if args.kubeconfig else state / f"{cluster}.kubeconfig"
-        podrunner.run_forever(cluster, kubeconfig, args.namespaces.split(","), state, args.ip_prefix)
-    elif args.command == "demo":
-        demo.run()
-    elif args.command == "operators-down":
-        operators.down(environment.state_dir())
-    else:
-        env = environment.load()
-        if env is None:
-            print("down")
-            return 1
-        print("up" if env.alive() else "degraded")
-        return 0 if env.alive() else 1
+    return COMMANDS[args.command](args)
+
+
+def _up(args: argparse.Namespace) -> int:
+    env = environment.up(names=tuple(args.clusters.split(",")))
+    for name, cluster in env.clusters.items():
+        print(f"{name}: kubectl --kubeconfig {cluster.kubeconfig} get ns   ({cluster.server})")
+    print(f"broker: {env.broker.amqp_url} (management {env.broker.management_url})")
+    print(f"state: {env.directory}")
     return 0
 
+
+def _operators_up(args: argparse.Namespace) -> int:
+    try:
+        started = operators.up(environment.state_dir(), tuple(args.clusters.split(",")))
+    except (RuntimeError, TimeoutError) as e:
+        print(f"operators-up: {e}", file=sys.stderr)
+        return 1
+    for op in started:
+        print(f"operator {op.cluster}: pid {op.record.pid}, log {op.log}, {op.healthz}")
+    return 0
+
+
+def _pods(args: argparse.Namespace) -> int:
+    cluster = args.clusters.split(",")[0]
+    state = environment.state_dir()
+    kubeconfig = Path(args.kubeconfig) if args.kubeconfig else state / f"{cluster}.kubeconfig"
+    podrunner.run_forever(cluster, kubeconfig, args.namespaces.split(","), state, args.ip_prefix)
+    return 0
+
+
+def _status(_args: argparse.Namespace) -> int:
+    env = environment.load()
+    if env is None:
+        print("down")
+        return 1
+    print("up" if env.alive() else "degraded")
+    return 0 if env.alive() else 1
+
+
+def _done(action: Callable[[], object], show: bool = False) -> Callable[[argparse.Namespace], int]:
+    """A command that runs ``action`` (printing its result when ``show``) and succeeds unless it raises."""
+
+    def command(_args: argparse.Namespace) -> int:
+        result = action()
+        if show:
+            print(result)
+        return 0
+
+    return command
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "up": _up,
+    "down": _done(environment.down),
+    "status": _status,
+    "build": _done(binaries.ensure_binaries, show=True),
+    "build-nodes": _done(binaries.ensure_node_binaries, show=True),
+    "image": _done(image.ensure_images, show=True),
+    "operators-up": _operators_up,
+    "operators-down": _done(lambda: operators.down(environment.state_dir())),
+    "pods": _pods,
+    "demo": _done(demo.run),
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Build the control-plane binaries (etcd, kube-apiserver, kube-controller-manager) from Go modules.
+"""Build the Kubernetes binaries (etcd, the control plane, kubectl and the node components) from Go modules.
 
 There is no Docker and no binary download on our machines, so the harness compiles the real
 components from the Go module proxy with the ordinary ``go`` command. ``replace`` directives only
@@ -9,7 +9,9 @@ constant. etcd lives in its own wrapper module so its dependency versions never 
 API server's.
 
 Binaries land in ``~/.cache/rabbitsync/k8s-<version>/bin`` (or ``$RABBITSYNC_CACHE_DIR``) and
-are built once per version: a binary that exists in the cache is never rebuilt.
+are built once per version: a binary that exists in the cache is never rebuilt. The node components
+(kubelet, kube-scheduler, kube-proxy) are built only when real nodes are asked for
+(``ensure_node_binaries``), so the pod-runner suites never pay for them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ ETCD_VERSION = "v3.6.16"
 
 # kubectl too, so the client matches the server version (a distro kubectl may be several minors older).
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
+NODE_COMMANDS = ("kubelet", "kube-scheduler", "kube-proxy")
 _STAGING_RE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", re.MULTILINE)
 _GO_DIRECTIVE_RE = re.compile(r"^go (\d+\.\d+)", re.MULTILINE)
 
@@ -43,6 +46,15 @@ class Binaries:
     kube_controller_manager: Path
     kubectl: Path
     kubernetes_version: str
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    """Paths of the built node executables (and the scheduler, which only real nodes need)."""
+
+    kubelet: Path
+    kube_scheduler: Path
+    kube_proxy: Path
 
 
 def cache_root() -> Path:
@@ -102,17 +114,29 @@ def _build_kubernetes(root: Path, version: str, commands: list[str]) -> None:
     info = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@{version}"], cwd=src))
     upstream = Path(info["GoMod"]).read_text()
     (src / "go.mod").write_text(wrapper_go_mod(upstream, version))
-    packages = [f"k8s.io/kubernetes/cmd/{cmd}" for cmd in K8S_COMMANDS]
-    (src / "tools.go").write_text(_tools_go(packages))
+    # Every command is listed, so the module graph (and go.sum) is the same whichever set is built first.
+    (src / "tools.go").write_text(_tools_go([f"k8s.io/kubernetes/cmd/{cmd}" for cmd in K8S_COMMANDS + NODE_COMMANDS]))
     _go(["mod", "tidy", "-e"], cwd=src)
+    for cmd in commands:
+        _go(build_args(cmd, version, root / "bin" / cmd), cwd=src)
+
+
+def build_args(command: str, version: str, output: Path) -> list[str]:
+    """``go`` arguments building ``k8s.io/kubernetes/cmd/<command>`` stamped with ``version``."""
     ldflags = (
         f"-s -w -X k8s.io/component-base/version.gitVersion={version}"
         f" -X k8s.io/component-base/version.gitMajor={version.removeprefix('v').split('.')[0]}"
         f" -X k8s.io/component-base/version.gitMinor={version.split('.')[1]}"
     )
-    for cmd in commands:
-        pkg = f"k8s.io/kubernetes/cmd/{cmd}"
-        _go(["build", "-trimpath", "-ldflags", ldflags, "-o", str(root / "bin" / cmd), pkg], cwd=src)
+    return ["build", "-trimpath", "-ldflags", ldflags, "-o", str(output), f"k8s.io/kubernetes/cmd/{command}"]
+
+
+def _root(kubernetes_version: str, etcd_version: str) -> Path:
+    return cache_root() / f"k8s-{kubernetes_version}-etcd-{etcd_version}"
+
+
+def missing_commands(bin_dir: Path, commands: tuple[str, ...]) -> list[str]:
+    return [cmd for cmd in commands if not (bin_dir / cmd).exists()]
 
 
 def _build_etcd(root: Path, version: str) -> None:
@@ -130,9 +154,9 @@ def _build_etcd(root: Path, version: str) -> None:
 
 def ensure_binaries(kubernetes_version: str = KUBERNETES_VERSION, etcd_version: str = ETCD_VERSION) -> Binaries:
     """Return the control-plane binaries, building them on first use only."""
-    root = cache_root() / f"k8s-{kubernetes_version}-etcd-{etcd_version}"
+    root = _root(kubernetes_version, etcd_version)
     bin_dir = root / "bin"
-    missing = [cmd for cmd in K8S_COMMANDS if not (bin_dir / cmd).exists()]
+    missing = missing_commands(bin_dir, K8S_COMMANDS)
     if missing or not (bin_dir / "etcd").exists():
         bin_dir.mkdir(parents=True, exist_ok=True)
         log.info("building control plane %s / etcd %s into %s (first use only)", kubernetes_version, etcd_version, root)
@@ -146,6 +170,22 @@ def ensure_binaries(kubernetes_version: str = KUBERNETES_VERSION, etcd_version: 
         kube_controller_manager=bin_dir / "kube-controller-manager",
         kubectl=bin_dir / "kubectl",
         kubernetes_version=kubernetes_version,
+    )
+
+
+def ensure_node_binaries(
+    kubernetes_version: str = KUBERNETES_VERSION, etcd_version: str = ETCD_VERSION
+) -> NodeBinaries:
+    """Return kubelet, kube-scheduler and kube-proxy, built beside the control plane on first use only."""
+    ensure_binaries(kubernetes_version, etcd_version)
+    root = _root(kubernetes_version, etcd_version)
+    bin_dir = root / "bin"
+    missing = missing_commands(bin_dir, NODE_COMMANDS)
+    if missing:
+        log.info("building node components %s into %s (first use only)", ", ".join(missing), bin_dir)
+        _build_kubernetes(root, kubernetes_version, missing)
+    return NodeBinaries(
+        kubelet=bin_dir / "kubelet", kube_scheduler=bin_dir / "kube-scheduler", kube_proxy=bin_dir / "kube-proxy"
     )
 
 

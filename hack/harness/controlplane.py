@@ -52,12 +52,23 @@ class Cluster:
 
 
 def write_kubeconfig(
-    path: Path, *, cluster: str, server: str, ca_cert: Path, user: dict[str, str], namespace: str = "default"
+    path: Path,
+    *,
+    cluster: str,
+    server: str,
+    ca_cert: Path,
+    user: dict[str, str],
+    namespace: str = "default",
+    tls_server_name: str | None = None,
 ) -> None:
+    """``tls_server_name``: the name to verify when ``server`` is an address the certificate does not list."""
+    entry = {"server": server, "certificate-authority": str(ca_cert)}
+    if tls_server_name:
+        entry["tls-server-name"] = tls_server_name
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority": str(ca_cert)}}],
+        "clusters": [{"name": cluster, "cluster": entry}],
         "users": [{"name": f"{cluster}-user", "user": user}],
         "contexts": [
             {"name": cluster, "context": {"cluster": cluster, "user": f"{cluster}-user", "namespace": namespace}}
@@ -118,6 +129,8 @@ def start(name: str, binaries: Binaries, directory: Path, kubeconfig: Path) -> C
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
             "--endpoint-reconciler-type=none",
+            # A real node's name resolves nowhere (and must not be looked up outside): dial its IP.
+            "--kubelet-preferred-address-types=InternalIP",
         ],
         logs / "kube-apiserver.log",
     )

@@ -15,7 +15,6 @@ each cluster's service base URLs.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -24,7 +23,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from harness import environment, operators, podrunner, processes
+from harness import environment, nodedeploy, operators, podrunner, processes
+from harness.nodes import Node
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,7 @@ def _point_brokers_at_local(kubeconfig: Path, amqp_url: str, management_url: str
     brokers = json.loads(operators.kubectl(kubeconfig, "get", "syncbrokers", "-n", APP_NAMESPACE, "-o", "json"))
     for item in brokers["items"]:
         secret = item["spec"]["secretRef"]["name"]
-        data = {"uri": amqp_url, "managementUri": management_url, **({"ca.crt": ca_pem} if ca_pem else {})}
-        patch = {"data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}}
+        patch = {"data": nodedeploy.secret_data(amqp_url, management_url, ca_pem)}
         operators.kubectl(
             kubeconfig, "patch", "secret", secret, "-n", APP_NAMESPACE, "--type=merge", "-p", json.dumps(patch)
         )
@@ -131,12 +130,51 @@ def deploy(
     return urls
 
 
+def deploy_on_nodes(
+    directory: Path,
+    kubeconfigs: dict[str, Path],
+    amqp_url: str,
+    management_url: str,
+    nodes: dict[str, Node],
+) -> dict[str, dict[str, str]]:
+    """``deploy`` on real nodes: the same overlays, run by each cluster's kubelet (see nodedeploy.py)."""
+    for cluster, kubeconfig in kubeconfigs.items():
+        _say(f"==> {cluster}: kubectl apply -k manifests/overlays/{cluster} (broker: the node's link)")
+        operators.install(kubeconfig)
+        host = nodes[cluster].network.host_ip
+        nodedeploy.apply_overlay(
+            kubeconfig,
+            REPO_ROOT / "manifests" / "overlays" / cluster,
+            directory / f"overlay-{cluster}.yaml",
+            nodedeploy.via(amqp_url, host),
+            nodedeploy.via(management_url, host),
+        )
+    urls = {}
+    for cluster, kubeconfig in kubeconfigs.items():
+        _say(f"==> {cluster}: waiting for the operator, the services and their injected sidecars (real pods)")
+        processes.wait_until(
+            lambda k=kubeconfig: nodedeploy.settled(nodedeploy.pods(k, APP_NAMESPACE), SERVICES),
+            300,
+            f"{cluster} pods Running and ready with the sidecar",
+        )
+        urls[cluster] = nodedeploy.expose(
+            kubeconfig, nodes[cluster], APP_NAMESPACE, SERVICES, directory / f"services-{cluster}-forward.log"
+        )
+        for service, url in urls[cluster].items():
+            processes.wait_until(lambda u=url: reachable(u + "/healthz"), 60, f"{cluster} {service} via its Service")
+    (directory / "services.json").write_text(json.dumps(urls, indent=2))
+    return urls
+
+
 def run() -> None:
     env = environment.up()
     # The demo's operators run in-cluster, from the manifests: no `make operators-up` processes beside them.
     operators.down(env.directory)
     kubeconfigs = {name: Path(c.kubeconfig) for name, c in env.clusters.items()}
-    urls = deploy(env.directory, kubeconfigs, env.broker.amqp_url, env.broker.management_url)
+    if env.nodes:
+        urls = deploy_on_nodes(env.directory, kubeconfigs, env.broker.amqp_url, env.broker.management_url, env.nodes)
+    else:
+        urls = deploy(env.directory, kubeconfigs, env.broker.amqp_url, env.broker.management_url)
     _say(f"==> services.json: {json.dumps(urls)}")
     story(urls)
     for cluster, kubeconfig in kubeconfigs.items():

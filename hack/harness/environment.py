@@ -2,7 +2,8 @@
 
 State directory (``.dev/`` at the repository root, or ``$RABBITSYNC_STATE_DIR``) while up:
 ``<cluster>.kubeconfig`` for each cluster, ``broker.env`` (``AMQP_URL``, ``RABBITMQ_MANAGEMENT_URL``)
-and ``state.json`` (what we started, so ``down`` stops exactly that). Other tools (operators-up,
+and ``state.json`` (what we started, so ``down`` stops exactly that). With ``RABBITSYNC_NODES=real``
+each cluster also gets a real node (nodes.py) under ``nodes/<cluster>``. Other tools (operators-up,
 the demo, outside checks) read these files: their names and meaning are a stable interface.
 """
 
@@ -13,11 +14,13 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import binaries, controlplane, operators, podrunner, rabbitmq
+from harness import binaries, controlplane, image, nodes, operators, podrunner, rabbitmq
+from harness.nodes import Node
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +37,14 @@ class Environment:
     directory: Path
     clusters: dict[str, controlplane.Cluster]
     broker: rabbitmq.Broker
+    nodes: dict[str, Node] = field(default_factory=dict)
 
     def alive(self) -> bool:
-        return all(c.alive() for c in self.clusters.values()) and rabbitmq.ready(self.broker)
+        return (
+            all(c.alive() for c in self.clusters.values())
+            and all(n.alive() for n in self.nodes.values())
+            and rabbitmq.ready(self.broker)
+        )
 
 
 def _state_file(directory: Path) -> Path:
@@ -54,6 +62,7 @@ def load(directory: Path | None = None) -> Environment | None:
         directory=directory,
         clusters={name: controlplane.Cluster.from_json(c) for name, c in data["clusters"].items()},
         broker=rabbitmq.Broker.from_json(data["broker"]),
+        nodes={name: nodes.Node.from_json(n) for name, n in data.get("nodes", {}).items()},
     )
 
 
@@ -61,6 +70,7 @@ def _save(env: Environment) -> None:
     data = {
         "clusters": {name: c.to_json() for name, c in env.clusters.items()},
         "broker": env.broker.to_json(),
+        "nodes": {name: n.to_json() for name, n in env.nodes.items()},
     }
     _state_file(env.directory).write_text(json.dumps(data, indent=2))
     (env.directory / "broker.env").write_text(
@@ -73,10 +83,11 @@ def up(directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS)
     directory = directory or state_dir()
     existing = load(directory)
     if existing is not None:
-        if existing.alive() and set(names) <= set(existing.clusters):
+        same_pods = bool(existing.nodes) == nodes.enabled()
+        if existing.alive() and set(names) <= set(existing.clusters) and same_pods:
             log.info("environment in %s is already up", directory)
             return existing
-        log.info("environment in %s is partly down; restarting it", directory)
+        log.info("environment in %s is partly down (or runs pods the other way); restarting it", directory)
         down(directory)
     directory.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -95,6 +106,10 @@ def up(directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS)
         broker = broker_future.result()
     env = Environment(directory=directory, clusters=clusters, broker=broker)
     _save(env)
+    if nodes.enabled():
+        kubeconfigs = {name: Path(c.kubeconfig) for name, c in clusters.items()}
+        env = Environment(directory, clusters, broker, start_nodes(directory / "nodes", kubeconfigs, broker))
+        _save(env)
     log.info(
         "environment up in %s: binaries %.1fs, servers %.1fs (clusters: %s)",
         directory,
@@ -105,6 +120,39 @@ def up(directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS)
     return env
 
 
+def broker_ports(broker: rabbitmq.Broker) -> tuple[int, ...]:
+    """The host ports a node must reach the broker on: AMQP and the management API."""
+    return tuple(urllib.parse.urlsplit(url).port or 0 for url in (broker.amqp_url, broker.management_url))
+
+
+def start_nodes(directory: Path, kubeconfigs: dict[str, Path], broker: rabbitmq.Broker) -> dict[str, nodes.Node]:
+    """One real node per cluster (binaries and images built first, once), all Ready."""
+    node_bins = binaries.ensure_node_binaries()
+    images = image.ensure_images()
+    with ThreadPoolExecutor(max_workers=len(kubeconfigs)) as pool:
+        futures = {
+            name: pool.submit(nodes.start, name, kubeconfig, directory / name, node_bins, images, broker_ports(broker))
+            for name, kubeconfig in kubeconfigs.items()
+        }
+        wait(futures.values())
+    started = {name: f.result() for name, f in futures.items() if f.exception() is None}
+    failed = [e for f in futures.values() if (e := f.exception()) is not None]
+    if failed:
+        # All or nothing: a caller that gets an error has no node to stop.
+        stop_nodes(started)
+        raise failed[0]
+    return started
+
+
+def stop_nodes(running: dict[str, nodes.Node]) -> None:
+    """Stop every node, in parallel; one that fails to stop never keeps the others running."""
+    with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+        futures = [pool.submit(nodes.stop, node) for node in running.values()]
+    errors = [e for f in futures if (e := f.exception()) is not None]
+    if errors:
+        raise errors[0]
+
+
 def down(directory: Path | None = None) -> None:
     """Stop everything recorded in ``directory`` and remove its data; a no-op when nothing is up."""
     directory = directory or state_dir()
@@ -113,6 +161,7 @@ def down(directory: Path | None = None) -> None:
     env = load(directory)
     if env is None:
         return
+    stop_nodes(env.nodes)
     for cluster in env.clusters.values():
         controlplane.stop(cluster)
     try:
@@ -127,3 +176,6 @@ def down(directory: Path | None = None) -> None:
     shutil.rmtree(directory / "clusters", ignore_errors=True)
     shutil.rmtree(directory / "rabbitmq", ignore_errors=True)
     shutil.rmtree(directory / "pods", ignore_errors=True)
+    shutil.rmtree(directory / "nodes", ignore_errors=True)
+    for leftover in [*directory.glob("overlay-*.yaml"), *directory.glob("services-*-forward.log")]:
+        leftover.unlink()

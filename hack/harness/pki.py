@@ -168,3 +168,21 @@ def generate_broker(directory: Path, ca_name: str = "rabbitsync-broker-ca") -> B
     _write_key(pki.server_key, server_key)
     _write_cert(pki.server_cert, _issue(_name("localhost"), server_key, ca, ca_key, server_sans=sans))
     return pki
+
+
+def client_certificate(pki: ClusterPKI, directory: Path, user: str, groups: tuple[str, ...]) -> tuple[Path, Path]:
+    """A client certificate for ``user`` in ``groups`` signed by the cluster CA (e.g. a kubelet's)."""
+    cert_path, key_path = directory / f"{user.replace(':', '-')}.crt", directory / f"{user.replace(':', '-')}.key"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey):
+        raise TypeError(f"{pki.ca_key} is not an RSA key")
+    key = _key()
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, user)]
+    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
+    _write_key(key_path, key)
+    _write_cert(cert_path, _issue(x509.Name(attrs), key, ca_cert.subject, ca_key))
+    return cert_path, key_path

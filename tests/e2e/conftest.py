@@ -1,7 +1,9 @@
 """The e2e deployment: both overlays applied, operators and services running, one shared broker.
 
 Locally, ``demo.deploy`` applies the manifests and the pod runner plays the kubelet, exactly as
-``make demo`` does. On machines with Docker, ``hack/kind/e2e.sh`` deploys to two kind clusters and
+``make demo`` does; with ``RABBITSYNC_NODES=real`` each cluster gets a real node (kubelet,
+containerd, the image built from the Dockerfile) and ``demo.deploy_on_nodes`` deploys onto it.
+On machines with Docker, ``hack/kind/e2e.sh`` deploys to two kind clusters and
 points ``RABBITSYNC_E2E_STATE_DIR`` at a directory holding ``east.kubeconfig``, ``west.kubeconfig`` and
 ``services.json`` (port-forwarded base URLs): the same tests then run against kind.
 """
@@ -13,11 +15,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e_support import Deployment
 
-from harness import demo, podrunner, rabbitmq
+from harness import demo, environment, nodes, podrunner, rabbitmq
 
 # Apart from the demo's addresses, so the suite can run while `make demo` is up.
 IP_PREFIXES = {"east": "127.0.3", "west": "127.0.4"}
@@ -43,17 +46,33 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     # RABBITSYNC_BROKER_TLS=1: the broker fixture runs a TLS node; everything then goes over amqps/https.
     tls = rabbitmq.Options.from_env().tls
     amqp_url = rabbitmq.create_vhost(broker.info, vhost, tls=tls)
-    management_url = broker.info.management_tls_url if tls else None
+    management_url = (broker.info.management_tls_url if tls else None) or broker.management_url
+    ca_pem = broker.info.ca_pem if tls else None
+    started: dict[str, nodes.Node] = {}
     try:
-        urls = demo.deploy(
-            directory,
-            kubeconfigs,
-            amqp_url,
-            management_url or broker.management_url,
-            IP_PREFIXES,
-            ca_pem=broker.info.ca_pem if tls else None,
-        )
-        yield Deployment(directory, kubeconfigs, urls, local=True, vhost=vhost)
+        if nodes.enabled():
+            if tls:
+                pytest.skip(
+                    "RABBITSYNC_BROKER_TLS=1 runs on the pod runner only (real nodes reach the broker by its link)"
+                )
+            running = _dev_nodes(clusters)
+            if not running:
+                running = started = environment.start_nodes(directory / "nodes", kubeconfigs, broker.info)
+            urls = demo.deploy_on_nodes(directory, kubeconfigs, amqp_url, broker.management_url, running)
+            yield Deployment(directory, kubeconfigs, urls, local=True, vhost=vhost, nodes=running)
+        else:
+            urls = demo.deploy(directory, kubeconfigs, amqp_url, management_url, IP_PREFIXES, ca_pem=ca_pem)
+            yield Deployment(directory, kubeconfigs, urls, local=True, vhost=vhost)
     finally:
         podrunner.stop_runners(directory)
+        environment.stop_nodes(started)
         rabbitmq.delete_vhost(broker.info, vhost)
+
+
+def _dev_nodes(clusters: dict[str, Any]) -> dict[str, nodes.Node]:
+    """The running dev environment's nodes, when the session runs on its clusters (one node per cluster)."""
+    dev = environment.load()
+    if dev is None or not dev.nodes:
+        return {}
+    mine = {str(c.kubeconfig) for c in clusters.values()}
+    return dev.nodes if mine <= {c.kubeconfig for c in dev.clusters.values()} else {}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import demo, polling
+from harness.nodes import Node
 
 
 @dataclass
@@ -18,6 +19,8 @@ class Deployment:
     local: bool
     vhost: str = "/"
     """The broker vhost the deployment's SyncBrokers point at."""
+    nodes: dict[str, Node] = field(default_factory=dict)
+    """Real nodes (``RABBITSYNC_NODES=real``); empty when the pod runner runs the pods."""
 
     def url(self, cluster: str, service: str, path: str) -> str:
         return self.urls[cluster][service] + path

@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 from e2e_support import Deployment, eventually
 
-from harness import demo
+from harness import demo, nodedeploy
 
 NS = demo.APP_NAMESPACE
 SIDECAR = "rabbitsync-sidecar"
@@ -43,6 +43,35 @@ def _apply(dep: Deployment, obj: dict, tmp_path) -> None:
     dep.kubectl("east", "apply", "-f", str(path))
 
 
+def _running_with_sidecar(deployment: Deployment) -> str | None:
+    pod = demo.podrunner.status(deployment.directory, "east", NS).get("audit")
+    if not pod or SIDECAR not in pod["containers"]:
+        return None
+    base = f"http://{pod['ip']}:8000"
+    ready = demo.reachable(f"http://{pod['ip']}:8088/readyz") and demo.reachable(base + "/healthz")
+    return base if ready else None
+
+
+def _on_node_with_sidecar(deployment: Deployment) -> str | None:
+    # On a real node the kubelet's probes decide readiness; the pod IP is reached inside the node.
+    pods = nodedeploy.pods(deployment.kubeconfigs["east"], NS)
+    if not nodedeploy.settled(pods, ("audit",)):
+        return None
+    pod = next(p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/name") == "audit")
+    return f"http://{pod['status']['podIP']}:8000"
+
+
+def _audit_has(deployment: Deployment, base: str, rid: str) -> bool:
+    if not deployment.nodes:
+        return demo.find_item(base + "/api/restaurants/", rid) is not None
+    try:
+        listed = nodedeploy.get_json(deployment.nodes["east"], base + "/api/restaurants/")
+    except (OSError, ValueError):
+        return False
+    items = listed.get("items", listed) if isinstance(listed, dict) else listed
+    return any(i.get("id") == rid for i in items)
+
+
 def test_subscription_added_later_then_removed(deployment: Deployment, broker, tmp_path):
     if not deployment.local:
         pytest.skip("reads the new pod's address from the local pod runner; on kind the service has no port-forward")
@@ -58,17 +87,10 @@ def test_subscription_added_later_then_removed(deployment: Deployment, broker, t
         _apply(deployment, subscription, tmp_path)
         eventually(lambda: SIDECAR in _containers(deployment), 60, "sidecar injected into audit")
 
-        def running_with_sidecar() -> str | None:
-            pod = demo.podrunner.status(deployment.directory, "east", NS).get("audit")
-            if not pod or SIDECAR not in pod["containers"]:
-                return None
-            base = f"http://{pod['ip']}:8000"
-            ready = demo.reachable(f"http://{pod['ip']}:8088/readyz") and demo.reachable(base + "/healthz")
-            return base if ready else None
-
-        base = eventually(running_with_sidecar, 120, "audit pod with a ready sidecar")
+        wait_for = _on_node_with_sidecar if deployment.nodes else _running_with_sidecar
+        base = eventually(lambda: wait_for(deployment), 180, "audit pod with a ready sidecar")
         created = demo.http("POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": "Audited"})
-        eventually(lambda: demo.find_item(base + "/api/restaurants/", created["id"]), 60, "new event consumed by audit")
+        eventually(lambda: _audit_has(deployment, base, created["id"]), 60, "new event consumed by audit")
 
         deployment.kubectl("east", "delete", "syncsubscription", "audit", "-n", NS, "--wait=true", "--timeout=60s")
         eventually(lambda: _containers(deployment) == ["app"], 60, "sidecar removed with the last subscription")

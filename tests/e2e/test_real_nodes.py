@@ -1,0 +1,134 @@
+"""Issue 14's proof: real nodes run the overlays as real pods (``RABBITSYNC_NODES=real`` only).
+
+What only a kubelet does: node registration, readiness from the probes, the pod spec as the API
+server holds it (with the sidecar the operator injected), a container restarted after its
+process dies.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from e2e_support import Deployment, eventually
+
+from harness import demo, nodedeploy, nodes
+
+pytestmark = pytest.mark.skipif(
+    not nodes.enabled(),
+    reason="real nodes are off: set RABBITSYNC_NODES=real (the pod runner runs the pods otherwise)",
+)
+
+
+def _json(dep: Deployment, cluster: str, *args: str) -> Any:
+    return json.loads(dep.kubectl(cluster, *args, "-o", "json"))
+
+
+def test_each_cluster_has_a_ready_node(deployment: Deployment) -> None:
+    for cluster in deployment.kubeconfigs:
+        listed = _json(deployment, cluster, "get", "nodes")["items"]
+        ready = {
+            n["metadata"]["name"]: {c["type"]: c["status"] for c in n["status"]["conditions"]}["Ready"] == "True"
+            for n in listed
+        }
+        assert ready == {f"{cluster}-node": True}
+
+
+def test_every_foodapp_pod_runs_ready_with_the_sidecar_in_its_spec(deployment: Deployment) -> None:
+    for cluster, kubeconfig in deployment.kubeconfigs.items():
+        pods = nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE)
+        assert nodedeploy.settled(pods, demo.SERVICES), json.dumps(pods, indent=1)[:4000]
+        for pod in pods:
+            assert pod["spec"]["nodeName"] == f"{cluster}-node"
+            assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+            sidecar = next(c for c in pod["spec"]["containers"] if c["name"] == nodedeploy.SIDECAR)
+            assert sidecar["resources"]["limits"]["memory"]
+
+
+def test_a_killed_sidecar_is_restarted_by_the_kubelet_and_nothing_is_lost(deployment: Deployment) -> None:
+    """The sidecar's process dies (as an OOM kill would end it); the kubelet restarts it; events still flow."""
+    cluster, service = "west", "restaurant-menu"
+    kubeconfig = deployment.kubeconfigs[cluster]
+
+    def sidecar_status() -> dict[str, Any]:
+        pod = next(
+            p
+            for p in nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE)
+            if p["metadata"]["labels"].get("app.kubernetes.io/name") == service
+        )
+        status: dict[str, Any] = next(s for s in pod["status"]["containerStatuses"] if s["name"] == nodedeploy.SIDECAR)
+        status["pod"] = pod["metadata"]["name"]
+        return status
+
+    before = sidecar_status()
+    # A real OOM kill needs the sidecar process itself to outgrow its limit, and nothing makes it do that
+    # on demand; SIGKILL from the node's runtime ends it the same way (exit 137, restart by the kubelet).
+    node = deployment.nodes[cluster]
+    nodedeploy.kill_container(node, before["containerID"])
+    eventually(lambda: sidecar_status()["restartCount"] > before["restartCount"], 90, "sidecar restarted")
+    eventually(lambda: sidecar_status()["ready"], 90, "restarted sidecar ready")
+    created = demo.http(
+        "POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": f"After restart {time.time()}"}
+    )
+    url = deployment.url(cluster, service, "/api/restaurants/")
+    eventually(lambda: demo.find_item(url, created["id"]), 60, "event consumed by the restarted sidecar")
+
+
+def test_a_sidecar_over_its_memory_limit_is_oom_killed_and_restarted_and_nothing_is_lost(
+    deployment: Deployment,
+) -> None:
+    """The kubelet enforces the sidecar's memory limit: squeezed below what it needs, it is OOM-killed."""
+    cluster, service = "west", "restaurant-menu"
+    kubeconfig = deployment.kubeconfigs[cluster]
+    spec = _json(deployment, cluster, "get", "deployment", service, "-n", demo.APP_NAMESPACE)["spec"]
+    containers = spec["template"]["spec"]["containers"]
+    index = next(i for i, c in enumerate(containers) if c["name"] == nodedeploy.SIDECAR)
+    resources = containers[index]["resources"]
+
+    def set_memory(request: str, limit: str) -> None:
+        path = f"/spec/template/spec/containers/{index}/resources"
+        patch = [
+            {"op": "replace", "path": f"{path}/requests/memory", "value": request},
+            {"op": "replace", "path": f"{path}/limits/memory", "value": limit},
+        ]
+        deployment.kubectl(
+            cluster, "patch", "deployment", service, "-n", demo.APP_NAMESPACE, "--type=json", "-p", json.dumps(patch)
+        )
+
+    def oom_killed() -> bool:
+        for pod in nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE):
+            if pod["metadata"]["labels"].get("app.kubernetes.io/name") != service:
+                continue
+            for status in pod["status"].get("containerStatuses", []):
+                if status["name"] != nodedeploy.SIDECAR:
+                    continue
+                ends = [status.get("lastState", {}).get("terminated"), status.get("state", {}).get("terminated")]
+                if any(end and end.get("reason") == "OOMKilled" for end in ends):
+                    return status["restartCount"] >= 1
+        return False
+
+    def scale_operator(replicas: int) -> None:
+        deployment.kubectl(
+            cluster, "scale", "deployment", "rabbitsync-operator", "-n", "rabbitsync-system", f"--replicas={replicas}"
+        )
+
+    # The operator owns the sidecar's resources and repairs drift at once: it is paused while the
+    # limit is below what the sidecar needs, so that only the kubelet's enforcement is under test.
+    scale_operator(0)
+    try:
+        set_memory("20Mi", "20Mi")
+        eventually(oom_killed, 300, "sidecar OOM-killed (reason OOMKilled) and restarted by the kubelet")
+        # Published while the sidecar cannot consume: it waits in the sidecar's queue.
+        created = demo.http(
+            "POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": f"During OOM {time.time()}"}
+        )
+    finally:
+        set_memory(resources["requests"]["memory"], resources["limits"]["memory"])
+        scale_operator(1)
+    eventually(
+        lambda: nodedeploy.settled(nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE), (service,)), 300, "rolled back"
+    )
+    url = deployment.url(cluster, service, "/api/restaurants/")
+    eventually(lambda: demo.find_item(url, created["id"]), 120, "event published during the OOM loop consumed")
