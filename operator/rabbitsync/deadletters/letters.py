@@ -15,22 +15,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rabbitsync.events.headers import ATTEMPT, ATTEMPTS, EXCEPTION_MESSAGE, EXCEPTION_TYPE, QUEUE, REASON
+from rabbitsync.events.headers import (
+    ATTEMPT,
+    ATTEMPTS,
+    BROKER_HEADERS,
+    COUNTERS,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_TYPE,
+    QUEUE,
+    REASON,
+    X_DEATH,
+)
 from rabbitsync.transport import IncomingMessage
 
-X_DEATH = "x-death"
 FAILURE_HEADERS = frozenset({REASON, EXCEPTION_TYPE, EXCEPTION_MESSAGE, ATTEMPTS, QUEUE})
-COUNTERS = frozenset({"x-delivery-count", "x-acquired-count"})
-"""Kept by the broker per message; a copy is a new message and must start without them."""
-BROKER_HEADERS = COUNTERS | {
-    X_DEATH,
-    "x-first-death-exchange",
-    "x-first-death-queue",
-    "x-first-death-reason",
-    "x-last-death-exchange",
-    "x-last-death-queue",
-    "x-last-death-reason",
-}
 DLQ_SUFFIX = ".dlq"
 
 

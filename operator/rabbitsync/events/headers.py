@@ -17,3 +17,19 @@ QUEUE = "x-rabbitsync-queue"
 PUBLISHER = "x-rabbitsync-publisher"
 """The broker-verified ``user_id`` of the event's original publish, written by the sidecar when it
 reroutes a delivery (retry, dead letter)."""
+
+X_DEATH = "x-death"
+"""The broker's own dead-lettering record: a list whose first entry is the latest death."""
+COUNTERS = frozenset({"x-delivery-count", "x-acquired-count"})
+"""Kept by the broker per message; a copy is a new message and must start without them."""
+BROKER_HEADERS = COUNTERS | {
+    X_DEATH,
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+}
+"""The broker's bookkeeping of a message's path. A fresh publish (retry, replay) drops them: copied,
+they would lie about the new message's path, and our own headers are the authority."""

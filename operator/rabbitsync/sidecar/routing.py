@@ -13,26 +13,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rabbitsync.events.headers import ATTEMPT, ATTEMPTS, EXCEPTION_MESSAGE, EXCEPTION_TYPE, QUEUE, REASON
+from rabbitsync.events.headers import (
+    ATTEMPT,
+    ATTEMPTS,
+    BROKER_HEADERS,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_TYPE,
+    QUEUE,
+    REASON,
+)
 from rabbitsync.topology.sidecar_contract import ConsumerSpec
 
 FAILED = "failed"
 POISON = "poison"
 
-# The broker's own dead-lettering bookkeeping: our attempt header is the authority, and copying
-# these into a fresh publish would only make them lie about the new message's path.
-_BROKER_HEADERS = frozenset(
-    {
-        "x-death",
-        "x-first-death-exchange",
-        "x-first-death-queue",
-        "x-first-death-reason",
-        "x-last-death-exchange",
-        "x-last-death-queue",
-        "x-last-death-reason",
-        "x-delivery-count",
-    }
-)
 _MAX_MESSAGE = 1000
 
 
@@ -115,4 +109,4 @@ def _dead_letter(
 
 
 def _carried(headers: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (headers or {}).items() if k not in _BROKER_HEADERS}
+    return {k: v for k, v in (headers or {}).items() if k not in BROKER_HEADERS}
