@@ -8,6 +8,7 @@ snake_case in Python and camelCase on the wire, as Kubernetes conventions want.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -52,6 +53,7 @@ class ResourceInfo:
     printer_columns: tuple[PrinterColumn, ...] = ()
     # Rules on the whole object (they may read ``self.metadata.name``, nothing else of metadata).
     root_validations: tuple[dict[str, str], ...] = field(default=())
+    scope: Literal["Namespaced", "Cluster"] = "Namespaced"
 
     @property
     def singular(self) -> str:
