@@ -56,7 +56,6 @@ class BrokerUser:
 
     username: str
     password: str = field(repr=False)
-    vhost: str
     permissions: Permissions
     topic: TopicPermissions
     limits: UserLimits
