@@ -21,7 +21,10 @@ NOTHING = "^$"
 
 DEFAULT_EXCHANGE_RESOURCE = "amq.default"
 """How RabbitMQ names the default exchange in permission checks: the sidecar sends retries and
-dead letters to its own delay queues and DLQ through it."""
+dead letters to its own delay queues and DLQ through it. RabbitMQ checks only this exchange, not the
+queue a default-exchange publish lands in, so whoever may write it may write into any queue of the
+vhost (verified on 3.10): receivers must accept a delivery that came through the default exchange
+only from their own user (its ``user_id``), which the broker guarantees."""
 
 
 @dataclass(frozen=True)
@@ -70,16 +73,18 @@ def rights_for(
 ) -> tuple[Permissions, TopicPermissions]:
     """The permissions of a service with these subscriptions (names) publishing these event types.
 
-    read: its subscriptions' queues with their delay queues and DLQ (consume, and the passive checks);
-    write: the events exchange if it publishes anything, and the default exchange plus its own queues
-    for retries and dead letters; configure: nothing, the operator declares everything.
+    read: its subscriptions' queues with their delay queues and DLQ (consume, get, purge; a passive
+    declare needs no permission); write: the events exchange if it publishes anything, the default
+    exchange if it consumes (retries and dead letters go to its own queues through it); configure:
+    nothing, the operator declares, binds and deletes everything. Binding needs read on the events
+    exchange, which nobody but the operator has.
     """
     queues = [naming.queue_name(cluster, namespace, s) for s in subscriptions]
     own = f"({_alternatives(queues)})(\\.retry\\.[0-9]+ms|\\.dlq)?" if queues else ""
     types = sorted(set(published))
     writable = [re.escape(exchange)] if types else []
     if own:
-        writable += [re.escape(DEFAULT_EXCHANGE_RESOURCE), own]
+        writable.append(re.escape(DEFAULT_EXCHANGE_RESOURCE))
     permissions = Permissions(
         configure=NOTHING,
         write=f"^({'|'.join(writable)})$" if writable else NOTHING,

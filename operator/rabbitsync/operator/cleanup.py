@@ -103,6 +103,8 @@ def credential_notes(result: credentials.CredentialsResult) -> list[st.Note]:
     obs = result.observation
     if result.failure is not None:
         return [st.Note("Warning", obs.reason, f"service credentials not updated: {obs.message}")]
+    if result.removed and obs.reason == credentials.USER_LEFT_BEHIND:
+        return [st.Note("Warning", obs.reason, obs.message)]
     if result.removed:
         return [st.Note("Normal", "CredentialsRemoved", obs.message)]
     return []

@@ -33,6 +33,7 @@ from rabbitsync.transport.errors import BrokerError
 
 CREDENTIALS_READY = "CredentialsReady"
 REMOVED = "Removed"
+USER_LEFT_BEHIND = "UserLeftBehind"
 ROTATE_ANNOTATION = "rabbitsync.io/rotate-credentials"
 """On the service's Deployment: a value not yet seen makes a new password."""
 ROTATED_FOR = "rabbitsync.io/rotated-for"
@@ -225,11 +226,13 @@ def _retire(
     brokers: BrokerFactory,
 ) -> CredentialsResult:
     """No declaration left: the user goes first (the credential stops working), then the Secret."""
-    if broker is not None:
-        brokers(broker).delete_user(username)
+    removed = brokers(broker).delete_user(username) if broker is not None else False
     stored = cluster.stored_secret(namespace, name)
     if stored is not None and _ours(stored):
         cluster.delete_secret(namespace, name)
-    return CredentialsResult(
-        Observation(CREDENTIALS_READY, "False", REMOVED, f"user {username} and Secret {name} removed")
-    )
+        removed = True
+    if broker is None:
+        message = f"Secret {name} removed; user {username} left on the broker (no broker to reach)"
+        return CredentialsResult(Observation(CREDENTIALS_READY, "False", USER_LEFT_BEHIND, message), removed=removed)
+    message = f"user {username} and Secret {name} removed"
+    return CredentialsResult(Observation(CREDENTIALS_READY, "False", REMOVED, message), removed=removed)

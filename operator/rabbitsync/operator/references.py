@@ -19,7 +19,7 @@ from rabbitsync.api.clustersyncbroker import allows
 from rabbitsync.api.syncbroker import SyncBrokerSpec, TLSSpec
 from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
 from rabbitsync.operator.kube import Cluster, Forbidden, Invalid, KubeError, NotFound
-from rabbitsync.transport import BrokerEndpoint
+from rabbitsync.transport import BrokerEndpoint, InvalidEndpoint
 
 
 class MissingReference(LookupError):
@@ -107,9 +107,17 @@ def _resolved(cluster: Cluster, namespace: str, name: str, spec: SyncBrokerSpec)
     management = (
         _text(data, namespace, secret, SECRET_MANAGEMENT_URI_KEY) if SECRET_MANAGEMENT_URI_KEY in data else None
     )
-    endpoint = BrokerEndpoint(
-        amqp_uri=uri.strip(), management_uri=management.strip() if management else None, ca_pem=ca_pem
-    )
+    try:
+        endpoint = BrokerEndpoint(
+            amqp_uri=uri.strip(), management_uri=management.strip() if management else None, ca_pem=ca_pem
+        )
+    except InvalidEndpoint:
+        # The parser's own words may quote part of the URI, i.e. of the password: not one of them goes
+        # into a condition or an Event, and the cause is not chained into any traceback.
+        raise InvalidEndpoint(
+            f"Secret {namespace}/{secret}: {SECRET_URI_KEY!r} or {SECRET_MANAGEMENT_URI_KEY!r} is not a usable "
+            "amqp(s):// or http(s):// URI (is a reserved character of the password not percent-encoded?)"
+        ) from None
     return ResolvedBroker(name=name, exchange=spec.exchange, endpoint=endpoint, secret_name=secret)
 
 
