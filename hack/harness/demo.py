@@ -2,8 +2,9 @@
 
 1. the dev environment (clusters east and west, one RabbitMQ);
 2. per cluster, ``kubectl apply -k manifests/overlays/<cluster>``: CRDs, RBAC, the operator's
-   Deployment, the SyncBroker, the three services and their SyncSubscriptions; the SyncBroker's
-   Secret is pointed at the local broker (the overlay names an external one);
+   Deployment, the ClusterSyncBroker, the three services with their SyncSubscriptions and
+   SyncPublications; the ClusterSyncBroker's admin Secret (in rabbitsync-system, never in foodapp) is
+   pointed at the local broker (the overlay names an external one);
 3. the pod runner (the kubelet stand-in) runs the Deployments of ``rabbitsync-system`` and the
    services' namespace, so the operator runs in-cluster under its ServiceAccount and the sidecars it
    injects run exactly as it wrote them;
@@ -57,7 +58,7 @@ def reachable(url: str) -> bool:
 
 
 def _point_brokers_at_local(kubeconfig: Path, amqp_url: str, management_url: str) -> None:
-    brokers = json.loads(operators.kubectl(kubeconfig, "get", "syncbrokers", "-n", APP_NAMESPACE, "-o", "json"))
+    brokers = json.loads(operators.kubectl(kubeconfig, "get", "clustersyncbrokers", "-o", "json"))
     for item in brokers["items"]:
         secret = item["spec"]["secretRef"]["name"]
         patch = {
@@ -67,7 +68,7 @@ def _point_brokers_at_local(kubeconfig: Path, amqp_url: str, management_url: str
             }
         }
         operators.kubectl(
-            kubeconfig, "patch", "secret", secret, "-n", APP_NAMESPACE, "--type=merge", "-p", json.dumps(patch)
+            kubeconfig, "patch", "secret", secret, "-n", operators.NAMESPACE, "--type=merge", "-p", json.dumps(patch)
         )
 
 
