@@ -133,7 +133,8 @@ class ManagementClient:
         return self._send("GET", path)
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        headers = {"Authorization": self._auth, "Accept": "application/json"}
+        # Only reads ask for JSON: RabbitMQ 3.10's user-limits resource answers 406 to a write that does.
+        headers = {"Authorization": self._auth, "Accept": "application/json" if method == "GET" else "*/*"}
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
