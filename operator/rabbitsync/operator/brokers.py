@@ -38,7 +38,7 @@ def reconcile_broker(
     now = now or datetime.now(UTC)
     try:
         if operator_namespace is None:
-            resolved = resolve_broker(cluster, obj.namespace, obj.name)
+            resolved = resolve_broker(cluster, obj.namespace, obj.name, cluster_fallback=False)
         else:
             resolved = resolve_cluster_broker(cluster, obj.name, operator_namespace)
         message = ensure_exchange(brokers(resolved), resolved.exchange)

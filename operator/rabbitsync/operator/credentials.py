@@ -38,6 +38,8 @@ ROTATE_ANNOTATION = "rabbitsync.io/rotate-credentials"
 """On the service's Deployment: a value not yet seen makes a new password."""
 ROTATED_FOR = "rabbitsync.io/rotated-for"
 """On the Secret: the rotation value its password was made for."""
+_OWNERS = "rabbitsync.io/declared-by"
+"""On the Secret: the declarations it was written for; a new or gone one rewrites its ownerReferences."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rabbitsync-operator"}
 PASSWORD_BYTES = 32
 USERNAME_KEY, PASSWORD_KEY = "username", "password"
@@ -152,11 +154,7 @@ def _ours(stored: StoredSecret) -> bool:
 
 
 def _owners_changed(stored: StoredSecret, declared: Declarations) -> bool:
-    # The Secret records which declarations it was written for; a new or gone one rewrites its owners.
     return stored.annotations.get(_OWNERS, "") != _owner_names(declared.owners)
-
-
-_OWNERS = "rabbitsync.io/declared-by"
 
 
 def _owner_names(owners: Sequence[ObjectRef]) -> str:

@@ -61,17 +61,25 @@ DEFAULT_OPERATOR_NAMESPACE = "rabbitsync-system"
 
 
 def resolve_broker(
-    cluster: Cluster, namespace: str, name: str, operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE,
+    *,
+    cluster_fallback: bool = True,
 ) -> ResolvedBroker:
     """The broker ``name`` as ``namespace`` sees it, with its connection details read from its Secret(s).
 
-    Raises ``MissingReference`` (``NotAllowed`` among them), another ``KubeError`` (unreadable data,
-    API server down), or ``InvalidEndpoint`` (a URI that cannot be used).
+    ``cluster_fallback=False`` resolves the SyncBroker only (its own reconcile). Raises
+    ``MissingReference`` (``NotAllowed`` among them), another ``KubeError`` (unreadable data, API server
+    down), or ``InvalidEndpoint`` (a URI that cannot be used).
     """
     try:
         spec: SyncBrokerSpec = cluster.sync_broker(namespace, name)
         secrets_in = namespace
     except NotFound as e:
+        if not cluster_fallback:
+            raise MissingReference(e) from e
         try:
             cluster_spec = cluster.cluster_sync_broker(name)
         except NotFound:
