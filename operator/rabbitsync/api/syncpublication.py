@@ -16,9 +16,11 @@ from rabbitsync.api.meta import (
     API_VERSION,
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
+    LABEL_NAME_RULE,
     ApiModel,
     PrinterColumn,
     ResourceInfo,
+    immutable,
 )
 from rabbitsync.conventions import EventType
 
@@ -52,7 +54,7 @@ class SyncPublicationSpec(ApiModel):
         min_length=1,
         max_length=253,
         pattern=DNS1123_SUBDOMAIN,
-        json_schema_extra={"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "broker is immutable"}]},
+        json_schema_extra=immutable("broker"),
     )
 
 
@@ -101,10 +103,6 @@ RESOURCE = ResourceInfo(
         PrinterColumn("Secret", "string", ".status.secret", "Secret with the service's credentials.", priority=1),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
     ),
-    root_validations=(
-        {
-            "rule": "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",
-            "message": "metadata.name must be a DNS-1123 label (at most 63 characters, no dots)",
-        },
-    ),
+    # Its name only names the object, but one rule for both kinds keeps `kubectl apply` predictable.
+    root_validations=(LABEL_NAME_RULE,),
 )

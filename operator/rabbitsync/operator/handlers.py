@@ -24,7 +24,7 @@ from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import cleanup
 from rabbitsync.operator.kube import ObjectRef, indexes
 from rabbitsync.operator.kube.api import ApiCluster
-from rabbitsync.operator.outcome import ObjectView, ReconcileOutcome
+from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
 from rabbitsync.operator.publication import Publication, cleanup_publication, reconcile_publication
 from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
@@ -100,6 +100,22 @@ def _register_reconciler(
     )(on_timer)
 
 
+Cleanup = Callable[[ApiCluster, dict[str, Any], int], CleanupOutcome]
+
+
+def _register_cleanup(registry: kopf.OperatorRegistry, settings: OperatorSettings, plural: str, clean: Cleanup) -> None:
+    """``clean`` on deletion (kopf's finalizer), its Events posted, retried with capped backoff until done."""
+
+    def on_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+        cluster = _cluster(memo, kwargs)
+        result = clean(cluster, kwargs, retry)
+        cluster.post_events(ObjectRef.from_body(body), result.notes)
+        if not result.done:
+            raise kopf.TemporaryError("cleanup failed", delay=rc.backoff_seconds(retry, settings))
+
+    kopf.on.delete(GROUP, VERSION, plural, registry=registry, id="cleanup")(on_delete)
+
+
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     # The indexes every handler's port reads instead of listing: kopf fills them before any handler runs.
     kopf.index(GROUP, VERSION, BROKER.plural, registry=registry, id=indexes.SYNC_BROKERS)(indexes.sync_brokers)
@@ -139,22 +155,20 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         lambda cluster, kw: reconcile_publication(_publication(kw), cluster, _broker_factory, settings),
     )
 
-    def delete_subscription(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
-        cluster = _cluster(memo, kwargs)
-        result = cleanup(_subscription(kwargs), cluster, _broker_factory, settings, attempt=retry)
-        cluster.post_events(ObjectRef.from_body(body), result.notes)
-        if not result.done:
-            raise kopf.TemporaryError("cleanup failed", delay=rc.backoff_seconds(retry, settings))
-
-    def delete_publication(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
-        cluster = _cluster(memo, kwargs)
-        result = cleanup_publication(_publication(kwargs), cluster, _broker_factory, settings, attempt=retry)
-        cluster.post_events(ObjectRef.from_body(body), result.notes)
-        if not result.done:
-            raise kopf.TemporaryError("cleanup failed", delay=rc.backoff_seconds(retry, settings))
-
-    kopf.on.delete(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id="cleanup")(delete_subscription)
-    kopf.on.delete(GROUP, VERSION, PUBLICATION.plural, registry=registry, id="cleanup")(delete_publication)
+    _register_cleanup(
+        registry,
+        settings,
+        SUBSCRIPTION.plural,
+        lambda cluster, kw, retry: cleanup(_subscription(kw), cluster, _broker_factory, settings, attempt=retry),
+    )
+    _register_cleanup(
+        registry,
+        settings,
+        PUBLICATION.plural,
+        lambda cluster, kw, retry: cleanup_publication(
+            _publication(kw), cluster, _broker_factory, settings, attempt=retry
+        ),
+    )
     # An explicit registry gets none of kopf's default login handlers: the same KUBECONFIG/in-cluster
     # credentials as the kubernetes client.
     kopf.on.login(registry=registry, id="login")(kopf.login_via_client)

@@ -8,10 +8,8 @@ Secret with the service's last declaration. Failures become conditions through t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from rabbitsync.api.conditions import READY
 from rabbitsync.api.syncpublication import SyncPublicationSpec
@@ -20,7 +18,7 @@ from rabbitsync.operator import credentials, failures, injection
 from rabbitsync.operator import status as st
 from rabbitsync.operator.cleanup import credential_notes
 from rabbitsync.operator.kube import Cluster, KubeError, decode
-from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome, conclude
+from rabbitsync.operator.outcome import CleanupOutcome, ReconcileOutcome, SpecView, conclude
 from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.transport.errors import BrokerError
@@ -29,16 +27,8 @@ KIND = "SyncPublication"
 
 
 @dataclass(frozen=True)
-class Publication(ObjectView):
-    """The parts of a SyncPublication object a reconcile reads; the spec stays raw until used."""
-
-    raw_spec: Mapping[str, Any]
-
-    @classmethod
-    def from_body(
-        cls, namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
-    ) -> Publication:
-        return cls(namespace=namespace, name=name, generation=meta.get("generation"), status=status, raw_spec=spec)
+class Publication(SpecView):
+    """The parts of a SyncPublication object a reconcile reads."""
 
     def spec(self) -> SyncPublicationSpec:
         return decode.spec(SyncPublicationSpec, KIND, self.namespace, self.name, self.raw_spec)
