@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -108,6 +109,9 @@ def deploy(
         overlay = str(REPO_ROOT / "manifests" / "overlays" / cluster)
         operators.kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-k", overlay)
         _point_brokers_at_local(kubeconfig, amqp_url, management_url)
+        # The services' Django signing key: random per deployment, never the manifest's placeholder.
+        key = {"data": {"secretKey": base64.b64encode(secrets.token_urlsafe(50).encode()).decode()}}
+        operators.kubectl(kubeconfig, "patch", "secret", "foodapp-django", "-n", APP_NAMESPACE, "-p", json.dumps(key))
         podrunner.start_runner(directory, cluster, kubeconfig, NAMESPACES, ip_prefixes[cluster])
     for cluster in kubeconfigs:
         _say(f"==> {cluster}: waiting for the operator, the services and their injected sidecars")

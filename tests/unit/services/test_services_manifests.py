@@ -98,7 +98,8 @@ def test_services_are_wired_to_their_own_secret_their_code_and_their_declaration
     admin = secrets[broker.secret_ref.name]
     assert admin["metadata"]["namespace"] == "rabbitsync-system" and "uri" in admin["stringData"]
     assert not of_kind(docs, "SyncBroker") and broker.allowed_namespaces == ["foodapp"]
-    assert not [d for d in docs if d["kind"] == "Secret" and d["metadata"].get("namespace") == "foodapp"]
+    in_foodapp = [d for d in docs if d["kind"] == "Secret" and d["metadata"].get("namespace") == "foodapp"]
+    assert [d["metadata"]["name"] for d in in_foodapp] == ["foodapp-django"], "no broker credential in foodapp"
     assert set(subscriptions) == set(publications) == set(SERVICES)
     for name, package in SERVICES.items():
         deployment = of_kind(docs, "Deployment")[name]
