@@ -15,7 +15,7 @@ from typing import Any
 
 import pika
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from opkit import CONVERGE, GROUP, VERSION, Kit, wait_for
 from pika.adapters.blocking_connection import BlockingChannel
@@ -256,3 +256,20 @@ def _assert_no_password_anywhere(kit: Kit, operators_running: Any, password: str
         texts.append(str(kit.custom("east").list_namespaced_custom_object(GROUP, VERSION, kit.namespace, plural)))
     texts.append(str(kit.core("east").list_namespaced_event(kit.namespace).items))
     assert not [t for t in texts if password in t]
+
+
+def test_the_operator_may_write_no_secret_but_its_services_own(kit: Kit, operators_running) -> None:  # type: ignore[no-untyped-def]
+    """RBAC lets it write Secrets; the admission policy next to its ClusterRole narrows that to its own."""
+    as_operator = client.CoreV1Api(config.new_client_from_config(config_file=operators_running["east"].kubeconfig))
+    ours = {"app.kubernetes.io/managed-by": "rabbitsync-operator"}
+    for name, labels in (("someone-elses", ours), ("rabbitsync-unlabelled", {})):
+        body = client.V1Secret(metadata=client.V1ObjectMeta(name=name, labels=labels), string_data={"k": "v"})
+        with pytest.raises(ApiException) as refused:
+            as_operator.create_namespaced_secret(kit.namespace, body)
+        assert refused.value.status in (403, 422) and "rabbitsync operator" in str(refused.value.body), refused.value
+    kit.core("east").create_namespaced_secret(
+        kit.namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="rabbitsync-theirs"), string_data={"k": "v"})
+    )
+    with pytest.raises(ApiException) as refused:
+        as_operator.delete_namespaced_secret("rabbitsync-theirs", kit.namespace)
+    assert "Secrets it made" in str(refused.value.body)
