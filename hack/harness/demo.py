@@ -2,8 +2,9 @@
 
 1. the dev environment (clusters east and west, one RabbitMQ);
 2. per cluster, ``kubectl apply -k manifests/overlays/<cluster>``: CRDs, RBAC, the operator's
-   Deployment, the SyncBroker, the three services and their SyncSubscriptions; the SyncBroker's
-   Secret is pointed at the local broker (the overlay names an external one);
+   Deployment, the ClusterSyncBroker, the three services with their SyncSubscriptions and
+   SyncPublications; the ClusterSyncBroker's admin Secret (in rabbitsync-system, never in foodapp) is
+   pointed at the local broker (the overlay names an external one);
 3. the pod runner (the kubelet stand-in) runs the Deployments of ``rabbitsync-system`` and the
    services' namespace, so the operator runs in-cluster under its ServiceAccount and the sidecars it
    injects run exactly as it wrote them;
@@ -15,8 +16,10 @@ each cluster's service base URLs.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -57,20 +60,18 @@ def reachable(url: str) -> bool:
 
 
 def _point_brokers_at_local(kubeconfig: Path, amqp_url: str, management_url: str, ca_pem: str | None) -> None:
-    brokers = json.loads(operators.kubectl(kubeconfig, "get", "syncbrokers", "-n", APP_NAMESPACE, "-o", "json"))
+    brokers = json.loads(operators.kubectl(kubeconfig, "get", "clustersyncbrokers", "-o", "json"))
     for item in brokers["items"]:
         secret = item["spec"]["secretRef"]["name"]
         patch = {"data": nodedeploy.secret_data(amqp_url, management_url, ca_pem)}
         operators.kubectl(
-            kubeconfig, "patch", "secret", secret, "-n", APP_NAMESPACE, "--type=merge", "-p", json.dumps(patch)
+            kubeconfig, "patch", "secret", secret, "-n", operators.NAMESPACE, "--type=merge", "-p", json.dumps(patch)
         )
         if ca_pem:
             # A TLS broker (RABBITSYNC_BROKER_TLS=1): its CA rides in the same Secret.
             tls = {"spec": {"tls": {"caSecretRef": {"name": secret, "key": "ca.crt"}}}}
             name = item["metadata"]["name"]
-            operators.kubectl(
-                kubeconfig, "patch", "syncbroker", name, "-n", APP_NAMESPACE, "--type=merge", "-p", json.dumps(tls)
-            )
+            operators.kubectl(kubeconfig, "patch", "clustersyncbroker", name, "--type=merge", "-p", json.dumps(tls))
 
 
 def service_urls(directory: Path, cluster: str) -> dict[str, str]:
@@ -110,6 +111,9 @@ def deploy(
         overlay = str(REPO_ROOT / "manifests" / "overlays" / cluster)
         operators.kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-k", overlay)
         _point_brokers_at_local(kubeconfig, amqp_url, management_url, ca_pem)
+        # The services' Django signing key: random per deployment, never the manifest's placeholder.
+        key = {"data": {"secretKey": base64.b64encode(secrets.token_urlsafe(50).encode()).decode()}}
+        operators.kubectl(kubeconfig, "patch", "secret", "foodapp-django", "-n", APP_NAMESPACE, "-p", json.dumps(key))
         podrunner.start_runner(directory, cluster, kubeconfig, NAMESPACES, ip_prefixes[cluster])
     for cluster in kubeconfigs:
         _say(f"==> {cluster}: waiting for the operator, the services and their injected sidecars")

@@ -31,7 +31,12 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "rabbitsync-system"
 SERVICE_ACCOUNT = "rabbitsync-operator"
-CRDS = ("syncbrokers.rabbitsync.io", "syncsubscriptions.rabbitsync.io")
+CRDS = (
+    "syncbrokers.rabbitsync.io",
+    "syncsubscriptions.rabbitsync.io",
+    "syncpublications.rabbitsync.io",
+    "clustersyncbrokers.rabbitsync.io",
+)
 FIELD_MANAGER = "rabbitsync-harness"
 
 

@@ -45,19 +45,20 @@ EAST_IP=$(node_ip east)
 # CRDs first (the overlays also create resources of these kinds), then each cluster's overlay.
 for c in "${CLUSTERS[@]}"; do
   k "$c" apply --server-side -k crds
-  k "$c" wait --for=condition=Established --timeout=60s crd/syncbrokers.rabbitsync.io crd/syncsubscriptions.rabbitsync.io
+  k "$c" wait --for=condition=Established --timeout=60s crd/syncbrokers.rabbitsync.io crd/syncsubscriptions.rabbitsync.io \
+    crd/syncpublications.rabbitsync.io crd/clustersyncbrokers.rabbitsync.io
   k "$c" apply --server-side --force-conflicts -k "manifests/overlays/$c"
 done
 
-# east hosts the shared broker; its own Secret points at the in-cluster Service.
+# east hosts the shared broker; its admin Secret (in rabbitsync-system) points at the in-cluster Service.
 k east apply --server-side --force-conflicts -k manifests/broker/in-cluster
 k east -n "$NS" patch service rabbitmq --type=merge -p "{\"spec\":{\"type\":\"NodePort\",\"ports\":[
   {\"name\":\"amqp\",\"port\":5672,\"targetPort\":\"amqp\",\"nodePort\":$AMQP_NODE_PORT},
   {\"name\":\"management\",\"port\":15672,\"targetPort\":\"management\",\"nodePort\":$MGMT_NODE_PORT}]}}"
 k east -n "$NS" rollout status statefulset/rabbitmq --timeout=300s
-EAST_URI=$(k east -n "$NS" get secret rabbitsync-broker -o jsonpath='{.data.uri}' | base64 -d)
+EAST_URI=$(k east -n rabbitsync-system get secret rabbitsync-broker-admin -o jsonpath='{.data.uri}' | base64 -d)
 CREDS=${EAST_URI#amqp://}; CREDS=${CREDS%%@*}
-k west -n "$NS" create secret generic rabbitsync-broker \
+k west -n rabbitsync-system create secret generic rabbitsync-broker-admin \
   --from-literal=uri="amqp://$CREDS@$EAST_IP:$AMQP_NODE_PORT/%2F" \
   --from-literal=managementUri="http://$CREDS@$EAST_IP:$MGMT_NODE_PORT" \
   --dry-run=client -o yaml | k west apply -f -

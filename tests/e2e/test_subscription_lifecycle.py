@@ -27,7 +27,8 @@ def _audit_deployment(dep: Deployment) -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "audit", "namespace": NS},
+        # Opted in to injection, as every Deployment the operator may add its sidecar to must be.
+        "metadata": {"name": "audit", "namespace": NS, "annotations": {"rabbitsync.io/inject": "true"}},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "audit"}}, "template": template},
     }
 
@@ -81,7 +82,8 @@ def test_subscription_added_later_then_removed(deployment: Deployment, broker, t
         subscription = {
             "apiVersion": "rabbitsync.io/v1alpha1",
             "kind": "SyncSubscription",
-            "metadata": {"name": "audit", "namespace": NS},
+            # Opted in to injection, as every Deployment the operator may add its sidecar to must be.
+            "metadata": {"name": "audit", "namespace": NS, "annotations": {"rabbitsync.io/inject": "true"}},
             "spec": {"service": "audit", "events": ["RESTAURANT_CREATED"]},
         }
         _apply(deployment, subscription, tmp_path)

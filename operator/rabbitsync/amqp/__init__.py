@@ -6,6 +6,7 @@ Nothing connects at import; ``RabbitBroker`` connects per call.
 """
 
 from rabbitsync.amqp.fake import FakeBroker
+from rabbitsync.amqp.identity import BrokerUser, Permissions, TopicPermissions, UserLimits, rights_for
 from rabbitsync.amqp.port import ApplyOutcome, Broker
 from rabbitsync.amqp.rabbit import RabbitBroker
 from rabbitsync.amqp.sync import SyncResult, delete_topology, observe_and_sync
@@ -27,13 +28,18 @@ __all__ = [
     "BrokerEndpoint",
     "BrokerError",
     "BrokerUnreachable",
+    "BrokerUser",
     "FakeBroker",
     "InvalidEndpoint",
     "NotFound",
+    "Permissions",
     "PreconditionFailed",
     "RabbitBroker",
     "SyncResult",
     "Timeouts",
+    "TopicPermissions",
+    "UserLimits",
     "delete_topology",
     "observe_and_sync",
+    "rights_for",
 ]

@@ -4,7 +4,7 @@ It refuses what RabbitMQ refuses (406 on a redeclare with other arguments or exc
 binding to something missing) so tests cannot pass on behaviour the real broker would reject, and
 keeps a non-empty queue whose deletion asks for emptiness, as the real adapter does (it checks with
 a passive declare: quorum queues refuse ``if-empty`` deletes). Tests reach into ``queues``/``bindings``
-to simulate drift.
+to simulate drift. Users are kept whole (``users``), as the management API stores them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.topology import naming
 from rabbitsync.topology.diff import Plan
@@ -36,6 +37,8 @@ class FakeBroker:
     reachable: bool = True
     applied: list[Plan] = field(default_factory=list)
     """Every plan ``apply`` was called with, for asserting that nothing was done."""
+    users: dict[str, BrokerUser] = field(default_factory=dict)
+    """Service users by name, as last put."""
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
         self._check_reachable()
@@ -77,6 +80,14 @@ class FakeBroker:
             self.queues.pop(deletion.name, None)
             self.bindings = {b for b in self.bindings if b.queue != deletion.name}
         return ApplyOutcome(kept_not_empty=tuple(kept))
+
+    def put_user(self, user: BrokerUser) -> None:
+        self._check_reachable()
+        self.users[user.username] = user
+
+    def delete_user(self, username: str) -> bool:
+        self._check_reachable()
+        return self.users.pop(username, None) is not None
 
     def _check_reachable(self) -> None:
         if not self.reachable:

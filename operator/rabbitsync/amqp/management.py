@@ -1,10 +1,11 @@
-"""Read-only view of the broker through the management HTTP API: what exists, with counts.
+"""The broker's management HTTP API: what exists, with counts; and the services' users and their rights.
 
-AMQP cannot list queues or bindings, so observation goes over HTTP (stdlib ``urllib``: the operator
-image needs no HTTP library). Message and consumer counts are the management plugin's statistics,
+AMQP cannot list queues or bindings, nor manage users, so both go over HTTP (stdlib ``urllib``:
+the operator image needs no HTTP library). Message and consumer counts are the management plugin's statistics,
 refreshed every few seconds, which is fine for status; nothing destructive is decided from them
 (before deleting an obsolete delay queue, the admin checks its emptiness over AMQP with a passive
-declare: quorum queues refuse ``if-empty`` deletes).
+declare: quorum queues refuse ``if-empty`` deletes). A user's password travels only in a request
+body, never in a path, an exception or a log line.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.topology import naming
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
 from rabbitsync.transport import (
@@ -100,26 +102,62 @@ class ManagementClient:
             if b["source"] and b.get("destination_type", "queue") == "queue"
         }
 
-    def _get(self, path: str) -> Any:
-        request = urllib.request.Request(
-            self._base + path, headers={"Authorization": self._auth, "Accept": "application/json"}
+    def put_user(self, user: BrokerUser) -> None:
+        """Create or update ``user`` with its password, tags (none), permissions, topic permissions and limits."""
+        name, vhost = quote(user.username, safe=""), self._vhost
+        # No tags: the user may not log into the management UI or API, only speak AMQP.
+        self._send("PUT", f"/api/users/{name}", {"password": user.password, "tags": ""})
+        p = user.permissions
+        self._send(
+            "PUT", f"/api/permissions/{vhost}/{name}", {"configure": p.configure, "write": p.write, "read": p.read}
         )
+        t = user.topic
+        self._send(
+            "PUT", f"/api/topic-permissions/{vhost}/{name}", {"exchange": t.exchange, "write": t.write, "read": t.read}
+        )
+        for limit, value in (
+            ("max-connections", user.limits.max_connections),
+            ("max-channels", user.limits.max_channels),
+        ):
+            self._send("PUT", f"/api/user-limits/{name}/{limit}", {"value": value})
+
+    def delete_user(self, username: str) -> bool:
+        """Delete the user (its permissions and limits go with it); False if there was none."""
+        try:
+            self._send("DELETE", f"/api/users/{quote(username, safe='')}")
+        except NotFound:
+            return False
+        return True
+
+    def _get(self, path: str) -> Any:
+        return self._send("GET", path)
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        # Only reads ask for JSON: RabbitMQ 3.10's user-limits resource answers 406 to a write that does.
+        headers = {"Authorization": self._auth, "Accept": "application/json" if method == "GET" else "*/*"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body).encode()
+        request = urllib.request.Request(self._base + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout, context=self._context) as response:
-                return json.loads(response.read())
+                raw = response.read()
+            return json.loads(raw) if raw else None
         except urllib.error.HTTPError as e:
-            raise _http_error(e, path) from e
+            raise _http_error(e, method, path) from e
         except (OSError, http.client.HTTPException) as e:  # URLError, TLS, timeouts, refused, reset, bad replies
             raise BrokerUnreachable(f"management API at {self._base} unreachable: {e}") from e
         except ValueError as e:
-            raise BrokerError(f"management API returned invalid JSON for {path}") from e
+            raise BrokerError(f"management API returned invalid JSON for {method} {path}") from e
 
 
-def _http_error(e: urllib.error.HTTPError, path: str) -> BrokerError:
+def _http_error(e: urllib.error.HTTPError, method: str, path: str) -> BrokerError:
+    # The request's body (a password) and the response's are never quoted: only the method and path.
     if e.code in (401, 403):
-        return AccessRefused(f"management API refused access ({e.code}) to {path}")
+        return AccessRefused(f"management API refused access ({e.code}) to {method} {path}")
     if e.code == 404:
-        return NotFound(f"management API: {path} not found (does the vhost exist?)")
+        return NotFound(f"management API: {method} {path} not found (does the vhost exist?)")
     if e.code >= 500:
-        return BrokerUnreachable(f"management API failed ({e.code}) on {path}")
-    return BrokerError(f"management API answered {e.code} to {path}")
+        return BrokerUnreachable(f"management API failed ({e.code}) on {method} {path}")
+    return BrokerError(f"management API answered {e.code} to {method} {path}")

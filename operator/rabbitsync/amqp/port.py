@@ -1,4 +1,4 @@
-"""The small interface between reconciliation and a broker: observe, then apply a plan.
+"""The small interface between reconciliation and a broker: observe, apply a plan, manage service users.
 
 ``RabbitBroker`` implements it against RabbitMQ, ``FakeBroker`` in memory; ``sync`` only knows this
 interface, so the whole observe-diff-apply-verify flow is unit-tested without a broker.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Observed
 
@@ -31,4 +32,15 @@ class Broker(Protocol):
 
     def apply(self, plan: Plan) -> ApplyOutcome:
         """Carry out ``plan`` in order. Raises a ``rabbitsync.transport.errors.BrokerError``."""
+        ...
+
+    def put_user(self, user: BrokerUser) -> None:
+        """Create or update a service's user: password, permissions, topic permissions, limits.
+
+        Raises a ``BrokerError`` whose message never contains the password.
+        """
+        ...
+
+    def delete_user(self, username: str) -> bool:
+        """Delete a service's user; False if it did not exist. Raises a ``BrokerError``."""
         ...

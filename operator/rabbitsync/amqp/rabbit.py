@@ -1,8 +1,9 @@
-"""The real broker: observation over the management API, changes over AMQP."""
+"""The real broker: observation and service users over the management API, topology changes over AMQP."""
 
 from __future__ import annotations
 
 from rabbitsync.amqp.admin import BrokerAdmin
+from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.topology.diff import Plan
@@ -22,3 +23,9 @@ class RabbitBroker:
 
     def apply(self, plan: Plan) -> ApplyOutcome:
         return self._admin.apply(plan)
+
+    def put_user(self, user: BrokerUser) -> None:
+        self._management.put_user(user)
+
+    def delete_user(self, username: str) -> bool:
+        return self._management.delete_user(username)

@@ -4,6 +4,7 @@ Pure data: no Kubernetes client, no broker library. The controller parses object
 ``rabbitsync.api.crd`` generates ``crds/`` from them.
 """
 
+from rabbitsync.api.clustersyncbroker import ClusterSyncBrokerSpec
 from rabbitsync.api.conditions import (
     BROKER_REACHABLE,
     READY,
@@ -24,6 +25,7 @@ from rabbitsync.api.syncbroker import (
     SyncBrokerStatus,
     TLSSpec,
 )
+from rabbitsync.api.syncpublication import SyncPublication, SyncPublicationSpec, SyncPublicationStatus
 from rabbitsync.api.syncsubscription import (
     DeletionPolicy,
     QueueType,
@@ -42,6 +44,7 @@ __all__ = [
     "TOPOLOGY_SYNCED",
     "VERSION",
     "CASecretRef",
+    "ClusterSyncBrokerSpec",
     "Condition",
     "ConditionStatus",
     "DeletionPolicy",
@@ -51,6 +54,9 @@ __all__ = [
     "SyncBroker",
     "SyncBrokerSpec",
     "SyncBrokerStatus",
+    "SyncPublication",
+    "SyncPublicationSpec",
+    "SyncPublicationStatus",
     "SyncSubscription",
     "SyncSubscriptionSpec",
     "SyncSubscriptionStatus",

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from rabbitsync.api import syncbroker, syncsubscription
+from rabbitsync.api import clustersyncbroker, syncbroker, syncpublication, syncsubscription
 from rabbitsync.api.meta import CATEGORY, GROUP, VERSION, ResourceInfo
 
 Schema = dict[str, Any]
@@ -129,7 +129,7 @@ def custom_resource_definition(info: ResourceInfo, spec: type[BaseModel], status
                 "shortNames": list(info.short_names),
                 "categories": [CATEGORY],
             },
-            "scope": "Namespaced",
+            "scope": info.scope,
             "versions": [
                 {
                     "name": VERSION,
@@ -152,6 +152,12 @@ def all_crds() -> list[Schema]:
             syncsubscription.RESOURCE,
             syncsubscription.SyncSubscriptionSpec,
             syncsubscription.SyncSubscriptionStatus,
+        ),
+        custom_resource_definition(
+            syncpublication.RESOURCE, syncpublication.SyncPublicationSpec, syncpublication.SyncPublicationStatus
+        ),
+        custom_resource_definition(
+            clustersyncbroker.RESOURCE, clustersyncbroker.ClusterSyncBrokerSpec, syncbroker.SyncBrokerStatus
         ),
     ]
 

@@ -8,6 +8,7 @@ snake_case in Python and camelCase on the wire, as Kubernetes conventions want.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -20,6 +21,20 @@ CATEGORY = "rabbitsync"
 # DNS-1123 names, as Kubernetes validates object names.
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+LABEL_NAME_RULE = {
+    # The name becomes part of broker-side names: a label keeps it short and dot-free, so "orders" and
+    # "orders.retry.5ms" can never produce colliding queue names.
+    "rule": "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",
+    "message": "metadata.name must be a DNS-1123 label (at most 63 characters, no dots)",
+}
+"""Root validation of the kinds whose name becomes part of a broker-side name."""
+
+
+def immutable(what: str) -> dict[str, Any]:
+    """``json_schema_extra`` of a field the API server refuses to change (CEL ``self == oldSelf``)."""
+    return {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": f"{what} is immutable"}]}
 
 
 class ApiModel(BaseModel):
@@ -52,6 +67,7 @@ class ResourceInfo:
     printer_columns: tuple[PrinterColumn, ...] = ()
     # Rules on the whole object (they may read ``self.metadata.name``, nothing else of metadata).
     root_validations: tuple[dict[str, str], ...] = field(default=())
+    scope: Literal["Namespaced", "Cluster"] = "Namespaced"
 
     @property
     def singular(self) -> str:

@@ -16,9 +16,11 @@ from rabbitsync.api.meta import (
     API_VERSION,
     DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
+    LABEL_NAME_RULE,
     ApiModel,
     PrinterColumn,
     ResourceInfo,
+    immutable,
 )
 from rabbitsync.conventions import EventType
 
@@ -26,10 +28,6 @@ MAX_EVENTS = 64
 
 QueueType = Literal["quorum", "classic"]
 DeletionPolicy = Literal["delete", "retain"]
-
-
-def _immutable(what: str) -> dict[str, Any]:
-    return {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": f"{what} is immutable"}]}
 
 
 class RetryPolicy(ApiModel):
@@ -92,7 +90,7 @@ class SyncSubscriptionSpec(ApiModel):
         min_length=1,
         max_length=253,
         pattern=DNS1123_SUBDOMAIN,
-        json_schema_extra=_immutable("broker"),
+        json_schema_extra=immutable("broker"),
     )
     deletion_policy: DeletionPolicy = Field(
         default="delete",
@@ -118,7 +116,7 @@ class SyncSubscriptionSpec(ApiModel):
     queue_type: QueueType = Field(
         default="quorum",
         description="RabbitMQ queue type of all the subscription's queues. Immutable.",
-        json_schema_extra=_immutable("queueType"),
+        json_schema_extra=immutable("queueType"),
     )
 
 
@@ -176,12 +174,5 @@ RESOURCE = ResourceInfo(
         PrinterColumn("Dead", "integer", ".status.deadLettered", "Messages dead-lettered.", priority=1),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
     ),
-    root_validations=(
-        {
-            # The name becomes part of broker-side queue names: a label keeps it short and dot-free, so
-            # "orders" and "orders.retry.5ms" can never produce colliding queue names.
-            "rule": "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 63",
-            "message": "metadata.name must be a DNS-1123 label (at most 63 characters, no dots)",
-        },
-    ),
+    root_validations=(LABEL_NAME_RULE,),
 )

@@ -23,13 +23,14 @@ from urllib3.exceptions import HTTPError
 from rabbitsync.api import GROUP, VERSION
 from rabbitsync.api.syncbroker import DEFAULT_CA_KEY
 from rabbitsync.api.syncbroker import RESOURCE as BROKERS
+from rabbitsync.api.syncpublication import RESOURCE as PUBLICATIONS
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTIONS
 from rabbitsync.cli.failures import InCluster, UsageError
 from rabbitsync.cli.resources import PUBLICATION, SUBSCRIPTION, Resource, parse
 from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY, service_secret_name
 from rabbitsync.transport import BrokerEndpoint
 
-PLURALS = {SUBSCRIPTION: SUBSCRIPTIONS.plural, PUBLICATION: "syncpublications"}
+PLURALS = {SUBSCRIPTION: SUBSCRIPTIONS.plural, PUBLICATION: PUBLICATIONS.plural}
 """SyncPublication (short name ``spub``) is newer than some clusters: its absence is not an error."""
 
 
@@ -130,7 +131,7 @@ class KubeCluster:
             raise
         if SECRET_URI_KEY not in secret:
             return None
-        return BrokerEndpoint(secret[SECRET_URI_KEY], None, secret.get(DEFAULT_CA_KEY))
+        return BrokerEndpoint(secret[SECRET_URI_KEY], None, secret.get(DEFAULT_CA_KEY) or None)
 
     @contextmanager
     def _talking(self) -> Iterator[None]:

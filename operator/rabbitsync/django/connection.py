@@ -17,8 +17,9 @@ a slow link, and the redial loop, not this timeout, is what rides out an outage.
 
 
 def endpoint(settings: Settings) -> BrokerEndpoint:
-    """The broker of ``settings.amqp_url``; raises ``InvalidEndpoint`` if it is not an AMQP URI."""
-    return BrokerEndpoint(settings.amqp_url)
+    """The broker of ``settings.amqp_url``, verified with ``settings.ca_pem`` when one is given (the CA the
+    operator copies into the service's Secret); raises ``InvalidEndpoint`` if it is not an AMQP URI."""
+    return BrokerEndpoint(settings.amqp_url, ca_pem=settings.ca_pem or None)
 
 
 def timeouts(settings: Settings) -> Timeouts:

@@ -1,4 +1,4 @@
-"""Reconciling one SyncBroker: can this cluster reach the broker, and does it hold the shared exchange?
+"""Reconciling one SyncBroker or ClusterSyncBroker: can this cluster reach the broker, and does it hold the exchange?
 
 The SyncBroker's own status answers "is the broker fine?" once, instead of every subscription that
 uses it repeating the diagnosis. The shared exchange is declared here if missing (never deleted).
@@ -16,16 +16,31 @@ from rabbitsync.operator import failures
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import Cluster, KubeError
 from rabbitsync.operator.outcome import ObjectView, ReconcileOutcome, conclude
-from rabbitsync.operator.references import BrokerFactory, MissingReference, resolve_broker
+from rabbitsync.operator.references import (
+    BrokerFactory,
+    MissingReference,
+    resolve_broker,
+    resolve_cluster_broker,
+)
 from rabbitsync.transport.errors import BrokerError
 
 
 def reconcile_broker(
-    obj: ObjectView, cluster: Cluster, brokers: BrokerFactory, now: datetime | None = None
+    obj: ObjectView,
+    cluster: Cluster,
+    brokers: BrokerFactory,
+    now: datetime | None = None,
+    *,
+    operator_namespace: str | None = None,
 ) -> ReconcileOutcome:
+    """A SyncBroker's reconcile; with ``operator_namespace``, that of the ClusterSyncBroker ``obj.name``,
+    whose Secrets live there."""
     now = now or datetime.now(UTC)
     try:
-        resolved = resolve_broker(cluster, obj.namespace, obj.name)
+        if operator_namespace is None:
+            resolved = resolve_broker(cluster, obj.namespace, obj.name, cluster_fallback=False)
+        else:
+            resolved = resolve_cluster_broker(cluster, obj.name, operator_namespace)
         message = ensure_exchange(brokers(resolved), resolved.exchange)
     except (MissingReference, KubeError, BrokerError) as e:
         diagnosis = failures.for_broker(e, str(e))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from rabbitsync.amqp.sync import delete_topology
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
-from rabbitsync.operator import failures, injection
+from rabbitsync.operator import credentials, failures, injection
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import Cluster, KubeError, NotFound
 from rabbitsync.operator.outcome import CleanupOutcome
@@ -68,7 +68,7 @@ def _cleanup(sub: Subscription, cluster: Cluster, brokers: BrokerFactory, settin
         spec = sub.spec()
     except KubeError as e:
         return [st.Note("Warning", TOPOLOGY_LEFT_BEHIND, f"{e}; queues of {sub.left_behind()} left on the broker")]
-    broker, missing = _resolve(sub, spec, cluster)
+    broker, missing = _resolve(sub, spec, cluster, settings)
     if spec.deletion_policy == "retain":
         notes = [st.Note("Normal", "TopologyRetained", f"deletionPolicy=retain: queue {sub.left_behind()} kept")]
     elif broker is None:
@@ -77,7 +77,11 @@ def _cleanup(sub: Subscription, cluster: Cluster, brokers: BrokerFactory, settin
         ]
     else:
         notes = [_delete(sub, spec, broker, brokers, settings)]
-    # This subscription no longer counts (it is being deleted): shrink or remove the sidecar.
+    # This subscription no longer counts (it is being deleted): shrink the service's rights, or remove
+    # its user and Secret, then shrink or remove the sidecar.
+    notes += credential_notes(
+        credentials.sync_credentials(cluster, settings, sub.namespace, spec.service, broker, brokers)
+    )
     sidecar = injection.sync_service(cluster, settings, sub.namespace, spec.service, broker)
     refused = sidecar.refused
     if refused is not None and failures.retry_soon(refused):
@@ -94,12 +98,24 @@ def _cleanup(sub: Subscription, cluster: Cluster, brokers: BrokerFactory, settin
     return notes
 
 
+def credential_notes(result: credentials.CredentialsResult) -> list[st.Note]:
+    """The Event a deletion's credentials update is worth: removed, or failed (with what is left)."""
+    obs = result.observation
+    if result.failure is not None:
+        return [st.Note("Warning", obs.reason, f"service credentials not updated: {obs.message}")]
+    if result.removed and obs.reason == credentials.USER_LEFT_BEHIND:
+        return [st.Note("Warning", obs.reason, obs.message)]
+    if result.removed:
+        return [st.Note("Normal", "CredentialsRemoved", obs.message)]
+    return []
+
+
 def _resolve(
-    sub: Subscription, spec: SyncSubscriptionSpec, cluster: Cluster
+    sub: Subscription, spec: SyncSubscriptionSpec, cluster: Cluster, settings: OperatorSettings
 ) -> tuple[ResolvedBroker | None, failures.Failure | None]:
     """The broker, or why there is none; raises only when a later attempt may find it."""
     try:
-        return resolve_broker(cluster, sub.namespace, spec.broker), None
+        return resolve_broker(cluster, sub.namespace, spec.broker, settings.operator_namespace), None
     except (MissingReference, KubeError, BrokerError) as e:
         # Unlike a reconcile, a deletion does not wait for a missing SyncBroker or Secret to appear.
         if failures.retry_soon(e) and not isinstance(e, MissingReference):

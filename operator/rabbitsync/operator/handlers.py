@@ -14,15 +14,18 @@ from typing import Any
 import kopf
 
 from rabbitsync.amqp.rabbit import RabbitBroker
+from rabbitsync.api.clustersyncbroker import RESOURCE as CLUSTER_BROKER
 from rabbitsync.api.meta import GROUP, VERSION
 from rabbitsync.api.syncbroker import RESOURCE as BROKER
+from rabbitsync.api.syncpublication import RESOURCE as PUBLICATION
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
 from rabbitsync.operator import reconcile as rc
 from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import cleanup
 from rabbitsync.operator.kube import ObjectRef, indexes
 from rabbitsync.operator.kube.api import ApiCluster
-from rabbitsync.operator.outcome import ObjectView, ReconcileOutcome
+from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
+from rabbitsync.operator.publication import Publication, cleanup_publication, reconcile_publication
 from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription
@@ -38,11 +41,22 @@ def _cluster(memo: kopf.Memo, kwargs: dict[str, Any]) -> ApiCluster:
         memo.api,
         sync_brokers=kwargs[indexes.SYNC_BROKERS],
         subscriptions=kwargs[indexes.SUBSCRIPTIONS_BY_SERVICE],
+        publications=kwargs[indexes.PUBLICATIONS_BY_SERVICE],
+        cluster_brokers=kwargs[indexes.CLUSTER_SYNC_BROKERS],
     )
 
 
 def _subscription(kwargs: dict[str, Any]) -> Subscription:
     return Subscription.from_body(kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"], kwargs["status"])
+
+
+def _publication(kwargs: dict[str, Any]) -> Publication:
+    return Publication.from_body(kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"], kwargs["status"])
+
+
+def _view(kwargs: dict[str, Any]) -> ObjectView:
+    # A cluster-scoped object's namespace is None.
+    return ObjectView(kwargs["namespace"] or "", kwargs["name"], kwargs["meta"].get("generation"), kwargs["status"])
 
 
 Reconcile = Callable[[ApiCluster, dict[str, Any]], ReconcileOutcome]
@@ -86,11 +100,33 @@ def _register_reconciler(
     )(on_timer)
 
 
+Cleanup = Callable[[ApiCluster, dict[str, Any], int], CleanupOutcome]
+
+
+def _register_cleanup(registry: kopf.OperatorRegistry, settings: OperatorSettings, plural: str, clean: Cleanup) -> None:
+    """``clean`` on deletion (kopf's finalizer), its Events posted, retried with capped backoff until done."""
+
+    def on_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+        cluster = _cluster(memo, kwargs)
+        result = clean(cluster, kwargs, retry)
+        cluster.post_events(ObjectRef.from_body(body), result.notes)
+        if not result.done:
+            raise kopf.TemporaryError("cleanup failed", delay=rc.backoff_seconds(retry, settings))
+
+    kopf.on.delete(GROUP, VERSION, plural, registry=registry, id="cleanup")(on_delete)
+
+
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     # The indexes every handler's port reads instead of listing: kopf fills them before any handler runs.
     kopf.index(GROUP, VERSION, BROKER.plural, registry=registry, id=indexes.SYNC_BROKERS)(indexes.sync_brokers)
     kopf.index(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id=indexes.SUBSCRIPTIONS_BY_SERVICE)(
         indexes.subscriptions_by_service
+    )
+    kopf.index(GROUP, VERSION, PUBLICATION.plural, registry=registry, id=indexes.PUBLICATIONS_BY_SERVICE)(
+        indexes.subscriptions_by_service
+    )
+    kopf.index(GROUP, VERSION, CLUSTER_BROKER.plural, registry=registry, id=indexes.CLUSTER_SYNC_BROKERS)(
+        indexes.sync_brokers
     )
     _register_reconciler(
         registry,
@@ -102,21 +138,37 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         registry,
         settings,
         BROKER.plural,
+        lambda cluster, kw: reconcile_broker(_view(kw), cluster, _broker_factory),
+    )
+    _register_reconciler(
+        registry,
+        settings,
+        CLUSTER_BROKER.plural,
         lambda cluster, kw: reconcile_broker(
-            ObjectView(kw["namespace"], kw["name"], kw["meta"].get("generation"), kw["status"]),
-            cluster,
-            _broker_factory,
+            _view(kw), cluster, _broker_factory, operator_namespace=settings.operator_namespace
         ),
     )
+    _register_reconciler(
+        registry,
+        settings,
+        PUBLICATION.plural,
+        lambda cluster, kw: reconcile_publication(_publication(kw), cluster, _broker_factory, settings),
+    )
 
-    def delete_subscription(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
-        cluster = _cluster(memo, kwargs)
-        result = cleanup(_subscription(kwargs), cluster, _broker_factory, settings, attempt=retry)
-        cluster.post_events(ObjectRef.from_body(body), result.notes)
-        if not result.done:
-            raise kopf.TemporaryError("cleanup failed", delay=rc.backoff_seconds(retry, settings))
-
-    kopf.on.delete(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id="cleanup")(delete_subscription)
+    _register_cleanup(
+        registry,
+        settings,
+        SUBSCRIPTION.plural,
+        lambda cluster, kw, retry: cleanup(_subscription(kw), cluster, _broker_factory, settings, attempt=retry),
+    )
+    _register_cleanup(
+        registry,
+        settings,
+        PUBLICATION.plural,
+        lambda cluster, kw, retry: cleanup_publication(
+            _publication(kw), cluster, _broker_factory, settings, attempt=retry
+        ),
+    )
     # An explicit registry gets none of kopf's default login handlers: the same KUBECONFIG/in-cluster
     # credentials as the kubernetes client.
     kopf.on.login(registry=registry, id="login")(kopf.login_via_client)

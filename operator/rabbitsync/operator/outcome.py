@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from rabbitsync.operator import status as st
 
@@ -18,6 +18,20 @@ class ObjectView:
     name: str
     generation: int | None
     status: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SpecView(ObjectView):
+    """An object whose spec stays raw until used: one the model refuses must become a condition (or, on
+    deletion, a released finalizer), not an exception in the handler."""
+
+    raw_spec: Mapping[str, Any]
+
+    @classmethod
+    def from_body(
+        cls, namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> Self:
+        return cls(namespace=namespace, name=name, generation=meta.get("generation"), status=status, raw_spec=spec)
 
 
 @dataclass

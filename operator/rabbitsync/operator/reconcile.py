@@ -15,7 +15,7 @@ from typing import Any
 from rabbitsync.amqp.sync import SyncResult, observe_and_sync
 from rabbitsync.api.conditions import READY, TOPOLOGY_SYNCED
 from rabbitsync.backoff import capped_exponential
-from rabbitsync.operator import failures, injection
+from rabbitsync.operator import credentials, failures, injection
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import Cluster, KubeError
 from rabbitsync.operator.outcome import ReconcileOutcome, conclude
@@ -37,7 +37,7 @@ def reconcile(
     now = now or datetime.now(UTC)
     try:
         spec = sub.spec()
-        broker = resolve_broker(cluster, sub.namespace, spec.broker)
+        broker = resolve_broker(cluster, sub.namespace, spec.broker, settings.operator_namespace)
     except (MissingReference, KubeError, BrokerError) as e:
         # Without a resolved broker the sidecar cannot be configured either: it waits for the broker.
         diagnosis = failures.for_subscription(e, str(e))
@@ -45,6 +45,7 @@ def reconcile(
     topology = topology_for(settings, sub, spec, broker.exchange)
     fields: dict[str, Any] = {}
     notes: list[st.Note] = []
+    extra: list[st.Observation] = []
     try:
         result = observe_and_sync(brokers(broker), topology, previously_synced=sub.previously_synced())
     except BrokerError as e:
@@ -53,13 +54,18 @@ def reconcile(
     else:
         observations, temporary = _synced(result, topology, broker)
         fields, notes = status_fields(result), _sync_notes(result)
+        # The service's user gets read rights on the queues just verified.
+        creds = credentials.sync_credentials(cluster, settings, sub.namespace, spec.service, broker, brokers)
+        extra.append(creds.observation)
+        if temporary is None and creds.failure is not None and failures.retry_soon(creds.failure):
+            temporary = creds.observation.message
     # The sidecar depends on the Deployment and the Secret's name, not on the broker being up.
     sidecar = injection.sync_service(cluster, settings, sub.namespace, spec.service, broker)
     if temporary is None and sidecar.refused is not None and failures.retry_soon(sidecar.refused):
         temporary = sidecar.observation.message
     return conclude(
         sub,
-        [*observations, sidecar.observation],
+        [*observations, *extra, sidecar.observation],
         now=now,
         fields=fields,
         notes=notes,

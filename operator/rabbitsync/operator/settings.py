@@ -49,6 +49,18 @@ class OperatorSettings:
     health_host: str = "0.0.0.0"
     """Address the liveness endpoint binds (``RABBITSYNC_HEALTH_HOST``); the manifests use the pod IP."""
 
+    operator_namespace: str = "rabbitsync-system"
+    """The operator's own namespace (``RABBITSYNC_OPERATOR_NAMESPACE``, the downward API in the manifests):
+    where a ClusterSyncBroker's Secrets live, out of every tenant's reach."""
+
+    service_max_connections: int = 64
+    """Broker-side cap on one service user's connections (``RABBITSYNC_SERVICE_MAX_CONNECTIONS``): each
+    replica holds about two (relay, sidecar), so 64 leaves room for a large rollout, not for a leak."""
+
+    service_max_channels: int = 256
+    """Broker-side cap on one service user's channels (``RABBITSYNC_SERVICE_MAX_CHANNELS``); rabbitsync
+    opens one per connection."""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
         env = os.environ if env is None else env
@@ -75,6 +87,9 @@ class OperatorSettings:
             log_format=log_format,
             health_port=int(_positive(env, "RABBITSYNC_HEALTH_PORT", 8080)),
             health_host=env.get("RABBITSYNC_HEALTH_HOST") or "0.0.0.0",
+            operator_namespace=env.get("RABBITSYNC_OPERATOR_NAMESPACE") or "rabbitsync-system",
+            service_max_connections=int(_positive(env, "RABBITSYNC_SERVICE_MAX_CONNECTIONS", 64)),
+            service_max_channels=int(_positive(env, "RABBITSYNC_SERVICE_MAX_CHANNELS", 256)),
         )
 
 

@@ -3,9 +3,13 @@
 The sidecar runs the service's own code (its handlers, models and database), so it starts from the
 app container: same image, working directory, environment and volume mounts. On top comes the
 operator-sidecar contract (:class:`~rabbitsync.topology.sidecar_contract.SidecarConfig`) rendered as
-env: the broker URI from the SyncBroker's Secret (never inlined), who we are, and the queues to
-consume. The result is a server-side-apply body holding *only* what the operator owns, so
-``kubectl apply`` or a GitOps tool keeps owning everything else.
+env: the broker URI and CA from the service's own Secret ``rabbitsync-<service>`` (never inlined, and
+never the operator's credential), who we are, and the queues to consume. The sidecar runs hardened
+whatever the app container does: non-root, read-only root filesystem, no capabilities, no privilege
+escalation; it writes only where the app's own volume mounts let it. The result is a server-side-apply
+body holding *only* what the operator owns (the container, and the pod template's credentials
+checksum that rolls the pods on a rotation), so ``kubectl apply`` or a GitOps tool keeps owning
+everything else.
 """
 
 from __future__ import annotations
@@ -18,11 +22,27 @@ from rabbitsync.topology.sidecar_contract import ConsumerSpec, EnvValue, PodFiel
 CONTAINER_NAME = "rabbitsync-sidecar"
 FIELD_MANAGER = "rabbitsync-operator"
 APP_CONTAINER_ANNOTATION = "rabbitsync.io/app-container"
+INJECT_ANNOTATION = "rabbitsync.io/inject"
+"""On a Deployment: ``"true"`` lets the operator add its sidecar (opt-in; nothing is injected otherwise)."""
+CREDENTIALS_ANNOTATION = "rabbitsync.io/credentials"
+"""On the pod template: a checksum of the service's credentials, so a rotation rolls the pods."""
 COMMAND = ("python", "manage.py", "rabbitsync_sidecar")
+SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "readOnlyRootFilesystem": True,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+"""Ours, over whatever the app container's securityContext says (its user and group are kept)."""
 
 
 class NoAppContainer(ValueError):
     """The Deployment has no container the sidecar could be modelled on."""
+
+
+def opted_in(deployment: Mapping[str, Any]) -> bool:
+    """Whether the Deployment allows injection (annotation ``rabbitsync.io/inject: "true"``)."""
+    return (deployment["metadata"].get("annotations") or {}).get(INJECT_ANNOTATION) == "true"
 
 
 def app_container(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -46,9 +66,10 @@ def sidecar_container(
     cluster: str,
     service: str,
     exchange: str,
-    broker_secret: str,
+    secret: str,
 ) -> dict[str, Any]:
-    """The sidecar for ``consumers``, modelled on ``app``; the broker URI is read from ``broker_secret``."""
+    """The sidecar for ``consumers`` (none: it only sends the outbox), modelled on ``app``; the broker URI
+    and CA are read from the service's Secret ``secret``."""
     config = SidecarConfig(
         cluster=cluster,
         service=service,
@@ -57,7 +78,7 @@ def sidecar_container(
         # must never roll the pods.
         subscriptions=tuple(sorted(consumers, key=lambda c: c.subscription)),
     )
-    ours = [_env_var(name, value, broker_secret) for name, value in to_env(config).items()]
+    ours = [_env_var(name, value, secret) for name, value in to_env(config).items()]
     # The app container's values for the contract's variables are replaced, not duplicated.
     owned = {var["name"] for var in ours}
     env = [e for e in app.get("env", []) if e["name"] not in owned] + ours
@@ -76,27 +97,34 @@ def sidecar_container(
         # Graceful shutdown finishes and acks the in-flight message; the pod's grace period bounds it.
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
     }
-    for key in ("workingDir", "envFrom", "volumeMounts", "securityContext", "imagePullPolicy"):
+    for key in ("workingDir", "envFrom", "volumeMounts", "imagePullPolicy"):
         if key in app:
             container[key] = app[key]
+    container["securityContext"] = {**app.get("securityContext", {}), **SECURITY_CONTEXT}
     return container
 
 
-def _env_var(name: str, value: EnvValue, broker_secret: str) -> dict[str, Any]:
+def _env_var(name: str, value: EnvValue, secret: str) -> dict[str, Any]:
     if isinstance(value, SecretKey):
-        return {"name": name, "valueFrom": {"secretKeyRef": {"name": broker_secret, "key": value.key}}}
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": value.key}}}
     if isinstance(value, PodField):
         return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": value.path}}}
     return {"name": name, "value": value}
 
 
-def apply_body(name: str, namespace: str, container: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Server-side apply body for the Deployment: our container, or nothing (which removes it)."""
+def apply_body(
+    name: str, namespace: str, container: Mapping[str, Any] | None, credentials: str | None = None
+) -> dict[str, Any]:
+    """Server-side apply body for the Deployment: our container and the credentials checksum, or nothing
+    (which removes both)."""
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace},
     }
     if container is not None:
-        body["spec"] = {"template": {"spec": {"containers": [dict(container)]}}}
+        template: dict[str, Any] = {"spec": {"containers": [dict(container)]}}
+        if credentials is not None:
+            template["metadata"] = {"annotations": {CREDENTIALS_ANNOTATION: credentials}}
+        body["spec"] = {"template": template}
     return body

@@ -6,7 +6,6 @@ released finalizer), not an exception in the handler.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,7 @@ from rabbitsync.api.conditions import TOPOLOGY_SYNCED, get_condition
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import decode
-from rabbitsync.operator.outcome import ObjectView
+from rabbitsync.operator.outcome import SpecView
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.model import Topology
@@ -24,16 +23,8 @@ KIND = "SyncSubscription"
 
 
 @dataclass(frozen=True)
-class Subscription(ObjectView):
+class Subscription(SpecView):
     """The parts of a SyncSubscription object a reconcile reads."""
-
-    raw_spec: Mapping[str, Any]
-
-    @classmethod
-    def from_body(
-        cls, namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
-    ) -> Subscription:
-        return cls(namespace=namespace, name=name, generation=meta.get("generation"), status=status, raw_spec=spec)
 
     def spec(self) -> SyncSubscriptionSpec:
         """The validated spec; raises ``kube.Invalid`` naming the field."""

@@ -3,9 +3,9 @@
 The operator renders a :class:`SidecarConfig` into the sidecar container's environment; the sidecar's
 Django settings parse the same variables back into the same fields. Both sides take the variable
 names from this model (:func:`env_name`), so a renamed field renames the variable on both sides at
-once instead of silently breaking injection. Fields the kubelet fills in (the broker URI from the
-SyncBroker's Secret, the namespace and pod IP from the downward API) carry a :class:`SecretKey` or
-:class:`PodField` marker saying where their value comes from.
+once instead of silently breaking injection. Fields the kubelet fills in (the broker URI and CA from
+the service's own Secret ``rabbitsync-<service>``, the namespace and pod IP from the downward API)
+carry a :class:`SecretKey` or :class:`PodField` marker saying where their value comes from.
 
 Environment variables, not a mounted file, so that a change of subscriptions changes the pod
 template and rolls the pods once. Pure: no Kubernetes, no Django, no broker library.
@@ -27,6 +27,8 @@ from rabbitsync.topology import naming, retry
 
 ENV_PREFIX = "RABBITSYNC_"
 DEFAULT_HTTP_PORT = 8088
+CA_KEY = "ca.crt"
+"""Key of the service's Secret holding the broker's CA bundle (PEM; empty when the broker has no TLS CA)."""
 
 
 class ConsumerSpec(BaseModel):
@@ -55,7 +57,7 @@ class ConsumerSpec(BaseModel):
 
 @dataclass(frozen=True)
 class SecretKey:
-    """The field's value is this key of the SyncBroker's Secret (the Secret's name is per broker)."""
+    """The field's value is this key of the service's own Secret (``conventions.service_secret_name``)."""
 
     key: str
 
@@ -84,6 +86,9 @@ class SidecarConfig(BaseModel):
     amqp_url: Annotated[str, SecretKey(SECRET_URI_KEY)] = ""
     """Broker URI, ``amqp://`` or ``amqps://``. Empty means "not configured": publishing still writes
     the outbox, nothing is sent."""
+    ca_pem: Annotated[str, SecretKey(CA_KEY)] = ""
+    """PEM CA bundle the broker's certificate is verified with (``BrokerEndpoint.ca_pem``); empty means
+    the system trust store. The operator copies it from the broker's ``tls.caSecretRef``."""
     cluster: str = ""
     """With namespace and service: who we are, the ``source`` of published events."""
     namespace: Annotated[str, PodField("metadata.namespace")] = "default"

@@ -1,4 +1,4 @@
-"""The API server itself refuses invalid SyncSubscriptions and SyncBrokers, with a readable reason.
+"""The API server itself refuses invalid SyncSubscriptions, SyncPublications and brokers, with a readable reason.
 
 Table-driven: each case is a resource (or an update of one) and a fragment of the message
 ``kubectl apply`` would print. Runs against a real kube-apiserver with the generated CRDs installed.
@@ -50,10 +50,20 @@ def _wait_established(extensions: client.ApiextensionsV1Api, name: str) -> None:
     raise AssertionError(f"CRD {name} not established")
 
 
+KINDS = {
+    "syncsubscriptions": "SyncSubscription",
+    "syncbrokers": "SyncBroker",
+    "syncpublications": "SyncPublication",
+    "clustersyncbrokers": "ClusterSyncBroker",
+}
+
+
 def _create(api: client.CustomObjectsApi, namespace: str, plural: str, name: str, spec: Any) -> None:
-    kind = "SyncSubscription" if plural == "syncsubscriptions" else "SyncBroker"
-    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    api.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body, field_validation="Strict")
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KINDS[plural], "metadata": {"name": name}, "spec": spec}
+    if plural == "clustersyncbrokers":
+        api.create_cluster_custom_object(GROUP, VERSION, plural, body, field_validation="Strict")
+    else:
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body, field_validation="Strict")
 
 
 def _refusal(call: Any) -> str:
@@ -85,6 +95,19 @@ REFUSED_ON_CREATE = [
     ("dotted name", "syncsubscriptions", "a.b", VALID_SUB, "metadata.name must be a DNS-1123 label"),
     ("broker without secret", "syncbrokers", "b", {"exchange": "x"}, "spec.secretRef: Required"),
     ("bad exchange", "syncbrokers", "b", {"secretRef": {"name": "s"}, "exchange": "a b"}, "spec.exchange"),
+    ("publication without events", "syncpublications", "p", {"service": "orders"}, "spec.events: Required"),
+    ("publication empty events", "syncpublications", "p", {"service": "orders", "events": []}, "spec.events"),
+    ("publication wildcard", "syncpublications", "p", {"service": "orders", "events": ["a.#"]}, "spec.events[0]"),
+    ("publication duplicates", "syncpublications", "p", {"service": "o", "events": ["a", "a"]}, "Duplicate value"),
+    ("publication bad service", "syncpublications", "p", {"service": "O_1", "events": ["a"]}, "spec.service"),
+    ("publication dotted name", "syncpublications", "a.b", {"service": "o", "events": ["a"]}, "DNS-1123 label"),
+    (
+        "cluster broker bad namespace",
+        "clustersyncbrokers",
+        "cb",
+        {"secretRef": {"name": "s"}, "allowedNamespaces": ["Foo_App"]},
+        "spec.allowedNamespaces[0]",
+    ),
 ]
 
 
@@ -107,6 +130,17 @@ def test_immutable_fields_cannot_change(api: client.CustomObjectsApi, namespace:
         lambda: api.patch_namespaced_custom_object(GROUP, VERSION, namespace, "syncsubscriptions", "orders", patch)
     )
     assert f"{field} is immutable" in message
+
+
+def test_a_publications_broker_is_immutable_and_defaulted(api: client.CustomObjectsApi, namespace: str) -> None:
+    _create(api, namespace, "syncpublications", "orders", {"service": "orders", "events": ["ORDER_CREATED"]})
+    stored = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "syncpublications", "orders")
+    assert stored["spec"]["broker"] == "default"
+    patch = {"spec": {"broker": "other"}}
+    message = _refusal(
+        lambda: api.patch_namespaced_custom_object(GROUP, VERSION, namespace, "syncpublications", "orders", patch)
+    )
+    assert "broker is immutable" in message
 
 
 def test_defaults_are_filled_in_by_the_server(api: client.CustomObjectsApi, namespace: str) -> None:

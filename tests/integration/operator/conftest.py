@@ -77,8 +77,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def kit(operators_running, clusters, broker, namespace: str, uid: str) -> Iterator[Kit]:  # type: ignore[no-untyped-def]
     k = Kit(clusters, broker, namespace, uid)
     yield k
-    # Subscriptions first, while the operator still runs, so the namespace is not held by finalizers.
+    # Subscriptions and publications first, while the operator still runs, so the namespace is not
+    # held by finalizers.
     for cluster in clusters:
+        for pub in k.custom(cluster).list_namespaced_custom_object(GROUP, VERSION, namespace, "syncpublications")[
+            "items"
+        ]:
+            k.delete_publication(cluster, pub["metadata"]["name"])
         items = k.custom(cluster).list_namespaced_custom_object(GROUP, VERSION, namespace, "syncsubscriptions")
         for obj in items["items"]:
             k.delete_subscription(cluster, obj["metadata"]["name"])

@@ -152,6 +152,31 @@ class Kit:
             GROUP, VERSION, self.namespace, "syncsubscriptions", name, {"spec": spec}
         )
 
+    def create_publication(self, cluster: str, name: str, events: list[str], service: str | None = None) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "SyncPublication",
+            "metadata": {"name": name},
+            "spec": {"service": service or name, "events": events},
+        }
+        self.custom(cluster).create_namespaced_custom_object(GROUP, VERSION, self.namespace, "syncpublications", body)
+
+    def delete_publication(self, cluster: str, name: str) -> None:
+        self.custom(cluster).delete_namespaced_custom_object(GROUP, VERSION, self.namespace, "syncpublications", name)
+
+    def service_secret(self, cluster: str, service: str) -> dict[str, str] | None:
+        """The operator-made ``rabbitsync-<service>`` Secret's values, or None while there is none."""
+        try:
+            secret = self.core(cluster).read_namespaced_secret(f"rabbitsync-{service}", self.namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+    def broker_user(self, cluster: str, service: str) -> str:
+        return f"rabbitsync.{cluster}.{self.namespace}.{service}"
+
     def delete_subscription(self, cluster: str, name: str) -> None:
         self.custom(cluster).delete_namespaced_custom_object(GROUP, VERSION, self.namespace, "syncsubscriptions", name)
 
@@ -228,11 +253,15 @@ class Kit:
         return {self.key(t) for t in event_types}
 
     def cleanup(self) -> None:
-        """Queues a test left (retain, give-up) and its exchange; best effort, the broker may be stopped."""
+        """Queues and service users a test left (retain, give-up) and its exchange; best effort, the broker
+        may be stopped."""
         try:
             for cluster in self.clusters:
                 for queue in self.mgmt.queues(f"rabbitsync.{cluster}.{self.namespace}."):
                     self.mgmt.delete_queue(queue)
+                for user in self.mgmt.call("GET", "/api/users"):
+                    if user["name"].startswith(f"rabbitsync.{cluster}.{self.namespace}."):
+                        self.mgmt.call("DELETE", f"/api/users/{self.mgmt.q(user['name'])}")
             self.mgmt.delete_exchange(self.exchange)
         except (urllib.error.URLError, OSError):
             pass

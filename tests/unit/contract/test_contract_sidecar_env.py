@@ -15,12 +15,13 @@ import pytest
 from rabbitsync.conventions import SECRET_URI_KEY
 from rabbitsync.django.conf import resolve
 from rabbitsync.operator import sidecar_spec
-from rabbitsync.topology.sidecar_contract import SidecarConfig, build, dumps, to_env
+from rabbitsync.topology.sidecar_contract import CA_KEY, SidecarConfig, build, dumps, to_env
 
 pytestmark = pytest.mark.unit
 
 BROKER_SECRET = "rabbit"
-SECRETS = {BROKER_SECRET: {SECRET_URI_KEY: "amqps://menu:s3cret@rabbit.example:5671/prod"}}
+CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+SECRETS = {BROKER_SECRET: {SECRET_URI_KEY: "amqps://menu:s3cret@rabbit.example:5671/prod", CA_KEY: CA}}
 POD = {"metadata.namespace": "food", "status.podIP": "10.1.2.3"}
 APP = {
     "name": "app",
@@ -61,12 +62,13 @@ def _kubelet(container: Mapping[str, Any]) -> dict[str, str]:
 
 def test_what_the_operator_renders_the_sidecar_settings_read_back() -> None:
     container = sidecar_spec.sidecar_container(
-        APP, CONSUMERS, cluster="east", service="menu", exchange="shop.events", broker_secret=BROKER_SECRET
+        APP, CONSUMERS, cluster="east", service="menu", exchange="shop.events", secret=BROKER_SECRET
     )
     settings = resolve({}, _kubelet(container))
     received = SidecarConfig(**{name: getattr(settings, name) for name in SidecarConfig.model_fields})
     assert received == SidecarConfig(
         amqp_url="amqps://menu:s3cret@rabbit.example:5671/prod",
+        ca_pem=CA,
         cluster="east",
         namespace="food",
         service="menu",
@@ -83,6 +85,7 @@ def test_what_the_operator_renders_the_sidecar_settings_read_back() -> None:
 def test_the_variable_names_are_the_ones_pods_and_the_harness_know() -> None:
     assert list(to_env(SidecarConfig())) == [
         "RABBITSYNC_AMQP_URL",
+        "RABBITSYNC_CA_PEM",
         "RABBITSYNC_CLUSTER",
         "RABBITSYNC_NAMESPACE",
         "RABBITSYNC_SERVICE",
@@ -93,16 +96,19 @@ def test_the_variable_names_are_the_ones_pods_and_the_harness_know() -> None:
     ]
 
 
-def test_only_the_broker_uri_comes_from_the_secret_and_it_is_never_inlined() -> None:
+def test_only_the_broker_uri_and_ca_come_from_the_secret_and_are_never_inlined() -> None:
     container = sidecar_spec.sidecar_container(
-        APP, CONSUMERS, cluster="east", service="menu", exchange="shop.events", broker_secret=BROKER_SECRET
+        APP, CONSUMERS, cluster="east", service="menu", exchange="shop.events", secret=BROKER_SECRET
     )
     from_secrets = {
         var["name"]: var["valueFrom"]["secretKeyRef"]
         for var in container["env"]
         if "secretKeyRef" in var.get("valueFrom", {})
     }
-    assert from_secrets == {"RABBITSYNC_AMQP_URL": {"name": BROKER_SECRET, "key": SECRET_URI_KEY}}
+    assert from_secrets == {
+        "RABBITSYNC_AMQP_URL": {"name": BROKER_SECRET, "key": SECRET_URI_KEY},
+        "RABBITSYNC_CA_PEM": {"name": BROKER_SECRET, "key": CA_KEY},
+    }
     assert all("s3cret" not in var.get("value", "") for var in container["env"])
 
 

@@ -49,7 +49,7 @@ def _consumers(*names: str) -> list[sidecar_contract.ConsumerSpec]:
 
 def _container(consumers: list[sidecar_contract.ConsumerSpec]) -> dict:
     return sidecar_spec.sidecar_container(
-        APP, consumers, cluster="east", service="menu", exchange="rabbitsync.events", broker_secret="broker"
+        APP, consumers, cluster="east", service="menu", exchange="rabbitsync.events", secret="broker"
     )
 
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from rabbitsync.amqp import FakeBroker
+from rabbitsync.amqp import BrokerUser, FakeBroker
 from rabbitsync.amqp.port import ApplyOutcome, Broker
 from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import cleanup
 from rabbitsync.operator.kube.fake import FakeCluster
 from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
+from rabbitsync.operator.publication import Publication, cleanup_publication, reconcile_publication
 from rabbitsync.operator.reconcile import reconcile
 from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
@@ -42,6 +43,12 @@ class FailingBroker:
         raise self.error
 
     def apply(self, plan: Plan) -> ApplyOutcome:
+        raise self.error
+
+    def put_user(self, user: BrokerUser) -> None:
+        raise self.error
+
+    def delete_user(self, username: str) -> bool:
         raise self.error
 
 
@@ -88,6 +95,21 @@ class Scene:
         """Cleanup as kopf calls it: the subscription is being deleted, so no longer live."""
         self.kube.subscriptions[NS, sub.name].deleting = True
         return cleanup(sub, self.kube, self.brokers, SETTINGS, attempt)
+
+    def publish(
+        self, name: str = "orders-out", *, status: Mapping[str, Any] | None = None, generation: int = 1, **spec: Any
+    ) -> Publication:
+        """A SyncPublication as its handler sees it, also present in the cluster (as the index has it)."""
+        raw = {"service": "orders", "events": ["ORDER_CREATED"], **spec}
+        self.kube.add_publication(NS, name, raw)
+        return Publication(NS, name, generation, status or {}, raw)
+
+    def reconcile_publication(self, pub: Publication) -> ReconcileOutcome:
+        return reconcile_publication(pub, self.kube, self.brokers, SETTINGS, now=NOW)
+
+    def delete_publication(self, pub: Publication, attempt: int = 0) -> CleanupOutcome:
+        self.kube.publications[NS, pub.name].deleting = True
+        return cleanup_publication(pub, self.kube, self.brokers, SETTINGS, attempt)
 
     def reconcile_broker(self, name: str = "default", status: Mapping[str, Any] | None = None) -> ReconcileOutcome:
         return reconcile_broker(ObjectView(NS, name, 1, status or {}), self.kube, self.brokers, now=NOW)

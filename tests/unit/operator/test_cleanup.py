@@ -33,7 +33,7 @@ def test_delete_policy_deletes_the_queues_and_removes_the_sidecar() -> None:
     scene = Scene.ready()
     sub = _ready(scene)
     done = scene.delete(sub)
-    assert done.done and reasons(done.notes) == ["TopologyDeleted"]
+    assert done.done and reasons(done.notes) == ["TopologyDeleted", "CredentialsRemoved"]
     assert QUEUE in done.notes[0].message
     assert not [q for q in scene.broker.queues if q.startswith(QUEUE)]
     assert "rabbitsync.events" in scene.broker.exchanges
@@ -44,7 +44,11 @@ def test_retain_policy_keeps_the_queues() -> None:
     scene = Scene.ready()
     sub = _ready(scene, deletionPolicy="retain")
     done = scene.delete(sub)
-    assert done.done and reasons(done.notes) == ["TopologyRetained"] and QUEUE in done.notes[0].message
+    assert (
+        done.done
+        and reasons(done.notes) == ["TopologyRetained", "CredentialsRemoved"]
+        and QUEUE in done.notes[0].message
+    )
     assert QUEUE in scene.broker.queues
 
 
@@ -78,7 +82,7 @@ def test_syncbroker_gone_releases_at_once_and_leaves_the_queues() -> None:
     sub = _ready(scene)
     del scene.kube.sync_brokers[NS, "default"]
     result = scene.delete(sub)
-    assert result.done and reasons(result.notes) == ["TopologyLeftBehind"]
+    assert result.done and reasons(result.notes) == ["TopologyLeftBehind", "UserLeftBehind"]
     assert "SyncBroker" in result.notes[0].message and QUEUE in result.notes[0].message
     assert QUEUE in scene.broker.queues
     # No broker to configure a sidecar with, but the last subscription's sidecar is still removed.
@@ -117,7 +121,7 @@ def test_missing_deployment_is_not_worth_a_warning() -> None:
     sub = _ready(scene)
     del scene.kube.deployments[NS, "orders"]
     result = scene.delete(sub)
-    assert result.done and reasons(result.notes) == ["TopologyDeleted"]
+    assert result.done and reasons(result.notes) == ["TopologyDeleted", "CredentialsRemoved"]
 
 
 def test_forbidden_deployment_is_a_warning_but_releases() -> None:
@@ -125,7 +129,7 @@ def test_forbidden_deployment_is_a_warning_but_releases() -> None:
     sub = _ready(scene)
     scene.kube.forbidden.add(("patch", "Deployment"))
     result = scene.delete(sub)
-    assert result.done and reasons(result.notes) == ["TopologyDeleted", "ApplyFailed"]
+    assert result.done and reasons(result.notes) == ["TopologyDeleted", "CredentialsRemoved", "ApplyFailed"]
 
 
 def test_sidecar_conflict_is_retried_then_given_up_keeping_what_was_done() -> None:
@@ -133,7 +137,7 @@ def test_sidecar_conflict_is_retried_then_given_up_keeping_what_was_done() -> No
     sub = _ready(scene)
     scene.kube.conflicts = SETTINGS.delete_give_up_attempts
     first = scene.delete(sub, 0)
-    assert not first.done and reasons(first.notes) == ["TopologyDeleted", "DeploymentConflict"]
+    assert not first.done and reasons(first.notes) == ["TopologyDeleted", "CredentialsRemoved", "DeploymentConflict"]
     last = scene.delete(sub, LAST)
     assert last.done and reasons(last.notes) == ["TopologyDeleted", "SidecarLeftBehind"]
     assert f"Deployment {NS}/orders" in last.notes[-1].message

@@ -42,7 +42,7 @@ def test_committed_yaml_matches_the_models(generated: dict[str, Any]) -> None:
     )
 
 
-@pytest.mark.parametrize("kind", ["SyncBroker", "SyncSubscription"])
+@pytest.mark.parametrize("kind", ["SyncBroker", "SyncSubscription", "SyncPublication", "ClusterSyncBroker"])
 def test_schema_is_structural(kind: str) -> None:
     for node in _nodes(_schema(kind)):
         assert not {"$ref", "$defs", "anyOf", "additionalProperties", "uniqueItems", "title"} & set(node)
@@ -54,7 +54,9 @@ def test_schema_is_structural(kind: str) -> None:
 def test_every_resource_is_namespaced_with_status_names_and_category() -> None:
     for kind, definition in _by_kind().items():
         spec = definition["spec"]
-        assert spec["group"] == "rabbitsync.io" and spec["scope"] == "Namespaced"
+        # Only the cluster broker is cluster-scoped: its Secret must live outside every tenant namespace.
+        scope = "Cluster" if kind == "ClusterSyncBroker" else "Namespaced"
+        assert spec["group"] == "rabbitsync.io" and spec["scope"] == scope
         [version] = spec["versions"]
         assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
         assert spec["names"]["categories"] == ["rabbitsync"]

@@ -36,9 +36,10 @@ def test_a_ready_subscription_has_its_topology_verified_and_its_sidecar() -> Non
     assert sidecar is not None and sidecar["image"] == "shop/orders:1"
     env = {e["name"]: e for e in sidecar["env"]}
     assert [c.queue for c in _consumers(env["RABBITSYNC_SUBSCRIPTIONS"]["value"])] == [QUEUE]
-    assert env["RABBITSYNC_AMQP_URL"]["valueFrom"]["secretKeyRef"]["name"] == "rabbitmq"
+    # The service's own credentials, never the broker's admin Secret.
+    assert env["RABBITSYNC_AMQP_URL"]["valueFrom"]["secretKeyRef"]["name"] == "rabbitsync-orders"
     # Every condition appearing is announced once.
-    assert set(reasons(outcome.notes)) == {"TopologyVerified", "Connected", "Synced", "Injected"}
+    assert set(reasons(outcome.notes)) == {"TopologyVerified", "Connected", "Synced", "CredentialsReady", "Injected"}
 
 
 def test_a_second_reconcile_changes_nothing_and_says_nothing() -> None:
@@ -301,7 +302,7 @@ def test_siblings_naming_another_broker_are_a_mismatch() -> None:
 
 def test_deployment_without_the_annotated_container_is_named() -> None:
     scene = Scene.ready()
-    scene.kube.deployments[NS, "orders"]["metadata"]["annotations"] = {sidecar_spec.APP_CONTAINER_ANNOTATION: "web"}
+    scene.kube.deployments[NS, "orders"]["metadata"]["annotations"][sidecar_spec.APP_CONTAINER_ANNOTATION] = "web"
     outcome = scene.reconcile(scene.subscribe())
     assert condition(outcome, "SidecarInjected") == ("False", "NoAppContainer")
 

@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from harness import binaries
+from rabbitsync.api.clustersyncbroker import ClusterSyncBrokerSpec
 from rabbitsync.api.syncbroker import SyncBrokerSpec
+from rabbitsync.api.syncpublication import SyncPublicationSpec
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -80,25 +82,35 @@ def test_overlay_renders_operator_broker_and_services_for_its_cluster(cluster):
     assert set(of_kind(docs, "CustomResourceDefinition")) == {
         "syncbrokers.rabbitsync.io",
         "syncsubscriptions.rabbitsync.io",
+        "syncpublications.rabbitsync.io",
+        "clustersyncbrokers.rabbitsync.io",
     }
     assert set(of_kind(docs, "Namespace")) == {"rabbitsync-system", "foodapp"}
 
 
-def test_services_are_wired_to_the_broker_secret_their_code_and_their_subscriptions():
+def test_services_are_wired_to_their_own_secret_their_code_and_their_declarations():
     docs = render("overlays/east")
-    secrets, brokers = of_kind(docs, "Secret"), of_kind(docs, "SyncBroker")
+    secrets, brokers = of_kind(docs, "Secret"), of_kind(docs, "ClusterSyncBroker")
     subscriptions = of_kind(docs, "SyncSubscription")
-    broker = SyncBrokerSpec.model_validate(brokers["default"]["spec"])
-    assert broker.secret_ref.name in secrets and "uri" in secrets[broker.secret_ref.name]["stringData"]
-    assert set(subscriptions) == set(SERVICES)
+    publications = of_kind(docs, "SyncPublication")
+    broker = ClusterSyncBrokerSpec.model_validate(brokers["default"]["spec"])
+    # The admin credential lives in the operator's namespace; nothing in foodapp holds it.
+    admin = secrets[broker.secret_ref.name]
+    assert admin["metadata"]["namespace"] == "rabbitsync-system" and "uri" in admin["stringData"]
+    assert not of_kind(docs, "SyncBroker") and broker.allowed_namespaces == ["foodapp"]
+    in_foodapp = [d for d in docs if d["kind"] == "Secret" and d["metadata"].get("namespace") == "foodapp"]
+    assert [d["metadata"]["name"] for d in in_foodapp] == ["foodapp-django"], "no broker credential in foodapp"
+    assert set(subscriptions) == set(publications) == set(SERVICES)
     for name, package in SERVICES.items():
         deployment = of_kind(docs, "Deployment")[name]
         assert deployment["metadata"]["namespace"] == "foodapp"
+        assert deployment["metadata"]["annotations"]["rabbitsync.io/inject"] == "true"
         pod = deployment["spec"]["template"]["spec"]
         [app] = pod["containers"]
         env = env_of(app)
         assert env["RABBITSYNC_SERVICE"] == name  # the operator gives the sidecar this identity
-        assert env["RABBITSYNC_AMQP_URL"] == {"secretKeyRef": {"name": broker.secret_ref.name, "key": "uri"}}
+        assert env["RABBITSYNC_AMQP_URL"] == {"secretKeyRef": {"name": f"rabbitsync-{name}", "key": "uri"}}
+        assert env["RABBITSYNC_CA_PEM"] == {"secretKeyRef": {"name": f"rabbitsync-{name}", "key": "ca.crt"}}
         assert env["RABBITSYNC_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
         assert app["workingDir"] == f"/app/services/{name}"
         assert (ROOT / "services" / name / "manage.py").exists()
@@ -122,6 +134,8 @@ def test_services_are_wired_to_the_broker_secret_their_code_and_their_subscripti
         # subscribes to its own entity's events, for the twin in the other cluster.
         assert set(spec.events) <= handled_events(name), name
         assert any(e.startswith(OWN_EVENTS[name]) for e in spec.events)
+        published = SyncPublicationSpec.model_validate(publications[name]["spec"])
+        assert published.service == name and all(e.startswith(OWN_EVENTS[name]) for e in published.events)
     assert {e for e in subscriptions["restaurant-menu"]["spec"]["events"] if e.startswith("RESTAURANT_")} == {
         "RESTAURANT_CREATED",
         "RESTAURANT_UPDATED",
@@ -133,13 +147,13 @@ def test_services_are_wired_to_the_broker_secret_their_code_and_their_subscripti
 
 def test_in_cluster_broker_variant_points_the_secret_at_its_rabbitmq():
     docs = render("broker/in-cluster")
-    uri = of_kind(docs, "Secret")["rabbitsync-broker"]["stringData"]["uri"]
+    uri = of_kind(docs, "Secret")["rabbitsync-broker-admin"]["stringData"]["uri"]
     assert uri.startswith("amqp://") and "@rabbitmq.foodapp.svc:5672/" in uri
     rabbit = of_kind(docs, "StatefulSet")["rabbitmq"]
     assert "management" in rabbit["spec"]["template"]["spec"]["containers"][0]["image"]
     ports = {p["name"] for p in of_kind(docs, "Service")["rabbitmq"]["spec"]["ports"]}
     assert ports == {"amqp", "management"}
-    assert "default" in of_kind(docs, "SyncBroker")
+    assert "default" in of_kind(docs, "ClusterSyncBroker")
 
 
 def test_samples_are_valid_resources():

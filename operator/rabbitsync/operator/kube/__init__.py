@@ -4,7 +4,14 @@ Only ``kube.api`` imports the Kubernetes client; everything above it sees ``Clus
 """
 
 from rabbitsync.operator.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound, Unavailable
-from rabbitsync.operator.kube.port import Cluster, LiveSubscription, ObjectRef
+from rabbitsync.operator.kube.port import (
+    Cluster,
+    LivePublication,
+    LiveSubscription,
+    ObjectRef,
+    SecretWrite,
+    StoredSecret,
+)
 
 __all__ = [
     "Cluster",
@@ -12,8 +19,11 @@ __all__ = [
     "Forbidden",
     "Invalid",
     "KubeError",
+    "LivePublication",
     "LiveSubscription",
     "NotFound",
     "ObjectRef",
+    "SecretWrite",
+    "StoredSecret",
     "Unavailable",
 ]

@@ -1,8 +1,9 @@
 """The Kubernetes port against a real API server: kopf's indexes for our own kinds, single GETs otherwise.
 
-SyncBrokers and the subscriptions of a service come from kopf's indexes (no LIST per reconcile);
-Secrets and Deployments are one GET each, so RBAC needs only ``get`` on them; the sidecar is written
-by server-side apply with the operator's field manager; Events go through kopf's poster.
+Brokers and the subscriptions and publications of a service come from kopf's indexes (no LIST per
+reconcile); Secrets and Deployments are one GET each, so RBAC needs no ``list``/``watch`` on them; a
+service's credentials Secret is created, replaced (at its resourceVersion) and deleted by name; the
+sidecar is written by server-side apply with the operator's field manager; Events go through kopf's poster.
 Kubernetes client and urllib3 errors are turned into ``KubeError`` here and nowhere else.
 """
 
@@ -18,13 +19,15 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from rabbitsync.api.clustersyncbroker import ClusterSyncBrokerSpec
 from rabbitsync.api.syncbroker import SyncBrokerSpec
+from rabbitsync.api.syncpublication import SyncPublicationSpec
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import sidecar_spec
 from rabbitsync.operator.kube import decode
 from rabbitsync.operator.kube.errors import Conflict, Forbidden, Invalid, KubeError, NotFound, Unavailable
 from rabbitsync.operator.kube.indexes import BrokerIndex, SubscriptionIndex
-from rabbitsync.operator.kube.port import LiveSubscription, ObjectRef
+from rabbitsync.operator.kube.port import LivePublication, LiveSubscription, ObjectRef, SecretWrite, StoredSecret
 from rabbitsync.operator.status import Note
 
 # Events are short notes (events.k8s.io refuses more than 1 KiB); the status keeps the full message.
@@ -44,23 +47,79 @@ def api_client() -> client.ApiClient:
 class ApiCluster:
     """``Cluster`` for one API server, as seen by one handler call (the indexes are kopf's live ones)."""
 
-    def __init__(self, api: client.ApiClient, *, sync_brokers: BrokerIndex, subscriptions: SubscriptionIndex) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        sync_brokers: BrokerIndex,
+        subscriptions: SubscriptionIndex,
+        publications: SubscriptionIndex | None = None,
+        cluster_brokers: BrokerIndex | None = None,
+    ) -> None:
         self._api = api
         self._brokers = sync_brokers
         self._subscriptions = subscriptions
+        self._publications = publications or {}
+        self._cluster_brokers = cluster_brokers or {}
 
     def sync_broker(self, namespace: str, name: str) -> SyncBrokerSpec:
         return decode.sync_broker(namespace, name, next(iter(self._brokers.get((namespace, name), ())), None))
+
+    def cluster_sync_broker(self, name: str) -> ClusterSyncBrokerSpec:
+        return decode.cluster_sync_broker(name, next(iter(self._cluster_brokers.get(("", name), ())), None))
 
     def secret(self, namespace: str, name: str) -> Mapping[str, bytes]:
         with _translated("Secret", namespace, name):
             secret = client.CoreV1Api(self._api).read_namespaced_secret(name, namespace)
         return decode.secret_data(namespace, name, secret.data)
 
+    def stored_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        try:
+            with _translated("Secret", namespace, name):
+                secret = client.CoreV1Api(self._api).read_namespaced_secret(name, namespace)
+        except NotFound:
+            return None
+        meta = secret.metadata or client.V1ObjectMeta()
+        return StoredSecret(
+            data=decode.secret_data(namespace, name, secret.data),
+            labels=dict(meta.labels or {}),
+            annotations=dict(meta.annotations or {}),
+            resource_version=str(meta.resource_version),
+        )
+
+    def write_secret(self, namespace: str, secret: SecretWrite) -> None:
+        # The client takes plain JSON as well as its models; the same body as the fake stores.
+        body = cast(client.V1Secret, decode.secret_body(namespace, secret))
+        core = client.CoreV1Api(self._api)
+        if secret.resource_version is None:
+            with _translated("Secret", namespace, secret.name, action="created"):
+                core.create_namespaced_secret(namespace, body)
+        else:
+            with _translated("Secret", namespace, secret.name, action="replaced"):
+                core.replace_namespaced_secret(secret.name, namespace, body)
+
+    def delete_secret(self, namespace: str, name: str) -> None:
+        try:
+            with _translated("Secret", namespace, name, action="deleted"):
+                client.CoreV1Api(self._api).delete_namespaced_secret(name, namespace)
+        except NotFound:
+            pass
+
     def live_subscriptions(self, namespace: str, service: str) -> list[LiveSubscription]:
         entries = sorted(self._subscriptions.get((namespace, service), ()), key=lambda s: s.name)
         return [
-            LiveSubscription(s.name, decode.spec(SyncSubscriptionSpec, "SyncSubscription", namespace, s.name, s.spec))
+            LiveSubscription(
+                s.name, decode.spec(SyncSubscriptionSpec, "SyncSubscription", namespace, s.name, s.spec), s.uid
+            )
+            for s in entries
+        ]
+
+    def live_publications(self, namespace: str, service: str) -> list[LivePublication]:
+        entries = sorted(self._publications.get((namespace, service), ()), key=lambda s: s.name)
+        return [
+            LivePublication(
+                s.name, decode.spec(SyncPublicationSpec, "SyncPublication", namespace, s.name, s.spec), s.uid
+            )
             for s in entries
         ]
 
@@ -70,12 +129,14 @@ class ApiCluster:
         serialized = self._api.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
         return cast(Mapping[str, Any], serialized)
 
-    def apply_sidecar(self, namespace: str, deployment: str, container: Mapping[str, Any] | None) -> None:
+    def apply_sidecar(
+        self, namespace: str, deployment: str, container: Mapping[str, Any] | None, credentials: str | None = None
+    ) -> None:
         with _translated("Deployment", namespace, deployment, action="patched"):
             client.AppsV1Api(self._api).patch_namespaced_deployment(
                 deployment,
                 namespace,
-                sidecar_spec.apply_body(deployment, namespace, container),
+                sidecar_spec.apply_body(deployment, namespace, container, credentials),
                 field_manager=sidecar_spec.FIELD_MANAGER,
                 # Our field manager owns the container outright; nobody else should be setting it.
                 force=True,

@@ -22,7 +22,9 @@ class KubeError(Exception):
     def __init__(self, kind: str, namespace: str, name: str, detail: str = "") -> None:
         self.kind, self.namespace, self.name, self.detail = kind, namespace, name, detail
         suffix = f": {detail}" if detail else ""
-        super().__init__(f"{kind} {namespace}/{name} {self._what()}{suffix}")
+        # Cluster-scoped objects (ClusterSyncBroker) are named without a namespace.
+        where = f"{namespace}/{name}" if namespace else name
+        super().__init__(f"{kind} {where} {self._what()}{suffix}")
 
     @property
     def reason(self) -> str:

@@ -1,6 +1,7 @@
 """What the operator keeps in kopf's in-memory indexes, so that no reconcile lists a namespace.
 
-kopf fills the indexes from the watch streams it already runs on SyncBrokers and SyncSubscriptions,
+kopf fills the indexes from the watch streams it already runs on our kinds (the brokers, the
+subscriptions and publications),
 and has them complete before any handler runs. An index function must not fail (kopf would keep a
 stale value), so specs are stored raw and validated when read. A subscription being deleted is not
 live: returning an empty dict, unlike returning None, removes what was indexed for it before.
@@ -17,6 +18,10 @@ SYNC_BROKERS = "rabbitsync_sync_brokers"
 """Index id (and handler kwarg): SyncBrokers by (namespace, name)."""
 SUBSCRIPTIONS_BY_SERVICE = "rabbitsync_subscriptions_by_service"
 """Index id (and handler kwarg): live SyncSubscriptions by (namespace, spec.service)."""
+PUBLICATIONS_BY_SERVICE = "rabbitsync_publications_by_service"
+"""Index id (and handler kwarg): live SyncPublications by (namespace, spec.service)."""
+CLUSTER_SYNC_BROKERS = "rabbitsync_cluster_sync_brokers"
+"""Index id (and handler kwarg): ClusterSyncBrokers by ("", name)."""
 
 Key = tuple[str, str]
 
@@ -30,8 +35,11 @@ class IndexedBroker:
 
 @dataclass(frozen=True)
 class IndexedSubscription:
+    """A live SyncSubscription or SyncPublication (both index the same way, by their service)."""
+
     name: str
     spec: Mapping[str, Any]
+    uid: str = ""
 
 
 BrokerIndex = Mapping[Key, Collection[IndexedBroker]]
@@ -41,7 +49,8 @@ SubscriptionIndex = Mapping[Key, Collection[IndexedSubscription]]
 def sync_brokers(body: Mapping[str, Any], **_: Any) -> dict[Key, IndexedBroker]:
     meta = body["metadata"]
     entry = IndexedBroker(_spec(body), deleting=bool(meta.get("deletionTimestamp")))
-    return {(meta["namespace"], meta["name"]): entry}
+    # A ClusterSyncBroker has no namespace: it is keyed ("", name).
+    return {(meta.get("namespace") or "", meta["name"]): entry}
 
 
 def subscriptions_by_service(body: Mapping[str, Any], **_: Any) -> dict[Key, IndexedSubscription]:
@@ -49,7 +58,7 @@ def subscriptions_by_service(body: Mapping[str, Any], **_: Any) -> dict[Key, Ind
     service = spec.get("service")
     if meta.get("deletionTimestamp") or not isinstance(service, str):
         return {}
-    return {(meta["namespace"], service): IndexedSubscription(meta["name"], spec)}
+    return {(meta["namespace"], service): IndexedSubscription(meta["name"], spec, str(meta.get("uid") or ""))}
 
 
 def _spec(body: Mapping[str, Any]) -> dict[str, Any]:

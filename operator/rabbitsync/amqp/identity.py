@@ -1,0 +1,95 @@
+"""One service's broker user as the operator wants it: name, password, permissions, limits. Pure.
+
+The rights are the whole trust model of the shared broker: a service may read only its own queues,
+publish only the types it declared (topic permissions on the events exchange) and configure nothing,
+so a leaked pod credential cannot consume, purge, bind or forge beyond what that service already does.
+The patterns are RabbitMQ permission regexes, built here from names so that they are tested without a
+broker (``rights_for``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rabbitsync.conventions import routing_key
+from rabbitsync.topology import naming
+
+NOTHING = "^$"
+"""A permission pattern no resource name matches (names are never empty in our vhost's use)."""
+
+DEFAULT_EXCHANGE_RESOURCE = "amq.default"
+"""How RabbitMQ names the default exchange in permission checks: the sidecar sends retries and
+dead letters to its own delay queues and DLQ through it. RabbitMQ checks only this exchange, not the
+queue a default-exchange publish lands in, so whoever may write it may write into any queue of the
+vhost (verified on 3.10): receivers must accept a delivery that came through the default exchange
+only from their own user (its ``user_id``), which the broker guarantees."""
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """``configure``, ``write`` and ``read`` regexes of one user in one vhost."""
+
+    configure: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class TopicPermissions:
+    """Which routing keys a user may publish (``write``) and bind (``read``) on one topic exchange."""
+
+    exchange: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class UserLimits:
+    """Broker-side caps on one user, so a runaway service cannot exhaust the shared broker."""
+
+    max_connections: int
+    max_channels: int
+
+
+@dataclass(frozen=True)
+class BrokerUser:
+    """The desired state of one service's broker user. ``repr`` hides the password."""
+
+    username: str
+    password: str = field(repr=False)
+    permissions: Permissions
+    topic: TopicPermissions
+    limits: UserLimits
+
+
+def _alternatives(names: Iterable[str]) -> str:
+    return "|".join(re.escape(n) for n in sorted(set(names)))
+
+
+def rights_for(
+    *, cluster: str, namespace: str, exchange: str, subscriptions: Iterable[str], published: Iterable[str]
+) -> tuple[Permissions, TopicPermissions]:
+    """The permissions of a service with these subscriptions (names) publishing these event types.
+
+    read: its subscriptions' queues with their delay queues and DLQ (consume, get, purge; a passive
+    declare needs no permission); write: the events exchange if it publishes anything, the default
+    exchange if it consumes (retries and dead letters go to its own queues through it); configure:
+    nothing, the operator declares, binds and deletes everything. Binding needs read on the events
+    exchange, which nobody but the operator has.
+    """
+    queues = [naming.queue_name(cluster, namespace, s) for s in subscriptions]
+    own = f"({_alternatives(queues)})(\\.retry\\.[0-9]+ms|\\.dlq)?" if queues else ""
+    types = sorted(set(published))
+    writable = [re.escape(exchange)] if types else []
+    if own:
+        writable.append(re.escape(DEFAULT_EXCHANGE_RESOURCE))
+    permissions = Permissions(
+        configure=NOTHING,
+        write=f"^({'|'.join(writable)})$" if writable else NOTHING,
+        read=f"^{own}$" if own else NOTHING,
+    )
+    keys = _alternatives(routing_key(namespace, t) for t in types)
+    topic = TopicPermissions(exchange=exchange, write=f"^({keys})$" if keys else NOTHING, read=NOTHING)
+    return permissions, topic

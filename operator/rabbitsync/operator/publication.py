@@ -1,0 +1,93 @@
+"""Reconciling one SyncPublication: the service's broker user may publish the declared types; its sidecar sends.
+
+A publication owns nothing on the broker but rights: its reconcile resolves the broker, brings the
+service's identity (user, permissions, Secret) in line with all its declarations, and makes sure the
+service has a sidecar to send its outbox. Its deletion does the same without it, removing user and
+Secret with the service's last declaration. Failures become conditions through the one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rabbitsync.api.conditions import READY
+from rabbitsync.api.syncpublication import SyncPublicationSpec
+from rabbitsync.conventions import broker_username, service_secret_name
+from rabbitsync.operator import credentials, failures, injection
+from rabbitsync.operator import status as st
+from rabbitsync.operator.cleanup import credential_notes
+from rabbitsync.operator.kube import Cluster, KubeError, decode
+from rabbitsync.operator.outcome import CleanupOutcome, ReconcileOutcome, SpecView, conclude
+from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
+from rabbitsync.operator.settings import OperatorSettings
+from rabbitsync.transport.errors import BrokerError
+
+KIND = "SyncPublication"
+
+
+@dataclass(frozen=True)
+class Publication(SpecView):
+    """The parts of a SyncPublication object a reconcile reads."""
+
+    def spec(self) -> SyncPublicationSpec:
+        return decode.spec(SyncPublicationSpec, KIND, self.namespace, self.name, self.raw_spec)
+
+
+def reconcile_publication(
+    pub: Publication,
+    cluster: Cluster,
+    brokers: BrokerFactory,
+    settings: OperatorSettings,
+    now: datetime | None = None,
+) -> ReconcileOutcome:
+    """Give the service its identity and rights, and its sidecar; say so in the status."""
+    now = now or datetime.now(UTC)
+    try:
+        spec = pub.spec()
+        broker = resolve_broker(cluster, pub.namespace, spec.broker, settings.operator_namespace)
+    except (MissingReference, KubeError, BrokerError) as e:
+        diagnosis = failures.for_broker(e, str(e))
+        return conclude(pub, diagnosis.observations, now=now, temporary_failure=diagnosis.temporary_failure)
+    creds = credentials.sync_credentials(cluster, settings, pub.namespace, spec.service, broker, brokers)
+    observations, temporary = _credentials_conditions(creds, broker)
+    sidecar = injection.sync_service(cluster, settings, pub.namespace, spec.service, broker)
+    if temporary is None and sidecar.refused is not None and failures.retry_soon(sidecar.refused):
+        temporary = sidecar.observation.message
+    fields = {
+        "user": broker_username(settings.cluster, pub.namespace, spec.service),
+        "secret": service_secret_name(spec.service),
+    }
+    return conclude(pub, [*observations, sidecar.observation], now=now, fields=fields, temporary_failure=temporary)
+
+
+def _credentials_conditions(
+    creds: credentials.CredentialsResult, broker: ResolvedBroker
+) -> tuple[list[st.Observation], str | None]:
+    if creds.failure is not None:
+        diagnosis = failures.for_broker(creds.failure, creds.observation.message)
+        return [*diagnosis.observations, creds.observation], diagnosis.temporary_failure
+    ready = st.Observation(READY, "True", "CredentialsReady", creds.observation.message)
+    return [failures.reachable(broker.endpoint.host), creds.observation, ready], None
+
+
+def cleanup_publication(
+    pub: Publication, cluster: Cluster, brokers: BrokerFactory, settings: OperatorSettings, attempt: int
+) -> CleanupOutcome:
+    """Shrink the service's rights (or remove its identity) and its sidecar; never blocks forever."""
+    try:
+        spec = pub.spec()
+    except KubeError as e:
+        return CleanupOutcome(True, [st.Note("Warning", e.reason, str(e))])
+    try:
+        broker: ResolvedBroker | None = resolve_broker(cluster, pub.namespace, spec.broker, settings.operator_namespace)
+    except (MissingReference, KubeError, BrokerError):
+        broker = None
+    creds = credentials.sync_credentials(cluster, settings, pub.namespace, spec.service, broker, brokers)
+    notes = credential_notes(creds)
+    sidecar = injection.sync_service(cluster, settings, pub.namespace, spec.service, broker)
+    failure = creds.failure or sidecar.refused
+    last = attempt + 1 >= settings.delete_give_up_attempts
+    if failure is not None and failures.retry_soon(failure) and not last:
+        return CleanupOutcome(False, notes)
+    return CleanupOutcome(True, notes)
