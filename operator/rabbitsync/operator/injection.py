@@ -16,7 +16,7 @@ from typing import Any
 
 from rabbitsync.api.conditions import SIDECAR_INJECTED
 from rabbitsync.conventions import service_secret_name
-from rabbitsync.operator import credentials, sidecar_spec
+from rabbitsync.operator import credentials, failures, sidecar_spec
 from rabbitsync.operator.kube import Cluster, KubeError, LivePublication, LiveSubscription
 from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
@@ -32,6 +32,11 @@ class SidecarResult:
     """The SidecarInjected condition."""
     refused: KubeError | None = None
     """What the API server refused, when that is why the sidecar is not as wanted."""
+
+    @property
+    def temporary_failure(self) -> str | None:
+        """Why to retry soon: the API server's refusal was temporary (a conflict, an outage)."""
+        return self.observation.message if self.refused is not None and failures.retry_soon(self.refused) else None
 
 
 def sync_service(

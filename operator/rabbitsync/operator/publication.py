@@ -52,8 +52,8 @@ def reconcile_publication(
     creds = credentials.sync_credentials(cluster, settings, pub.namespace, spec.service, broker, brokers)
     observations, temporary = _credentials_conditions(creds, broker)
     sidecar = injection.sync_service(cluster, settings, pub.namespace, spec.service, broker)
-    if temporary is None and sidecar.refused is not None and failures.retry_soon(sidecar.refused):
-        temporary = sidecar.observation.message
+    if temporary is None:
+        temporary = sidecar.temporary_failure
     fields = {
         "user": broker_username(settings.cluster, pub.namespace, spec.service),
         "secret": service_secret_name(spec.service),

@@ -61,8 +61,8 @@ def reconcile(
             temporary = creds.observation.message
     # The sidecar depends on the Deployment and the Secret's name, not on the broker being up.
     sidecar = injection.sync_service(cluster, settings, sub.namespace, spec.service, broker)
-    if temporary is None and sidecar.refused is not None and failures.retry_soon(sidecar.refused):
-        temporary = sidecar.observation.message
+    if temporary is None:
+        temporary = sidecar.temporary_failure
     return conclude(
         sub,
         [*observations, *extra, sidecar.observation],
