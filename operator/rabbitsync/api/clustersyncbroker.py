@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from rabbitsync.api.conditions import READY_PATH
 from rabbitsync.api.meta import DNS1123_LABEL, PrinterColumn, ResourceInfo
 from rabbitsync.api.syncbroker import SecretRef, SyncBrokerSpec, TLSSpec
 
@@ -56,8 +57,8 @@ RESOURCE = ResourceInfo(
     printer_columns=(
         PrinterColumn("Exchange", "string", ".spec.exchange", "Topic exchange carrying the events."),
         PrinterColumn("Namespaces", "string", ".spec.allowedNamespaces", "Namespaces allowed to use it."),
-        PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Broker reachable."),
-        PrinterColumn("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', "Why (not) ready."),
+        PrinterColumn("Ready", "string", f"{READY_PATH}.status", "Broker reachable."),
+        PrinterColumn("Reason", "string", f"{READY_PATH}.reason", "Why (not) ready."),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
     ),
     scope="Cluster",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from rabbitsync.api.meta import ApiModel
 
@@ -21,6 +22,12 @@ READY = "Ready"
 BROKER_REACHABLE = "BrokerReachable"
 TOPOLOGY_SYNCED = "TopologySynced"
 SIDECAR_INJECTED = "SidecarInjected"
+
+READY_PATH = '.status.conditions[?(@.type=="Ready")]'
+"""JSONPath of the Ready condition, for printer columns."""
+
+CONDITIONS_LIST: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+"""Schema extension of a ``conditions`` list: keyed by ``type``, so server-side apply merges by type."""
 
 
 class Condition(ApiModel):

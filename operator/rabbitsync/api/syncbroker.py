@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from rabbitsync.api.conditions import Condition
+from rabbitsync.api.conditions import CONDITIONS_LIST, READY_PATH, Condition
 from rabbitsync.api.meta import (
     API_VERSION,
     DNS1123_SUBDOMAIN,
@@ -91,7 +91,7 @@ class SyncBrokerStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Latest observations, keyed by type (Ready, BrokerReachable).",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        json_schema_extra=CONDITIONS_LIST,
     )
 
 
@@ -116,8 +116,8 @@ RESOURCE = ResourceInfo(
     printer_columns=(
         PrinterColumn("Exchange", "string", ".spec.exchange", "Topic exchange carrying the events."),
         PrinterColumn("Secret", "string", ".spec.secretRef.name", "Secret holding the broker URIs."),
-        PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Broker reachable."),
-        PrinterColumn("Reason", "string", '.status.conditions[?(@.type=="Ready")].reason', "Why (not) ready."),
+        PrinterColumn("Ready", "string", f"{READY_PATH}.status", "Broker reachable."),
+        PrinterColumn("Reason", "string", f"{READY_PATH}.reason", "Why (not) ready."),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
     ),
 )

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
-from rabbitsync.api.conditions import Condition
+from rabbitsync.api.conditions import CONDITIONS_LIST, READY_PATH, Condition
 from rabbitsync.api.meta import (
     API_VERSION,
     DNS1123_LABEL,
@@ -67,7 +67,7 @@ class SyncPublicationStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Latest observations, keyed by type (Ready, BrokerReachable, CredentialsReady, SidecarInjected).",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        json_schema_extra=CONDITIONS_LIST,
     )
     user: str | None = Field(default=None, description="The service's broker user (AMQP user_id of its events).")
     secret: str | None = Field(default=None, description="The Secret holding the service's broker credentials.")
@@ -83,8 +83,6 @@ class SyncPublication(ApiModel):
     status: SyncPublicationStatus | None = Field(default=None, description="Observed state.")
 
 
-_READY = '.status.conditions[?(@.type=="Ready")]'
-
 RESOURCE = ResourceInfo(
     kind="SyncPublication",
     plural="syncpublications",
@@ -97,8 +95,8 @@ RESOURCE = ResourceInfo(
     printer_columns=(
         PrinterColumn("Service", "string", ".spec.service", "Deployment publishing the events."),
         PrinterColumn("Events", "string", ".spec.events", "Event types it may publish."),
-        PrinterColumn("Ready", "string", f"{_READY}.status", "Credentials and rights in place on the broker."),
-        PrinterColumn("Reason", "string", f"{_READY}.reason", "Why (not) ready."),
+        PrinterColumn("Ready", "string", f"{READY_PATH}.status", "Credentials and rights in place on the broker."),
+        PrinterColumn("Reason", "string", f"{READY_PATH}.reason", "Why (not) ready."),
         PrinterColumn("User", "string", ".status.user", "The service's broker user.", priority=1),
         PrinterColumn("Secret", "string", ".status.secret", "Secret with the service's credentials.", priority=1),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rabbitsync.api.conditions import Condition
+from rabbitsync.api.conditions import CONDITIONS_LIST, READY_PATH, Condition
 from rabbitsync.api.meta import (
     API_VERSION,
     DNS1123_LABEL,
@@ -129,7 +129,7 @@ class SyncSubscriptionStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Latest observations, keyed by type (Ready, BrokerReachable, TopologySynced, ...).",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        json_schema_extra=CONDITIONS_LIST,
     )
     queue: str | None = Field(default=None, description="Broker-side name of the subscription's queue.")
     retry_queues: list[str] = Field(
@@ -152,8 +152,6 @@ class SyncSubscription(ApiModel):
     status: SyncSubscriptionStatus | None = Field(default=None, description="Observed state.")
 
 
-_READY = '.status.conditions[?(@.type=="Ready")]'
-
 RESOURCE = ResourceInfo(
     kind="SyncSubscription",
     plural="syncsubscriptions",
@@ -166,8 +164,8 @@ RESOURCE = ResourceInfo(
     printer_columns=(
         PrinterColumn("Service", "string", ".spec.service", "Deployment consuming the events."),
         PrinterColumn("Events", "string", ".spec.events", "Event types consumed."),
-        PrinterColumn("Ready", "string", f"{_READY}.status", "Topology verified on the broker."),
-        PrinterColumn("Reason", "string", f"{_READY}.reason", "Why (not) ready."),
+        PrinterColumn("Ready", "string", f"{READY_PATH}.status", "Topology verified on the broker."),
+        PrinterColumn("Reason", "string", f"{READY_PATH}.reason", "Why (not) ready."),
         PrinterColumn("Queue depth", "integer", ".status.queueDepth", "Messages waiting in the queue."),
         PrinterColumn("Queue", "string", ".status.queue", "Broker-side queue name.", priority=1),
         PrinterColumn("Consumers", "integer", ".status.consumers", "Consumers on the queue.", priority=1),
