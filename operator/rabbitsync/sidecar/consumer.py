@@ -80,6 +80,8 @@ class Consumer:
         self._apply_event = apply_event
         # Built now so that a malformed URL stops the sidecar at start instead of being redialled.
         self._endpoint = connection.endpoint(settings)
+        # Parsed once: every delivery's trust check compares against it.
+        self._own_user = self._endpoint.username
         self._backoff = Backoff(initial=0.2, cap=settings.reconnect_max_delay)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rabbitsync-handler")
 
@@ -139,7 +141,7 @@ class Consumer:
         self._metrics.consumed.labels(spec.queue).inc()
         token = current_event_id.set(message.message_id)
         try:
-            publisher = trust.publisher(message.user_id, message.headers, self._endpoint.username)
+            publisher = trust.publisher(message.user_id, message.headers, self._own_user)
             # Every copy we publish (retry, dead letter) carries the publisher we verified, never a claim.
             headers = trust.vouched(message.headers, publisher)
             admitted = self._admit(spec, message.body, publisher, headers)
