@@ -23,6 +23,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness import apt
+
 log = logging.getLogger(__name__)
 
 _FALLBACK_MIRROR = "http://deb.debian.org/debian"
@@ -95,11 +97,8 @@ def ensure(suite: str, packages: Sequence[str]) -> Path:
 
 
 def _ensure_debootstrap() -> None:
-    if shutil.which("debootstrap"):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True, env=env)
+    if not shutil.which("debootstrap"):
+        apt.install("debootstrap")
 
 
 def chroot_command(root: Path, argv: Sequence[str], binds: Sequence[Path] = ()) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import processes
+from harness import apt, processes
 
 OS_USER = "postgres"
 
@@ -48,11 +48,7 @@ def ensure_installed() -> Path:
     bindir = find_bindir()
     if bindir is not None:
         return bindir
-    if os.geteuid() != 0:
-        raise RuntimeError("PostgreSQL is not installed; run: sudo apt-get install -y postgresql")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)
+    apt.install("postgresql")
     bindir = find_bindir()
     if bindir is None:
         raise RuntimeError("apt-get installed postgresql but no initdb/pg_ctl/postgres under /usr/lib/postgresql")

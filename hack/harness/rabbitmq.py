@@ -28,7 +28,7 @@ from base64 import b64encode
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from harness import debian_root, pki, processes, rabbitmq_teardown
+from harness import apt, debian_root, pki, processes, rabbitmq_teardown
 from harness.rabbitmq_config import (
     ENABLED_PLUGINS,
     NodeFiles,
@@ -111,13 +111,8 @@ class Broker:
 
 
 def ensure_installed() -> None:
-    if (_SBIN / "rabbitmq-server").exists():
-        return
-    if os.geteuid() != 0:
-        raise RuntimeError("rabbitmq-server is not installed; run: sudo apt-get install -y rabbitmq-server")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "rabbitmq-server"], check=True, env=env)
+    if not (_SBIN / "rabbitmq-server").exists():
+        apt.install("rabbitmq-server")
 
 
 def _env(broker: Broker) -> dict[str, str]:

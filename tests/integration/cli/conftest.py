@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
 from cliscene import Scene
 
-from harness import operators
+from harness import apt, operators
+
+
+@pytest.fixture(scope="session")
+def graphviz() -> None:
+    """``dot`` for ``topology --format svg``, installed on first use like the suites' other servers."""
+    if shutil.which("dot") is None:
+        apt.install("graphviz")
 
 
 @pytest.fixture(scope="session")

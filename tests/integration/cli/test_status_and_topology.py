@@ -29,7 +29,9 @@ def test_status_shows_both_clusters_problems_first(scene, kube_args, namespace):
     assert "\033[" not in table.stdout  # not a terminal: no colour
 
 
-def test_topology_finds_an_unowned_queue_and_a_one_cluster_subscription(scene, kube_args, namespace, broker, tmp_path):
+def test_topology_finds_an_unowned_queue_and_a_one_cluster_subscription(
+    scene, kube_args, namespace, broker, tmp_path, graphviz
+):
     for cluster in ("east", "west"):
         scene.setup_broker(cluster)
         scene.subscribe(cluster, "menu", ["RESTAURANT_CREATED"])
