@@ -10,6 +10,8 @@ Two environment variables choose another broker (read by ``make dev-up`` and the
 ``RABBITSYNC_RABBITMQ=4.0`` runs Debian 13's RabbitMQ 4.0 in a chroot (``debian_root``) and
 ``RABBITSYNC_BROKER_TLS=1`` adds an amqps (and https management) listener with a throwaway CA. Such
 a node is never the shared one: it gets ports, node name and epmd of its own (``rabbitmq_config``).
+``RABBITSYNC_BROKER_PRIVATE=1`` asks for such a node of the default version, so that test sessions
+running side by side (several worktrees on one machine) never stop each other's broker.
 """
 
 from __future__ import annotations
@@ -61,13 +63,15 @@ class Options:
 
     version: str = DEFAULT_VERSION
     tls: bool = False
+    private: bool = False
+    """A node of our own even for the default version and no TLS."""
 
     @classmethod
     def from_env(cls) -> Options:
         version = os.environ.get("RABBITSYNC_RABBITMQ") or DEFAULT_VERSION
         if version not in SUITES:
             raise ValueError(f"RABBITSYNC_RABBITMQ={version!r}: one of {', '.join(SUITES)}")
-        return cls(version=version, tls=os.environ.get("RABBITSYNC_BROKER_TLS", "") not in ("", "0"))
+        return cls(version=version, tls=_flag("RABBITSYNC_BROKER_TLS"), private=_flag("RABBITSYNC_BROKER_PRIVATE"))
 
     @property
     def shared(self) -> bool:
@@ -108,6 +112,10 @@ class Broker:
     @property
     def files(self) -> NodeFiles:
         return NodeFiles(Path(self.base))
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
 
 
 def ensure_installed() -> None:
@@ -232,7 +240,12 @@ def start_own(base: Path, options: Options) -> Broker:
 
 def serves(broker: Broker, options: Options) -> bool:
     """Whether ``broker`` (e.g. the running dev environment's) is what ``options`` ask for."""
-    return broker.version == options.version and (broker.amqps_url is not None or not options.tls)
+    private = broker.ports is not None and broker.ports.amqp != AMQP_PORT
+    return (
+        broker.version == options.version
+        and (broker.amqps_url is not None or not options.tls)
+        and (private or not options.private)
+    )
 
 
 def prepare(base: Path, ports: Ports, node: str, options: Options, cookie: str | None) -> Broker:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 
@@ -78,7 +79,11 @@ def test_default_node_keeps_the_standard_epmd_and_others_get_their_own():
 def test_options_come_from_the_environment(monkeypatch):
     monkeypatch.delenv("RABBITSYNC_RABBITMQ", raising=False)
     monkeypatch.delenv("RABBITSYNC_BROKER_TLS", raising=False)
+    monkeypatch.delenv("RABBITSYNC_BROKER_PRIVATE", raising=False)
     assert rabbitmq.Options.from_env().shared
+    monkeypatch.setenv("RABBITSYNC_BROKER_PRIVATE", "1")
+    assert not rabbitmq.Options.from_env().shared
+    monkeypatch.delenv("RABBITSYNC_BROKER_PRIVATE")
     monkeypatch.setenv("RABBITSYNC_RABBITMQ", "4.0")
     monkeypatch.setenv("RABBITSYNC_BROKER_TLS", "1")
     assert rabbitmq.Options.from_env() == rabbitmq.Options(version="4.0", tls=True)
@@ -103,6 +108,9 @@ def test_broker_record_round_trips_through_json_and_reads_old_records():
     assert rabbitmq.Broker.from_json(old).ports is None
     assert rabbitmq.serves(broker, rabbitmq.Options(version="4.0"))
     assert not rabbitmq.serves(broker, rabbitmq.Options(version="4.0", tls=True))
+    assert rabbitmq.serves(broker, rabbitmq.Options(version="4.0", private=True))
+    shared = dataclasses.replace(broker, ports=Ports.default())
+    assert not rabbitmq.serves(shared, rabbitmq.Options(version="4.0", private=True))
 
 
 def test_mirror_is_read_from_deb822_and_one_line_sources():
