@@ -152,6 +152,7 @@ def deploy_on_nodes(
             directory / f"overlay-{cluster}.yaml",
             nodedeploy.via(amqp_url, host),
             nodedeploy.via(management_url, host),
+            directory / "volumes" / cluster,
         )
     urls = {}
     for cluster, kubeconfig in kubeconfigs.items():

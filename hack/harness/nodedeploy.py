@@ -8,6 +8,8 @@ Differences from the pod runner's path (demo.deploy), and why:
   the pod itself;
 - readiness is the kubelet's: every service's one pod Running, every container ready, the
   ``rabbitsync-sidecar`` the operator injected in the pod spec the API server holds;
+- each PersistentVolumeClaim gets a hostPath PersistentVolume bound to it, since the harness runs no
+  provisioner (kind's default StorageClass plays that part there);
 - the host reaches each Service's ClusterIP through a forwarder on a 127.0.0.1 port (the host has
   no route into the node): those are the URLs in ``services.json``.
 """
@@ -57,9 +59,36 @@ def with_broker(documents: list[dict[str, Any]], amqp_url: str, management_url: 
     return documents
 
 
-def apply_overlay(kubeconfig: Path, overlay: Path, rendered: Path, amqp_url: str, management_url: str) -> None:
+def persistent_volumes(documents: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
+    """A hostPath PersistentVolume under ``root`` for each claim in ``documents``, bound to that claim."""
+    volumes = []
+    for doc in documents:
+        if doc.get("kind") != "PersistentVolumeClaim":
+            continue
+        namespace, claim = doc["metadata"].get("namespace", "default"), doc["metadata"]["name"]
+        volumes.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"{namespace}-{claim}"},
+                "spec": {
+                    "capacity": doc["spec"]["resources"]["requests"],
+                    "accessModes": doc["spec"]["accessModes"],
+                    "storageClassName": "",
+                    "claimRef": {"namespace": namespace, "name": claim},
+                    "hostPath": {"path": str(root / namespace / claim), "type": "DirectoryOrCreate"},
+                },
+            }
+        )
+    return volumes
+
+
+def apply_overlay(
+    kubeconfig: Path, overlay: Path, rendered: Path, amqp_url: str, management_url: str, volumes: Path
+) -> None:
     documents = [d for d in yaml.safe_load_all(operators.kubectl(kubeconfig, "kustomize", str(overlay))) if d]
-    rendered.write_text(yaml.safe_dump_all(with_broker(documents, amqp_url, management_url)))
+    documents = with_broker(documents, amqp_url, management_url) + persistent_volumes(documents, volumes)
+    rendered.write_text(yaml.safe_dump_all(documents))
     operators.kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(rendered))
 
 

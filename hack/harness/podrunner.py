@@ -10,6 +10,8 @@ What stands in for what:
   copies the repository to ``/app``), and ``python`` is the project's virtualenv seen through it
   (``/app/.venv``), so that volumes mounted over host paths (``/tmp``) never hide the interpreter;
 - ``emptyDir`` volumes: a directory per pod under the state directory, bind-mounted at mountPath;
+- ``persistentVolumeClaim`` volumes: a directory per claim under the state directory, which outlives
+  the pods that mount it, as a provisioned volume would;
 - the pod network: each pod gets its own loopback address (``status.podIP``), so the containers of
   different pods can listen on the same port, as they would in a cluster;
 - the service-account token: as the kubelet does, a token from the TokenRequest API for the pod's
@@ -226,7 +228,8 @@ class PodRunner:
         pod.directory.mkdir(parents=True, exist_ok=True)
         volumes: dict[str, Path] = {}
         for volume in template["spec"].get("volumes", []):
-            path = pod.directory / "volumes" / volume["name"]
+            claim = volume.get("persistentVolumeClaim")
+            path = self.state / "claims" / claim["claimName"] if claim else pod.directory / "volumes" / volume["name"]
             path.mkdir(parents=True, exist_ok=True)
             volumes[volume["name"]] = path
         account = self._service_account(template["spec"], pod)

@@ -114,3 +114,16 @@ def test_settled_means_one_ready_pod_per_service_with_the_sidecar() -> None:
     assert not nodedeploy.settled([_pod("a", ready=False)], ("a",))
     assert not nodedeploy.settled([_pod("a"), _pod("a")], ("a",))
     assert nodedeploy.settled([_pod("a"), _pod("a", sidecar=False, deleting=True)], ("a",))
+
+
+def test_each_claim_gets_a_host_path_volume_bound_to_it():
+    claim = {
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "order-data", "namespace": "foodapp"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    (volume,) = nodedeploy.persistent_volumes([claim, {"kind": "Service", "metadata": {"name": "x"}}], Path("/v"))
+    assert volume["metadata"]["name"] == "foodapp-order-data"
+    assert volume["spec"]["claimRef"] == {"namespace": "foodapp", "name": "order-data"}
+    assert volume["spec"]["hostPath"]["path"] == "/v/foodapp/order-data"
+    assert volume["spec"]["capacity"] == {"storage": "1Gi"}
