@@ -13,15 +13,21 @@ A replay publishes to the exchange with the event's routing key (its source's na
 service its ``source`` names (``rabbitsync.sidecar.trust``), so the replay must log in with that
 service's credentials (``publishers``). An event still without a subscriber comes back to this
 queue through the alternate exchange: replaying twice is safe, the inbox applies an id once.
+
+A copy put back carries the reader's ``user_id`` (the broker allows no other), so the original
+publisher travels in the :data:`~rabbitsync.events.headers.PUBLISHER` header, believed only on a
+message whose ``user_id`` is the reader's own: nobody else can publish as that user.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from rabbitsync.conventions import routing_key
 from rabbitsync.events import EventError, decode
+from rabbitsync.events.headers import PUBLISHER
 from rabbitsync.topology.naming import unroutable_name
 from rabbitsync.transport import (
     BrokerEndpoint,
@@ -56,13 +62,25 @@ class Outcome:
     failed: list[tuple[Entry, str]] = field(default_factory=list)
 
 
-def describe(message: IncomingMessage) -> Entry:
+def describe(message: IncomingMessage, reader: str) -> Entry:
+    """``message`` as listed; ``reader`` is the user this pass reads (and puts copies back) as."""
     try:
         event = decode(message.body)
         key: str | None = routing_key(event.origin.namespace, event.type)
     except (EventError, ValueError):
         key = None
-    return Entry(message.message_id, message.type, message.user_id, key)
+    publisher = message.user_id
+    vouched = message.headers.get(PUBLISHER)
+    if message.user_id == reader and vouched:
+        publisher = vouched.decode() if isinstance(vouched, bytes) else str(vouched)
+    return Entry(message.message_id, message.type, publisher, key)
+
+
+def _headers(message: IncomingMessage, publisher: str | None) -> dict[str, Any]:
+    headers = {k: v for k, v in message.headers.items() if k != PUBLISHER}
+    if publisher:
+        headers[PUBLISHER] = publisher
+    return headers
 
 
 class UnroutableQueue:
@@ -122,7 +140,7 @@ class UnroutableQueue:
         timeout: float,
     ) -> None:
         """Replay ``message`` or put its copy back at the tail; confirmed either way before the ack."""
-        entry = describe(message)
+        entry = describe(message, self.endpoint.username)
         outcome.entries.append(entry)
         if select(entry):
             why = self._replay(message, entry, publishers, publisher, timeout)
@@ -130,7 +148,7 @@ class UnroutableQueue:
                 outcome.replayed.append(entry)
                 return
             outcome.failed.append((entry, why))
-        publisher(self.endpoint).publish([message.copy_to(self.queue, dict(message.headers))], timeout)
+        publisher(self.endpoint).publish([message.copy_to(self.queue, _headers(message, entry.publisher))], timeout)
 
     def _replay(
         self,
@@ -151,7 +169,7 @@ class UnroutableQueue:
             routing_key=entry.routing_key,
             body=message.body,
             properties=message.copy_to(self.queue, {}).properties,
-            headers=dict(message.headers) or None,
+            headers=_headers(message, None) or None,
         )
         try:
             publisher(endpoint).publish([resend], timeout)

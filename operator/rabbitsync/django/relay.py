@@ -141,8 +141,8 @@ class OutboxRelay:
         if len(sendable) > 1 and result.refused:
             # A channel closed on one message fails all of its batch: try each alone to find the culprit.
             suspects, result.refused = [row for row, _ in result.refused], []
-            leases.renew(suspects, self._settings.relay_lease)
             for row in suspects:
+                leases.renew([row], self._settings.relay_lease)  # each publish gets a whole lease
                 self._publish([row], result)
         for row, error in result.refused:
             self._set_back(row, error)
