@@ -87,3 +87,14 @@ def test_the_cli_has_unroutable_list_and_replay() -> None:
         ["amqp://a:b@h/"],
     )
     assert parser().parse_args(["unroutable", "list"]).exchange == "rabbitsync.events"
+
+
+def test_the_sidecar_exports_parked_rows_and_returned_publishes() -> None:
+    from prometheus_client import generate_latest
+
+    from rabbitsync.sidecar.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.measure_relay(lambda: 2, lambda: 5)
+    text = generate_latest(metrics.registry).decode()
+    assert "rabbitsync_outbox_parked 2.0" in text and "rabbitsync_outbox_returned 5.0" in text
