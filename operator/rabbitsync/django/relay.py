@@ -73,7 +73,6 @@ class OutboxRelay:
         self.sent_total = 0
         self.returned_total = 0
         """Publishes the broker returned as unroutable (no alternate exchange in place): each kept the row."""
-        self.parked_total = 0
 
     def enable_sweep(self) -> None:
         self._sweep = True
@@ -169,7 +168,6 @@ class OutboxRelay:
         if setback is None:
             return False
         leases.set_back(row, setback, attempt=False)
-        self.parked_total += 1
         log.error("outbox row parked", extra={"event_id": row.event_id, "reason": setback.reason})
         return True
 
@@ -185,7 +183,6 @@ class OutboxRelay:
             self.returned_total += 1
             log.warning("event returned unroutable: kept", extra={"event_id": row.event_id, "type": row.type})
         elif setback.park:
-            self.parked_total += 1
             log.error("outbox row parked", extra={"event_id": row.event_id, "reason": setback.reason})
         else:
             log.warning("outbox row refused", extra={"event_id": row.event_id, "reason": setback.reason})
