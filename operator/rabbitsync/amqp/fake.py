@@ -15,9 +15,11 @@ from typing import Any
 
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.port import ApplyOutcome
+from rabbitsync.amqp.unroutable import in_effect
 from rabbitsync.topology import naming
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+from rabbitsync.topology.unroutable import ALTERNATE_EXCHANGE_TYPE, UnroutableTopology
 from rabbitsync.transport.errors import BrokerUnreachable, NotFound, PreconditionFailed
 
 
@@ -39,6 +41,8 @@ class FakeBroker:
     """Every plan ``apply`` was called with, for asserting that nothing was done."""
     users: dict[str, BrokerUser] = field(default_factory=dict)
     """Service users by name, as last put."""
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Policies by name, as last put (the unroutable-event net)."""
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
         self._check_reachable()
@@ -80,6 +84,15 @@ class FakeBroker:
             self.queues.pop(deletion.name, None)
             self.bindings = {b for b in self.bindings if b.queue != deletion.name}
         return ApplyOutcome(kept_not_empty=tuple(kept))
+
+    def keep_unroutable(self, spec: UnroutableTopology) -> str:
+        self._check_reachable()
+        kind = self.exchanges.setdefault(spec.alternate_exchange, ALTERNATE_EXCHANGE_TYPE)
+        if kind != ALTERNATE_EXCHANGE_TYPE:
+            raise PreconditionFailed(f"exchange {spec.alternate_exchange} has type {kind}")
+        self.queues.setdefault(spec.queue, FakeQueue(dict(spec.queue_arguments)))
+        self.policies[spec.policy] = spec.policy_body()
+        return in_effect(spec, spec.policy)
 
     def put_user(self, user: BrokerUser) -> None:
         self._check_reachable()

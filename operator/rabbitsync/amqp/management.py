@@ -129,6 +129,18 @@ class ManagementClient:
             return False
         return True
 
+    def put_policy(self, name: str, body: dict[str, Any]) -> None:
+        """Create or replace the policy ``name`` (idempotent: the same body twice changes nothing)."""
+        self._send("PUT", f"/api/policies/{self._vhost}/{quote(name, safe='')}", body)
+
+    def exchange_policy(self, exchange: str) -> str | None:
+        """The policy in effect on ``exchange`` (``None`` if none, or no such exchange)."""
+        try:
+            found = self._get(f"/api/exchanges/{self._vhost}/{quote(exchange, safe='')}")
+        except NotFound:
+            return None
+        return found.get("policy") or None
+
     def _get(self, path: str) -> Any:
         return self._send("GET", path)
 

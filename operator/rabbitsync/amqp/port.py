@@ -12,6 +12,7 @@ from typing import Protocol
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Observed
+from rabbitsync.topology.unroutable import UnroutableTopology
 
 
 @dataclass(frozen=True)
@@ -43,4 +44,9 @@ class Broker(Protocol):
 
     def delete_user(self, username: str) -> bool:
         """Delete a service's user; False if it did not exist. Raises a ``BrokerError``."""
+        ...
+
+    def keep_unroutable(self, spec: UnroutableTopology) -> str:
+        """Put in place the alternate exchange, queue and policy of ``spec`` (idempotent); what is in
+        effect, as a sentence for the broker's status. Raises a ``BrokerError``."""
         ...

@@ -6,8 +6,10 @@ from rabbitsync.amqp.admin import BrokerAdmin
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.amqp.port import ApplyOutcome
+from rabbitsync.amqp.unroutable import keep_unroutable
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Observed
+from rabbitsync.topology.unroutable import UnroutableTopology
 from rabbitsync.transport import BrokerEndpoint, Timeouts
 
 
@@ -15,6 +17,8 @@ class RabbitBroker:
     """``Broker`` for one RabbitMQ endpoint. Cheap to build: connects only inside ``apply``/``observe``."""
 
     def __init__(self, endpoint: BrokerEndpoint, timeouts: Timeouts | None = None) -> None:
+        self._endpoint = endpoint
+        self._timeouts = timeouts or Timeouts()
         self._management = ManagementClient(endpoint, timeouts)
         self._admin = BrokerAdmin(endpoint, timeouts)
 
@@ -29,3 +33,6 @@ class RabbitBroker:
 
     def delete_user(self, username: str) -> bool:
         return self._management.delete_user(username)
+
+    def keep_unroutable(self, spec: UnroutableTopology) -> str:
+        return keep_unroutable(self._endpoint, self._management, spec, self._timeouts)

@@ -20,11 +20,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core import exceptions
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 
 from rabbitsync.events import Origin
 from rabbitsync.topology.sidecar_contract import SecretKey, SidecarConfig, env_name
+
+LEASE_MARGIN = 1.0
+"""Seconds a lease must outlast the worst-case publish of a batch, for marking the rows sent. The
+defaults leave far more (60 s against 30 s); tests with short leases need this floor only."""
 
 
 class ImproperlyConfigured(exceptions.ImproperlyConfigured):
@@ -48,8 +52,25 @@ class Settings(SidecarConfig):
     """Rows published per pipelined batch before waiting for the confirms."""
     relay_sweep_interval: float = 1.0
     """Seconds between sweeps for rows nobody woke the relay for (crashed publisher, lost wake-up)."""
-    relay_lease: float = 30.0
-    """Seconds a relay owns the rows it claimed; after that another relay may resend them."""
+    relay_lease: float = 60.0
+    """Seconds a relay owns the rows it claimed; after that another relay may resend them. Must exceed
+    ``confirm_timeout`` (a batch's worst-case publish) by :data:`LEASE_MARGIN`, or a slow broker
+    makes a second relay send the same rows while the first still waits for their confirms."""
+    relay_max_message_bytes: int = 16_000_000
+    """Largest event body the relay sends. A larger row is parked at once (never retried): RabbitMQ
+    closes the channel on a message above its ``max_message_size`` (16 MiB by default since 4.0)."""
+    relay_max_attempts: int = 10
+    """Refusals by the broker (nack, channel closed on the row) before a row is parked with the reason.
+    A broker that is away costs no attempt; a returned (unroutable) row is never parked."""
+    relay_retry_max_delay: float = 300.0
+    """Cap of a refused row's own backoff (1 s, 2 s, 4 s...), seconds; the rows behind it go on."""
+    relay_pending_max: int = 10_000
+    """Row ids remembered for the fast path. Past it they are dropped for one full sweep of the
+    outbox, so a relay that cannot send for a long time holds bounded memory and loses nothing."""
+    version_max_skew: float = 600.0
+    """Seconds a last-writer-wins version may be ahead of this process's clock. A version beyond it
+    is refused (dead-lettered with the reason): trusted, it would win every later write, and
+    versions of local writes would overflow the 64-bit column."""
     sent_retention: float = 86400.0
     """Seconds sent outbox rows are kept (for debugging) before the sidecar deletes them."""
     inbox_retention: float = 7 * 86400.0
@@ -57,6 +78,17 @@ class Settings(SidecarConfig):
     handler_modules: tuple[str, ...] = ("rabbitsync_handlers",)
     """Module names autodiscovered in every installed app to register handlers: a list, or a
     comma-separated string (what an environment variable can carry)."""
+
+    @field_validator("relay_lease")
+    @classmethod
+    def _outlives_a_publish(cls, value: float, info: ValidationInfo) -> float:
+        confirm = info.data.get("confirm_timeout")
+        if confirm is not None and value < confirm + LEASE_MARGIN:
+            raise ValueError(
+                f"must be at least CONFIRM_TIMEOUT ({confirm:g} s) + {LEASE_MARGIN:g} s, "
+                "or rows are sent twice while their confirms are awaited"
+            )
+        return value
 
     @field_validator("handler_modules", mode="before")
     @classmethod

@@ -12,6 +12,12 @@ class OutboxMessage(models.Model):
     sending a row twice in the normal case: a relay claims rows for ``relay_lease`` seconds in a
     short transaction, publishes, then marks them sent. A relay that dies leaves its lease to
     expire, and the row is sent again — at-least-once, deduplicated by the consumers' inbox.
+
+    A row the broker refuses backs off on its own (``next_attempt_at``) while the rows behind it go
+    on; ``publish_attempts`` counts those refusals (a broker that is away costs none). After
+    ``relay_max_attempts`` refusals, or at once when it is too large to ever be sent, the row is
+    *parked*: ``parked_at`` and ``park_reason`` say when and why, and the relay skips it for good.
+    Parked rows are kept (never purged) until a person deals with them.
     """
 
     event_id = models.CharField(max_length=128, unique=True)
@@ -22,6 +28,9 @@ class OutboxMessage(models.Model):
     lease_owner = models.CharField(max_length=32, blank=True, default="")
     lease_until = models.DateTimeField(null=True, blank=True)
     publish_attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    parked_at = models.DateTimeField(null=True, blank=True)
+    park_reason = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "rabbitsync_outbox"

@@ -7,9 +7,20 @@ never by an "id greater than the last one seen" watermark, because ids are alloc
 time and a transaction that commits late carries an id smaller than rows already sent.
 
 Each round claims up to ``relay_batch_size`` rows under a lease (a short transaction), publishes
-them all before waiting (pipelined confirms), and marks them sent only once every confirm is in.
+them all before waiting (pipelined confirms), and marks sent the rows whose confirm is in.
 A relay killed between the confirm and the mark leaves the lease to expire: the rows go out again,
-and the consumers' inbox absorbs the duplicate.
+and the consumers' inbox absorbs the duplicate. The lease outlasts the worst-case publish of a
+batch (``relay_lease`` is validated against ``confirm_timeout``), so that never happens merely
+because the broker is slow.
+
+Nothing blocks the outbox: a row the broker refuses is set back or parked on its own
+(:mod:`rabbitsync.django.setbacks`) and the rows behind it go on. Events are published
+``mandatory``: the shared exchange's alternate exchange keeps what no subscription takes, so a
+``basic.return`` means that net is missing, and the row is kept and retried instead of marked sent.
+
+The thread survives anything: an error it did not foresee (Django's ``InterfaceError`` is not a
+``DatabaseError``) is logged and backed off like a broker outage. Row ids waiting for the fast
+path are bounded (``relay_pending_max``); past it the relay forgets them and sweeps the whole outbox.
 
 The routing key is the event type prefixed by this service's namespace
 (:func:`rabbitsync.conventions.routing_key`), so only subscribers of the same namespace, in either
@@ -22,23 +33,30 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass, field
 
-from django.db import DatabaseError, close_old_connections, transaction
-from django.db.models import F, Q
-from django.utils import timezone
+from django.db import DatabaseError, close_old_connections, connections
 
 from rabbitsync.backoff import Backoff
 from rabbitsync.conventions import routing_key
-from rabbitsync.django import connection
+from rabbitsync.django import connection, leases, setbacks
 from rabbitsync.django.conf import Settings, get_settings
 from rabbitsync.django.models import OutboxMessage
 from rabbitsync.events import MessageProperties
-from rabbitsync.transport import BrokerError, ConfirmedPublisher, OutgoingMessage
+from rabbitsync.transport import BrokerError, BrokerUnreachable, ConfirmedPublisher, OutgoingMessage, Unroutable
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Round:
+    """What one publish of claimed rows came to."""
+
+    confirmed: list[OutboxMessage] = field(default_factory=list)
+    refused: list[tuple[OutboxMessage, BrokerError]] = field(default_factory=list)
+    away: list[tuple[OutboxMessage, BrokerError]] = field(default_factory=list)
+    """Not settled because the broker is away (connection lost, confirms overdue): no fault of theirs."""
 
 
 class OutboxRelay:
@@ -47,11 +65,14 @@ class OutboxRelay:
         self._sweep = sweep
         self._publisher = publisher or connection.publisher(settings, role="relay")
         self._pending: set[int] = set()
+        self._overflowed = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.sent_total = 0
+        self.returned_total = 0
+        """Publishes the broker returned as unroutable (no alternate exchange in place): each kept the row."""
 
     def enable_sweep(self) -> None:
         self._sweep = True
@@ -59,9 +80,17 @@ class OutboxRelay:
 
     def notify(self, ids: Iterable[int]) -> None:
         """Rows just committed: send them now."""
-        with self._lock:
-            self._pending.update(ids)
+        self._remember(ids)
         self._wake.set()
+
+    def _remember(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            if not self._overflowed:
+                self._pending.update(ids)
+            if len(self._pending) > self._settings.relay_pending_max:
+                # Forget them all and sweep everything once instead: the rows are in the table anyway.
+                self._pending.clear()
+                self._overflowed = True
 
     def start(self) -> OutboxRelay:
         if self._thread is None:
@@ -82,26 +111,81 @@ class OutboxRelay:
         self._publisher.close()
 
     def drain(self, ids: set[int] | None = None) -> int:
-        """Send claimable rows (all, or only ``ids``) until none is left; the number sent."""
+        """Send claimable rows (all, or only ``ids``) until none is left; the number sent.
+
+        Raises the broker's error when it is away (after marking what it did confirm).
+        """
         sent = 0
         while True:
             rows = self.claim(ids)
             if not rows:
                 return sent
-            self.send(rows)
-            self.mark_sent(rows)
-            sent += len(rows)
+            result = self.send(rows)
+            self.mark_sent(result.confirmed)
+            sent += len(result.confirmed)
+            if result.away:
+                raise result.away[0][1]
             if ids is not None:
                 ids = ids - {row.pk for row in rows}
 
-    def send(self, rows: list[OutboxMessage]) -> None:
-        """Publish claimed rows, pipelined, and wait for every confirm; releases the lease on failure."""
-        try:
-            self._publisher.publish([self._message(row) for row in rows], timeout=self._settings.confirm_timeout)
-        except BrokerError:
-            self._release(rows)
-            raise
-        self.sent_total += len(rows)
+    def send(self, rows: list[OutboxMessage]) -> Round:
+        """Publish claimed rows, pipelined, and wait for their confirms; never marks them sent.
+
+        Oversized rows are parked unsent; refused rows are set back or parked; rows the broker could
+        not settle because it is away are released at no cost.
+        """
+        result = Round()
+        sendable = [row for row in rows if not self._parked_for_size(row)]
+        self._publish(sendable, result)
+        if len(sendable) > 1 and result.refused:
+            # A channel closed on one message fails all of its batch: try each alone to find the culprit.
+            suspects, result.refused = [row for row, _ in result.refused], []
+            for row in suspects:
+                leases.renew([row], self._settings.relay_lease)  # each publish gets a whole lease
+                self._publish([row], result)
+        for row, error in result.refused:
+            self._set_back(row, error)
+        leases.release([row for row, _ in result.away])
+        self.sent_total += len(result.confirmed)
+        return result
+
+    def _publish(self, rows: list[OutboxMessage], result: Round) -> None:
+        if not rows:
+            return
+        outcomes = self._publisher.publish_each(
+            [self._message(row) for row in rows], timeout=self._settings.confirm_timeout
+        )
+        for row, error in zip(rows, outcomes, strict=True):
+            if error is None:
+                result.confirmed.append(row)
+            elif isinstance(error, BrokerUnreachable):
+                result.away.append((row, error))
+            else:
+                result.refused.append((row, error))
+
+    def _parked_for_size(self, row: OutboxMessage) -> bool:
+        setback = setbacks.too_large(len(row.body), self._settings.relay_max_message_bytes)
+        if setback is None:
+            return False
+        leases.set_back(row, setback, attempt=False)
+        log.error("outbox row parked", extra={"event_id": row.event_id, "reason": setback.reason})
+        return True
+
+    def _set_back(self, row: OutboxMessage, error: BrokerError) -> None:
+        setback = setbacks.after_refusal(
+            row.publish_attempts + 1,
+            error,
+            max_attempts=self._settings.relay_max_attempts,
+            max_delay=self._settings.relay_retry_max_delay,
+        )
+        leases.set_back(row, setback)
+        if isinstance(error, Unroutable):
+            self.returned_total += 1
+            log.warning("event returned unroutable: kept", extra={"event_id": row.event_id, "type": row.type})
+        elif setback.park:
+            log.error("outbox row parked", extra={"event_id": row.event_id, "reason": setback.reason})
+        else:
+            log.warning("outbox row refused", extra={"event_id": row.event_id, "reason": setback.reason})
 
     def _run(self) -> None:
         backoff = Backoff(initial=0.2, cap=self._settings.reconnect_max_delay)
@@ -114,60 +198,45 @@ class OutboxRelay:
                 return
             with self._lock:
                 ids, self._pending = self._pending, set()
-            sweeping = self._sweep and time.monotonic() >= next_sweep
+                everything, self._overflowed = self._overflowed, False
+            sweeping = everything or (self._sweep and time.monotonic() >= next_sweep)
             try:
-                if ids:
-                    self.drain(ids)
+                self._round(ids, sweeping)
                 if sweeping:
-                    self.drain(None)
                     next_sweep = time.monotonic() + self._settings.relay_sweep_interval
                 backoff.reset()
-            except (BrokerError, DatabaseError) as e:
-                with self._lock:
-                    self._pending.update(ids)
-                delay = backoff.next()
-                log.warning("outbox relay failed, retrying", extra={"error": str(e), "delay_s": round(delay, 2)})
-                self._stop.wait(delay)
-                self._wake.set()
+            except Exception as e:
+                self._after_failure(e, ids, everything, backoff.next())
             finally:
                 close_old_connections()
 
-    def claim(self, ids: set[int] | None = None) -> list[OutboxMessage]:
-        """Lease up to a batch of unsent rows (all, or among ``ids``) to this relay, oldest first."""
-        if ids is not None and not ids:
-            return []
-        now = timezone.now()
-        token = uuid.uuid4().hex
-        claimable = OutboxMessage.objects.filter(sent_at__isnull=True).filter(
-            Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-        )
-        if ids is not None:
-            claimable = claimable.filter(pk__in=sorted(ids)[: self._settings.relay_batch_size])
-        with transaction.atomic():
-            pks = list(claimable.order_by("pk").values_list("pk", flat=True)[: self._settings.relay_batch_size])
-            if not pks:
-                return []
-            # The lease conditions are repeated in the UPDATE so a concurrent relay cannot claim too.
-            claimable.filter(pk__in=pks).update(
-                lease_owner=token,
-                lease_until=now + timedelta(seconds=self._settings.relay_lease),
-                publish_attempts=F("publish_attempts") + 1,
-            )
-        return list(OutboxMessage.objects.filter(lease_owner=token, sent_at__isnull=True).order_by("pk"))
+    def _round(self, ids: set[int], sweeping: bool) -> None:
+        if ids and not sweeping:
+            self.drain(ids)
+        if sweeping:
+            self.drain(None)
 
-    def _release(self, rows: list[OutboxMessage]) -> None:
-        try:
-            OutboxMessage.objects.filter(pk__in=[r.pk for r in rows], lease_owner=rows[0].lease_owner).update(
-                lease_owner="", lease_until=None
-            )
-        except DatabaseError:  # the lease will expire on its own
-            log.warning("could not release outbox lease", exc_info=True)
+    def _after_failure(self, error: Exception, ids: set[int], everything: bool, delay: float) -> None:
+        if isinstance(error, BrokerError | DatabaseError):
+            log.warning("outbox relay failed, retrying", extra={"error": str(error), "delay_s": round(delay, 2)})
+        else:
+            log.exception("outbox relay error, retrying", extra={"delay_s": round(delay, 2)})
+        if not isinstance(error, BrokerError):
+            # A connection in an unknown state (InterfaceError: already closed) must not be reused.
+            connections.close_all()
+        self._remember(ids)
+        if everything:
+            with self._lock:
+                self._overflowed = True
+        self._stop.wait(delay)
+        self._wake.set()
+
+    def claim(self, ids: set[int] | None = None) -> list[OutboxMessage]:
+        """Lease up to a batch of claimable rows (all, or among ``ids``) to this relay, oldest first."""
+        return leases.claim(self._settings.relay_batch_size, self._settings.relay_lease, ids)
 
     def mark_sent(self, rows: list[OutboxMessage]) -> None:
-        """Only after the confirms: a crash before this line means a resend, never a loss."""
-        OutboxMessage.objects.filter(pk__in=[r.pk for r in rows], lease_owner=rows[0].lease_owner).update(
-            sent_at=timezone.now(), lease_owner="", lease_until=None
-        )
+        leases.mark_sent(rows)
 
     def _message(self, row: OutboxMessage) -> OutgoingMessage:
         return OutgoingMessage(
@@ -177,12 +246,18 @@ class OutboxRelay:
             properties=MessageProperties(
                 message_id=row.event_id, type=row.type, timestamp=int(row.created_at.timestamp())
             ),
+            mandatory=True,
         )
 
 
 def backlog() -> int:
-    """Outbox rows not yet confirmed by the broker."""
-    return OutboxMessage.objects.filter(sent_at__isnull=True).count()
+    """Outbox rows still to be sent (parked ones excluded: see :func:`parked`)."""
+    return leases.backlog()
+
+
+def parked() -> int:
+    """Outbox rows parked with a reason."""
+    return leases.parked()
 
 
 _local: OutboxRelay | None = None

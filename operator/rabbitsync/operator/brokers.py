@@ -1,7 +1,8 @@
 """Reconciling one SyncBroker or ClusterSyncBroker: can this cluster reach the broker, and does it hold the exchange?
 
 The SyncBroker's own status answers "is the broker fine?" once, instead of every subscription that
-uses it repeating the diagnosis. The shared exchange is declared here if missing (never deleted).
+uses it repeating the diagnosis. The shared exchange is declared here if missing (never deleted),
+and given its alternate exchange by policy (:mod:`rabbitsync.topology.unroutable`).
 Its spec is read through the port, as a subscription reads it, and failures become conditions through
 the same table as a subscription's (``failures``).
 """
@@ -22,6 +23,7 @@ from rabbitsync.operator.references import (
     resolve_broker,
     resolve_cluster_broker,
 )
+from rabbitsync.topology.unroutable import unroutable_for
 from rabbitsync.transport.errors import BrokerError
 
 
@@ -41,7 +43,9 @@ def reconcile_broker(
             resolved = resolve_broker(cluster, obj.namespace, obj.name, cluster_fallback=False)
         else:
             resolved = resolve_cluster_broker(cluster, obj.name, operator_namespace)
-        message = ensure_exchange(brokers(resolved), resolved.exchange)
+        broker = brokers(resolved)
+        message = ensure_exchange(broker, resolved.exchange)
+        message += "; " + broker.keep_unroutable(unroutable_for(resolved.exchange))
     except (MissingReference, KubeError, BrokerError) as e:
         diagnosis = failures.for_broker(e, str(e))
         return conclude(obj, diagnosis.observations, now=now, temporary_failure=diagnosis.temporary_failure)

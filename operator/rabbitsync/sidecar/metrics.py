@@ -35,14 +35,30 @@ class Metrics:
             "rabbitsync_reconnects", "Connections redialled after a loss", ["connection"], registry=r
         )
         self.outbox_backlog = Gauge("rabbitsync_outbox_backlog", "Outbox rows not yet confirmed", registry=r)
+        self.outbox_parked = Gauge(
+            "rabbitsync_outbox_parked", "Outbox rows parked with a reason (too large, refused too often)", registry=r
+        )
+        self.outbox_returned = Gauge(
+            "rabbitsync_outbox_returned",
+            "Publishes this relay got back as unroutable (rows kept), since start",
+            registry=r,
+        )
 
     def measure_backlog(self, count: Callable[[], int]) -> None:
         """Compute the backlog at scrape time; a database hiccup shows as NaN, not a crash."""
+        self.outbox_backlog.set_function(_safe(count))
 
-        def read() -> float:
-            try:
-                return float(count())
-            except Exception:  # a scrape must never take the sidecar down
-                return math.nan
+    def measure_relay(self, parked: Callable[[], int], returned: Callable[[], int]) -> None:
+        """The relay's parked rows and returned publishes, read at scrape time like the backlog."""
+        self.outbox_parked.set_function(_safe(parked))
+        self.outbox_returned.set_function(_safe(returned))
 
-        self.outbox_backlog.set_function(read)
+
+def _safe(count: Callable[[], int]) -> Callable[[], float]:
+    def read() -> float:
+        try:
+            return float(count())
+        except Exception:  # a scrape must never take the sidecar down
+            return math.nan
+
+    return read

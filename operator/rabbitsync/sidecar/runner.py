@@ -15,6 +15,8 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
+from functools import partial
 from types import FrameType
 
 from django.db import connection as db_connection
@@ -57,6 +59,7 @@ def run(settings: Settings | None = None) -> int:
     _install_signals(stop)
     http = HealthServer(settings.http_port, state, metrics, host=settings.http_host).start()
     outbox_relay = relay.local_relay(sweep=True)
+    metrics.measure_relay(partial(_counted, relay.parked), lambda: outbox_relay.returned_total)
     housekeeping = threading.Thread(target=_purge_loop, args=(settings, stop), name="rabbitsync-purge", daemon=True)
     housekeeping.start()
     log.info(
@@ -127,9 +130,13 @@ def _warn_unhandled(specs: list[ConsumerSpec]) -> None:
 
 
 def _backlog() -> int:
+    return _counted(relay.backlog)
+
+
+def _counted(count: Callable[[], int]) -> int:
     # Runs on an HTTP thread: do not leave a database connection behind per scrape thread.
     try:
-        return relay.backlog()
+        return count()
     finally:
         db_connection.close()
 

@@ -34,6 +34,16 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dlq"
 
 
+def unroutable_name(exchange: str) -> str:
+    """The alternate exchange, its queue and the policy setting it, for the shared ``exchange``.
+
+    Named from the exchange, not from a cluster: both clusters' operators publish into the same
+    exchange, so they keep its unroutable events in the same place and apply the same policy
+    (RabbitMQ keeps exchanges, queues and policies in separate namespaces, so one name serves all three).
+    """
+    return f"{exchange}.unroutable"
+
+
 def owned_queue_pattern(queue: str) -> str:
     """Regex matching exactly ``queue``, its delay queues and its DLQ.
 

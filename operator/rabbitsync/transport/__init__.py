@@ -14,6 +14,7 @@ from rabbitsync.transport.errors import (
     NotFound,
     PreconditionFailed,
     PublishRejected,
+    Unroutable,
 )
 from rabbitsync.transport.parameters import connection_parameters, tls_context
 from rabbitsync.transport.publisher import ConfirmedPublisher, OutgoingMessage, PublishHandle
@@ -38,6 +39,7 @@ __all__ = [
     "PublishRejected",
     "Session",
     "Timeouts",
+    "Unroutable",
     "connect",
     "connection_parameters",
     "declarations",

@@ -53,3 +53,9 @@ class PublishRejected(BrokerError):
     """The broker refused a message: nacked, unroutable (mandatory) or the channel was closed on it."""
 
     reason = "PublishRejected"
+
+
+class Unroutable(PublishRejected):
+    """A mandatory message reached no queue (``basic.return``): the broker routed it nowhere."""
+
+    reason = "Unroutable"

@@ -19,8 +19,10 @@ pika's exceptions stay inside this module; callers see :mod:`rabbitsync.transpor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -32,7 +34,7 @@ from pika.spec import Basic
 from rabbitsync.backoff import Backoff
 from rabbitsync.events import MessageProperties
 from rabbitsync.transport.endpoint import BrokerEndpoint, Timeouts
-from rabbitsync.transport.errors import BrokerError, BrokerUnreachable, PublishRejected
+from rabbitsync.transport.errors import BrokerError, BrokerUnreachable, PublishRejected, Unroutable
 from rabbitsync.transport.parameters import connection_parameters
 from rabbitsync.transport.translation import IO_ERRORS, translate
 
@@ -49,8 +51,9 @@ class OutgoingMessage:
     properties: MessageProperties
     headers: Mapping[str, Any] | None = None
     mandatory: bool = False
-    """Unroutable means failure: used for retry and dead-letter queues, never for the event exchange,
-    where "nobody subscribes to this type yet" is normal."""
+    """Unroutable means failure (:class:`~rabbitsync.transport.errors.Unroutable`). Retry and
+    dead-letter copies set it, and so does the relay: on the events exchange the alternate exchange
+    keeps what no subscription takes, so a return means that safety net is missing, and the row stays."""
 
 
 def pika_properties(message: OutgoingMessage, *, user_id: str | None = None) -> pika.BasicProperties:
@@ -68,9 +71,15 @@ def pika_properties(message: OutgoingMessage, *, user_id: str | None = None) -> 
 
 
 class PublishHandle:
-    """The fate of one submitted batch: done when every message is confirmed or one failed."""
+    """The fate of one submitted batch: done when every message is settled or the batch failed.
+
+    Each message is settled on its own (confirmed, or refused: nacked or returned), so a caller that
+    sends many rows at once learns which ones the broker refused (:meth:`outcomes`) instead of
+    failing them all for one bad message.
+    """
 
     def __init__(self, count: int) -> None:
+        self._outcomes: list[BrokerError | object | None] = [_PENDING] * count
         self._remaining = count
         self._error: BrokerError | None = None
         self._done = threading.Event()
@@ -82,23 +91,53 @@ class PublishHandle:
         return self._done.is_set()
 
     def wait(self, timeout: float) -> None:
-        """Return when all messages are confirmed; raise the failure otherwise."""
-        if not self._done.wait(timeout):
+        """Return when all messages are confirmed; raise the first failure otherwise."""
+        if not self._done.wait(max(timeout, 0.0)):
             self.fail(BrokerUnreachable(f"no publisher confirms within {timeout:.0f}s"))
         if self._error is not None:
             raise self._error
 
-    def confirm(self, count: int = 1) -> None:
+    def outcomes(self) -> list[BrokerError | None]:
+        """Per message, in submission order: ``None`` if confirmed, else why not (the batch's failure
+        for messages never settled)."""
         with self._lock:
-            self._remaining -= count
-            if self._remaining <= 0:
-                self._done.set()
+            failure = self._error or BrokerUnreachable("not confirmed")
+            return [failure if o is _PENDING else o for o in self._outcomes]  # type: ignore[misc]
+
+    def confirm(self, count: int = 1) -> None:
+        """The next ``count`` unsettled messages are confirmed."""
+        with self._lock:
+            for position, outcome in enumerate(self._outcomes):
+                if count <= 0:
+                    break
+                if outcome is _PENDING:
+                    self._settle(position, None)
+                    count -= 1
+
+    def settle(self, position: int, error: BrokerError | None) -> None:
+        """The message at ``position`` is confirmed (``None``) or refused by the broker."""
+        with self._lock:
+            if not self._done.is_set() and self._outcomes[position] is _PENDING:
+                self._settle(position, error)
 
     def fail(self, error: BrokerError) -> None:
+        """The whole batch failed (connection lost, confirms overdue): every unsettled message with it."""
         with self._lock:
             if not self._done.is_set():
-                self._error = error
+                self._error = self._error or error
                 self._done.set()
+
+    def _settle(self, position: int, error: BrokerError | None) -> None:
+        self._outcomes[position] = error
+        if error is not None and self._error is None:
+            self._error = error
+        self._remaining -= 1
+        if self._remaining <= 0:
+            self._done.set()
+
+
+_PENDING = object()
+"""A message of a batch not settled yet."""
 
 
 class ConfirmedPublisher:
@@ -126,7 +165,7 @@ class ConfirmedPublisher:
         self._connection: pika.SelectConnection | None = None
         self._channel: Any = None
         self._next_tag = 0
-        self._unconfirmed: dict[int, tuple[PublishHandle, OutgoingMessage]] = {}
+        self._unconfirmed: dict[int, tuple[PublishHandle, int, OutgoingMessage]] = {}
         self._returned: set[str] = set()
         self._outstanding: set[PublishHandle] = set()
 
@@ -159,9 +198,26 @@ class ConfirmedPublisher:
         return handle
 
     def publish(self, messages: Sequence[OutgoingMessage], timeout: float) -> None:
-        """Publish and wait for every confirm; raises :class:`BrokerError` on any failure."""
+        """Publish and wait for every confirm; raises :class:`BrokerError` on any failure.
+
+        ``timeout`` bounds the whole call (waiting for a channel, then for the confirms): callers
+        size leases on it (see ``relay_lease``), so it must never add up to twice that.
+        """
+        handle, deadline = self._send(messages, timeout)
+        handle.wait(deadline - time.monotonic())
+
+    def publish_each(self, messages: Sequence[OutgoingMessage], timeout: float) -> list[BrokerError | None]:
+        """Publish and wait, like :meth:`publish`, but report per message instead of raising:
+        ``None`` for a confirmed message, else the reason it was not (refused, or the batch failed)."""
+        handle, deadline = self._send(messages, timeout)
+        with contextlib.suppress(BrokerError):  # the outcomes carry it
+            handle.wait(deadline - time.monotonic())
+        return handle.outcomes()
+
+    def _send(self, messages: Sequence[OutgoingMessage], timeout: float) -> tuple[PublishHandle, float]:
+        deadline = time.monotonic() + timeout
         self._ready.wait(timeout)
-        self.submit(messages).wait(timeout)
+        return self.submit(messages), deadline
 
     def close(self, timeout: float = 5.0) -> None:
         self._closing.set()
@@ -244,7 +300,7 @@ class ConfirmedPublisher:
             self._forget(handle)
             return
         try:
-            for message in messages:
+            for position, message in enumerate(messages):
                 channel.basic_publish(
                     message.exchange,
                     message.routing_key,
@@ -253,7 +309,7 @@ class ConfirmedPublisher:
                     mandatory=message.mandatory,
                 )
                 self._next_tag += 1
-                self._unconfirmed[self._next_tag] = (handle, message)
+                self._unconfirmed[self._next_tag] = (handle, position, message)
         except IO_ERRORS as e:
             handle.fail(translate(e))
 
@@ -270,15 +326,15 @@ class ConfirmedPublisher:
             entry = self._unconfirmed.pop(tag, None)
             if entry is None:
                 continue
-            handle, message = entry
+            handle, position, message = entry
             message_id = message.properties.message_id
             if nacked:
-                handle.fail(PublishRejected(f"broker nacked message {message_id}"))
+                handle.settle(position, PublishRejected(f"broker nacked message {message_id}"))
             elif message.mandatory and message_id in self._returned:
                 self._returned.discard(message_id)
-                handle.fail(PublishRejected(f"unroutable: no queue {message.routing_key!r}"))
+                handle.settle(position, Unroutable(f"unroutable: no queue for {message.routing_key!r}"))
             else:
-                handle.confirm()
+                handle.settle(position, None)
             if handle.done():
                 self._forget(handle)
 
@@ -287,7 +343,7 @@ class ConfirmedPublisher:
             self._outstanding.discard(handle)
 
     def _fail_everything(self, error: BrokerError) -> None:
-        for handle, _message in self._unconfirmed.values():
+        for handle, _position, _message in self._unconfirmed.values():
             handle.fail(error)
         self._unconfirmed.clear()
         self._returned.clear()

@@ -32,12 +32,16 @@ import pika
 import pytest
 
 from harness import postgres as pg_harness
+from harness import rabbitmq
 from harness.identities import Identities
 from harness.polling import eventually
 from harness.processes import free_port
+from rabbitsync.amqp import RabbitBroker
 from rabbitsync.conventions import broker_username, routing_key
 from rabbitsync.events import CONTENT_TYPE, CloudEvent, Origin, encode
 from rabbitsync.topology import sidecar_contract as contract
+from rabbitsync.topology.unroutable import UnroutableTopology, unroutable_for
+from rabbitsync.transport import BrokerEndpoint
 
 HERE = Path(__file__).parent
 CLUSTER = "c1"
@@ -285,6 +289,8 @@ def service(
     topology = Topology(broker.amqp_url, f"rabbitsync.test.{uid}", identities)
     with channel(broker.amqp_url) as ch:
         ch.exchange_declare(topology.exchange, "topic", durable=True)
+    # As the operator does for a SyncBroker: what no subscription takes is kept (issue 10).
+    net = keep_unroutable_events(broker, topology.exchange)
     overrides = {
         "AMQP_URL": user_url(identities, PUBLISHING),
         "CLUSTER": CLUSTER,
@@ -299,6 +305,22 @@ def service(
         relay.stop_local_relay()
     with contextlib.suppress(Exception):  # a failed fault test may leave the broker half-there
         topology.delete()
+    with contextlib.suppress(Exception):
+        drop_unroutable_net(broker, net)
+
+
+def keep_unroutable_events(broker, exchange: str) -> UnroutableTopology:
+    """The operator's alternate exchange, queue and policy for ``exchange``."""
+    net = unroutable_for(exchange)
+    RabbitBroker(BrokerEndpoint(broker.amqp_url, broker.management_url)).keep_unroutable(net)
+    return net
+
+
+def drop_unroutable_net(broker, net: UnroutableTopology) -> None:
+    rabbitmq.management_request(broker.management_url, "DELETE", f"/api/policies/%2F/{net.policy}")
+    with channel(broker.amqp_url) as ch:
+        ch.queue_delete(net.queue)
+        ch.exchange_delete(net.alternate_exchange)
 
 
 # -- sidecar subprocesses ------------------------------------------------------------------------

@@ -105,7 +105,11 @@ def test_relay_dying_between_confirm_and_mark_resends_and_the_inbox_absorbs_it(s
     sidecar = sidecars(spec).wait_ready()
 
     settings = {**get_settings().__dict__}
-    overrides = {k.upper(): v for k, v in settings.items()} | {"RELAY_IN_PROCESS": False, "RELAY_LEASE": 2}
+    overrides = {k.upper(): v for k, v in settings.items()} | {
+        "RELAY_IN_PROCESS": False,
+        "RELAY_LEASE": 4,
+        "CONFIRM_TIMEOUT": 3,  # issue 10: a lease must outlast a publish
+    }
     with override_settings(RABBITSYNC=overrides):
         event = publish("svc.effect", {}, subject="dies-before-mark")
         dying = relay.OutboxRelay(get_settings(), sweep=False).start()
@@ -238,7 +242,9 @@ def test_relay_process_sigkilled_after_confirm_before_mark_resends_and_the_inbox
     with override_settings(RABBITSYNC=settings | {"RELAY_IN_PROCESS": False}), transaction.atomic():
         event = publish("svc.effect", {}, subject="killed-before-mark")
 
-    dying = sidecars(spec, command=[sys.executable, "relay_then_die.py"], RABBITSYNC_RELAY_LEASE="2")
+    dying = sidecars(
+        spec, command=[sys.executable, "relay_then_die.py"], RABBITSYNC_RELAY_LEASE="4", RABBITSYNC_CONFIRM_TIMEOUT="3"
+    )
     assert dying.process is not None
     assert dying.process.wait(30) == -signal.SIGKILL, dying.logs()
     assert f"published {event.id}" in dying.logs()

@@ -25,6 +25,7 @@ from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Observed
+from rabbitsync.topology.unroutable import UnroutableTopology
 
 NS = "shop"
 SETTINGS = OperatorSettings(cluster="east", delete_give_up_attempts=3)
@@ -49,6 +50,9 @@ class FailingBroker:
         raise self.error
 
     def delete_user(self, username: str) -> bool:
+        raise self.error
+
+    def keep_unroutable(self, spec: UnroutableTopology) -> str:
         raise self.error
 
 

@@ -15,7 +15,13 @@ def test_reachable_broker_gets_the_exchange_and_is_ready() -> None:
     outcome = scene.reconcile_broker()
     assert condition(outcome, "BrokerReachable") == ("True", "Connected")
     assert condition(outcome, "Ready") == ("True", "ExchangeReady")
-    assert scene.broker.exchanges == {"rabbitsync.events": "topic"}
+    # Issue 10: the exchange also gets its alternate exchange (by policy) for unroutable events.
+    assert scene.broker.exchanges == {"rabbitsync.events": "topic", "rabbitsync.events.unroutable": "fanout"}
+    assert "rabbitsync.events.unroutable" in scene.broker.queues
+    assert scene.broker.policies["rabbitsync.events.unroutable"]["definition"] == {
+        "alternate-exchange": "rabbitsync.events.unroutable"
+    }
+    assert "unroutable events kept in queue" in outcome.status["conditions"][-1]["message"]
     assert outcome.status["observedGeneration"] == 1 and outcome.temporary_failure is None
     again = scene.reconcile_broker(status=outcome.status)
     assert again.notes == [] and "present" in again.status["conditions"][-1]["message"]

@@ -1,0 +1,40 @@
+"""Puts the unroutable-event net in place on a real broker (see :mod:`rabbitsync.topology.unroutable`).
+
+The alternate exchange and its queue are declared over AMQP *before* the policy is set over the
+management API, so the policy never points the shared exchange at an exchange that does not exist
+yet (RabbitMQ would then drop what it cannot route, as if there were no policy). Every step is
+idempotent, so the two clusters' operators, and every resync, may run it as often as they like.
+"""
+
+from __future__ import annotations
+
+from rabbitsync.amqp.management import ManagementClient
+from rabbitsync.topology.unroutable import ALTERNATE_EXCHANGE_TYPE, UnroutableTopology
+from rabbitsync.transport import BrokerEndpoint, Timeouts, declarations
+
+CONNECTION_NAME = "rabbitsync-operator"
+
+
+def keep_unroutable(
+    endpoint: BrokerEndpoint, management: ManagementClient, spec: UnroutableTopology, timeouts: Timeouts
+) -> str:
+    """Declare the alternate exchange and queue, bind them, apply the policy; what is in effect, as a sentence.
+
+    Raises ``BrokerError`` subclasses.
+    """
+    with declarations(endpoint, name=CONNECTION_NAME, timeouts=timeouts) as broker:
+        broker.exchange_declare(spec.alternate_exchange, exchange_type=ALTERNATE_EXCHANGE_TYPE, durable=True)
+        broker.queue_declare(spec.queue, durable=True, arguments=dict(spec.queue_arguments))
+        broker.queue_bind(spec.queue, spec.alternate_exchange, routing_key="")
+    management.put_policy(spec.policy, spec.policy_body())
+    return in_effect(spec, management.exchange_policy(spec.exchange))
+
+
+def in_effect(spec: UnroutableTopology, policy: str | None) -> str:
+    """The sentence the SyncBroker's status shows for the policy found on the exchange."""
+    if policy == spec.policy:
+        return f"unroutable events kept in queue {spec.queue}"
+    return (
+        f"exchange {spec.exchange} is governed by policy {policy or '(none yet)'}, not {spec.policy}: "
+        "unroutable events stay in the publishers' outboxes until it is"
+    )
