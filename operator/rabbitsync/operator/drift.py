@@ -9,9 +9,11 @@ asking kopf through an annotation on them (``DRIFT_ANNOTATION``, whose change ru
 reconcile as a spec change), so the repair, its status, conditions and Events stay the per-object
 handler's, and a broker with nothing changed costs no reconcile at all.
 
-Subscriptions not verified yet are not the sweep's: their own retries (capped, jittered) carry
-them. A snapshot is a few seconds old at worst; a false alarm costs one reconcile that finds
-nothing to do.
+The same listing keeps the status counts fresh (queue depth, consumers, dead-lettered): a
+subscription whose counts differ from the listing's is reconciled too, so an idle broker costs
+nothing and only queues that moved cost a reconcile. Subscriptions not verified yet are not the
+sweep's: their own retries (capped, jittered) carry them. A snapshot is a few seconds old at worst;
+a false alarm costs one reconcile that finds nothing to do.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rabbitsync.amqp.snapshot import BrokerSnapshot
+from rabbitsync.amqp.sync import counts
 from rabbitsync.operator.kube import Cluster, KubeError
 from rabbitsync.operator.kube.indexes import BrokerIndex
 from rabbitsync.operator.outcome import ObjectView
@@ -36,6 +39,7 @@ from rabbitsync.operator.references import (
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription, topology_for
 from rabbitsync.topology.diff import diff
+from rabbitsync.topology.model import Observed, Topology
 from rabbitsync.transport.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,9 @@ SYNCED_BY_BROKER = "rabbitsync_synced_subscriptions_by_broker"
 DRIFT_ANNOTATION = "sweep.rabbitsync.io/drift-detected"
 """Set to the sweep's time on a drifted subscription. Outside the ``rabbitsync.io/`` prefix on purpose:
 kopf leaves its own storage prefix out of the changes it reacts to."""
+
+COUNTS = ("queueDepth", "consumers", "deadLettered")
+"""The status fields the listing also answers (``subscription.status_fields``)."""
 
 SyncedIndex = Mapping[str, Collection[Subscription]]
 RequestRepair = Callable[[str, str], None]
@@ -59,13 +66,14 @@ def synced_by_broker(body: Mapping[str, Any], **_: Any) -> dict[str, Subscriptio
     broker = spec.get("broker")
     if meta.get("deletionTimestamp") or not isinstance(broker, str) or not sub.previously_synced():
         return {}
-    # Detached from kopf's body (the index outlives the event); the status is not needed any more.
+    # Detached from kopf's body (the index outlives the event); of the status only the counts are compared.
+    kept = {key: sub.status[key] for key in COUNTS if key in sub.status}
     return {
         broker: Subscription(
             namespace=sub.namespace,
             name=sub.name,
             generation=sub.generation,
-            status={},
+            status=kept,
             raw_spec=copy.deepcopy(dict(spec)),
         )
     }
@@ -85,24 +93,38 @@ class SweepResult:
     checked: int
     drifted: tuple[tuple[str, str], ...]
     """(namespace, name) of every subscription whose topology differs from the listing."""
+    stale: tuple[tuple[str, str], ...] = ()
+    """(namespace, name) of every subscription whose status counts differ from the listing's."""
+
+    @property
+    def to_reconcile(self) -> tuple[tuple[str, str], ...]:
+        return self.drifted + self.stale
 
 
 def drifted(
     snapshot: BrokerSnapshot, subscriptions: Iterable[Subscription], settings: OperatorSettings, exchange: str
 ) -> SweepResult:
-    """Compare every subscription's desired topology with one listing. Pure."""
-    checked, found = 0, []
+    """Compare every subscription's desired topology and status counts with one listing. Pure."""
+    checked, found, stale = 0, [], []
     for sub in subscriptions:
         try:
             topology = topology_for(settings, sub, sub.spec(), exchange)
         except KubeError:  # a spec the model refuses was never verified: not the sweep's
             continue
         checked += 1
-        plan = diff(topology, snapshot.observed_for(topology.exchange, topology.main_queue.name))
+        observed = snapshot.observed_for(topology.exchange, topology.main_queue.name)
+        plan = diff(topology, observed)
         # Obsolete delay queues still holding messages are kept on purpose: not drift.
         if plan.declare_exchange or plan.declare_queues or plan.bind or plan.unbind:
             found.append((sub.namespace, sub.name))
-    return SweepResult(checked, tuple(found))
+        elif _counts(topology, observed) != {key: sub.status.get(key) for key in COUNTS}:
+            stale.append((sub.namespace, sub.name))
+    return SweepResult(checked, tuple(found), tuple(stale))
+
+
+def _counts(topology: Topology, observed: Observed) -> dict[str, int]:
+    found = counts(topology, observed)
+    return {"queueDepth": found["queue_depth"], "consumers": found["consumers"], "deadLettered": found["dead_lettered"]}
 
 
 def sweep_broker(
@@ -117,21 +139,34 @@ def sweep_broker(
 ) -> SweepResult:
     """One sweep of the SyncBroker ``broker`` (with ``operator_namespace``: of that ClusterSyncBroker).
 
-    A broker that cannot be resolved or reached is skipped: its own reconcile reports why, and the
-    subscriptions' conditions say so on their next reconcile.
+    A broker that cannot be resolved is skipped: its own reconcile reports why. A broker that fails
+    the listing asks every subscription for a reconcile, once: each then reports the outage in its
+    own conditions, stops being "verified" (so the next sweeps leave it alone) and retries on its
+    own jittered backoff until the broker is back.
     """
     subscriptions = list(subscriptions)
     if not subscriptions:
         return SweepResult(0, ())
     try:
         resolved = _resolve(cluster, broker, operator_namespace)
-        snapshot = brokers(resolved).snapshot()
     except (MissingReference, KubeError, BrokerError) as e:
         log.info("drift sweep of %s skipped: %s", broker.name, e)
         return SweepResult(0, ())
-    result = drifted(snapshot, subscriptions, settings, resolved.exchange)
+    try:
+        snapshot = brokers(resolved).snapshot()
+    except BrokerError as e:
+        log.info(
+            "drift sweep of %s: listing failed (%s), reconciling its %d subscriptions",
+            broker.name,
+            e,
+            len(subscriptions),
+        )
+        result = SweepResult(0, tuple((s.namespace, s.name) for s in subscriptions))
+    else:
+        result = drifted(snapshot, subscriptions, settings, resolved.exchange)
     for namespace, name in result.drifted:
         log.info("drift sweep of %s: %s/%s differs from the broker, reconciling it", broker.name, namespace, name)
+    for namespace, name in result.to_reconcile:
         request_repair(namespace, name)
     return result
 
