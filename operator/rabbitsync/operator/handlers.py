@@ -192,7 +192,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     kopf.index(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id=drift.SYNCED_BY_BROKER)(
         drift.synced_by_broker
     )
-    pool = ConnectionPool()
+    pool = ConnectionPool(per_broker=settings.broker_connections)
     brokers = _broker_factory(pool)
     # Closed when the operator stops: the broker sees the connections end instead of timing them out.
     kopf.on.cleanup(registry=registry, id="close-connections")(lambda **_: pool.close())

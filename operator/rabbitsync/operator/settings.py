@@ -37,6 +37,10 @@ class OperatorSettings:
     """Interval of each subscription's own resync, which refreshes its status counts
     (``RABBITSYNC_REFRESH_SECONDS``): rare, since the sweep finds drift for all of them at once."""
 
+    broker_connections: int = 1
+    """AMQP connections the operator keeps per broker (``RABBITSYNC_BROKER_CONNECTIONS``): one is
+    enough once converged; a few more declare a burst of new subscriptions' queues in parallel."""
+
     max_backoff_seconds: float = 300.0
     """Cap of the exponential retry delay after a failed reconcile (``RABBITSYNC_MAX_BACKOFF_SECONDS``),
     so a broker down for an hour is polled every 5 minutes at most, not hammered."""
@@ -88,6 +92,7 @@ class OperatorSettings:
             namespaces=namespaces,
             resync_seconds=_positive(env, "RABBITSYNC_RESYNC_SECONDS", 30.0),
             refresh_seconds=_positive(env, "RABBITSYNC_REFRESH_SECONDS", 600.0),
+            broker_connections=int(_positive(env, "RABBITSYNC_BROKER_CONNECTIONS", 1)),
             max_backoff_seconds=_positive(env, "RABBITSYNC_MAX_BACKOFF_SECONDS", 300.0),
             delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 3)),
             log_format=log_format,

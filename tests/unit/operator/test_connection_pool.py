@@ -113,3 +113,26 @@ def test_threads_share_one_connection_one_at_a_time() -> None:
     for t in threads:
         t.join()
     assert pool.opened == 1 and overlaps == [False] * 20
+
+
+def test_per_broker_bounds_the_connections_used_at_once() -> None:
+    opener = Opener()
+    pool = ConnectionPool(per_broker=2, opener=opener)
+    lock = threading.Lock()
+    busy: list[int] = [0]
+    peak: list[int] = [0]
+
+    def work(connection: Any) -> None:
+        with lock:
+            busy[0] += 1
+            peak[0] = max(peak[0], busy[0])
+        time.sleep(0.01)
+        with lock:
+            busy[0] -= 1
+
+    threads = [threading.Thread(target=lambda: pool.run(EAST, Timeouts(), work)) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] <= 2 and pool.opened <= 2
