@@ -39,6 +39,9 @@ worker_class = "gthread"
 worker_tmp_dir = "/dev/shm"
 # Rows a stopped worker's relay had not sent yet are the sidecar's relay sweep's: nothing to drain.
 timeout = 60
+# No runtime control socket (gunicorn >= 25.1 opens one under $HOME, read-only in the pod): the pod
+# is managed by Kubernetes, not by ``gunicornc``.
+control_socket_disable = True
 # One log line per request would cost more than the request at the rates the benchmark offers.
 accesslog = None
 errorlog = "-"

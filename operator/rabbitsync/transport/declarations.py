@@ -16,6 +16,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbitsync.transport.endpoint import BrokerEndpoint, Timeouts
+from rabbitsync.transport.errors import BrokerUnreachable
 from rabbitsync.transport.parameters import connection_parameters
 from rabbitsync.transport.session import connect
 from rabbitsync.transport.translation import IO_ERRORS, translated
@@ -45,7 +46,13 @@ class Declarations:
 
     def ping(self) -> None:
         """Answer heartbeats and notice a connection the broker closed while it sat idle (raises)."""
-        _call(self._connection.process_data_events, time_limit=0)
+        # pika raises a bare ValueError from its closed ioloop when asked to process a closed connection.
+        try:
+            if not self._connection.is_open:
+                raise ValueError("closed")
+            _call(self._connection.process_data_events, time_limit=0)
+        except ValueError as e:
+            raise BrokerUnreachable("the kept connection was closed") from e
         if not self._channel.is_open:
             self.reopen()
 
