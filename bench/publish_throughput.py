@@ -78,11 +78,14 @@ def pipelined(url: str, queue: str, n: int, batch: int = 500) -> None:
 def measure(name: str, run: Callable[[str, str, int], None], url: str, n: int) -> float:
     queue = f"bench.{uuid.uuid4().hex[:8]}"
     connection = pika.BlockingConnection(_parameters(url))
-    channel = connection.channel()
-    channel.queue_declare(queue, durable=True)
+    connection.channel().queue_declare(queue, durable=True)
+    # Not kept open across the run: on a loaded machine its unserviced heartbeats got it reset.
+    connection.close()
     started = time.perf_counter()
     run(url, queue, n)
     elapsed = time.perf_counter() - started
+    connection = pika.BlockingConnection(_parameters(url))
+    channel = connection.channel()
     depth = channel.queue_declare(queue, passive=True).method.message_count
     channel.queue_delete(queue)
     connection.close()

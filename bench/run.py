@@ -51,7 +51,7 @@ def machine() -> dict[str, Any]:
 
 def _met(value: float | None, target: float, op: str) -> str:
     if value is None:
-        return "NOT MET (timed out)"
+        return "not measured (timed out)"
     return "met" if (value <= target if op == "<=" else value < target) else "NOT MET"
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rabbitsync.amqp.port import Broker
 from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.amqp.sync import counts
 from rabbitsync.operator.kube import Cluster, KubeError
@@ -140,9 +141,10 @@ def sweep_broker(
     """One sweep of the SyncBroker ``broker`` (with ``operator_namespace``: of that ClusterSyncBroker).
 
     A broker that cannot be resolved is skipped: its own reconcile reports why. A broker that fails
-    the listing asks every subscription for a reconcile, once: each then reports the outage in its
-    own conditions, stops being "verified" (so the next sweeps leave it alone) and retries on its
-    own jittered backoff until the broker is back.
+    the listing and a small probe is down: every subscription is asked for a reconcile, once; each
+    then reports the outage in its own conditions, stops being "verified" (so the next sweeps leave
+    it alone) and retries on its own jittered backoff until the broker is back. One that fails only
+    the listing is slow, and is left alone until the next sweep.
     """
     subscriptions = list(subscriptions)
     if not subscriptions:
@@ -152,15 +154,16 @@ def sweep_broker(
     except (MissingReference, KubeError, BrokerError) as e:
         log.info("drift sweep of %s skipped: %s", broker.name, e)
         return SweepResult(0, ())
+    client = brokers(resolved)
     try:
-        snapshot = brokers(resolved).snapshot()
+        snapshot = client.snapshot()
     except BrokerError as e:
-        log.info(
-            "drift sweep of %s: listing failed (%s), reconciling its %d subscriptions",
-            broker.name,
-            e,
-            len(subscriptions),
-        )
+        if _answers(client, resolved.exchange):
+            # Slow, not down (the listing of thousands of queues timed out): asking every subscription
+            # to reconcile now would only pile more calls on it. The next sweep tries again.
+            log.warning("drift sweep of %s: listing failed (%s), the broker answers otherwise: skipped", broker.name, e)
+            return SweepResult(0, ())
+        log.info("drift sweep of %s: broker unreachable (%s), reconciling its subscriptions", broker.name, e)
         result = SweepResult(0, tuple((s.namespace, s.name) for s in subscriptions))
     else:
         result = drifted(snapshot, subscriptions, settings, resolved.exchange)
@@ -169,6 +172,18 @@ def sweep_broker(
     for namespace, name in result.to_reconcile:
         request_repair(namespace, name)
     return result
+
+
+_PROBE_QUEUE = "rabbitsync.~sweep-probe"
+"""A queue name no subscription can have (names are DNS labels): observing it costs one small answer."""
+
+
+def _answers(client: Broker, exchange: str) -> bool:
+    try:
+        client.observe(exchange, _PROBE_QUEUE)
+    except BrokerError:
+        return False
+    return True
 
 
 def _resolve(cluster: Cluster, broker: ObjectView, operator_namespace: str | None) -> ResolvedBroker:

@@ -128,3 +128,16 @@ def test_moved_counts_are_refreshed_by_a_reconcile_idle_ones_cost_nothing() -> N
     scene.broker.queues[naming.queue_name("east", NS, "orders-1")].messages = 4
     result, requested = _sweep(scene, subs)
     assert (result.drifted, result.stale, requested) == ((), ((NS, "orders-1"),), [(NS, "orders-1")])
+
+
+def test_a_slow_listing_on_a_broker_that_answers_asks_nothing() -> None:
+    """The listing of thousands of queues timed out on a loaded broker: no fan-out of reconciles onto it."""
+    scene = Scene.ready()
+    subs = _synced(scene, 3)
+
+    def slow() -> BrokerSnapshot:
+        raise BrokerUnreachable("timed out")
+
+    scene.broker.snapshot = slow  # type: ignore[method-assign]
+    result, requested = _sweep(scene, subs)
+    assert (result.checked, requested) == (0, [])
