@@ -4,7 +4,7 @@
 # services. Entrypoints (the manifests set command and workingDir explicitly; none relies on CMD):
 #
 #   operator   rabbitsync-operator                                      (manifests/operator)
-#   service    python manage.py runserver <ip>:8000 --noreload           workingDir /app/services/<svc>
+#   service    python -m gunicorn -c python:common.serving <svc>.wsgi     workingDir /app/services/<svc>
 #   migrations python manage.py migrate --noinput                        same workingDir (initContainer)
 #   sidecar    python manage.py rabbitsync_sidecar                      same workingDir (the operator injects it)
 #
@@ -23,9 +23,9 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY constraints.txt pyproject.toml README.md ./
 COPY operator ./operator
-# psycopg[binary] (the `postgres` extra) lets services use DATABASE_URL=postgres://...
-# Every dependency has a wheel for amd64 and arm64: no compiler in the image.
-RUN /opt/venv/bin/pip install ".[postgres]" \
+# psycopg[binary] (the `postgres` extra) lets services use DATABASE_URL=postgres://...; gunicorn (the
+# `services` extra) serves them. Every dependency has a wheel for amd64 and arm64: no compiler in the image.
+RUN /opt/venv/bin/pip install ".[postgres,services]" \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 # -- runtime ------------------------------------------------------------------------------------------

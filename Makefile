@@ -17,7 +17,7 @@ help: ## Show this help
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,postgres]'
+	$(PY) -m pip install -q -e '.[dev,postgres,services]'
 	touch $@
 
 .PHONY: venv
@@ -105,5 +105,5 @@ kind-e2e: venv ## On a machine with Docker: two kind clusters, the image loaded,
 
 ##@ Benchmarks (ratios in one run; never in timed tests)
 .PHONY: bench
-bench: venv ## Publish throughput: the seed's connection-per-publish vs confirm-each vs rabbitsync's pipelined relay
-	PYTHONPATH=hack $(PY) bench/publish_throughput.py
+bench: venv ## Issue-11 figures in one run (publish primitive, operator at scale): ratio table + JSON; BENCH_ARGS=--help
+	PYTHONPATH=hack:bench $(PY) bench/run.py $(BENCH_ARGS)

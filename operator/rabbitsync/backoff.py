@@ -6,7 +6,9 @@ at the bottom of the package (it imports nothing from rabbitsync), so the schedu
 
 Jitter matters for redialling: when the broker restarts, every sidecar of every service in both
 clusters loses its connection at the same instant; without jitter they would all come back in
-lockstep. Delay queues and operator requeues need no jitter: their schedule is part of a contract.
+lockstep. The same holds for the operator's requeues: a broker outage fails every subscription's
+reconcile at once, and 1,000 of them must not retry in the same second. Delay queues need no jitter:
+their schedule is part of a contract.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ def capped_exponential(step: int, initial: Number, cap: Number) -> Number:
     return min(initial * (1 << min(step, _MAX_DOUBLINGS)), cap)
 
 
+def jittered(ceiling: float, rng: Callable[[], float] = random.random) -> float:
+    """A delay drawn uniformly from the upper half of ``ceiling``: spread out, never below half of it."""
+    return ceiling / 2 + rng() * ceiling / 2
+
+
 class Backoff:
     """Successive delays of :func:`capped_exponential`, each drawn uniformly from its upper half."""
 
@@ -43,7 +50,7 @@ class Backoff:
         """The delay before the next attempt, seconds; each call doubles the ceiling up to the cap."""
         ceiling = capped_exponential(self._step, self._initial, self._cap)
         self._step = min(self._step + 1, _MAX_DOUBLINGS)
-        return ceiling / 2 + self._rng() * ceiling / 2
+        return jittered(ceiling, self._rng)
 
     def reset(self) -> None:
         """After a success: the next failure waits the shortest delay again."""

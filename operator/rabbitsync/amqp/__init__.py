@@ -2,9 +2,10 @@
 
 Connections, TLS and errors come from ``rabbitsync.transport``, re-exported here for the operator:
 pika and HTTP errors never leave this package, callers see ``rabbitsync.transport.errors`` only.
-Nothing connects at import; ``RabbitBroker`` connects per call.
+Nothing connects at import; ``RabbitBroker`` connects on use, through a ``ConnectionPool`` in the operator.
 """
 
+from rabbitsync.amqp.connections import ConnectionPool, Connections, OneShot
 from rabbitsync.amqp.fake import FakeBroker
 from rabbitsync.amqp.identity import BrokerUser, Permissions, TopicPermissions, UserLimits, rights_for
 from rabbitsync.amqp.port import ApplyOutcome, Broker
@@ -29,9 +30,12 @@ __all__ = [
     "BrokerError",
     "BrokerUnreachable",
     "BrokerUser",
+    "ConnectionPool",
+    "Connections",
     "FakeBroker",
     "InvalidEndpoint",
     "NotFound",
+    "OneShot",
     "Permissions",
     "PreconditionFailed",
     "RabbitBroker",

@@ -15,6 +15,7 @@ from typing import Any
 
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.port import ApplyOutcome
+from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.amqp.unroutable import in_effect
 from rabbitsync.topology import naming
 from rabbitsync.topology.diff import Plan
@@ -37,6 +38,10 @@ class FakeBroker:
     queues: dict[str, FakeQueue] = field(default_factory=dict)
     bindings: set[Binding] = field(default_factory=set)
     reachable: bool = True
+    snapshots: int = 0
+    """How many times ``snapshot`` listed everything, for asserting one listing per sweep."""
+    observations: int = 0
+    """How many times ``observe`` was called."""
     applied: list[Plan] = field(default_factory=list)
     """Every plan ``apply`` was called with, for asserting that nothing was done."""
     users: dict[str, BrokerUser] = field(default_factory=dict)
@@ -46,6 +51,7 @@ class FakeBroker:
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
         self._check_reachable()
+        self.observations += 1
         pattern = re.compile(naming.owned_queue_pattern(main_queue))
         ours = {
             name: ObservedQueue(name, dict(q.arguments), q.messages, q.consumers)
@@ -57,6 +63,15 @@ class FakeBroker:
             exchange=ObservedExchange(exchange, found, True) if found else None,
             queues=ours,
             bindings=frozenset(b for b in self.bindings if b.queue in ours),
+        )
+
+    def snapshot(self) -> BrokerSnapshot:
+        self._check_reachable()
+        self.snapshots += 1
+        return BrokerSnapshot(
+            exchanges={name: ObservedExchange(name, kind, True) for name, kind in self.exchanges.items()},
+            queues=[ObservedQueue(name, dict(q.arguments), q.messages, q.consumers) for name, q in self.queues.items()],
+            bindings=set(self.bindings),
         )
 
     def apply(self, plan: Plan) -> ApplyOutcome:

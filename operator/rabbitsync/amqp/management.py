@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from rabbitsync.amqp.identity import BrokerUser
+from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.topology import naming
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
 from rabbitsync.transport import (
@@ -35,7 +36,7 @@ _PAGE_SIZE = 500
 
 
 class ManagementClient:
-    """Observes one subscription's objects on one broker."""
+    """Observes one subscription's objects, or the whole vhost at once, on one broker; manages users."""
 
     def __init__(self, endpoint: BrokerEndpoint, timeouts: Timeouts | None = None) -> None:
         api = endpoint.management()
@@ -54,6 +55,20 @@ class ManagementClient:
             bindings |= self._bindings_to(name)
         return Observed(exchange=self._exchange(exchange), queues=queues, bindings=frozenset(bindings))
 
+    def snapshot(self) -> BrokerSnapshot:
+        """The whole vhost in three listings (exchanges, queues, bindings), for the drift sweep."""
+        exchanges = {
+            e["name"]: ObservedExchange(name=e["name"], type=e["type"], durable=bool(e["durable"]))
+            for e in self._get(f"/api/exchanges/{self._vhost}?{urlencode({'columns': 'name,type,durable'})}")
+        }
+        columns = "source,destination,destination_type,routing_key"
+        bindings = [
+            Binding(exchange=b["source"], queue=b["destination"], routing_key=b["routing_key"])
+            for b in self._get(f"/api/bindings/{self._vhost}?{urlencode({'columns': columns})}")
+            if b["source"] and b.get("destination_type", "queue") == "queue"
+        ]
+        return BrokerSnapshot(exchanges=exchanges, queues=self._queues(None), bindings=bindings)
+
     def _exchange(self, name: str) -> ObservedExchange | None:
         try:
             found = self._get(f"/api/exchanges/{self._vhost}/{quote(name, safe='')}")
@@ -61,20 +76,19 @@ class ManagementClient:
             return None
         return ObservedExchange(name=name, type=found["type"], durable=bool(found["durable"]))
 
-    def _queues(self, main_queue: str) -> list[ObservedQueue]:
-        pattern = naming.owned_queue_pattern(main_queue)
+    def _queues(self, main_queue: str | None) -> list[ObservedQueue]:
+        """The queues named after ``main_queue``; every queue of the vhost for ``None``."""
         found: list[ObservedQueue] = []
         page, pages = 1, 1
         while page <= pages:
-            query = urlencode(
-                {
-                    "page": page,
-                    "page_size": _PAGE_SIZE,
-                    "name": pattern,
-                    "use_regex": "true",
-                    "columns": "name,arguments,messages,consumers",
-                }
-            )
+            params: dict[str, str | int] = {
+                "page": page,
+                "page_size": _PAGE_SIZE,
+                "columns": "name,arguments,messages,consumers",
+            }
+            if main_queue is not None:
+                params |= {"name": naming.owned_queue_pattern(main_queue), "use_regex": "true"}
+            query = urlencode(params)
             body = self._get(f"/api/queues/{self._vhost}?{query}")
             pages = int(body.get("page_count", 1))
             for item in body.get("items", []):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rabbitsync.amqp.identity import BrokerUser
+from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Observed
 from rabbitsync.topology.unroutable import UnroutableTopology
@@ -29,6 +30,10 @@ class Broker(Protocol):
 
         Raises a ``rabbitsync.transport.errors.BrokerError``.
         """
+        ...
+
+    def snapshot(self) -> BrokerSnapshot:
+        """Every exchange, queue and queue binding of the vhost, for the drift sweep. Raises a ``BrokerError``."""
         ...
 
     def apply(self, plan: Plan) -> ApplyOutcome:

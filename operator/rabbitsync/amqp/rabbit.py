@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from rabbitsync.amqp.admin import BrokerAdmin
+from rabbitsync.amqp.connections import Connections
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.amqp.port import ApplyOutcome
+from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.amqp.unroutable import keep_unroutable
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Observed
@@ -14,16 +16,22 @@ from rabbitsync.transport import BrokerEndpoint, Timeouts
 
 
 class RabbitBroker:
-    """``Broker`` for one RabbitMQ endpoint. Cheap to build: connects only inside ``apply``/``observe``."""
+    """``Broker`` for one RabbitMQ endpoint. Cheap to build: connects only inside ``apply``/``observe``,
+    on a connection from ``connections`` (the operator's pool; a connection per plan without one)."""
 
-    def __init__(self, endpoint: BrokerEndpoint, timeouts: Timeouts | None = None) -> None:
+    def __init__(
+        self, endpoint: BrokerEndpoint, timeouts: Timeouts | None = None, connections: Connections | None = None
+    ) -> None:
         self._endpoint = endpoint
         self._timeouts = timeouts or Timeouts()
         self._management = ManagementClient(endpoint, timeouts)
-        self._admin = BrokerAdmin(endpoint, timeouts)
+        self._admin = BrokerAdmin(endpoint, timeouts, connections)
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
         return self._management.observe(exchange, main_queue)
+
+    def snapshot(self) -> BrokerSnapshot:
+        return self._management.snapshot()
 
     def apply(self, plan: Plan) -> ApplyOutcome:
         return self._admin.apply(plan)

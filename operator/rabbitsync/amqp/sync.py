@@ -57,7 +57,7 @@ def observe_and_sync(broker: Broker, desired: Topology, *, previously_synced: bo
         conflicts=tuple(c.describe() for c in remaining.conflicts),
         kept_not_empty=kept,
         verified=not unfinished and not remaining.conflicts,
-        **_counts(desired, observed),
+        **counts(desired, observed),
     )
 
 
@@ -93,7 +93,8 @@ def delete_topology(broker: Broker, desired: Topology) -> tuple[str, ...]:
     return tuple(plan.describe())
 
 
-def _counts(desired: Topology, observed: Observed) -> dict[str, int]:
+def counts(desired: Topology, observed: Observed) -> dict[str, int]:
+    """The main queue's depth and consumers and the DLQ's depth, as ``SyncResult`` fields."""
     main = observed.queues.get(desired.main_queue.name)
     dlq = observed.queues.get(desired.dead_letter_queue.name)
     return {

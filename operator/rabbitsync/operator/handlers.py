@@ -9,30 +9,41 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
+from rabbitsync.amqp.connections import ConnectionPool
 from rabbitsync.amqp.rabbit import RabbitBroker
 from rabbitsync.api.clustersyncbroker import RESOURCE as CLUSTER_BROKER
 from rabbitsync.api.meta import GROUP, VERSION
 from rabbitsync.api.syncbroker import RESOURCE as BROKER
 from rabbitsync.api.syncpublication import RESOURCE as PUBLICATION
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
+from rabbitsync.backoff import jittered
+from rabbitsync.operator import drift
 from rabbitsync.operator import reconcile as rc
 from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import cleanup
-from rabbitsync.operator.kube import ObjectRef, indexes
-from rabbitsync.operator.kube.api import ApiCluster
+from rabbitsync.operator.kube import KubeError, ObjectRef, indexes
+from rabbitsync.operator.kube.api import ApiCluster, annotate_subscription
 from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
 from rabbitsync.operator.publication import Publication, cleanup_publication, reconcile_publication
-from rabbitsync.operator.references import ResolvedBroker
+from rabbitsync.operator.references import BrokerFactory, ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription
 
+log = logging.getLogger(__name__)
 
-def _broker_factory(resolved: ResolvedBroker) -> RabbitBroker:
-    return RabbitBroker(resolved.endpoint)
+
+def _broker_factory(pool: ConnectionPool) -> BrokerFactory:
+    """Brokers whose AMQP connections come from ``pool``: one kept connection per broker."""
+
+    def broker(resolved: ResolvedBroker) -> RabbitBroker:
+        return RabbitBroker(resolved.endpoint, connections=pool)
+
+    return broker
 
 
 def _cluster(memo: kopf.Memo, kwargs: dict[str, Any]) -> ApiCluster:
@@ -63,10 +74,17 @@ Reconcile = Callable[[ApiCluster, dict[str, Any]], ReconcileOutcome]
 
 
 def _register_reconciler(
-    registry: kopf.OperatorRegistry, settings: OperatorSettings, plural: str, reconcile: Reconcile
+    registry: kopf.OperatorRegistry,
+    settings: OperatorSettings,
+    plural: str,
+    reconcile: Reconcile,
+    *,
+    resync_seconds: float,
+    repair_annotation: str | None = None,
 ) -> None:
-    """``reconcile`` on create/update/resume (temporary failures retried with capped backoff) and on a
-    resync timer (drift repair, fresh counts), always writing the outcome to the status and Events."""
+    """``reconcile`` on create/update/resume (temporary failures retried with capped, jittered backoff),
+    on a change of ``repair_annotation`` (the drift sweep's request) and on a resync timer (fresh
+    counts), always writing the outcome to the status and Events."""
     resource = (GROUP, VERSION, plural)
 
     def run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any]) -> ReconcileOutcome:
@@ -79,7 +97,8 @@ def _register_reconciler(
     def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
         outcome = run(body, patch, memo, kwargs)
         if outcome.temporary_failure is not None:
-            raise kopf.TemporaryError(outcome.temporary_failure, delay=rc.backoff_seconds(retry, settings))
+            # Jittered: a broker outage fails every subscription at once, and they must not retry in lockstep.
+            raise kopf.TemporaryError(outcome.temporary_failure, delay=jittered(rc.backoff_seconds(retry, settings)))
 
     def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         # Failures are already in the status, and the interval itself is the retry schedule: no raise.
@@ -91,13 +110,55 @@ def _register_reconciler(
         kopf.on.resume(*resource, registry=registry, id="reconcile"),
     ):
         decorator(on_change)
+    if repair_annotation is not None:
+        annotation = ("metadata", "annotations", repair_annotation)
+        kopf.on.update(*resource, field=annotation, registry=registry, id="repair")(on_change)
+    kopf.timer(*resource, interval=resync_seconds, initial_delay=resync_seconds, registry=registry, id="resync")(
+        on_timer
+    )
+
+
+def _register_sweep(
+    registry: kopf.OperatorRegistry,
+    settings: OperatorSettings,
+    plural: str,
+    brokers: BrokerFactory,
+    operator_namespace: str | None = None,
+) -> None:
+    """The drift sweep (``operator.drift``) of each broker object of ``plural``, every resync interval."""
+
+    def on_sweep(memo: kopf.Memo, **kwargs: Any) -> None:
+        broker = _view(kwargs)
+        subscriptions = drift.candidates(kwargs[drift.SYNCED_BY_BROKER], kwargs[indexes.SYNC_BROKERS], broker)
+        drift.sweep_broker(
+            broker,
+            _cluster(memo, kwargs),
+            brokers,
+            settings,
+            subscriptions,
+            _repair_requester(memo),
+            operator_namespace=operator_namespace,
+        )
+
     kopf.timer(
-        *resource,
+        GROUP,
+        VERSION,
+        plural,
         interval=settings.resync_seconds,
         initial_delay=settings.resync_seconds,
         registry=registry,
-        id="resync",
-    )(on_timer)
+        id="sweep",
+    )(on_sweep)
+
+
+def _repair_requester(memo: kopf.Memo) -> drift.RequestRepair:
+    def request(namespace: str, name: str) -> None:
+        try:
+            annotate_subscription(memo.api, namespace, name, {drift.DRIFT_ANNOTATION: datetime.now(UTC).isoformat()})
+        except KubeError as e:  # the next sweep asks again
+            log.warning("could not ask for a reconcile of %s/%s: %s", namespace, name, e)
+
+    return request
 
 
 Cleanup = Callable[[ApiCluster, dict[str, Any], int], CleanupOutcome]
@@ -111,7 +172,7 @@ def _register_cleanup(registry: kopf.OperatorRegistry, settings: OperatorSetting
         result = clean(cluster, kwargs, retry)
         cluster.post_events(ObjectRef.from_body(body), result.notes)
         if not result.done:
-            raise kopf.TemporaryError("cleanup failed", delay=rc.backoff_seconds(retry, settings))
+            raise kopf.TemporaryError("cleanup failed", delay=jittered(rc.backoff_seconds(retry, settings)))
 
     kopf.on.delete(GROUP, VERSION, plural, registry=registry, id="cleanup")(on_delete)
 
@@ -128,46 +189,58 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     kopf.index(GROUP, VERSION, CLUSTER_BROKER.plural, registry=registry, id=indexes.CLUSTER_SYNC_BROKERS)(
         indexes.sync_brokers
     )
+    kopf.index(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id=drift.SYNCED_BY_BROKER)(
+        drift.synced_by_broker
+    )
+    pool = ConnectionPool(per_broker=settings.broker_connections)
+    brokers = _broker_factory(pool)
+    # Closed when the operator stops: the broker sees the connections end instead of timing them out.
+    kopf.on.cleanup(registry=registry, id="close-connections")(lambda **_: pool.close())
     _register_reconciler(
         registry,
         settings,
         SUBSCRIPTION.plural,
-        lambda cluster, kw: rc.reconcile(_subscription(kw), cluster, _broker_factory, settings),
+        lambda cluster, kw: rc.reconcile(_subscription(kw), cluster, brokers, settings),
+        resync_seconds=settings.refresh_seconds,
+        repair_annotation=drift.DRIFT_ANNOTATION,
     )
     _register_reconciler(
         registry,
         settings,
         BROKER.plural,
-        lambda cluster, kw: reconcile_broker(_view(kw), cluster, _broker_factory),
+        lambda cluster, kw: reconcile_broker(_view(kw), cluster, brokers),
+        resync_seconds=settings.resync_seconds,
     )
     _register_reconciler(
         registry,
         settings,
         CLUSTER_BROKER.plural,
         lambda cluster, kw: reconcile_broker(
-            _view(kw), cluster, _broker_factory, operator_namespace=settings.operator_namespace
+            _view(kw), cluster, brokers, operator_namespace=settings.operator_namespace
         ),
+        resync_seconds=settings.resync_seconds,
     )
     _register_reconciler(
         registry,
         settings,
         PUBLICATION.plural,
-        lambda cluster, kw: reconcile_publication(_publication(kw), cluster, _broker_factory, settings),
+        lambda cluster, kw: reconcile_publication(_publication(kw), cluster, brokers, settings),
+        resync_seconds=settings.resync_seconds,
     )
+    _register_sweep(registry, settings, BROKER.plural, brokers)
+    _register_sweep(registry, settings, CLUSTER_BROKER.plural, brokers, settings.operator_namespace)
 
     _register_cleanup(
         registry,
         settings,
         SUBSCRIPTION.plural,
-        lambda cluster, kw, retry: cleanup(_subscription(kw), cluster, _broker_factory, settings, attempt=retry),
+        lambda cluster, kw, retry: cleanup(_subscription(kw), cluster, brokers, settings, attempt=retry),
     )
     _register_cleanup(
         registry,
         settings,
         PUBLICATION.plural,
-        lambda cluster, kw, retry: cleanup_publication(
-            _publication(kw), cluster, _broker_factory, settings, attempt=retry
-        ),
+        lambda cluster, kw, retry: cleanup_publication(_publication(kw), cluster, brokers, settings, attempt=retry),
     )
     # An explicit registry gets none of kopf's default login handlers: the same KUBECONFIG/in-cluster
     # credentials as the kubernetes client.

@@ -29,8 +29,17 @@ class OperatorSettings:
     """Namespaces to watch (``RABBITSYNC_NAMESPACES``, comma-separated); empty means cluster-wide."""
 
     resync_seconds: float = 30.0
-    """Interval of drift repair and status refresh (``RABBITSYNC_RESYNC_SECONDS``). 30 s bounds how long
-    an out-of-band deletion or a dead broker goes unreported, at one small management call per queue."""
+    """Interval of the drift sweep of each broker and of the brokers' and publications' own resync
+    (``RABBITSYNC_RESYNC_SECONDS``). 30 s bounds how long an out-of-band deletion or a dead broker goes
+    unreported, at one listing of the broker per sweep (``operator.drift``)."""
+
+    refresh_seconds: float = 600.0
+    """Interval of each subscription's own resync, which refreshes its status counts
+    (``RABBITSYNC_REFRESH_SECONDS``): rare, since the sweep finds drift for all of them at once."""
+
+    broker_connections: int = 1
+    """AMQP connections the operator keeps per broker (``RABBITSYNC_BROKER_CONNECTIONS``): one is
+    enough once converged; a few more declare a burst of new subscriptions' queues in parallel."""
 
     max_backoff_seconds: float = 300.0
     """Cap of the exponential retry delay after a failed reconcile (``RABBITSYNC_MAX_BACKOFF_SECONDS``),
@@ -82,6 +91,8 @@ class OperatorSettings:
             cluster=cluster,
             namespaces=namespaces,
             resync_seconds=_positive(env, "RABBITSYNC_RESYNC_SECONDS", 30.0),
+            refresh_seconds=_positive(env, "RABBITSYNC_REFRESH_SECONDS", 600.0),
+            broker_connections=int(_positive(env, "RABBITSYNC_BROKER_CONNECTIONS", 1)),
             max_backoff_seconds=_positive(env, "RABBITSYNC_MAX_BACKOFF_SECONDS", 300.0),
             delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 3)),
             log_format=log_format,

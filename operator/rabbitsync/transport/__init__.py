@@ -4,7 +4,7 @@ Used by the operator (``amqp``), the relay, the sidecar and the CLI. No pika, so
 leaves this package: callers see :mod:`rabbitsync.transport.errors` only. Nothing connects at import.
 """
 
-from rabbitsync.transport.declarations import Declarations, declarations
+from rabbitsync.transport.declarations import Declarations, declarations, open_declarations
 from rabbitsync.transport.endpoint import BrokerEndpoint, ManagementAPI, Timeouts
 from rabbitsync.transport.errors import (
     AccessRefused,
@@ -43,6 +43,7 @@ __all__ = [
     "connect",
     "connection_parameters",
     "declarations",
+    "open_declarations",
     "open_session",
     "tls_context",
     "translate",

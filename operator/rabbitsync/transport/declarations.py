@@ -7,6 +7,7 @@ and a passive declare to count messages. A broker error closes the channel it ha
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -15,8 +16,10 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbitsync.transport.endpoint import BrokerEndpoint, Timeouts
+from rabbitsync.transport.errors import BrokerUnreachable
+from rabbitsync.transport.parameters import connection_parameters
 from rabbitsync.transport.session import connect
-from rabbitsync.transport.translation import translated
+from rabbitsync.transport.translation import IO_ERRORS, translated
 
 T = TypeVar("T")
 
@@ -28,12 +31,36 @@ def declarations(endpoint: BrokerEndpoint, *, name: str, timeouts: Timeouts) -> 
         yield Declarations(connection)
 
 
+def open_declarations(endpoint: BrokerEndpoint, *, name: str, timeouts: Timeouts) -> Declarations:
+    """:class:`Declarations` on a connection the caller keeps (and ends with :meth:`Declarations.close`)."""
+    with translated():
+        return Declarations(pika.BlockingConnection(connection_parameters(endpoint, name=name, timeouts=timeouts)))
+
+
 class Declarations:
     """A connection and its current channel; a channel closed by a broker error is replaced on request."""
 
     def __init__(self, connection: pika.BlockingConnection) -> None:
         self._connection = connection
         self._channel: BlockingChannel = connection.channel()
+
+    def ping(self) -> None:
+        """Answer heartbeats and notice a connection the broker closed while it sat idle (raises)."""
+        # pika raises a bare ValueError from its closed ioloop when asked to process a closed connection.
+        try:
+            if not self._connection.is_open:
+                raise ValueError("closed")
+            _call(self._connection.process_data_events, time_limit=0)
+        except ValueError as e:
+            raise BrokerUnreachable("the kept connection was closed") from e
+        if not self._channel.is_open:
+            self.reopen()
+
+    def close(self) -> None:
+        """Close the connection, best effort: the broker may have dropped it already."""
+        with contextlib.suppress(*IO_ERRORS):
+            if self._connection.is_open:
+                self._connection.close()
 
     def reopen(self) -> None:
         """A new channel after the broker closed the current one (404, 406 ...)."""

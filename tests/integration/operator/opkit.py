@@ -115,7 +115,9 @@ class Kit:
     # --- Kubernetes objects -------------------------------------------------------------------------
 
     def create_secret(self, cluster: str, name: str = "rabbitmq", uri: str | None = None, **extra: str) -> None:
-        data = {"uri": uri or self.broker.amqp_url, **extra}
+        # The test broker's own management port: a private node (RABBITSYNC_BROKER_PRIVATE=1) is not on 15672.
+        default = {"uri": self.broker.amqp_url, "managementUri": self.broker.management_url}
+        data = {**({"uri": uri} if uri else default), **extra}
         self.core(cluster).create_namespaced_secret(
             self.namespace,
             client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data),

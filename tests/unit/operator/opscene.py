@@ -14,6 +14,7 @@ from typing import Any
 
 from rabbitsync.amqp import BrokerUser, FakeBroker
 from rabbitsync.amqp.port import ApplyOutcome, Broker
+from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import cleanup
 from rabbitsync.operator.kube.fake import FakeCluster
@@ -41,6 +42,9 @@ class FailingBroker:
     error: Exception
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
+        raise self.error
+
+    def snapshot(self) -> BrokerSnapshot:
         raise self.error
 
     def apply(self, plan: Plan) -> ApplyOutcome:

@@ -115,7 +115,17 @@ def test_services_are_wired_to_their_own_secret_their_code_and_their_declaration
         assert app["workingDir"] == f"/app/services/{name}"
         assert (ROOT / "services" / name / "manage.py").exists()
         assert (ROOT / "services" / name / package / "settings.py").exists()
-        assert app["command"][:3] == ["python", "manage.py", "runserver"]
+        # Served by gunicorn (issue 11), configured and sized from the environment by common/serving.py.
+        assert app["command"] == [
+            "python",
+            "-m",
+            "gunicorn",
+            "--config",
+            "python:common.serving",
+            f"{package}.wsgi:application",
+        ]
+        assert (ROOT / "services" / name / package / "wsgi.py").exists()
+        assert int(env["WEB_CONCURRENCY"]) >= 1 and int(env["WEB_THREADS"]) >= 1
         [migrate] = pod["initContainers"]
         assert (migrate["command"], migrate["workingDir"]) == (
             ["python", "manage.py", "migrate", "--noinput"],

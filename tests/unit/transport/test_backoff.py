@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rabbitsync.backoff import Backoff, capped_exponential
+from rabbitsync.backoff import Backoff, capped_exponential, jittered
 from rabbitsync.topology.retry import backoff_delays
 
 pytestmark = pytest.mark.unit
@@ -54,3 +54,9 @@ def test_jittered_delays_stay_in_the_upper_half_of_each_step() -> None:
 def test_backoff_needs_a_positive_initial_below_the_cap(initial: float, cap: float) -> None:
     with pytest.raises(ValueError):
         Backoff(initial=initial, cap=cap)
+
+
+def test_jittered_spreads_over_the_upper_half() -> None:
+    assert jittered(10.0, rng=lambda: 0.0) == 5.0
+    assert jittered(10.0, rng=lambda: 0.5) == 7.5
+    assert 5.0 <= jittered(10.0) <= 10.0

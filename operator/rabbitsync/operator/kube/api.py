@@ -20,8 +20,10 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from rabbitsync.api.clustersyncbroker import ClusterSyncBrokerSpec
+from rabbitsync.api.meta import GROUP, VERSION
 from rabbitsync.api.syncbroker import SyncBrokerSpec
 from rabbitsync.api.syncpublication import SyncPublicationSpec
+from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import sidecar_spec
 from rabbitsync.operator.kube import decode
@@ -190,3 +192,11 @@ def _message(e: ApiException) -> str:
     except (ValueError, AttributeError):
         message = None
     return str(message or e.reason or "")
+
+
+def annotate_subscription(api: client.ApiClient, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+    """Merge-patch ``annotations`` onto a SyncSubscription (the drift sweep's request for a reconcile)."""
+    with _translated("SyncSubscription", namespace, name, action="patch"):
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, SUBSCRIPTION.plural, name, {"metadata": {"annotations": dict(annotations)}}
+        )

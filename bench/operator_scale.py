@@ -1,0 +1,220 @@
+"""Operator at scale: N SyncSubscriptions in one namespace to Ready, drift repair, RSS and idle CPU.
+
+One kube-apiserver, one broker (``RABBITSYNC_BROKER_PRIVATE=1`` for a node of one's own), one operator
+process as ``make operators-up`` runs it, at the production resync interval (30 s). The subscriptions
+are spread over ten services (ten Deployments, the sidecar injected into each), created all at once;
+the figures are:
+
+- ``ready_s``: from the first create until every subscription's ``Ready`` is ``True``;
+- ``drift_repair_s``: from deleting one subscription's DLQ and one of its bindings on the broker until
+  both are back (the drift sweep's doing: each subscription's own resync is 10 minutes);
+- ``operator_rss_mb``: the operator's resident memory once converged;
+- ``idle_cpu_percent``: its CPU over a quiet window after convergence (one core = 100 %);
+- ``operator_connections``: AMQP connections the operator holds on the broker (one per broker).
+
+    RABBITSYNC_BROKER_PRIVATE=1 PYTHONPATH=hack .venv/bin/python bench/operator_scale.py [--subscriptions 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from harness import binaries, controlplane, operators, rabbitmq
+from rabbitsync.topology import naming
+
+NAMESPACE = "bench"
+GROUP, VERSION = "rabbitsync.io", "v1alpha1"
+EXCHANGE = "bench.events"
+SERVICES = 10
+
+
+def _deployment(name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    container = {"name": "app", "image": "bench:1", "command": ["sleep", "infinity"]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "annotations": {"rabbitsync.io/inject": "true"}},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+
+
+def _subscription(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SyncSubscription",
+        "metadata": {"name": f"sub-{i:04d}"},
+        "spec": {"service": f"svc-{i % SERVICES}", "events": [f"THING_{i}_CREATED"], "broker": "default"},
+    }
+
+
+def _ready_count(custom: client.CustomObjectsApi) -> int:
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "syncsubscriptions")["items"]
+    ready = 0
+    for item in items:
+        conditions = (item.get("status") or {}).get("conditions") or []
+        ready += any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return ready
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _wait(predicate: Any, timeout: float, step: float = 1.0) -> float | None:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(step)
+    return None
+
+
+def _drift(broker: rabbitmq.Broker, cluster: str) -> float | None:
+    """Delete sub-0000's DLQ and its binding; seconds until the operator restored both."""
+    vhost = "%2F"
+    queue = naming.queue_name(cluster, NAMESPACE, "sub-0000")
+    dlq = urllib.parse.quote(f"{queue}.dlq", safe="")
+    rabbitmq.management_request(broker.management_url, "DELETE", f"/api/queues/{vhost}/{dlq}")
+    bindings = rabbitmq.management_get(
+        broker.management_url, f"/api/bindings/{vhost}/e/{EXCHANGE}/q/{urllib.parse.quote(queue, safe='')}"
+    )
+    for b in bindings:  # type: ignore[attr-defined]
+        path = f"/api/bindings/{vhost}/e/{EXCHANGE}/q/{urllib.parse.quote(queue, safe='')}/{b['properties_key']}"
+        rabbitmq.management_request(broker.management_url, "DELETE", path)
+
+    def restored() -> bool:
+        names = {q["name"] for q in rabbitmq.management_get(broker.management_url, f"/api/queues/{vhost}?columns=name")}  # type: ignore[attr-defined]
+        again = rabbitmq.management_get(
+            broker.management_url, f"/api/bindings/{vhost}/e/{EXCHANGE}/q/{urllib.parse.quote(queue, safe='')}"
+        )
+        return f"{queue}.dlq" in names and bool(again)
+
+    return _wait(restored, 180)
+
+
+def _operator_connections(broker: rabbitmq.Broker) -> int:
+    found = rabbitmq.management_get(broker.management_url, "/api/connections?columns=client_properties")
+    return sum(1 for c in found if (c.get("client_properties") or {}).get("connection_name") == "rabbitsync-operator")  # type: ignore[union-attr]
+
+
+def _tolerant(measure: Any) -> Any:
+    """The figure, or None when the overloaded broker's management API timed out measuring it."""
+    try:
+        return measure()
+    except OSError as e:
+        print(f"  not measured: {e}", flush=True)
+        return None
+
+
+def run(subscriptions: int, idle_seconds: float, timeout: float, base: Path) -> dict[str, Any]:
+    broker = rabbitmq.start(base / "rabbitmq")
+    cluster = None
+    op = None
+    try:
+        cluster = controlplane.start("east", binaries.ensure_binaries(), base / "east", base / "east.kubeconfig")
+        api = config.new_client_from_config(config_file=cluster.kubeconfig)
+        op = operators.start(
+            "east", Path(cluster.kubeconfig), base / "operators", env={"RABBITSYNC_LOG_FORMAT": "text"}
+        )
+        core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+        data = {"uri": broker.amqp_url, "managementUri": broker.management_url}
+        core.create_namespaced_secret(
+            NAMESPACE, client.V1Secret(metadata=client.V1ObjectMeta(name="rabbitmq"), string_data=data)
+        )
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            NAMESPACE,
+            "syncbrokers",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "SyncBroker",
+                "metadata": {"name": "default"},
+                "spec": {"secretRef": {"name": "rabbitmq"}, "exchange": EXCHANGE},
+            },
+        )
+        for s in range(SERVICES):
+            apps.create_namespaced_deployment(NAMESPACE, _deployment(f"svc-{s}"))
+        started = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda i: custom.create_namespaced_custom_object(
+                        GROUP, VERSION, NAMESPACE, "syncsubscriptions", _subscription(i)
+                    ),
+                    range(subscriptions),
+                )
+            )
+        created_s = time.monotonic() - started
+        progress: list[tuple[float, int]] = []
+
+        def all_ready() -> bool:
+            progress.append((round(time.monotonic() - started, 1), _ready_count(custom)))
+            print(f"  {progress[-1][0]:7.1f}s  {progress[-1][1]}/{subscriptions} Ready", flush=True)
+            return progress[-1][1] == subscriptions
+
+        waited = _wait(all_ready, timeout, step=5.0)
+        ready_s = None if waited is None else time.monotonic() - started
+        pid = op.record.pid
+        # Let the last status writes and the first sweep pass before measuring quiet.
+        time.sleep(10)
+        cpu_before, quiet_started = _cpu_seconds(pid), time.monotonic()
+        time.sleep(idle_seconds)
+        idle_cpu = 100 * (_cpu_seconds(pid) - cpu_before) / (time.monotonic() - quiet_started)
+        rss = _rss_mb(pid)
+        connections = _tolerant(lambda: _operator_connections(broker))
+        drift_s = _tolerant(lambda: _drift(broker, "east"))
+        return {
+            "subscriptions": subscriptions,
+            "create_s": round(created_s, 1),
+            "ready_s": None if ready_s is None else round(ready_s, 1),
+            "ready_at_timeout": progress[-1][1] if progress else 0,
+            "drift_repair_s": None if drift_s is None else round(drift_s, 1),
+            "operator_rss_mb": round(rss, 1),
+            "idle_cpu_percent": round(idle_cpu, 2),
+            "idle_window_s": idle_seconds,
+            "operator_connections": connections,
+        }
+    finally:
+        if op is not None:
+            operators.stop(op, base / "operators")
+        if cluster is not None:
+            controlplane.stop(cluster)
+        rabbitmq.stop(broker)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscriptions", type=int, default=1000)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(run(args.subscriptions, args.idle_seconds, args.timeout, Path(tmp)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

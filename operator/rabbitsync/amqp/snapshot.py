@@ -1,0 +1,54 @@
+"""Everything one broker vhost holds, listed once, seen as many subscriptions' observations. Pure.
+
+The drift sweep compares every desired topology on a broker against one listing (exchanges, queues,
+bindings: three management calls, whatever the number of subscriptions) instead of observing each
+subscription on its own (an exchange, a queue list and a call per queue). Queues are grouped by
+the main queue they belong to once, so projecting one subscription costs a dictionary lookup, not
+a regex over every queue of the vhost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+
+# A queue's owner: its name without a delay queue's or the DLQ's suffix (the suffixes of
+# ``naming.owned_queue_pattern``, which the unit tests hold this to).
+_OWNER = re.compile(r"^(?P<main>.+?)(\.retry\.[0-9]+ms|\.dlq)?$")
+
+
+def owner_of(queue: str) -> str:
+    """The main queue ``queue`` belongs to (itself for a main queue)."""
+    found = _OWNER.match(queue)
+    return found.group("main") if found else queue
+
+
+@dataclass(frozen=True)
+class BrokerSnapshot:
+    """One vhost's exchanges, queues and queue bindings, as listed at one moment."""
+
+    exchanges: Mapping[str, ObservedExchange]
+    queues: Iterable[ObservedQueue]
+    bindings: Iterable[Binding]
+    _queues_by_owner: dict[str, dict[str, ObservedQueue]] = field(init=False, repr=False, compare=False)
+    _bindings_by_queue: dict[str, set[Binding]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_owner: dict[str, dict[str, ObservedQueue]] = defaultdict(dict)
+        for queue in self.queues:
+            by_owner[owner_of(queue.name)][queue.name] = queue
+        by_queue: dict[str, set[Binding]] = defaultdict(set)
+        for binding in self.bindings:
+            by_queue[binding.queue].add(binding)
+        object.__setattr__(self, "_queues_by_owner", dict(by_owner))
+        object.__setattr__(self, "_bindings_by_queue", dict(by_queue))
+
+    def observed_for(self, exchange: str, main_queue: str) -> Observed:
+        """What ``Broker.observe(exchange, main_queue)`` would have answered at the time of the listing."""
+        queues = self._queues_by_owner.get(main_queue, {})
+        bindings = frozenset(b for name in queues for b in self._bindings_by_queue.get(name, ()))
+        return Observed(exchange=self.exchanges.get(exchange), queues=dict(queues), bindings=bindings)

@@ -1,0 +1,143 @@
+"""The drift sweep: one listing per broker, every verified subscription compared, only the drifted reconciled."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from opscene import NS, SETTINGS, Scene
+
+from rabbitsync.amqp.snapshot import BrokerSnapshot, owner_of
+from rabbitsync.operator import drift
+from rabbitsync.operator.kube.indexes import IndexedBroker
+from rabbitsync.operator.outcome import ObjectView
+from rabbitsync.operator.subscription import Subscription
+from rabbitsync.topology import naming
+from rabbitsync.transport.errors import BrokerUnreachable
+
+pytestmark = pytest.mark.unit
+
+BROKER = ObjectView(NS, "default", 1, {})
+
+
+def _synced(scene: Scene, count: int) -> list[Subscription]:
+    """``count`` subscriptions reconciled to Ready, as the index holds them (status dropped)."""
+    subs = []
+    for i in range(count):
+        sub = scene.subscribe(f"orders-{i}")
+        outcome = scene.reconcile(sub)
+        body = _body(dataclasses.replace(sub, status=outcome.status))
+        [(broker, indexed)] = drift.synced_by_broker(body).items()
+        assert broker == "default"
+        subs.append(indexed)
+    return subs
+
+
+def _body(sub: Subscription, **meta: Any) -> dict[str, Any]:
+    metadata = {"namespace": sub.namespace, "name": sub.name, "generation": sub.generation, **meta}
+    return {"metadata": metadata, "spec": {"broker": "default", **sub.raw_spec}, "status": dict(sub.status)}
+
+
+def _sweep(scene: Scene, subs: list[Subscription]) -> tuple[drift.SweepResult, list[tuple[str, str]]]:
+    requested: list[tuple[str, str]] = []
+    result = drift.sweep_broker(
+        BROKER, scene.kube, scene.brokers, SETTINGS, subs, lambda ns, name: requested.append((ns, name))
+    )
+    return result, requested
+
+
+def test_one_listing_checks_every_subscription_and_flags_only_the_drifted() -> None:
+    scene = Scene.ready()
+    subs = _synced(scene, 50)
+    observed_before = scene.broker.observations
+
+    result, requested = _sweep(scene, subs)
+    assert (result.checked, requested) == (50, [])
+    assert scene.broker.snapshots == 1 and scene.broker.observations == observed_before, "no per-object observe"
+
+    main = naming.queue_name("east", NS, "orders-7")
+    del scene.broker.queues[f"{main}.dlq"]
+    scene.broker.bindings = {b for b in scene.broker.bindings if b.queue != naming.queue_name("east", NS, "orders-9")}
+    result, requested = _sweep(scene, subs)
+    assert requested == [(NS, "orders-7"), (NS, "orders-9")]
+    assert scene.broker.snapshots == 2
+
+
+def test_an_unreachable_broker_asks_every_subscription_to_report_it() -> None:
+    scene = Scene.ready()
+    subs = _synced(scene, 3)
+    scene.broker_error = BrokerUnreachable("down")
+    result, requested = _sweep(scene, subs)
+    assert requested == [(NS, "orders-0"), (NS, "orders-1"), (NS, "orders-2")]
+    assert result.checked == 0
+
+
+def test_no_subscriptions_no_listing() -> None:
+    scene = Scene.ready()
+    assert _sweep(scene, []) == (drift.SweepResult(0, ()), [])
+    assert scene.broker.snapshots == 0
+
+
+def test_only_verified_live_subscriptions_are_indexed() -> None:
+    scene = Scene.ready()
+    sub = scene.subscribe("orders")
+    assert drift.synced_by_broker(_body(sub)) == {}, "never verified"
+    verified = dataclasses.replace(sub, status=scene.reconcile(sub).status)
+    assert drift.synced_by_broker(_body(verified, deletionTimestamp="2026-11-30T00:00:00Z")) == {}
+    assert drift.synced_by_broker(_body(verified, generation=2)) == {}, "a new generation is not verified yet"
+    [indexed] = drift.synced_by_broker(_body(verified)).values()
+    assert (indexed.name, indexed.status) == ("orders", {"queueDepth": 0, "consumers": 0, "deadLettered": 0})
+
+
+def test_candidates_follow_reference_resolution() -> None:
+    mine = Subscription(NS, "a", 1, {}, {})
+    other_ns = Subscription("other", "b", 1, {}, {})
+    index = {"default": [mine, other_ns]}
+    assert drift.candidates(index, {}, BROKER) == [mine]
+    cluster_broker = ObjectView("", "default", 1, {})
+    # In NS a SyncBroker named "default" wins over the ClusterSyncBroker of that name.
+    brokers = {(NS, "default"): [IndexedBroker({}, deleting=False)]}
+    assert drift.candidates(index, brokers, cluster_broker) == [other_ns]
+
+
+@pytest.mark.parametrize(
+    "queue",
+    ["east.shop.orders", "east.shop.orders.retry.1000ms", "east.shop.orders.dlq", "east.shop.orders-v2.dlq"],
+)
+def test_owner_agrees_with_the_observation_pattern(queue: str) -> None:
+    import re
+
+    owner = owner_of(queue)
+    assert re.match(naming.owned_queue_pattern(owner), queue)
+
+
+def test_snapshot_projects_what_observe_sees() -> None:
+    scene = Scene.ready()
+    subs = _synced(scene, 2)
+    scene.broker.bindings.add(next(iter(scene.broker.bindings)).__class__("rabbitsync.events", "stray", "x"))
+    snapshot: BrokerSnapshot = scene.broker.snapshot()
+    for sub in subs:
+        main = naming.queue_name("east", NS, sub.name)
+        assert snapshot.observed_for("rabbitsync.events", main) == scene.broker.observe("rabbitsync.events", main)
+
+
+def test_moved_counts_are_refreshed_by_a_reconcile_idle_ones_cost_nothing() -> None:
+    scene = Scene.ready()
+    subs = _synced(scene, 3)
+    scene.broker.queues[naming.queue_name("east", NS, "orders-1")].messages = 4
+    result, requested = _sweep(scene, subs)
+    assert (result.drifted, result.stale, requested) == ((), ((NS, "orders-1"),), [(NS, "orders-1")])
+
+
+def test_a_slow_listing_on_a_broker_that_answers_asks_nothing() -> None:
+    """The listing of thousands of queues timed out on a loaded broker: no fan-out of reconciles onto it."""
+    scene = Scene.ready()
+    subs = _synced(scene, 3)
+
+    def slow() -> BrokerSnapshot:
+        raise BrokerUnreachable("timed out")
+
+    scene.broker.snapshot = slow  # type: ignore[method-assign]
+    result, requested = _sweep(scene, subs)
+    assert (result.checked, requested) == (0, [])
