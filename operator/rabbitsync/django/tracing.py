@@ -23,16 +23,19 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("rabbitsync_traceparent", default=None)
 
 try:  # optional: the library never needs it
-    from opentelemetry import propagate, trace
+    import opentelemetry.propagate
+    import opentelemetry.trace
+
+    _OTEL = True
 except ImportError:  # pragma: no cover - depends on the environment
-    propagate = trace = None
+    _OTEL = False
 
 
 def current_traceparent() -> str | None:
     """The trace context an event published now should carry, if any trace is active."""
-    if trace is not None:
+    if _OTEL:
         carrier: dict[str, str] = {}
-        propagate.inject(carrier)
+        opentelemetry.propagate.inject(carrier)
         if valid(carrier.get("traceparent")):
             return carrier["traceparent"]
     return _current.get()
@@ -62,13 +65,14 @@ def valid(traceparent: str | None) -> bool:
 
 
 def _span(event: CloudEvent, parent: str | None) -> contextlib.AbstractContextManager[Any]:
-    if trace is None:
+    if not _OTEL:
         return contextlib.nullcontext()
-    context = propagate.extract({"traceparent": parent}) if parent else None
-    span: contextlib.AbstractContextManager[Any] = trace.get_tracer("rabbitsync").start_as_current_span(
+    context = opentelemetry.propagate.extract({"traceparent": parent}) if parent else None
+    tracer = opentelemetry.trace.get_tracer("rabbitsync")
+    span: contextlib.AbstractContextManager[Any] = tracer.start_as_current_span(
         f"{event.type} process",
         context=context,
-        kind=trace.SpanKind.CONSUMER,
+        kind=opentelemetry.trace.SpanKind.CONSUMER,
         attributes={
             "messaging.system": "rabbitmq",
             "messaging.message.id": event.id,
