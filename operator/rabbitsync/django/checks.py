@@ -4,17 +4,19 @@ deploy time, with an id to look up, instead of at the first event.
 What is checked, and why each is an error or only a warning:
 
 - ``rabbitsync.E001`` the settings do not validate (a wrong type, an unknown key): nothing works.
-- ``rabbitsync.E002`` ``AMQP_URL`` is set but is no ``amqp://``/``amqps://`` URI with a host: the
-  relay and the sidecar could never connect (the message never shows the URI, it holds a password).
-- ``rabbitsync.E003`` a handler is registered for a type no event could carry (the grammar of
+- ``rabbitsync.E002`` a handler is registered for a type no event could carry (the grammar of
   :data:`rabbitsync.conventions.EventType`): it can never run.
-- ``rabbitsync.E004`` ``"rabbitsync.sidecar"`` is installed without ``"rabbitsync.django"`` or before
+- ``rabbitsync.E003`` ``"rabbitsync.sidecar"`` is installed without ``"rabbitsync.django"`` or before
   it: the sidecar builds on the library's models and handler discovery.
 - ``rabbitsync.W001`` ``CLUSTER`` or ``SERVICE`` is unset: ``publish()`` and the sidecar refuse to run.
 - ``rabbitsync.W002`` a subscribed type has no handler: its events go to the dead-letter queue.
 - ``rabbitsync.W003`` a handler's type is in no subscription (only checked where ``SUBSCRIPTIONS``
   is set, i.e. in the sidecar): it never runs, a typo or a missing SyncSubscription.
 - ``rabbitsync.W004`` the sidecar is installed but ``AMQP_URL`` is empty: events stay in the outbox.
+- ``rabbitsync.W005`` ``AMQP_URL`` is no usable ``amqp://``/``amqps://`` URI: the relay and the sidecar
+  can never connect (the message never shows the URI: it holds a password). A warning, not an error:
+  an error would stop every management command, and the sidecar refuses that URI at start anyway
+  with its own exit code (2) and message. ``manage.py check --fail-level WARNING`` makes it fatal.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def installed_apps(installed: list[str]) -> list[CheckMessage]:
             Error(
                 f"{_SIDECAR!r} needs {_LIBRARY!r} in INSTALLED_APPS, listed before it",
                 hint=f'INSTALLED_APPS = [..., "{_LIBRARY}", "{_SIDECAR}", ...]',
-                id="rabbitsync.E004",
+                id="rabbitsync.E003",
             )
         ]
     return []
@@ -76,7 +78,7 @@ def configuration(settings: Settings, *, sidecar: bool) -> list[CheckMessage]:
         try:
             endpoint(settings)
         except InvalidEndpoint as e:
-            messages.append(Error(f"RABBITSYNC AMQP_URL is unusable: {e}", id="rabbitsync.E002"))
+            messages.append(Warning(f"RABBITSYNC AMQP_URL is unusable: {e}", id="rabbitsync.W005"))
     elif sidecar:
         messages.append(
             Warning(
@@ -95,7 +97,7 @@ def handlers(settings: Settings, handlers: HandlerRegistry) -> list[CheckMessage
             _EVENT_TYPE.validate_python(event_type)
         except ValidationError:
             messages.append(
-                Error(f"handler for {event_type!r}: not a valid event type, it can never run", id="rabbitsync.E003")
+                Error(f"handler for {event_type!r}: not a valid event type, it can never run", id="rabbitsync.E002")
             )
     if not settings.subscriptions:
         return messages

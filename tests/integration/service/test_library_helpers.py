@@ -95,6 +95,6 @@ def test_system_checks_report_misconfiguration_by_id(library):
             return sorted(m.id for m in run_checks() if m.id and m.id.startswith("rabbitsync."))
 
     assert ids(**SETTINGS, AMQP_URL="amqp://u:p@127.0.0.1:5672/%2F") == []
-    assert ids(**SETTINGS, AMQP_URL="http://u:secret@broker/") == ["rabbitsync.E002"]
+    assert ids(**SETTINGS, AMQP_URL="http://u:secret@broker/") == ["rabbitsync.W005"]
     assert ids() == ["rabbitsync.W001", "rabbitsync.W004"]
     assert ids(NOT_A_SETTING=1) == ["rabbitsync.E001"]
