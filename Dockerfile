@@ -23,9 +23,11 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY constraints.txt pyproject.toml README.md ./
 COPY operator ./operator
-# psycopg[binary] (the `postgres` extra) lets services use DATABASE_URL=postgres://...; gunicorn (the
-# `services` extra) serves them. Every dependency has a wheel for amd64 and arm64: no compiler in the image.
-RUN /opt/venv/bin/pip install ".[postgres,services]" \
+# One image runs every part: the operator and the CLI (their extras pull kopf and kubernetes), the
+# sidecar and the example services (`django`, served by gunicorn: `services`). psycopg[binary] (the
+# `postgres` extra) lets services use DATABASE_URL=postgres://... Every dependency has a wheel for amd64
+# and arm64: no compiler in the image.
+RUN /opt/venv/bin/pip install ".[operator,django,cli,postgres,services]" \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 # -- runtime ------------------------------------------------------------------------------------------

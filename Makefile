@@ -23,6 +23,15 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: venv
 venv: $(VENV)/.installed ## Create the Python environment (.venv) with the package and dev tools
 
+# A second environment for the Django library alone: `rabbitsync[django]` on Django 4.2 LTS, without
+# the operator's extras (kopf, kubernetes), so its tests prove both the oldest Django and the split.
+VENV_DJANGO42 := .venv-django42
+$(VENV_DJANGO42)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV_DJANGO42)
+	$(VENV_DJANGO42)/bin/python -m pip install -q --upgrade pip
+	$(VENV_DJANGO42)/bin/python -m pip install -q -e '.[django,postgres,test]' 'Django>=4.2,<5.0'
+	touch $@
+
 ##@ Development environment (two local clusters + one RabbitMQ, no Docker)
 .PHONY: controlplane
 controlplane: venv ## Build etcd/kube-apiserver/kube-controller-manager from Go modules (cached)
@@ -89,6 +98,13 @@ test-integration: venv ## Integration tests (real kube-apiserver, real RabbitMQ)
 # builds the root with debootstrap and caches it in ~/.cache/rabbitsync/debian-trixie).
 BROKER_VERSION_TESTS := tests/integration/broker tests/integration/harness/test_broker.py \
 	tests/integration/harness/test_cluster.py tests/integration/tls/test_amqps.py
+
+# The Django library's own tests (unit and against a real broker and database), run by test-django42.
+LIBRARY_TESTS := tests/unit/service tests/unit/library tests/integration/service tests/integration/library
+
+.PHONY: test-django42
+test-django42: $(VENV_DJANGO42)/.installed ## The Django library's tests on Django 4.2 LTS, with only rabbitsync[django] installed
+	RABBITSYNC_LIBRARY_ONLY=1 $(VENV_DJANGO42)/bin/pytest $(LIBRARY_TESTS)
 
 .PHONY: test-broker-versions
 test-broker-versions: venv ## The broker integration tests (single node, cluster, TLS) on RabbitMQ 4.0 too

@@ -13,11 +13,19 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from kubernetes import client, config
 
-from harness import binaries, controlplane, environment, rabbitmq
+from harness import rabbitmq
+
+if TYPE_CHECKING:
+    from kubernetes import client
+
+    from harness import controlplane, environment
+
+# The clusters' modules (kubernetes, the control-plane harness) are imported where clusters are
+# started: the Django library's tests run in a venv without the operator's dependencies.
 
 TESTS = Path(__file__).parent
 LAYERS = ("unit", "integration", "e2e")
@@ -53,6 +61,8 @@ class ClusterHandle:
 
     @property
     def core(self) -> client.CoreV1Api:
+        from kubernetes import client
+
         return client.CoreV1Api(self.api)
 
 
@@ -84,6 +94,10 @@ class BrokerHandle:
 
 
 def _running_dev_env() -> environment.Environment | None:
+    try:
+        from harness import environment
+    except ImportError:  # the library's venv has no cluster dependencies, so no dev environment to reuse
+        return None
     env = environment.load()
     return env if env is not None and env.alive() else None
 
@@ -105,6 +119,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
 
 @pytest.fixture(scope="session")
 def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ClusterHandle]]:
+    from kubernetes import config
+
+    from harness import binaries, controlplane, environment
+
     dev = _running_dev_env()
     started: list[controlplane.Cluster] = []
     if dev is not None:
@@ -146,6 +164,8 @@ def uid() -> str:
 @pytest.fixture
 def namespace(clusters: dict[str, ClusterHandle], uid: str) -> Iterator[str]:
     """A fresh namespace of the same name in every cluster, deleted afterwards."""
+    from kubernetes import client
+
     name = f"t-{uid}"
     for handle in clusters.values():
         handle.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))

@@ -1,4 +1,5 @@
-"""Django app config: registers handlers found in installed apps once the registry is ready."""
+"""Django app config: registers handlers found in installed apps once the registry is ready, and the
+library's system checks (:mod:`rabbitsync.django.checks`)."""
 
 from django.apps import AppConfig
 
@@ -10,6 +11,9 @@ class RabbitSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from rabbitsync.django import handlers
+        from django.core.checks import Tags, register
 
+        from rabbitsync.django import checks, handlers
+
+        register(checks.check_rabbitsync, Tags.compatibility)
         handlers.autodiscover()

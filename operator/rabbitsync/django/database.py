@@ -5,6 +5,8 @@ defaults matter for the sidecar pattern: the web process and the sidecar write o
 (readers never block the writer), ``BEGIN IMMEDIATE`` (take the write lock up front instead of
 failing with "database is locked" on a lock upgrade) and a busy timeout are what make it work.
 ``synchronous=NORMAL`` is WAL's usual pairing: durable across process crashes, not power loss.
+Django 4.2 and 5.0 lack the ``init_command`` and ``transaction_mode`` options: there the engine is
+:mod:`rabbitsync.django.backends.sqlite3`, which adds them.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django
 
 _SQLITE_INIT = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+_SQLITE_ENGINE = "django.db.backends.sqlite3"
 
 
 def database_config(sqlite_path: str | Path, *, env_var: str = "DATABASE_URL") -> dict[str, Any]:
@@ -23,10 +27,16 @@ def database_config(sqlite_path: str | Path, *, env_var: str = "DATABASE_URL") -
     if url:
         # A plain dict, not dj_database_url's TypedDict: Django settings take any backend's keys.
         config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
-        if config["ENGINE"] == "django.db.backends.sqlite3":
+        if config["ENGINE"] == _SQLITE_ENGINE:
             config.setdefault("OPTIONS", {}).update(_sqlite_options())
+            config["ENGINE"] = sqlite_engine()
         return config
-    return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(sqlite_path), "OPTIONS": _sqlite_options()}
+    return {"ENGINE": sqlite_engine(), "NAME": str(sqlite_path), "OPTIONS": _sqlite_options()}
+
+
+def sqlite_engine(version: tuple[int, int] = (django.VERSION[0], django.VERSION[1])) -> str:
+    """Django's own SQLite engine from 5.1 on, which has the options we set; ours before."""
+    return _SQLITE_ENGINE if version >= (5, 1) else "rabbitsync.django.backends.sqlite3"
 
 
 def _sqlite_options() -> dict[str, Any]:

@@ -10,8 +10,9 @@ discovers ``admin.py``::
     def restaurant_created(event):
         ...
 
-A handler runs inside the transaction that records the event in the inbox; it must not catch and
-swallow database errors, and should keep non-database side effects idempotent.
+A type may have several handlers (in several apps): they run in registration order, all inside the
+transaction that records the event in the inbox. A handler must not catch and swallow database
+errors, and should keep non-database side effects idempotent.
 """
 
 from __future__ import annotations
@@ -23,27 +24,33 @@ from rabbitsync.events import CloudEvent
 Handler = Callable[[CloudEvent], None]
 
 
-class DuplicateHandler(Exception):
-    """Two handlers were registered for one event type."""
-
-
 class HandlerRegistry:
+    """Event type -> its handlers, in registration order.
+
+    Several handlers of one type (a projection here, a cache invalidation there) all run, in that
+    order, inside the one transaction that records the event in the inbox: all of them apply or none
+    does, and a redelivery runs none of them again.
+    """
+
     def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
+        self._handlers: dict[str, tuple[Handler, ...]] = {}
 
     def register(self, event_type: str, fn: Handler) -> Handler:
-        existing = self._handlers.get(event_type)
-        # Re-registering the same function (a module imported twice) is harmless; another one is a bug.
-        if existing is not None and _qualname(existing) != _qualname(fn):
-            raise DuplicateHandler(f"{event_type}: {_qualname(existing)} and {_qualname(fn)}")
-        self._handlers[event_type] = fn
+        by_name = {_qualname(h): h for h in self._handlers.get(event_type, ())}
+        # The same function again (a module imported twice) keeps its place and runs once.
+        by_name[_qualname(fn)] = fn
+        self._handlers[event_type] = tuple(by_name.values())
         return fn
 
-    def unregister(self, event_type: str) -> None:
-        self._handlers.pop(event_type, None)
+    def unregister(self, event_type: str, fn: Handler | None = None) -> None:
+        """Forget ``fn`` for ``event_type``, or every handler of it."""
+        kept = tuple(h for h in self._handlers.pop(event_type, ()) if fn is not None and h is not fn)
+        if kept:
+            self._handlers[event_type] = kept
 
-    def get(self, event_type: str) -> Handler | None:
-        return self._handlers.get(event_type)
+    def get(self, event_type: str) -> tuple[Handler, ...]:
+        """The handlers of ``event_type`` in registration order; empty when it has none."""
+        return self._handlers.get(event_type, ())
 
     def types(self) -> frozenset[str]:
         return frozenset(self._handlers)

@@ -1,8 +1,10 @@
-"""Applying one received event exactly once: the inbox row and the handler share a transaction.
+"""Applying one received event exactly once: the inbox row and the handlers share a transaction.
 
-If the handler raises, the inbox row is rolled back with its writes and the event can be retried.
-If it commits, a redelivery (the ack was lost, the sidecar was killed, the relay sent twice) finds
-the row and does nothing. The caller acks only after :func:`apply` returned.
+Every handler of the event's type runs, in registration order, in that one transaction, with the
+event's trace active (:mod:`rabbitsync.django.tracing`). If a handler raises, the inbox row is
+rolled back with all their writes and the event can be retried. If it commits, a redelivery (the
+ack was lost, the sidecar was killed, the relay sent twice) finds the row and does nothing. The
+caller acks only after :func:`apply` returned.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import enum
 
 from django.db import router, transaction
 
+from rabbitsync.django import tracing
 from rabbitsync.django.conf import Settings, get_settings
 from rabbitsync.django.handlers import HandlerRegistry, registry
 from rabbitsync.django.models import InboxMessage
@@ -41,8 +44,8 @@ def apply(event: CloudEvent, *, settings: Settings | None = None, handlers: Hand
     # Same service in the *other* cluster is not "own": that is how two clusters converge.
     if event.origin == settings.origin:
         return Outcome.OWN
-    fn = handlers.get(event.type)
-    if fn is None:
+    fns = handlers.get(event.type)
+    if not fns:
         raise NoHandler(f"no handler registered for event type {event.type!r}")
     db = router.db_for_write(InboxMessage)
     with transaction.atomic(using=db):
@@ -51,5 +54,7 @@ def apply(event: CloudEvent, *, settings: Settings | None = None, handlers: Hand
         )
         if not created:
             return Outcome.DUPLICATE
-        fn(event)
+        with tracing.handling(event):
+            for fn in fns:
+                fn(event)
     return Outcome.APPLIED

@@ -6,7 +6,7 @@ so nothing below depends on pika or Django.
 
 from rabbitsync.events.clock import VersionClock, default_clock
 from rabbitsync.events.codec import CONTENT_TYPE, MessageProperties, decode, encode, message_properties
-from rabbitsync.events.envelope import CloudEvent, Origin, new_event
+from rabbitsync.events.envelope import CloudEvent, ExtensionValue, Origin, new_event
 from rabbitsync.events.errors import EventError, InvalidEvent
 from rabbitsync.events.ordering import wins
 
@@ -14,6 +14,7 @@ __all__ = [
     "CONTENT_TYPE",
     "CloudEvent",
     "EventError",
+    "ExtensionValue",
     "InvalidEvent",
     "MessageProperties",
     "Origin",

@@ -12,3 +12,11 @@ class RabbitSyncSidecarConfig(AppConfig):
     # Not "sidecar": a label is global in a project, and a bare word invites a clash.
     label = "rabbitsync_sidecar"
     verbose_name = "rabbitsync sidecar"
+
+    def ready(self) -> None:
+        from django.core.checks import Tags, register
+
+        from rabbitsync.django.checks import check_rabbitsync
+
+        # Also here, so a project missing "rabbitsync.django" is told so (registering twice is harmless).
+        register(check_rabbitsync, Tags.compatibility)

@@ -9,7 +9,7 @@ import pytest
 
 from rabbitsync.backoff import Backoff
 from rabbitsync.django.conf import ImproperlyConfigured, resolve
-from rabbitsync.django.handlers import DuplicateHandler, HandlerRegistry
+from rabbitsync.django.handlers import HandlerRegistry
 from rabbitsync.sidecar import main as sidecar_main
 from rabbitsync.sidecar.logs import JsonFormatter, current_event_id
 
@@ -58,7 +58,7 @@ def test_backoff_grows_jittered_and_capped():
     assert round(low.next(), 3) == 0.05
 
 
-def test_registry_refuses_two_handlers_for_one_type():
+def test_registry_keeps_several_handlers_per_type_in_order_and_each_function_once():
     registry = HandlerRegistry()
 
     def first(event): ...
@@ -66,11 +66,15 @@ def test_registry_refuses_two_handlers_for_one_type():
     def second(event): ...
 
     registry.register("menu.updated", first)
+    registry.register("menu.updated", second)
     registry.register("menu.updated", first)  # same function again, e.g. module imported twice
-    with pytest.raises(DuplicateHandler):
-        registry.register("menu.updated", second)
-    assert registry.get("menu.updated") is first
+    assert registry.get("menu.updated") == (first, second)
+    assert registry.get("menu.created") == ()
     assert registry.types() == {"menu.updated"}
+    registry.unregister("menu.updated", first)
+    assert registry.get("menu.updated") == (second,)
+    registry.unregister("menu.updated")
+    assert registry.types() == frozenset()
 
 
 def test_log_lines_are_json_with_the_event_id():

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from rabbitsync.django import Reject, handler, lww_upsert
+from rabbitsync.django import Reject, handler, lww_upsert, publish, tracing
 from svcapp.models import Effect, Entity
 
 
@@ -51,3 +51,23 @@ def entity(event):
         version=event.version,
         source=event.source,
     )
+
+
+@handler("svc.fanout")
+def fanout_first(event):
+    Effect.objects.create(event_id=event.id, subject="first")
+
+
+@handler("svc.fanout")
+def fanout_second(event):
+    Effect.objects.create(event_id=event.id, subject="second")
+    if (event.data or {}).get("fail_second"):
+        raise RuntimeError("the second handler failed: the first one's write rolls back too")
+
+
+@handler("svc.traced")
+def traced(event):
+    """Records the trace active in the handler; publishes a follow-up that should join it."""
+    Effect.objects.create(event_id=event.id, subject=tracing.current_traceparent() or "")
+    if (event.data or {}).get("follow_up"):
+        publish("svc.effect", {}, subject="follow-up")

@@ -1,0 +1,1 @@
+"""Database backends of the library: only what an older supported Django lacks."""
