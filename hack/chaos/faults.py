@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chaos import lab as lab_
-from chaos import poison
+from chaos import poison, readiness
 from chaos.lab import APP_NAMESPACE, SYSTEM_NAMESPACE, Lab
 from chaos.schedule import Fault, Kind
 from harness import processes, rabbitmq
@@ -25,6 +25,8 @@ from harness import processes, rabbitmq
 log = logging.getLogger(__name__)
 
 BROKER_DOWN_S = 15.0
+BROKER_SHUTDOWN_S = 10.0
+"""A graceful stop's budget before the harness signals the node (a loaded 2-core machine needs >30 s otherwise)."""
 DATABASE_DOWN_S = 20.0
 """Longer than the sample retry schedule (1+2+4+8 s): an outage that outlasts the retries."""
 KILLED_SERVICE = {"east": "restaurant-menu", "west": "restaurant"}
@@ -37,7 +39,11 @@ class Record:
 
     done: list[tuple[float, Fault, str]] = field(default_factory=list)
     broker_outages: list[tuple[float, float]] = field(default_factory=list)
+    not_ready: dict[str, float] = field(default_factory=dict)
+    """Service pods a kubelet would have called NotReady during a broker outage: samples (about 1/s)."""
     poison: dict[str, poison.Poison] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    """Poison the broker itself refused (message id -> error): it never reached a consumer."""
 
 
 def inject(lab: Lab, fault: Fault, record: Record) -> str:
@@ -64,12 +70,19 @@ def _close_connections(lab: Lab, _fault: Fault, _record: Record) -> str:
 
 def _restart_broker(lab: Lab, _fault: Fault, record: Record) -> str:
     broker = lab.env.broker
+    watch = readiness.Watch(lab.directory, lab.kubeconfigs, APP_NAMESPACE)
+    watch.start()
     began = time.monotonic()
-    rabbitmq.stop(broker)
-    time.sleep(BROKER_DOWN_S)
-    rabbitmq.launch(broker)
-    ended = time.monotonic()
-    record.broker_outages.append((began, ended))
+    try:
+        rabbitmq.stop(broker, shutdown_timeout=BROKER_SHUTDOWN_S)
+        time.sleep(BROKER_DOWN_S)
+        rabbitmq.launch(broker)
+    finally:
+        ended = time.monotonic()
+        watch.stop()
+        record.broker_outages.append((began, ended))
+        for key, samples in watch.not_ready.items():
+            record.not_ready[key] = record.not_ready.get(key, 0.0) + samples
     return f"broker {broker.node} down {ended - began:.1f}s"
 
 
@@ -113,10 +126,18 @@ def _database_outage(lab: Lab, fault: Fault, _record: Record) -> str:
 
 
 def _publish_poison(lab: Lab, _fault: Fault, record: Record) -> str:
-    made = poison.batch()
-    poison.publish(poison.publisher_uri(lab.kubeconfigs[poison.PUBLISHER[0]]), made)
-    record.poison.update({p.message_id: p for p in made})
-    return "published " + ", ".join(p.what for p in made)
+    uri = poison.publisher_uri(lab.kubeconfigs[poison.PUBLISHER[0]])
+    notes = []
+    for made in poison.batch():
+        # Recorded before publishing: a publish whose confirm was lost may still have reached a queue.
+        record.poison[made.message_id] = made
+        try:
+            poison.publish(uri, [made])
+            notes.append(made.what)
+        except Exception as e:  # the broker refusing one is a finding, the others still go out
+            record.refused[made.message_id] = f"{type(e).__name__}: {e}"
+            notes.append(f"{made.what} REFUSED by the broker ({record.refused[made.message_id]})")
+    return "published " + ", ".join(notes)
 
 
 INJECTORS: dict[Kind, Callable[[Lab, Fault, Record], str]] = {

@@ -182,7 +182,7 @@ def judge(
         "; ".join(f"{t}: {len(p)} rows differ, e.g. {p[0]}" for t, p in snap.diverged.items()),
     )
     verdict.check("every outbox row sent", not snap.unsent, f"{snap.unsent} unsent")
-    sent = {message_id: p.what for message_id, p in record.poison.items()}
+    sent = {message_id: p.what for message_id, p in record.poison.items() if message_id not in record.refused}
     missing = accounting.undead_poison(sent, dead)
     verdict.check(
         "every poison message dead-lettered with its reason",
@@ -197,10 +197,15 @@ def judge(
         f"{tried} writes during {len(record.broker_outages)} outage(s), {len(refused)} refused"
         + (f" (statuses {dict(Counter(a.status for a in refused))})" if refused else ""),
     )
+    verdict.check(
+        "service pods stayed Ready (by their own readiness probes) through the broker outage",
+        bool(record.broker_outages) and not record.not_ready,
+        "; ".join(f"{key} NotReady in {samples:.0f} samples" for key, samples in sorted(record.not_ready.items())),
+    )
     verdict.check("no finalizer stuck", not stuck, "; ".join(stuck))
     failed = [note for _, _, note in record.done if note.startswith("INJECTION FAILED")]
     verdict.check("every fault injected", not failed, "; ".join(failed))
-    other = Counter(d.reason or "(no reason)" for d in dead if d.message_id not in sent)
+    other = Counter(d.reason or "(no reason)" for d in dead if d.message_id not in record.poison)
     verdict.lines.append(f"INFO dead letters other than the poison: {dict(other) or 'none'}")
     return verdict
 
