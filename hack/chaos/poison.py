@@ -4,7 +4,10 @@ Each one is something no consumer can or should apply, so the contract is that i
 dead-letter queue with a reason and that no consumer stops on it:
 
 - ``invalid-json``: a body that is not JSON at all;
-- ``nan-header``: a well-formed event whose AMQP headers hold a double NaN (pika cannot decode it);
+- ``nan-header``: a well-formed event whose AMQP headers hold a double NaN (pika cannot decode it;
+  RabbitMQ's own parser may refuse it first, which the suite reports as refused by the broker);
+- ``bad-timestamp-header``: a well-formed event with a header timestamp of 2^62 s, past any
+  ``datetime`` (pika cannot decode it either, and the broker passes it on as a plain 64-bit value);
 - ``huge-body``: a well-formed event of 10 MB;
 - ``forged-version``: a well-formed event claiming version 2^63-1, which would win every
   last-writer-wins comparison for ever after.
@@ -65,10 +68,25 @@ def _event(message_id: str, subject: str, version: int, padding: int = 0) -> byt
     return json.dumps(event).encode()
 
 
+class OutOfRangeTimestamp(int):
+    """A header timestamp (AMQP ``T``) no ``datetime`` can hold: pika's decoder raises on it."""
+
+
+KINDS = ("invalid-json", "nan-header", "bad-timestamp-header", "huge-body", "forged-version")
+
+
+def _headers(what: str) -> dict[str, object]:
+    if what == "nan-header":
+        return {"x-chaos-nan": float("nan")}
+    if what == "bad-timestamp-header":
+        return {"x-chaos-time": OutOfRangeTimestamp(2**62)}
+    return {}
+
+
 def batch() -> list[Poison]:
     """One of each kind, with fresh ids and subjects."""
     made = []
-    for what in ("invalid-json", "nan-header", "huge-body", "forged-version"):
+    for what in KINDS:
         message_id, subject = f"chaos-poison-{what}-{uuid.uuid4().hex[:12]}", str(uuid.uuid4())
         version = FORGED_VERSION if what == "forged-version" else 1
         padding = HUGE_BYTES if what == "huge-body" else 0
@@ -77,8 +95,7 @@ def batch() -> list[Poison]:
             if what == "invalid-json"
             else _event(message_id, subject, version, padding)
         )
-        headers: dict[str, object] = {"x-chaos-nan": float("nan")} if what == "nan-header" else {}
-        made.append(Poison(what, message_id, subject, body, headers))
+        made.append(Poison(what, message_id, subject, body, _headers(what)))
     return made
 
 
@@ -94,6 +111,9 @@ def _encode_value(pieces: list[bytes], value: object) -> int:
     """pika's header encoder, plus the AMQP double it lacks: a NaN must reach the wire as another client sends it."""
     if isinstance(value, float):
         pieces.append(struct.pack(">cd", b"d", value))
+        return 9
+    if isinstance(value, OutOfRangeTimestamp):
+        pieces.append(struct.pack(">cQ", b"T", int(value)))
         return 9
     return int(_pika_encode_value(pieces, value))
 
