@@ -11,6 +11,7 @@ import argparse
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -227,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
             len(stream.attempts),
             wrote - began,
         )
-        excluded = {p.subject for p in record.poison.values()}
+        # Rows are keyed by the normalised id (a UUID's hex), the poison by its subject.
+        excluded = {uuid.UUID(p.subject).hex for p in record.poison.values()}
         snap, converged_s, _ = settle(the_lab, excluded, args.settle)
         dead = [d for q in readback.dead_letter_queues(the_lab) for d in readback.dead_letters(the_lab, q)]
         verdict = judge(snap, stream, record, dead, readback.stuck_finalizers(the_lab))
