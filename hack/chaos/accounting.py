@@ -127,6 +127,9 @@ class DeadLetter:
     queue: str
     message_id: str
     reason: str
+    """The sidecar's ``x-rabbitsync-reason``; empty when the broker dead-lettered it by itself."""
+    broker_reason: str = ""
+    """The broker's ``x-first-death-reason`` (``delivery_limit``, ``rejected``, ``expired``...), if any."""
 
 
 def undead_poison(sent: Mapping[str, str], dead: Iterable[DeadLetter]) -> dict[str, str]:

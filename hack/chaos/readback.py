@@ -136,7 +136,14 @@ def dead_letters(lab: Lab, queue: str, limit: int = 100_000) -> list[DeadLetter]
     for message in messages:
         props = message.get("properties") or {}
         headers = props.get("headers") or {}
-        letters.append(DeadLetter(queue, str(props.get("message_id", "")), str(headers.get(REASON_HEADER, ""))))
+        letters.append(
+            DeadLetter(
+                queue,
+                str(props.get("message_id", "")),
+                str(headers.get(REASON_HEADER, "")),
+                str(headers.get("x-first-death-reason", "")),
+            )
+        )
     return letters
 
 

@@ -206,7 +206,9 @@ def judge(
     verdict.check("no finalizer stuck", not stuck, "; ".join(stuck))
     failed = [note for _, _, note in record.done if note.startswith("INJECTION FAILED")]
     verdict.check("every fault injected", not failed, "; ".join(failed))
-    other = Counter(d.reason or "(no reason)" for d in dead if d.message_id not in record.poison)
+    other = Counter(
+        d.reason or f"(none; broker: {d.broker_reason or '?'})" for d in dead if d.message_id not in record.poison
+    )
     verdict.lines.append(f"INFO dead letters other than the poison: {dict(other) or 'none'}")
     return verdict
 
