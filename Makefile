@@ -115,6 +115,14 @@ test-broker-versions: venv ## The broker integration tests (single node, cluster
 demo: venv ## The two-cluster story (RABBITSYNC_NODES=real: on real nodes and pods); runs until dev-down
 	$(HARNESS) demo
 
+# The fault suite restarts its broker: always a node of its own, in a state directory of its own.
+CHAOS_STATE_DIR ?= $(CURDIR)/.dev-chaos
+CHAOS_ARGS ?=
+
+.PHONY: chaos
+chaos: venv ## Fault suite: 5,000 writes under scheduled faults, then exactly-once checks (CHAOS_ARGS="--soak", RABBITSYNC_RABBITMQ=4.0)
+	RABBITSYNC_BROKER_PRIVATE=1 RABBITSYNC_STATE_DIR=$(CHAOS_STATE_DIR) PYTHONPATH=hack $(PY) -m chaos $(CHAOS_ARGS)
+
 .PHONY: kind-e2e
 kind-e2e: venv ## On a machine with Docker: two kind clusters, the image loaded, the same e2e suite (KEEP=1 keeps them)
 	hack/kind/e2e.sh

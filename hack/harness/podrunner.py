@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -291,6 +292,10 @@ class PodRunner:
         except ApiException as e:
             log.warning("listing deployments failed: %s", e.reason)
             return
+        except urllib3.exceptions.HTTPError as e:
+            # The API server is away (restarting): a kubelet keeps its pods running meanwhile.
+            log.warning("listing deployments failed: %s", e)
+            return
         wanted = self._wanted(items)
         for name in list(self.pods):
             pod = self.pods[name]
@@ -301,7 +306,13 @@ class PodRunner:
             if name not in self.pods:
                 try:
                     self.pods[name] = self._start_pod(deployment)
-                except (ApiException, KeyError, ValueError, subprocess.TimeoutExpired) as e:
+                except (
+                    ApiException,
+                    urllib3.exceptions.HTTPError,
+                    KeyError,
+                    ValueError,
+                    subprocess.TimeoutExpired,
+                ) as e:
                     log.warning("%s/%s: cannot start pod of %s yet: %s", self.cluster, self.namespace, name, e)
         now = time.monotonic()
         for pod in self.pods.values():

@@ -1,0 +1,37 @@
+"""The flaky-handler wrapper fails the share of calls it is told to, and otherwise runs the handler."""
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+from chaos.flaky import InjectedFailure, flaky
+
+from rabbitsync.events import CloudEvent
+
+EVENT = CloudEvent(
+    id="e1",
+    type="RESTAURANT_CREATED",
+    source="/clusters/east/namespaces/foodapp/services/restaurant",
+    time=datetime.now(UTC),
+    rabbitsyncversion=1,
+)
+
+
+def test_rate_zero_always_runs_the_handler_and_rate_one_never_does():
+    seen = []
+    flaky(seen.append, 0.0, random.Random(1))(EVENT)
+    assert seen == [EVENT]
+    with pytest.raises(InjectedFailure, match="RESTAURANT_CREATED e1"):
+        flaky(seen.append, 1.0, random.Random(1))(EVENT)
+    assert seen == [EVENT]
+
+
+def test_a_share_of_calls_fail():
+    handle = flaky(lambda _e: None, 0.2, random.Random(3))
+    failures = 0
+    for _ in range(2000):
+        try:
+            handle(EVENT)
+        except InjectedFailure:
+            failures += 1
+    assert 300 < failures < 500
