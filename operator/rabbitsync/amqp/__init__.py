@@ -5,6 +5,7 @@ pika and HTTP errors never leave this package, callers see ``rabbitsync.transpor
 Nothing connects at import; ``RabbitBroker`` connects per call.
 """
 
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.fake import FakeBroker
 from rabbitsync.amqp.identity import BrokerUser, Permissions, TopicPermissions, UserLimits, rights_for
 from rabbitsync.amqp.port import ApplyOutcome, Broker
@@ -29,6 +30,7 @@ __all__ = [
     "BrokerError",
     "BrokerUnreachable",
     "BrokerUser",
+    "ClusterClaim",
     "FakeBroker",
     "InvalidEndpoint",
     "NotFound",

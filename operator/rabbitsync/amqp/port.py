@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Observed
@@ -43,4 +44,9 @@ class Broker(Protocol):
 
     def delete_user(self, username: str) -> bool:
         """Delete a service's user; False if it did not exist. Raises a ``BrokerError``."""
+        ...
+
+    def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
+        """Record ``claim`` unless the broker holds one for its cluster name and vhost already; return the
+        claim in force (``claim`` itself, or another install's). Raises a ``BrokerError``."""
         ...

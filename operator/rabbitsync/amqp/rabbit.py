@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rabbitsync.amqp.admin import BrokerAdmin
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.amqp.port import ApplyOutcome
@@ -29,3 +30,6 @@ class RabbitBroker:
 
     def delete_user(self, username: str) -> bool:
         return self._management.delete_user(username)
+
+    def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
+        return self._management.claim_cluster(claim)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rabbitsync.amqp import BrokerUser, FakeBroker
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.port import ApplyOutcome, Broker
 from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import cleanup
@@ -49,6 +50,9 @@ class FailingBroker:
         raise self.error
 
     def delete_user(self, username: str) -> bool:
+        raise self.error
+
+    def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
         raise self.error
 
 

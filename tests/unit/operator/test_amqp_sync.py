@@ -128,7 +128,7 @@ def test_deleting_one_cluster_leaves_the_other_and_the_exchange() -> None:
 
 
 def test_all_is_complete() -> None:
-    modules = {"admin", "endpoint", "errors", "fake", "identity", "management", "port", "rabbit", "sync"}
+    modules = {"admin", "claim", "endpoint", "errors", "fake", "identity", "management", "port", "rabbit", "sync"}
     public = {name for name in vars(amqp) if not name.startswith("_")} - modules
     assert public == set(amqp.__all__)
 
