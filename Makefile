@@ -42,6 +42,14 @@ nodes-build: venv ## Build kubelet/kube-scheduler/kube-proxy (cached) and the im
 	$(HARNESS) build-nodes
 	$(HARNESS) image
 
+.PHONY: helm
+helm: venv ## Build helm from Go modules (helm.sh/helm/v3/cmd/helm, pinned, cached) for the chart's tests
+	$(HARNESS) build-helm
+
+.PHONY: chart-lint
+chart-lint: helm ## helm lint --strict of charts/rabbitsync
+	"$$($(HARNESS) build-helm | tail -1)" lint --strict charts/rabbitsync --set clusterName=lint
+
 .PHONY: image
 image: venv ## Build the Dockerfile with buildah on a debootstrapped base (no Docker; cached by content)
 	$(HARNESS) image
@@ -68,8 +76,8 @@ dev-status: venv ## Exit 0 when the dev environment is up and healthy
 
 ##@ Code
 .PHONY: crds
-crds: venv ## Regenerate crds/ from the pydantic models
-	$(PY) -m rabbitsync.api.crd crds
+crds: venv ## Regenerate crds/ (and the Helm chart's copy) from the pydantic models
+	$(PY) -m rabbitsync.api.crd crds charts/rabbitsync/crds
 
 PY_SOURCES := operator tests hack services bench
 

@@ -1,4 +1,4 @@
-"""``python -m harness up|down|status|build|build-nodes|image|operators-up|operators-down|pods|demo``: for make."""
+"""``python -m harness up|down|status|build|build-nodes|build-helm|image|operators-up|operators-down|pods|demo``."""
 
 from __future__ import annotations
 
@@ -81,6 +81,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": _status,
     "build": _done(binaries.ensure_binaries, show=True),
     "build-nodes": _done(binaries.ensure_node_binaries, show=True),
+    "build-helm": _done(binaries.ensure_helm, show=True),
     "image": _done(image.ensure_images, show=True),
     "operators-up": _operators_up,
     "operators-down": _done(lambda: operators.down(environment.state_dir())),

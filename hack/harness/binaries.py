@@ -9,7 +9,9 @@ constant. etcd lives in its own wrapper module so its dependency versions never 
 API server's.
 
 Binaries land in ``~/.cache/rabbitsync/k8s-<version>/bin`` (or ``$RABBITSYNC_CACHE_DIR``) and
-are built once per version: a binary that exists in the cache is never rebuilt. The node components
+are built once per version: a binary that exists in the cache is never rebuilt. ``helm`` (for the
+chart's tests) is built the same way from ``helm.sh/helm/v3/cmd/helm`` in a wrapper module of its own,
+into ``helm-<version>/bin``, only when a test asks for it. The node components
 (kubelet, kube-scheduler, kube-proxy) are built only when real nodes are asked for
 (``ensure_node_binaries``), so the pod-runner suites never pay for them.
 """
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.16"
+HELM_VERSION = "v3.22.0"
 
 # kubectl too, so the client matches the server version (a distro kubectl may be several minors older).
 K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
@@ -171,6 +174,40 @@ def ensure_binaries(kubernetes_version: str = KUBERNETES_VERSION, etcd_version: 
         kubectl=bin_dir / "kubectl",
         kubernetes_version=kubernetes_version,
     )
+
+
+def helm_build_args(version: str, client_go_version: str, output: Path) -> list[str]:
+    """``go`` arguments building ``helm`` as its own Makefile does: version stamped, and the Kubernetes
+    version its linter and ``helm template`` assume derived from the client-go it was built with."""
+    major, minor = client_go_version.removeprefix("v").split(".")[:2]
+    kube_major, kube_minor = str(int(major) + 1), minor
+    flags = [f"-X helm.sh/helm/v3/internal/version.version={version}"]
+    for package in ("pkg/lint/rules", "pkg/chartutil"):
+        flags += [
+            f"-X helm.sh/helm/v3/{package}.k8sVersionMajor={kube_major}",
+            f"-X helm.sh/helm/v3/{package}.k8sVersionMinor={kube_minor}",
+        ]
+    ldflags = " ".join(["-s -w", *flags])
+    return ["build", "-trimpath", "-ldflags", ldflags, "-o", str(output), "helm.sh/helm/v3/cmd/helm"]
+
+
+def ensure_helm(version: str = HELM_VERSION) -> Path:
+    """Return ``helm`` at ``version``, built from the Go module proxy on first use only."""
+    root = cache_root() / f"helm-{version}"
+    helm = root / "bin" / "helm"
+    if helm.exists():
+        return helm
+    log.info("building helm %s into %s (first use only)", version, root)
+    src = root / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    helm.parent.mkdir(parents=True, exist_ok=True)
+    (src / "go.mod").write_text("module rabbitsync.local/helm\n\ngo 1.26\n")
+    (src / "tools.go").write_text(_tools_go(["helm.sh/helm/v3/cmd/helm"]))
+    _go(["get", f"helm.sh/helm/v3@{version}"], cwd=src)
+    _go(["mod", "tidy", "-e"], cwd=src)
+    client_go = _go(["list", "-m", "-f", "{{.Version}}", "k8s.io/client-go"], cwd=src).strip()
+    _go(helm_build_args(version, client_go, helm), cwd=src)
+    return helm
 
 
 def ensure_node_binaries(

@@ -48,6 +48,7 @@ class OperatorProcess:
     record: processes.ProcessRecord
     kubeconfig: str
     health_port: int
+    metrics_port: int = 0
 
     @property
     def log(self) -> Path:
@@ -56,6 +57,10 @@ class OperatorProcess:
     @property
     def healthz(self) -> str:
         return f"http://127.0.0.1:{self.health_port}/healthz"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def alive(self) -> bool:
         return processes.alive(self.record)
@@ -77,6 +82,7 @@ class OperatorProcess:
             record=record,
             kubeconfig=str(data["kubeconfig"]),
             health_port=int(data["health_port"]),  # type: ignore[call-overload]
+            metrics_port=int(data.get("metrics_port", 0)),  # type: ignore[call-overload]
         )
 
 
@@ -97,7 +103,8 @@ def install(admin_kubeconfig: Path) -> None:
     """Apply the CRDs, the operator's Namespace and ``manifests/rbac`` (idempotent: server-side apply)."""
     apply = ("apply", "--server-side", "--force-conflicts", f"--field-manager={FIELD_MANAGER}")
     kubectl(admin_kubeconfig, *apply, "-f", str(REPO_ROOT / "manifests" / "operator" / "namespace.yaml"))
-    kubectl(admin_kubeconfig, *apply, "-k", str(REPO_ROOT / "crds"))
+    # As the README tells a user to (the folder holds only the CRDs).
+    kubectl(admin_kubeconfig, *apply, "-f", str(REPO_ROOT / "crds"))
     kubectl(admin_kubeconfig, *apply, "-k", str(REPO_ROOT / "manifests" / "rbac"))
     kubectl(admin_kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
 
@@ -147,7 +154,7 @@ def start(
     directory.mkdir(parents=True, exist_ok=True)
     install(admin_kubeconfig)
     kubeconfig = token_kubeconfig(admin_kubeconfig, directory / f"operator-{cluster}.kubeconfig", token_duration)
-    port = processes.free_port()
+    port, metrics_port = processes.free_port(), processes.free_port()
     script = executable()
     record = processes.spawn(
         f"operator-{cluster}",
@@ -157,6 +164,7 @@ def start(
             "KUBECONFIG": str(kubeconfig),
             "RABBITSYNC_CLUSTER": cluster,
             "RABBITSYNC_HEALTH_PORT": str(port),
+            "RABBITSYNC_METRICS_PORT": str(metrics_port),
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         },
@@ -166,6 +174,7 @@ def start(
         record=record,
         kubeconfig=str(kubeconfig),
         health_port=port,
+        metrics_port=metrics_port,
     )
     (directory / f"operator-{cluster}.json").write_text(json.dumps(op.to_json(), indent=2))
     try:

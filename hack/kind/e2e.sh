@@ -44,7 +44,7 @@ EAST_IP=$(node_ip east)
 
 # CRDs first (the overlays also create resources of these kinds), then each cluster's overlay.
 for c in "${CLUSTERS[@]}"; do
-  k "$c" apply --server-side -k crds
+  k "$c" apply --server-side -f crds/
   k "$c" wait --for=condition=Established --timeout=60s crd/syncbrokers.rabbitsync.io crd/syncsubscriptions.rabbitsync.io \
     crd/syncpublications.rabbitsync.io crd/clustersyncbrokers.rabbitsync.io
   k "$c" apply --server-side --force-conflicts -k "manifests/overlays/$c"

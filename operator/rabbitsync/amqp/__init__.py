@@ -5,6 +5,7 @@ pika and HTTP errors never leave this package, callers see ``rabbitsync.transpor
 Nothing connects at import; ``RabbitBroker`` connects on use, through a ``ConnectionPool`` in the operator.
 """
 
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.connections import ConnectionPool, Connections, OneShot
 from rabbitsync.amqp.fake import FakeBroker
 from rabbitsync.amqp.identity import BrokerUser, Permissions, TopicPermissions, UserLimits, rights_for
@@ -30,6 +31,7 @@ __all__ = [
     "BrokerError",
     "BrokerUnreachable",
     "BrokerUser",
+    "ClusterClaim",
     "ConnectionPool",
     "Connections",
     "FakeBroker",

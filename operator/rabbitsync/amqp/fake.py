@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.amqp.snapshot import BrokerSnapshot
@@ -48,6 +49,8 @@ class FakeBroker:
     """Service users by name, as last put."""
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Policies by name, as last put (the unroutable-event net)."""
+    claims: dict[str, ClusterClaim] = field(default_factory=dict)
+    """Cluster claims by parameter name; a test puts another install's here to stage a conflict."""
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
         self._check_reachable()
@@ -116,6 +119,10 @@ class FakeBroker:
     def delete_user(self, username: str) -> bool:
         self._check_reachable()
         return self.users.pop(username, None) is not None
+
+    def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
+        self._check_reachable()
+        return self.claims.setdefault(claim.parameter_name, claim)
 
     def _check_reachable(self) -> None:
         if not self.reachable:

@@ -18,6 +18,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.topology import naming
@@ -154,6 +155,17 @@ class ManagementClient:
         except NotFound:
             return None
         return found.get("policy") or None
+
+    def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
+        """The claim in force on ``claim``'s name, recording ``claim`` first if there is none."""
+        path = f"/api/global-parameters/{quote(claim.parameter_name, safe='')}"
+        try:
+            return ClusterClaim.from_value(self._get(path)["value"])
+        except NotFound:
+            pass
+        self._send("PUT", path, {"name": claim.parameter_name, "value": claim.to_value()})
+        # Two installs that both found no claim both wrote one: the re-read tells the earlier writer it lost.
+        return ClusterClaim.from_value(self._get(path)["value"])
 
     def _get(self, path: str) -> Any:
         return self._send("GET", path)

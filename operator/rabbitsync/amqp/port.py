@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.topology.diff import Plan
@@ -54,4 +55,8 @@ class Broker(Protocol):
     def keep_unroutable(self, spec: UnroutableTopology) -> str:
         """Put in place the alternate exchange, queue and policy of ``spec`` (idempotent); what is in
         effect, as a sentence for the broker's status. Raises a ``BrokerError``."""
+
+    def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
+        """Record ``claim`` unless the broker holds one for its cluster name and vhost already; return the
+        claim in force (``claim`` itself, or another install's). Raises a ``BrokerError``."""
         ...

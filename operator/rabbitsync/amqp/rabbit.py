@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rabbitsync.amqp.admin import BrokerAdmin
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.connections import Connections
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.management import ManagementClient
@@ -44,3 +45,6 @@ class RabbitBroker:
 
     def keep_unroutable(self, spec: UnroutableTopology) -> str:
         return keep_unroutable(self._endpoint, self._management, spec, self._timeouts)
+
+    def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
+        return self._management.claim_cluster(claim)

@@ -5,7 +5,8 @@ Pydantic emits JSON Schema; the API server wants a *structural* OpenAPI v3 schem
 and ``fieldValidation=Strict`` already refuse unknown fields), no ``uniqueItems``. This module does that
 translation and insists that every field has a description, so ``kubectl explain`` is always useful.
 
-Run ``python -m rabbitsync.api.crd [DIR]`` to rewrite ``crds/`` after changing a model.
+Run ``python -m rabbitsync.api.crd [DIR ...]`` to rewrite ``crds/`` after changing a model (``make crds``
+also writes the Helm chart's ``charts/rabbitsync/crds/``: the same files, so both install the same CRDs).
 """
 
 from __future__ import annotations
@@ -184,8 +185,9 @@ def write_crds(directory: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    for path in write_crds(Path(args[0] if args else "crds")):
-        print(path)
+    for directory in args or ["crds"]:
+        for path in write_crds(Path(directory)):
+            print(path)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import cleanup
 from rabbitsync.operator.kube import KubeError, ObjectRef, indexes
 from rabbitsync.operator.kube.api import ApiCluster, annotate_subscription
+from rabbitsync.operator.metrics import ObjectKey, OperatorMetrics
 from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
 from rabbitsync.operator.publication import Publication, cleanup_publication, reconcile_publication
 from rabbitsync.operator.references import BrokerFactory, ResolvedBroker
@@ -70,12 +71,17 @@ def _view(kwargs: dict[str, Any]) -> ObjectView:
     return ObjectView(kwargs["namespace"] or "", kwargs["name"], kwargs["meta"].get("generation"), kwargs["status"])
 
 
+def _key(plural: str, kwargs: dict[str, Any]) -> ObjectKey:
+    return plural, kwargs["namespace"] or "", kwargs["name"]
+
+
 Reconcile = Callable[[ApiCluster, dict[str, Any]], ReconcileOutcome]
 
 
 def _register_reconciler(
     registry: kopf.OperatorRegistry,
     settings: OperatorSettings,
+    metrics: OperatorMetrics,
     plural: str,
     reconcile: Reconcile,
     *,
@@ -87,22 +93,24 @@ def _register_reconciler(
     counts), always writing the outcome to the status and Events."""
     resource = (GROUP, VERSION, plural)
 
-    def run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any]) -> ReconcileOutcome:
+    def run(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any], trigger: str
+    ) -> ReconcileOutcome:
         cluster = _cluster(memo, kwargs)
-        outcome = reconcile(cluster, kwargs)
+        outcome = metrics.observe(_key(plural, kwargs), trigger, lambda: reconcile(cluster, kwargs))
         patch.status.update(outcome.status)
         cluster.post_events(ObjectRef.from_body(body), outcome.notes)
         return outcome
 
     def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
-        outcome = run(body, patch, memo, kwargs)
+        outcome = run(body, patch, memo, kwargs, "change")
         if outcome.temporary_failure is not None:
             # Jittered: a broker outage fails every subscription at once, and they must not retry in lockstep.
             raise kopf.TemporaryError(outcome.temporary_failure, delay=jittered(rc.backoff_seconds(retry, settings)))
 
     def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         # Failures are already in the status, and the interval itself is the retry schedule: no raise.
-        run(body, patch, memo, kwargs)
+        run(body, patch, memo, kwargs, "resync")
 
     for decorator in (
         kopf.on.create(*resource, registry=registry, id="reconcile"),
@@ -164,7 +172,9 @@ def _repair_requester(memo: kopf.Memo) -> drift.RequestRepair:
 Cleanup = Callable[[ApiCluster, dict[str, Any], int], CleanupOutcome]
 
 
-def _register_cleanup(registry: kopf.OperatorRegistry, settings: OperatorSettings, plural: str, clean: Cleanup) -> None:
+def _register_cleanup(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, metrics: OperatorMetrics, plural: str, clean: Cleanup
+) -> None:
     """``clean`` on deletion (kopf's finalizer), its Events posted, retried with capped backoff until done."""
 
     def on_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
@@ -173,11 +183,15 @@ def _register_cleanup(registry: kopf.OperatorRegistry, settings: OperatorSetting
         cluster.post_events(ObjectRef.from_body(body), result.notes)
         if not result.done:
             raise kopf.TemporaryError("cleanup failed", delay=jittered(rc.backoff_seconds(retry, settings)))
+        metrics.forget(_key(plural, kwargs))
 
     kopf.on.delete(GROUP, VERSION, plural, registry=registry, id="cleanup")(on_delete)
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+def register(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, metrics: OperatorMetrics | None = None
+) -> None:
+    metrics = metrics or OperatorMetrics()
     # The indexes every handler's port reads instead of listing: kopf fills them before any handler runs.
     kopf.index(GROUP, VERSION, BROKER.plural, registry=registry, id=indexes.SYNC_BROKERS)(indexes.sync_brokers)
     kopf.index(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id=indexes.SUBSCRIPTIONS_BY_SERVICE)(
@@ -199,6 +213,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     _register_reconciler(
         registry,
         settings,
+        metrics,
         SUBSCRIPTION.plural,
         lambda cluster, kw: rc.reconcile(_subscription(kw), cluster, brokers, settings),
         resync_seconds=settings.refresh_seconds,
@@ -207,22 +222,25 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     _register_reconciler(
         registry,
         settings,
+        metrics,
         BROKER.plural,
-        lambda cluster, kw: reconcile_broker(_view(kw), cluster, brokers),
+        lambda cluster, kw: reconcile_broker(_view(kw), cluster, brokers, settings=settings),
         resync_seconds=settings.resync_seconds,
     )
     _register_reconciler(
         registry,
         settings,
+        metrics,
         CLUSTER_BROKER.plural,
         lambda cluster, kw: reconcile_broker(
-            _view(kw), cluster, brokers, operator_namespace=settings.operator_namespace
+            _view(kw), cluster, brokers, operator_namespace=settings.operator_namespace, settings=settings
         ),
         resync_seconds=settings.resync_seconds,
     )
     _register_reconciler(
         registry,
         settings,
+        metrics,
         PUBLICATION.plural,
         lambda cluster, kw: reconcile_publication(_publication(kw), cluster, brokers, settings),
         resync_seconds=settings.resync_seconds,
@@ -233,12 +251,14 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     _register_cleanup(
         registry,
         settings,
+        metrics,
         SUBSCRIPTION.plural,
         lambda cluster, kw, retry: cleanup(_subscription(kw), cluster, brokers, settings, attempt=retry),
     )
     _register_cleanup(
         registry,
         settings,
+        metrics,
         PUBLICATION.plural,
         lambda cluster, kw, retry: cleanup_publication(_publication(kw), cluster, brokers, settings, attempt=retry),
     )

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 _CLUSTER_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 
+# Values a template leaves for someone else to fill in. Valid names, so the grammar lets them through, but
+# two clusters installed from the same template would share every queue name: refused at start.
+PLACEHOLDER_CLUSTERS = frozenset({"set-by-overlay", "set-me", "changeme", "change-me", "placeholder", "todo", "unset"})
+
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message says which and how to fix it."""
@@ -24,6 +28,11 @@ class OperatorSettings:
     """This cluster's name on the shared broker (``RABBITSYNC_CLUSTER``, required). It is part of every
     queue name the operator creates, which is what keeps two clusters' operators off each other's queues;
     changing it orphans existing queues, so it has no default."""
+
+    install_id: str = ""
+    """What tells this cluster apart from any other that might use the same name on the broker: the UID of
+    its ``kube-system`` Namespace (read at start, it lives as long as the cluster) unless
+    ``RABBITSYNC_INSTALL_ID`` is set. The operator claims its cluster name on each broker with it."""
 
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch (``RABBITSYNC_NAMESPACES``, comma-separated); empty means cluster-wide."""
@@ -55,6 +64,9 @@ class OperatorSettings:
     health_port: int = 8080
     """Port of the liveness endpoint ``/healthz`` (``RABBITSYNC_HEALTH_PORT``)."""
 
+    metrics_port: int = 9090
+    """Port of the Prometheus endpoint ``/metrics`` (``RABBITSYNC_METRICS_PORT``), on the health host."""
+
     health_host: str = "0.0.0.0"
     """Address the liveness endpoint binds (``RABBITSYNC_HEALTH_HOST``); the manifests use the pod IP."""
 
@@ -73,22 +85,14 @@ class OperatorSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
         env = os.environ if env is None else env
-        cluster = env.get("RABBITSYNC_CLUSTER", "").strip()
-        if not cluster:
-            raise SettingsError(
-                "RABBITSYNC_CLUSTER is not set: give this cluster a short unique name (e.g. east), "
-                "it becomes part of every queue name this operator owns on the shared broker"
-            )
-        if not _CLUSTER_RE.match(cluster):
-            raise SettingsError(
-                f"RABBITSYNC_CLUSTER={cluster!r} is invalid: use 1-32 lowercase letters, digits and '-'"
-            )
+        cluster = _cluster_name(env)
         log_format = env.get("RABBITSYNC_LOG_FORMAT", "text")
         if log_format not in ("text", "json"):
             raise SettingsError(f"RABBITSYNC_LOG_FORMAT={log_format!r} is invalid: use text or json")
         namespaces = tuple(n.strip() for n in env.get("RABBITSYNC_NAMESPACES", "").split(",") if n.strip())
         return cls(
             cluster=cluster,
+            install_id=env.get("RABBITSYNC_INSTALL_ID", "").strip(),
             namespaces=namespaces,
             resync_seconds=_positive(env, "RABBITSYNC_RESYNC_SECONDS", 30.0),
             refresh_seconds=_positive(env, "RABBITSYNC_REFRESH_SECONDS", 600.0),
@@ -97,11 +101,29 @@ class OperatorSettings:
             delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 3)),
             log_format=log_format,
             health_port=int(_positive(env, "RABBITSYNC_HEALTH_PORT", 8080)),
+            metrics_port=int(_positive(env, "RABBITSYNC_METRICS_PORT", 9090)),
             health_host=env.get("RABBITSYNC_HEALTH_HOST") or "0.0.0.0",
             operator_namespace=env.get("RABBITSYNC_OPERATOR_NAMESPACE") or "rabbitsync-system",
             service_max_connections=int(_positive(env, "RABBITSYNC_SERVICE_MAX_CONNECTIONS", 64)),
             service_max_channels=int(_positive(env, "RABBITSYNC_SERVICE_MAX_CHANNELS", 256)),
         )
+
+
+def _cluster_name(env: Mapping[str, str]) -> str:
+    cluster = env.get("RABBITSYNC_CLUSTER", "").strip()
+    if not cluster:
+        raise SettingsError(
+            "RABBITSYNC_CLUSTER is not set: give this cluster a short unique name (e.g. east), "
+            "it becomes part of every queue name this operator owns on the shared broker"
+        )
+    if not _CLUSTER_RE.match(cluster):
+        raise SettingsError(f"RABBITSYNC_CLUSTER={cluster!r} is invalid: use 1-32 lowercase letters, digits and '-'")
+    if cluster in PLACEHOLDER_CLUSTERS:
+        raise SettingsError(
+            f"RABBITSYNC_CLUSTER={cluster!r} is a placeholder: set this cluster's own name, unique on the broker "
+            "(apply an overlay such as manifests/overlays/east, or helm's --set clusterName=east)"
+        )
+    return cluster
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

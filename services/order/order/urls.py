@@ -2,6 +2,7 @@ from common.http import healthz
 from django.urls import path
 
 from order import views
+from rabbitsync.django.metrics import metrics_view
 
 urlpatterns = [
     path("api/restaurants/", views.restaurant_collection),
@@ -9,6 +10,7 @@ urlpatterns = [
     path("api/orders/", views.order_collection),
     path("api/orders/<uuid:pk>/", views.order),
     path("healthz", healthz),
+    path("metrics", metrics_view),
 ]
 
 handler404 = "common.http.not_found"

@@ -1,12 +1,14 @@
 from common.http import healthz
 from django.urls import path
 
+from rabbitsync.django.metrics import metrics_view
 from restaurant import views
 
 urlpatterns = [
     path("api/restaurants/", views.collection),
     path("api/restaurants/<uuid:pk>/", views.item),
     path("healthz", healthz),
+    path("metrics", metrics_view),
 ]
 
 handler404 = "common.http.not_found"

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rabbitsync.amqp import BrokerUser, FakeBroker
+from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.port import ApplyOutcome, Broker
 from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.operator.brokers import reconcile_broker
@@ -57,6 +58,9 @@ class FailingBroker:
         raise self.error
 
     def keep_unroutable(self, spec: UnroutableTopology) -> str:
+        raise self.error
+
+    def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
         raise self.error
 
 

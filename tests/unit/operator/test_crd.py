@@ -13,7 +13,8 @@ from rabbitsync.api import RetryPolicy, crd
 
 pytestmark = pytest.mark.unit
 
-CRDS_DIR = Path(__file__).resolve().parents[3] / "crds"
+ROOT = Path(__file__).resolve().parents[3]
+CRDS_DIRS = (ROOT / "crds", ROOT / "charts" / "rabbitsync" / "crds")
 
 
 def _by_kind() -> dict[str, dict[str, Any]]:
@@ -34,12 +35,18 @@ def _nodes(node: Any) -> Iterator[dict[str, Any]]:
             yield from _nodes(value)
 
 
+@pytest.mark.parametrize("directory", CRDS_DIRS, ids=lambda d: str(d.relative_to(ROOT)))
 @pytest.mark.parametrize("generated", crd.all_crds(), ids=crd.file_name)
-def test_committed_yaml_matches_the_models(generated: dict[str, Any]) -> None:
-    path = CRDS_DIR / crd.file_name(generated)
-    assert path.read_text() == crd.render(generated), (
-        f"{path} drifted from the models: run `python -m rabbitsync.api.crd crds` and commit"
-    )
+def test_committed_yaml_matches_the_models(generated: dict[str, Any], directory: Path) -> None:
+    path = directory / crd.file_name(generated)
+    assert path.read_text() == crd.render(generated), f"{path} drifted from the models: run `make crds` and commit"
+
+
+@pytest.mark.parametrize("directory", CRDS_DIRS, ids=lambda d: str(d.relative_to(ROOT)))
+def test_crd_folders_hold_only_the_crds(directory: Path) -> None:
+    # `kubectl apply -f crds/` and Helm's crds/ read every *.yaml, *.yml and *.json there: nothing else may be one.
+    manifests = {p.name for p in directory.iterdir() if p.suffix in (".yaml", ".yml", ".json")}
+    assert manifests == {crd.file_name(c) for c in crd.all_crds()}
 
 
 @pytest.mark.parametrize("kind", ["SyncBroker", "SyncSubscription", "SyncPublication", "ClusterSyncBroker"])
