@@ -112,7 +112,9 @@ def test_menu_items_flow_to_order_in_both_clusters(deployment: Deployment):
 
 def _pod_template_commands(dep: Deployment, cluster: str, service: str) -> dict[str, list[str]]:
     raw = json.loads(dep.kubectl(cluster, "get", "deployment", service, "-n", demo.APP_NAMESPACE, "-o", "json"))
-    containers = raw["spec"]["template"]["spec"]["containers"]
+    spec = raw["spec"]["template"]["spec"]
+    # The injected sidecar is a native one: an init container with restartPolicy Always.
+    containers = spec["containers"] + spec.get("initContainers", [])
     return {c["name"]: (c.get("command") or []) + (c.get("args") or []) for c in containers}
 
 

@@ -23,7 +23,7 @@ class BrokerAdmin:
 
     def apply(self, plan: Plan) -> ApplyOutcome:
         """Run ``plan`` in order: exchange, queues, bindings, unbindings, deletions."""
-        if plan.empty:
+        if not plan.amqp_work:
             return ApplyOutcome()
         kept: list[str] = []
         with declarations(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as broker:

@@ -17,7 +17,7 @@ from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.topology import naming
 from rabbitsync.topology.diff import Plan
-from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue, Policy
 from rabbitsync.transport.errors import BrokerUnreachable, NotFound, PreconditionFailed
 
 
@@ -39,6 +39,10 @@ class FakeBroker:
     """Every plan ``apply`` was called with, for asserting that nothing was done."""
     users: dict[str, BrokerUser] = field(default_factory=dict)
     """Service users by name, as last put."""
+    policies: dict[str, Policy] = field(default_factory=dict)
+    """Policies by name, as last put."""
+    consumers_on_declare: int = 0
+    """Consumers a newly declared queue gets at once: stands in for the running sidecars."""
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
         self._check_reachable()
@@ -53,6 +57,7 @@ class FakeBroker:
             exchange=ObservedExchange(exchange, found, True) if found else None,
             queues=ours,
             bindings=frozenset(b for b in self.bindings if b.queue in ours),
+            policies={main_queue: self.policies[main_queue]} if main_queue in self.policies else {},
         )
 
     def apply(self, plan: Plan) -> ApplyOutcome:
@@ -63,7 +68,9 @@ class FakeBroker:
             if kind != "topic":
                 raise PreconditionFailed(f"exchange {plan.declare_exchange} has type {kind}")
         for queue in plan.declare_queues:
-            existing = self.queues.setdefault(queue.name, FakeQueue(dict(queue.arguments)))
+            existing = self.queues.setdefault(
+                queue.name, FakeQueue(dict(queue.arguments), consumers=self.consumers_on_declare)
+            )
             if existing.arguments != dict(queue.arguments):
                 raise PreconditionFailed(f"inequivalent arguments for queue {queue.name}")
         for binding in plan.bind:
@@ -79,6 +86,9 @@ class FakeBroker:
                 continue
             self.queues.pop(deletion.name, None)
             self.bindings = {b for b in self.bindings if b.queue != deletion.name}
+        self.policies.update({p.name: p for p in plan.put_policies})
+        for name in plan.delete_policies:
+            self.policies.pop(name, None)
         return ApplyOutcome(kept_not_empty=tuple(kept))
 
     def put_user(self, user: BrokerUser) -> None:

@@ -11,6 +11,7 @@ body, never in a path, an exception or a log line.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import urllib.error
@@ -20,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.topology import naming
-from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue, Policy
 from rabbitsync.transport import (
     AccessRefused,
     BrokerEndpoint,
@@ -47,12 +48,50 @@ class ManagementClient:
         self._context = tls_context(endpoint.ca_pem) if self._base.startswith("https") else None
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
-        """The exchange, the queues named after ``main_queue`` and every binding to them."""
+        """The exchange, the queues named after ``main_queue``, every binding to them, and the policy named
+        after ``main_queue``."""
         queues = {q.name: q for q in self._queues(main_queue)}
         bindings: set[Binding] = set()
         for name in queues:
             bindings |= self._bindings_to(name)
-        return Observed(exchange=self._exchange(exchange), queues=queues, bindings=frozenset(bindings))
+        policy = self._policy(main_queue)
+        return Observed(
+            exchange=self._exchange(exchange),
+            queues=queues,
+            bindings=frozenset(bindings),
+            policies={policy.name: policy} if policy else {},
+        )
+
+    def _policy(self, name: str) -> Policy | None:
+        try:
+            found = self._get(f"/api/policies/{self._vhost}/{quote(name, safe='')}")
+        except NotFound:
+            return None
+        return Policy(
+            name=name,
+            pattern=found["pattern"],
+            definition=found.get("definition") or {},
+            priority=int(found.get("priority") or 0),
+            apply_to=found.get("apply-to", "all"),
+        )
+
+    def put_policy(self, policy: Policy) -> None:
+        """Create or replace ``policy`` in the vhost."""
+        self._send(
+            "PUT",
+            f"/api/policies/{self._vhost}/{quote(policy.name, safe='')}",
+            {
+                "pattern": policy.pattern,
+                "definition": dict(policy.definition),
+                "priority": policy.priority,
+                "apply-to": policy.apply_to,
+            },
+        )
+
+    def delete_policy(self, name: str) -> None:
+        """Delete the policy; none there is no error."""
+        with contextlib.suppress(NotFound):
+            self._send("DELETE", f"/api/policies/{self._vhost}/{quote(name, safe='')}")
 
     def _exchange(self, name: str) -> ObservedExchange | None:
         try:

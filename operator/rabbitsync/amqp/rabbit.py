@@ -22,7 +22,13 @@ class RabbitBroker:
         return self._management.observe(exchange, main_queue)
 
     def apply(self, plan: Plan) -> ApplyOutcome:
-        return self._admin.apply(plan)
+        outcome = self._admin.apply(plan)
+        # After the queues: a policy on a queue declared just now takes effect at once.
+        for policy in plan.put_policies:
+            self._management.put_policy(policy)
+        for name in plan.delete_policies:
+            self._management.delete_policy(name)
+        return outcome
 
     def put_user(self, user: BrokerUser) -> None:
         self._management.put_user(user)

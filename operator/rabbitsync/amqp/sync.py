@@ -48,7 +48,13 @@ def observe_and_sync(broker: Broker, desired: Topology, *, previously_synced: bo
         kept = broker.apply(plan).kept_not_empty
         observed = broker.observe(desired.exchange, desired.main_queue.name)
     remaining = diff(desired, observed)
-    unfinished = remaining.declare_exchange or remaining.declare_queues or remaining.bind or remaining.unbind
+    unfinished = (
+        remaining.declare_exchange
+        or remaining.declare_queues
+        or remaining.bind
+        or remaining.unbind
+        or remaining.put_policies
+    )
     return SyncResult(
         topology=desired,
         changes=tuple(plan.describe()),

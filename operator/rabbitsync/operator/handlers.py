@@ -21,7 +21,7 @@ from rabbitsync.api.syncpublication import RESOURCE as PUBLICATION
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
 from rabbitsync.operator import reconcile as rc
 from rabbitsync.operator.brokers import reconcile_broker
-from rabbitsync.operator.cleanup import cleanup
+from rabbitsync.operator.cleanup import attempt_failed, cleanup
 from rabbitsync.operator.kube import ObjectRef, indexes
 from rabbitsync.operator.kube.api import ApiCluster
 from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
@@ -29,6 +29,8 @@ from rabbitsync.operator.publication import Publication, cleanup_publication, re
 from rabbitsync.operator.references import ResolvedBroker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription
+
+log = logging.getLogger(__name__)
 
 
 def _broker_factory(resolved: ResolvedBroker) -> RabbitBroker:
@@ -108,7 +110,19 @@ def _register_cleanup(registry: kopf.OperatorRegistry, settings: OperatorSetting
 
     def on_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
         cluster = _cluster(memo, kwargs)
-        result = clean(cluster, kwargs, retry)
+        try:
+            result = clean(cluster, kwargs, retry)
+        except Exception as e:
+            # kopf would retry an escaped exception forever: the finalizer would stick.
+            log.exception("cleanup of %s/%s raised", kwargs.get("namespace"), kwargs.get("name"))
+            result = attempt_failed(
+                settings,
+                retry,
+                "CleanupFailed",
+                f"unexpected {type(e).__name__}: {e}",
+                gave_up="CleanupAbandoned",
+                left="whatever the earlier Events of this object name",
+            )
         cluster.post_events(ObjectRef.from_body(body), result.notes)
         if not result.done:
             raise kopf.TemporaryError("cleanup failed", delay=rc.backoff_seconds(retry, settings))

@@ -17,7 +17,7 @@ from rabbitsync.api.conditions import READY, TOPOLOGY_SYNCED
 from rabbitsync.backoff import capped_exponential
 from rabbitsync.operator import credentials, failures, injection
 from rabbitsync.operator import status as st
-from rabbitsync.operator.kube import Cluster, KubeError
+from rabbitsync.operator.kube import Cluster, KubeError, NotFound
 from rabbitsync.operator.outcome import ReconcileOutcome, conclude
 from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
 from rabbitsync.operator.settings import OperatorSettings
@@ -63,14 +63,46 @@ def reconcile(
     sidecar = injection.sync_service(cluster, settings, sub.namespace, spec.service, broker)
     if temporary is None:
         temporary = sidecar.temporary_failure
+    observations, waiting = consumed(observations, sidecar, fields.get("consumers"), spec.service, sub.namespace)
+    fields["eventCount"] = len(spec.events)
     return conclude(
         sub,
         [*observations, *extra, sidecar.observation],
         now=now,
         fields=fields,
         notes=notes,
-        temporary_failure=temporary,
+        temporary_failure=temporary or waiting,
     )
+
+
+def consumed(
+    observations: list[st.Observation],
+    sidecar: injection.SidecarResult,
+    consumers: int | None,
+    service: str,
+    namespace: str,
+) -> tuple[list[st.Observation], str | None]:
+    """Ready means "events will be consumed": a verified topology (``observations``' Ready) is not enough
+    without the sidecar in the Deployment and a consumer on the queue. Returns the observations with
+    Ready narrowed, and why to look again soon (a consumer about to attach)."""
+    ready = next((o for o in observations if o.type == READY), None)
+    if ready is None or ready.status != "True":
+        return observations, None
+    if isinstance(sidecar.refused, NotFound):
+        verdict = st.Observation(READY, "False", "DeploymentNotFound", f"no Deployment {namespace}/{service}")
+    elif sidecar.observation.status != "True":
+        verdict = st.Observation(
+            READY, "False", "SidecarNotInjected", f"{sidecar.observation.reason}: {sidecar.observation.message}"
+        )
+    elif not consumers:
+        # The management API's counts lag a few seconds behind a consumer that just attached.
+        message = f"no consumer on {ready.message.removeprefix('queue ')}: is the {service} pod running?"
+        return [*(o for o in observations if o is not ready), st.Observation(READY, "False", "NoConsumer", message)], (
+            "waiting for a consumer"
+        )
+    else:
+        return observations, None
+    return [*(o for o in observations if o is not ready), verdict], None
 
 
 def _synced(result: SyncResult, topology: Topology, broker: ResolvedBroker) -> tuple[list[st.Observation], str | None]:

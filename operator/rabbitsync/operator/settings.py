@@ -36,9 +36,11 @@ class OperatorSettings:
     """Cap of the exponential retry delay after a failed reconcile (``RABBITSYNC_MAX_BACKOFF_SECONDS``),
     so a broker down for an hour is polled every 5 minutes at most, not hammered."""
 
-    delete_give_up_attempts: int = 3
+    delete_give_up_attempts: int = 8
     """Failed attempts to clean up a deleted subscription's queues before the finalizer is released anyway
-    (``RABBITSYNC_DELETE_ATTEMPTS``): a gone broker must never block deletion forever."""
+    (``RABBITSYNC_DELETE_ATTEMPTS``): a gone broker must never block deletion forever. With the capped
+    exponential retry delay (2, 4, 8 ... s) 8 attempts span about 4 minutes: a broker restart or a short
+    outage is waited out (queues left behind collect every event), a lost broker is not waited for."""
 
     log_format: str = "text"
     """``text`` or ``json`` (``RABBITSYNC_LOG_FORMAT``)."""
@@ -83,7 +85,7 @@ class OperatorSettings:
             namespaces=namespaces,
             resync_seconds=_positive(env, "RABBITSYNC_RESYNC_SECONDS", 30.0),
             max_backoff_seconds=_positive(env, "RABBITSYNC_MAX_BACKOFF_SECONDS", 300.0),
-            delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 3)),
+            delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 8)),
             log_format=log_format,
             health_port=int(_positive(env, "RABBITSYNC_HEALTH_PORT", 8080)),
             health_host=env.get("RABBITSYNC_HEALTH_HOST") or "0.0.0.0",

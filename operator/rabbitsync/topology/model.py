@@ -43,12 +43,27 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """A RabbitMQ policy on queues: what can change on an existing queue, unlike its arguments."""
+
+    name: str
+    pattern: str
+    definition: Mapping[str, Any]
+    priority: int = 0
+    apply_to: str = "queues"
+
+    def describe(self) -> str:
+        return f"policy {self.name} {dict(self.definition)}"
+
+
+@dataclass(frozen=True)
 class Topology:
     """Everything one subscription in one cluster owns on the broker, plus the exchange it binds to."""
 
     exchange: str
     queues: tuple[Queue, ...]
     bindings: frozenset[Binding]
+    policies: tuple[Policy, ...] = ()
 
     @property
     def main_queue(self) -> Queue:
@@ -92,3 +107,5 @@ class Observed:
     exchange: ObservedExchange | None
     queues: Mapping[str, ObservedQueue]
     bindings: frozenset[Binding]
+    policies: Mapping[str, Policy] = field(default_factory=dict)
+    """The desired topology's policies that exist, by name (other policies are not ours to look at)."""
