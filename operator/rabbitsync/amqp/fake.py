@@ -26,6 +26,7 @@ class FakeQueue:
     arguments: dict[str, Any]
     messages: int = 0
     consumers: int = 0
+    dead_lettering: int = 0
 
 
 @dataclass
@@ -48,7 +49,7 @@ class FakeBroker:
         self._check_reachable()
         pattern = re.compile(naming.owned_queue_pattern(main_queue))
         ours = {
-            name: ObservedQueue(name, dict(q.arguments), q.messages, q.consumers)
+            name: ObservedQueue(name, dict(q.arguments), q.messages, q.consumers, q.dead_lettering)
             for name, q in self.queues.items()
             if pattern.match(name)
         }
@@ -81,6 +82,7 @@ class FakeBroker:
         kept: list[str] = []
         for deletion in plan.delete_queues:
             found = self.queues.get(deletion.name)
+            # As the real adapter's passive declare: ready messages only, not those waiting to dead-letter.
             if found is not None and deletion.if_empty and found.messages:
                 kept.append(deletion.name)
                 continue

@@ -111,7 +111,7 @@ class ManagementClient:
                     "page_size": _PAGE_SIZE,
                     "name": pattern,
                     "use_regex": "true",
-                    "columns": "name,arguments,messages,consumers",
+                    "columns": "name,arguments,messages,consumers,messages_dlx",
                 }
             )
             body = self._get(f"/api/queues/{self._vhost}?{query}")
@@ -124,6 +124,7 @@ class ManagementClient:
                         # Absent until the first statistics emission after the queue was declared.
                         messages=int(item.get("messages") or 0),
                         consumers=int(item.get("consumers") or 0),
+                        dead_lettering=int(item.get("messages_dlx") or 0),
                     )
                 )
             page += 1

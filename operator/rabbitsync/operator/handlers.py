@@ -22,6 +22,7 @@ from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
 from rabbitsync.operator import reconcile as rc
 from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import attempt_failed, cleanup
+from rabbitsync.operator.gate import ObjectGate
 from rabbitsync.operator.kube import ObjectRef, indexes
 from rabbitsync.operator.kube.api import ApiCluster
 from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
@@ -68,8 +69,10 @@ def _register_reconciler(
     registry: kopf.OperatorRegistry, settings: OperatorSettings, plural: str, reconcile: Reconcile
 ) -> None:
     """``reconcile`` on create/update/resume (temporary failures retried with capped backoff) and on a
-    resync timer (drift repair, fresh counts), always writing the outcome to the status and Events."""
+    resync timer (drift repair, fresh counts), always writing the outcome to the status and Events.
+    The two never run at once on one object, nor the timer on a spec older than the last change's."""
     resource = (GROUP, VERSION, plural)
+    gate = ObjectGate()
 
     def run(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any]) -> ReconcileOutcome:
         cluster = _cluster(memo, kwargs)
@@ -79,13 +82,16 @@ def _register_reconciler(
         return outcome
 
     def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
-        outcome = run(body, patch, memo, kwargs)
+        with gate.change(kwargs["uid"], kwargs["meta"].get("generation")):
+            outcome = run(body, patch, memo, kwargs)
         if outcome.temporary_failure is not None:
             raise kopf.TemporaryError(outcome.temporary_failure, delay=rc.backoff_seconds(retry, settings))
 
     def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         # Failures are already in the status, and the interval itself is the retry schedule: no raise.
-        run(body, patch, memo, kwargs)
+        with gate.resync(kwargs["uid"], kwargs["meta"].get("generation")) as due:
+            if due:
+                run(body, patch, memo, kwargs)
 
     for decorator in (
         kopf.on.create(*resource, registry=registry, id="reconcile"),

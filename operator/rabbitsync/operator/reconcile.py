@@ -15,7 +15,7 @@ from typing import Any
 from rabbitsync.amqp.sync import SyncResult, observe_and_sync
 from rabbitsync.api.conditions import READY, TOPOLOGY_SYNCED
 from rabbitsync.backoff import capped_exponential
-from rabbitsync.operator import credentials, failures, injection
+from rabbitsync.operator import credentials, failures, injection, rollout
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import Cluster, KubeError, NotFound
 from rabbitsync.operator.outcome import ReconcileOutcome, conclude
@@ -46,8 +46,10 @@ def reconcile(
     fields: dict[str, Any] = {}
     notes: list[st.Note] = []
     extra: list[st.Observation] = []
+    # Delay queues the schedule dropped go only once the service's pods all run the new schedule.
+    retire = rollout.delay_queues_retirable(cluster, sub.namespace, spec.service, sub.name, topology)
     try:
-        result = observe_and_sync(brokers(broker), topology, previously_synced=sub.previously_synced())
+        result = observe_and_sync(brokers(broker), topology, previously_synced=sub.previously_synced(), retire=retire)
     except BrokerError as e:
         diagnosis = failures.for_subscription(e, f"broker {broker.endpoint.host}: {e}")
         observations, temporary = diagnosis.observations, diagnosis.temporary_failure
@@ -140,6 +142,15 @@ def _sync_notes(result: SyncResult) -> list[st.Note]:
                 "Normal",
                 "QueueKept",
                 "obsolete delay queue(s) still hold messages: " + ", ".join(result.kept_not_empty),
+            )
+        )
+    if result.retiring:
+        notes.append(
+            st.Note(
+                "Normal",
+                "QueueRetiring",
+                "obsolete delay queue(s) kept until the service's pods all run the new retry schedule: "
+                + ", ".join(result.retiring),
             )
         )
     return notes

@@ -86,6 +86,14 @@ class ObservedQueue:
     arguments: Mapping[str, Any]
     messages: int = 0
     consumers: int = 0
+    dead_lettering: int = 0
+    """Messages expired or rejected but not yet confirmed by their dead-letter target (a quorum queue's
+    at-least-once dead lettering keeps them apart: ``messages`` does not count them)."""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing in it, counting what still waits to be dead-lettered out of it."""
+        return not (self.messages or self.dead_lettering)
 
 
 @dataclass(frozen=True)
