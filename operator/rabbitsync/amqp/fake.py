@@ -101,6 +101,14 @@ class FakeBroker:
         self._check_reachable()
         return self.users.pop(username, None) is not None
 
+    def queue_names(self, pattern: str) -> list[str]:
+        self._check_reachable()
+        return sorted(name for name in self.queues if re.search(pattern, name))
+
+    def policy_names(self) -> list[str]:
+        self._check_reachable()
+        return sorted(self.policies)
+
     def _check_reachable(self) -> None:
         if not self.reachable:
             raise BrokerUnreachable("fake broker is down")

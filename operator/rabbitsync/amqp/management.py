@@ -101,7 +101,14 @@ class ManagementClient:
         return ObservedExchange(name=name, type=found["type"], durable=bool(found["durable"]))
 
     def _queues(self, main_queue: str) -> list[ObservedQueue]:
-        pattern = naming.owned_queue_pattern(main_queue)
+        return self.queues_matching(naming.owned_queue_pattern(main_queue))
+
+    def policy_names(self) -> list[str]:
+        """Every policy of the vhost, by name."""
+        return [str(p["name"]) for p in self._get(f"/api/policies/{self._vhost}") or []]
+
+    def queues_matching(self, pattern: str) -> list[ObservedQueue]:
+        """The vhost's queues whose name matches the regex ``pattern``, with their counts."""
         found: list[ObservedQueue] = []
         page, pages = 1, 1
         while page <= pages:

@@ -44,3 +44,11 @@ class Broker(Protocol):
     def delete_user(self, username: str) -> bool:
         """Delete a service's user; False if it did not exist. Raises a ``BrokerError``."""
         ...
+
+    def queue_names(self, pattern: str) -> list[str]:
+        """Names of the vhost's queues matching the regex ``pattern``. Raises a ``BrokerError``."""
+        ...
+
+    def policy_names(self) -> list[str]:
+        """Names of the vhost's policies. Raises a ``BrokerError``."""
+        ...

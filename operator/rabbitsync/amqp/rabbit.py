@@ -35,3 +35,9 @@ class RabbitBroker:
 
     def delete_user(self, username: str) -> bool:
         return self._management.delete_user(username)
+
+    def queue_names(self, pattern: str) -> list[str]:
+        return [q.name for q in self._management.queues_matching(pattern)]
+
+    def policy_names(self) -> list[str]:
+        return self._management.policy_names()

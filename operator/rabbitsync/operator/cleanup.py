@@ -20,10 +20,12 @@ from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import credentials, failures, injection
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import Cluster, KubeError, NotFound
+from rabbitsync.operator.orphans import RETAINED_PREFIX, retained_marker
 from rabbitsync.operator.outcome import CleanupOutcome
 from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription, topology_for
+from rabbitsync.topology.diff import Plan
 from rabbitsync.transport.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ def _cleanup(sub: Subscription, cluster: Cluster, brokers: BrokerFactory, settin
         return [st.Note("Warning", TOPOLOGY_LEFT_BEHIND, f"{e}; queues of {sub.left_behind()} left on the broker")]
     broker, missing = _resolve(sub, spec, cluster, settings)
     if spec.deletion_policy == "retain":
-        notes = [st.Note("Normal", "TopologyRetained", f"deletionPolicy=retain: queue {sub.left_behind()} kept")]
+        notes = [_retain(sub, spec, broker, brokers, settings)]
     elif broker is None:
         # Every name, not just the main queue's: someone (or orphan collection) has to find them.
         names = ", ".join(q.name for q in topology_for(settings, sub, spec, "").queues)
@@ -147,6 +149,32 @@ def _resolve(
                 e.reason, str(e), gave_up=TOPOLOGY_LEFT_BEHIND, left=f"on the broker: queues of {sub.left_behind()}"
             ) from e
         return None, e
+
+
+def _retain(
+    sub: Subscription,
+    spec: SyncSubscriptionSpec,
+    broker: ResolvedBroker | None,
+    brokers: BrokerFactory,
+    settings: OperatorSettings,
+) -> st.Note:
+    """Keep the queues, marked on the broker as retained on purpose, so orphan collection leaves them."""
+    main = topology_for(settings, sub, spec, "").main_queue.name
+    if broker is None:
+        return st.Note(
+            "Warning",
+            "TopologyRetained",
+            f"deletionPolicy=retain: queue {main} kept, but not marked (no broker): orphan collection may remove it",
+        )
+    try:
+        brokers(broker).apply(Plan(put_policies=(retained_marker(main, spec.retry.max_attempts),)))
+    except BrokerError as e:
+        raise _AttemptFailed(
+            e.reason, str(e), gave_up="TopologyRetained", left=f"queue {main} unmarked: orphan collection may remove it"
+        ) from e
+    return st.Note(
+        "Normal", "TopologyRetained", f"deletionPolicy=retain: queue {main} kept (policy {RETAINED_PREFIX}{main})"
+    )
 
 
 def _delete(

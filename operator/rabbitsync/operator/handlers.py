@@ -25,6 +25,7 @@ from rabbitsync.operator.cleanup import attempt_failed, cleanup
 from rabbitsync.operator.gate import ObjectGate
 from rabbitsync.operator.kube import ObjectRef, indexes
 from rabbitsync.operator.kube.api import ApiCluster
+from rabbitsync.operator.orphans import OrphanCollector
 from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
 from rabbitsync.operator.publication import Publication, cleanup_publication, reconcile_publication
 from rabbitsync.operator.references import ResolvedBroker
@@ -154,18 +155,20 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         SUBSCRIPTION.plural,
         lambda cluster, kw: rc.reconcile(_subscription(kw), cluster, _broker_factory, settings),
     )
+    # One collector for every broker object: it remembers since when each orphan has been seen.
+    orphans = OrphanCollector(settings.cluster, settings.namespaces, settings.orphan_grace_seconds)
     _register_reconciler(
         registry,
         settings,
         BROKER.plural,
-        lambda cluster, kw: reconcile_broker(_view(kw), cluster, _broker_factory),
+        lambda cluster, kw: reconcile_broker(_view(kw), cluster, _broker_factory, orphans=orphans),
     )
     _register_reconciler(
         registry,
         settings,
         CLUSTER_BROKER.plural,
         lambda cluster, kw: reconcile_broker(
-            _view(kw), cluster, _broker_factory, operator_namespace=settings.operator_namespace
+            _view(kw), cluster, _broker_factory, operator_namespace=settings.operator_namespace, orphans=orphans
         ),
     )
     _register_reconciler(

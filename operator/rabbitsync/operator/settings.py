@@ -42,6 +42,10 @@ class OperatorSettings:
     exponential retry delay (2, 4, 8 ... s) 8 attempts span about 4 minutes: a broker restart or a short
     outage is waited out (queues left behind collect every event), a lost broker is not waited for."""
 
+    orphan_grace_seconds: float = 3600.0
+    """How long a queue named for this cluster may lack its SyncSubscription before it is removed
+    (``RABBITSYNC_ORPHAN_GRACE_SECONDS``); reported at once. Far above a deletion's retry budget."""
+
     log_format: str = "text"
     """``text`` or ``json`` (``RABBITSYNC_LOG_FORMAT``)."""
 
@@ -86,6 +90,7 @@ class OperatorSettings:
             resync_seconds=_positive(env, "RABBITSYNC_RESYNC_SECONDS", 30.0),
             max_backoff_seconds=_positive(env, "RABBITSYNC_MAX_BACKOFF_SECONDS", 300.0),
             delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 8)),
+            orphan_grace_seconds=_positive(env, "RABBITSYNC_ORPHAN_GRACE_SECONDS", 3600.0),
             log_format=log_format,
             health_port=int(_positive(env, "RABBITSYNC_HEALTH_PORT", 8080)),
             health_host=env.get("RABBITSYNC_HEALTH_HOST") or "0.0.0.0",

@@ -51,6 +51,12 @@ class FailingBroker:
     def delete_user(self, username: str) -> bool:
         raise self.error
 
+    def queue_names(self, pattern: str) -> list[str]:
+        raise self.error
+
+    def policy_names(self) -> list[str]:
+        raise self.error
+
 
 @dataclass
 class Scene:

@@ -147,6 +147,14 @@ class FakeCluster:
         self.secrets.pop((namespace, name), None)
         self.secret_meta.pop((namespace, name), None)
 
+    def subscription_names(self) -> set[tuple[str, str]]:
+        # As the index: a subscription being deleted, or without a service, is not there.
+        return {
+            key
+            for key, obj in self.subscriptions.items()
+            if not obj.deleting and isinstance(obj.spec.get("service"), str)
+        }
+
     def live_subscriptions(self, namespace: str, service: str) -> list[LiveSubscription]:
         return [
             LiveSubscription(name, decode.spec(SyncSubscriptionSpec, "SyncSubscription", ns, name, obj.spec), obj.uid)
