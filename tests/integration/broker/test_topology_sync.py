@@ -222,3 +222,36 @@ def test_wrong_credentials_are_a_permanent_access_refused(broker) -> None:  # ty
     assert observed.value.permanent
     with pytest.raises(AccessRefused):
         rabbit.apply(Plan(declare_exchange="e"))
+
+
+def test_a_message_returned_more_often_than_the_delivery_limit_is_dead_lettered(env: Env) -> None:
+    """Issue 10 point 2: the limit is explicit (3.x has none, 4.x defaults to 20) and comes by policy."""
+    topo = env.topology(["a"], retry={"maxAttempts": 1})
+    assert observe_and_sync(env.rabbit, topo).verified
+    main, dlq = topo.main_queue.name, topo.dead_letter_queue.name
+    q = urllib.parse.quote(main, safe="")
+    deadline = time.monotonic() + 15
+    while not env.http("GET", f"/api/queues/%2F/{q}").get("effective_policy_definition"):  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "delivery-limit policy never took effect"
+        time.sleep(0.2)
+    limit = env.http("GET", f"/api/queues/%2F/{q}")["effective_policy_definition"]["delivery-limit"]  # type: ignore[index]
+    assert limit == 1 + 20
+    channel = env.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("", main, b"poison", pika.BasicProperties(delivery_mode=2))
+    returned = 0
+    while True:
+        method, _, _ = channel.basic_get(main)
+        if method is None:
+            break
+        channel.basic_reject(method.delivery_tag, requeue=True)  # as a consumer dying on it would
+        returned += 1
+        assert returned <= limit + 1, "the message kept coming back past the limit"
+    assert returned == limit + 1 or returned == limit, returned
+    deadline = time.monotonic() + 10
+    method = props = None
+    while method is None and time.monotonic() < deadline:
+        method, props, _ = channel.basic_get(dlq, auto_ack=True)
+        time.sleep(0.1)
+    assert method is not None and props is not None, "the poison message was dropped, not dead-lettered"
+    assert props.headers["x-first-death-reason"] == "delivery_limit", props.headers
