@@ -96,7 +96,8 @@ def test_apply_creates_everything_and_a_second_sync_does_nothing(env: Env, queue
     topo = env.topology(["restaurant.created", "menu.updated"], queueType=queue_type)
     first = observe_and_sync(env.rabbit, topo)
     assert first.verified and not first.conflicts
-    assert len(first.changes) == 1 + len(topo.queues) + 2  # exchange, queues, bindings
+    # exchange, queues, bindings, and the delivery-limit policy of a quorum main queue
+    assert len(first.changes) == 1 + len(topo.queues) + 2 + len(topo.policies)
     observed = env.rabbit.observe(topo.exchange, topo.main_queue.name)
     assert {n: dict(q.arguments) for n, q in observed.queues.items()} == {
         q.name: dict(q.arguments) for q in topo.queues
@@ -141,7 +142,7 @@ def test_same_subscription_in_two_clusters_is_two_queues_deleting_one_keeps_the_
     observe_and_sync(env.rabbit, west)
     assert east.main_queue.name != west.main_queue.name
     deleted = delete_topology(env.rabbit, east)
-    assert len(deleted) == len(east.queues)
+    assert len(deleted) == len(east.queues) + len(east.policies)
     assert env.rabbit.observe(east.exchange, east.main_queue.name).queues == {}
     kept = env.rabbit.observe(west.exchange, west.main_queue.name)
     assert set(kept.queues) == {q.name for q in west.queues} and kept.bindings == west.bindings
