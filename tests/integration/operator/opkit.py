@@ -115,7 +115,10 @@ class Kit:
     # --- Kubernetes objects -------------------------------------------------------------------------
 
     def create_secret(self, cluster: str, name: str = "rabbitmq", uri: str | None = None, **extra: str) -> None:
+        # The management URI too: a broker of our own (RABBITSYNC_BROKER_PRIVATE=1) is not on 15672.
         data = {"uri": uri or self.broker.amqp_url, **extra}
+        if uri is None:
+            data.setdefault("managementUri", self.broker.management_url)
         self.core(cluster).create_namespaced_secret(
             self.namespace,
             client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data),

@@ -73,6 +73,8 @@ def test_an_old_regular_sidecar_is_migrated_to_a_native_one_without_readiness_pr
     assert [c["name"] for c in _pod_spec(kit, "svc-m")["containers"]] == ["app", SIDECAR]
 
     kit.create_subscription("east", "svc-m", ["M_IN"])
+    injected = kit.wait_condition("east", "svc-m", "SidecarInjected", "True")
+    assert kit.condition(injected, "SidecarInjected")["reason"] == "Injected"
     spec = wait_for(
         lambda: (s := _pod_spec(kit, "svc-m")) and [c["name"] for c in s.get("initContainers", [])] == [SIDECAR] and s,
         CONVERGE,
