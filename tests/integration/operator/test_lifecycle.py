@@ -116,8 +116,12 @@ def test_changed_backoff_replaces_delay_queues(kit: Kit) -> None:
     kit.patch_subscription("east", "orders", {"retry": {"maxAttempts": 3, "initialBackoffMs": 5000}})
     expected = {main, f"{main}.dlq", f"{main}.retry.5000ms", f"{main}.retry.10000ms"}
     wait_for(lambda: set(kit.queues("east", "orders")) == expected, CONVERGE, "delay queues replaced")
-    obj = kit.wait_synced("east", "orders")
-    assert obj["status"]["observedGeneration"] == 2
+    # The queues change inside the reconcile, its status is written after it: wait for that status.
+    obj = wait_for(
+        lambda: (o := kit.wait_synced("east", "orders")) and o["status"]["observedGeneration"] == 2 and o,
+        CONVERGE,
+        "generation 2 synced",
+    )
     assert obj["status"]["retryQueues"] == [f"{main}.retry.5000ms", f"{main}.retry.10000ms"]
 
 

@@ -221,7 +221,11 @@ def test_a_cluster_broker_keeps_the_admin_secret_out_of_the_namespace(kit: Kit, 
     core = kit.core("east")
     core.create_namespaced_secret(
         "rabbitsync-system",
-        client.V1Secret(metadata=client.V1ObjectMeta(name=secret), string_data={"uri": kit.broker.amqp_url}),
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=secret),
+            # The management URI too: a broker of our own (RABBITSYNC_BROKER_PRIVATE=1) is not on 15672.
+            string_data={"uri": kit.broker.amqp_url, "managementUri": kit.broker.management_url},
+        ),
     )
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
