@@ -106,9 +106,14 @@ def settled(pods: list[dict[str, Any]], services: tuple[str, ...]) -> bool:
         pod = mine[0]
         statuses = pod["status"].get("containerStatuses", [])
         names = [c["name"] for c in pod["spec"]["containers"]]
-        if pod["status"].get("phase") != "Running" or SIDECAR not in names:
+        # The sidecar is a native one (an init container with restartPolicy Always): running, not "ready".
+        sidecars = [c["name"] for c in pod["spec"].get("initContainers", []) if c["name"] == SIDECAR]
+        if pod["status"].get("phase") != "Running" or not sidecars:
             return False
         if len(statuses) != len(names) or not all(s.get("ready") for s in statuses):
+            return False
+        inits = pod["status"].get("initContainerStatuses", [])
+        if not any(s["name"] == SIDECAR and s.get("started") for s in inits):
             return False
     return True
 

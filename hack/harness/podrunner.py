@@ -20,6 +20,12 @@ What stands in for what:
   API server, so in-cluster configuration (and RBAC) works unchanged.
 A changed pod template replaces the pod (one rollout); a container that exits is restarted with
 capped backoff (restartPolicy Always); a deleted Deployment's pod is stopped.
+
+Init containers run to completion in order, except native sidecars (``restartPolicy: Always``), which
+the kubelet starts in their place in that order, keeps running and restarts like app containers, and
+stops after the app containers. Pod readiness is the kubelet's: every app container and native sidecar
+with a ``readinessProbe`` (``httpGet``) answers 2xx/3xx at the pod's address; ``pods.json`` reports it
+as ``ready``, the Ready condition a Service would route by.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +73,12 @@ class Container:
     record: processes.ProcessRecord | None = None
     restarts: int = 0
     next_start: float = 0.0
+    sidecar: bool = False
+    """A native sidecar: an init container with ``restartPolicy: Always``."""
+    readiness: dict[str, Any] | None = None
+    """The container's ``readinessProbe``, if it has one."""
+    ports: dict[str, int] = field(default_factory=dict)
+    """Named ports, to resolve a probe's ``port: <name>``."""
 
 
 @dataclass
@@ -77,6 +90,20 @@ class Pod:
     directory: Path
     containers: list[Container] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
+
+
+def probe_ok(probe: dict[str, Any], ip: str, ports: dict[str, int], timeout: float = 1.0) -> bool:
+    """One ``httpGet`` probe as the kubelet runs it: a 2xx or 3xx answer passes. Other kinds are not modelled."""
+    get = probe.get("httpGet")
+    if get is None:
+        return True
+    port = get["port"] if isinstance(get["port"], int) else ports.get(str(get["port"]), 0)
+    url = f"http://{ip}:{port}{get.get('path', '/')}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return 200 <= response.status < 400
+    except (OSError, ValueError):  # refused, timed out, or an HTTP error status (HTTPError is an OSError)
+        return False
 
 
 def template_hash(template: dict[str, Any]) -> str:
@@ -234,14 +261,21 @@ class PodRunner:
             path.mkdir(parents=True, exist_ok=True)
             volumes[volume["name"]] = path
         account = self._service_account(template["spec"], pod)
-        # Init containers run one after the other to completion before any app container starts.
+        # Init containers run one after the other to completion before any app container starts; a native
+        # sidecar is started in its turn and stays (the kubelet moves on once it runs: it has no startupProbe).
         for spec in template["spec"].get("initContainers", []):
-            self._run_to_completion(pod, self._container(spec, pod, volumes, account))
-        for spec in template["spec"]["containers"]:
-            pod.containers.append(self._container(spec, pod, volumes, account))
-            for port in spec.get("ports", []):
-                pod.ports[f"{spec['name']}/{port.get('name', port['containerPort'])}"] = port["containerPort"]
+            container = self._container(spec, pod, volumes, account)
+            if spec.get("restartPolicy") == "Always":
+                container.sidecar = True
+                pod.containers.append(container)
+                self._launch(pod, container)
+            else:
+                self._run_to_completion(pod, container)
+        apps = [self._container(spec, pod, volumes, account) for spec in template["spec"]["containers"]]
+        pod.containers.extend(apps)
         for container in pod.containers:
+            pod.ports.update({f"{container.name}/{name}": number for name, number in container.ports.items()})
+        for container in apps:
             self._launch(pod, container)
         log.info(
             "%s/%s: started pod %s at %s (%s)",
@@ -258,7 +292,15 @@ class PodRunner:
         command = [expand(a, env) for a in (spec.get("command") or []) + (spec.get("args") or [])]
         if not command:
             raise ValueError(f"container {spec['name']}: no command (the image's entrypoint is not modelled)")
-        return Container(spec["name"], command, self._argv(spec, command, volumes, account), env)
+        ports = {str(p.get("name", p["containerPort"])): int(p["containerPort"]) for p in spec.get("ports", [])}
+        return Container(
+            spec["name"],
+            command,
+            self._argv(spec, command, volumes, account),
+            env,
+            readiness=spec.get("readinessProbe"),
+            ports=ports,
+        )
 
     def _run_to_completion(self, pod: Pod, container: Container, timeout: float = 300) -> None:
         logfile = pod.directory / f"{container.name}.log"
@@ -281,7 +323,11 @@ class PodRunner:
         container.record = processes.spawn(container.name, container.argv, logfile, env=container.env, clean_env=True)
 
     def _stop_pod(self, pod: Pod) -> None:
-        for container in pod.containers:
+        # As the kubelet: the app containers first, then the native sidecars in reverse order, so a sidecar
+        # outlives the app it serves.
+        apps = [c for c in pod.containers if not c.sidecar]
+        sidecars = [c for c in reversed(pod.containers) if c.sidecar]
+        for container in [*apps, *sidecars]:
             if container.record is not None:
                 processes.stop(container.record, timeout=15)
         log.info("%s/%s: stopped pod %s", self.cluster, self.namespace, pod.name)
@@ -341,14 +387,27 @@ class PodRunner:
             container.next_start = 0.0
             self._launch(pod, container)
 
+    @staticmethod
+    def _ready(pod: Pod, container: Container) -> bool:
+        """The kubelet's readiness of one container: running, and its ``readinessProbe`` (if any) passes."""
+        if container.record is None or not processes.alive(container.record):
+            return False
+        return container.readiness is None or probe_ok(container.readiness, pod.ip, container.ports)
+
     def _write_status(self) -> None:
         status = {
             name: {
                 "pod": pod.name,
                 "ip": pod.ip,
                 "ports": pod.ports,
+                "ready": all(self._ready(pod, c) for c in pod.containers),
                 "containers": {
-                    c.name: {"pid": c.record.pid if c.record else None, "restarts": c.restarts, "command": c.command}
+                    c.name: {
+                        "pid": c.record.pid if c.record else None,
+                        "restarts": c.restarts,
+                        "command": c.command,
+                        "sidecar": c.sidecar,
+                    }
                     for c in pod.containers
                 },
             }

@@ -43,7 +43,8 @@ def test_every_foodapp_pod_runs_ready_with_the_sidecar_in_its_spec(deployment: D
         for pod in pods:
             assert pod["spec"]["nodeName"] == f"{cluster}-node"
             assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-            sidecar = next(c for c in pod["spec"]["containers"] if c["name"] == nodedeploy.SIDECAR)
+            sidecar = next(c for c in pod["spec"]["initContainers"] if c["name"] == nodedeploy.SIDECAR)
+            assert sidecar["restartPolicy"] == "Always" and "readinessProbe" not in sidecar
             assert sidecar["resources"]["limits"]["memory"]
 
 
@@ -58,7 +59,9 @@ def test_a_killed_sidecar_is_restarted_by_the_kubelet_and_nothing_is_lost(deploy
             for p in nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE)
             if p["metadata"]["labels"].get("app.kubernetes.io/name") == service
         )
-        status: dict[str, Any] = next(s for s in pod["status"]["containerStatuses"] if s["name"] == nodedeploy.SIDECAR)
+        status: dict[str, Any] = next(
+            s for s in pod["status"]["initContainerStatuses"] if s["name"] == nodedeploy.SIDECAR
+        )
         status["pod"] = pod["metadata"]["name"]
         return status
 
@@ -68,7 +71,7 @@ def test_a_killed_sidecar_is_restarted_by_the_kubelet_and_nothing_is_lost(deploy
     node = deployment.nodes[cluster]
     nodedeploy.kill_container(node, before["containerID"])
     eventually(lambda: sidecar_status()["restartCount"] > before["restartCount"], 90, "sidecar restarted")
-    eventually(lambda: sidecar_status()["ready"], 90, "restarted sidecar ready")
+    eventually(lambda: sidecar_status()["started"], 90, "restarted sidecar started")
     created = demo.http(
         "POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": f"After restart {time.time()}"}
     )
@@ -83,12 +86,12 @@ def test_a_sidecar_over_its_memory_limit_is_oom_killed_and_restarted_and_nothing
     cluster, service = "west", "restaurant-menu"
     kubeconfig = deployment.kubeconfigs[cluster]
     spec = _json(deployment, cluster, "get", "deployment", service, "-n", demo.APP_NAMESPACE)["spec"]
-    containers = spec["template"]["spec"]["containers"]
+    containers = spec["template"]["spec"]["initContainers"]
     index = next(i for i, c in enumerate(containers) if c["name"] == nodedeploy.SIDECAR)
     resources = containers[index]["resources"]
 
     def set_memory(request: str, limit: str) -> None:
-        path = f"/spec/template/spec/containers/{index}/resources"
+        path = f"/spec/template/spec/initContainers/{index}/resources"
         patch = [
             {"op": "replace", "path": f"{path}/requests/memory", "value": request},
             {"op": "replace", "path": f"{path}/limits/memory", "value": limit},
@@ -101,7 +104,7 @@ def test_a_sidecar_over_its_memory_limit_is_oom_killed_and_restarted_and_nothing
         for pod in nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE):
             if pod["metadata"]["labels"].get("app.kubernetes.io/name") != service:
                 continue
-            for status in pod["status"].get("containerStatuses", []):
+            for status in pod["status"].get("initContainerStatuses", []):
                 if status["name"] != nodedeploy.SIDECAR:
                     continue
                 ends = [status.get("lastState", {}).get("terminated"), status.get("state", {}).get("terminated")]

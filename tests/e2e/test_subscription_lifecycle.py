@@ -20,6 +20,8 @@ def _audit_deployment(dep: Deployment) -> dict:
     template = raw["spec"]["template"]
     template["metadata"]["labels"] = {"app.kubernetes.io/name": "audit"}
     template["spec"]["containers"] = [c for c in template["spec"]["containers"] if c["name"] != SIDECAR]
+    # The sidecar is a native one (an init container); an older release put it among the containers.
+    template["spec"]["initContainers"] = [c for c in template["spec"].get("initContainers", []) if c["name"] != SIDECAR]
     for container in template["spec"]["containers"] + template["spec"].get("initContainers", []):
         for var in container.get("env", []):
             if var["name"] == "RABBITSYNC_SERVICE":
@@ -35,7 +37,8 @@ def _audit_deployment(dep: Deployment) -> dict:
 
 def _containers(dep: Deployment) -> list[str]:
     raw = json.loads(dep.kubectl("east", "get", "deployment", "audit", "-n", NS, "-o", "json"))
-    return [c["name"] for c in raw["spec"]["template"]["spec"]["containers"]]
+    spec = raw["spec"]["template"]["spec"]
+    return [c["name"] for c in spec["containers"] + spec.get("initContainers", [])]
 
 
 def _apply(dep: Deployment, obj: dict, tmp_path) -> None:

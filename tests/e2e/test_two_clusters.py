@@ -112,7 +112,9 @@ def test_menu_items_flow_to_order_in_both_clusters(deployment: Deployment):
 
 def _pod_template_commands(dep: Deployment, cluster: str, service: str) -> dict[str, list[str]]:
     raw = json.loads(dep.kubectl(cluster, "get", "deployment", service, "-n", demo.APP_NAMESPACE, "-o", "json"))
-    containers = raw["spec"]["template"]["spec"]["containers"]
+    spec = raw["spec"]["template"]["spec"]
+    # The injected sidecar is a native one: an init container with restartPolicy Always.
+    containers = spec["containers"] + spec.get("initContainers", [])
     return {c["name"]: (c.get("command") or []) + (c.get("args") or []) for c in containers}
 
 
@@ -132,11 +134,23 @@ def test_local_runner_executes_exactly_the_pod_templates(deployment: Deployment)
 
 
 def test_subscriptions_report_ready_and_injected_in_both_clusters(deployment: Deployment):
-    for cluster in CLUSTERS:
-        subs = json.loads(
+    def listed(cluster: str) -> list[dict[str, Any]]:
+        found = json.loads(
             deployment.kubectl(cluster, "get", "syncsubscriptions", "-n", demo.APP_NAMESPACE, "-o", "json")
         )
-        for sub in subs["items"]:
+        return list(found["items"])
+
+    def all_ready(cluster: str) -> bool:
+        return all(
+            any(c["type"] == "Ready" and c["status"] == "True" for c in s["status"].get("conditions", []))
+            for s in listed(cluster)
+        )
+
+    for cluster in CLUSTERS:
+        # Ready means a consumer is attached (issue 12): the operator sees it at its next reconcile or resync
+        # after the sidecars started consuming.
+        eventually(lambda c=cluster: all_ready(c), 120, f"{cluster} subscriptions Ready")
+        for sub in listed(cluster):
             conditions = {c["type"]: c["status"] for c in sub["status"]["conditions"]}
             assert conditions.get("Ready") == "True", (cluster, sub["metadata"]["name"], conditions)
             assert conditions.get("SidecarInjected") == "True", (cluster, sub["metadata"]["name"], conditions)

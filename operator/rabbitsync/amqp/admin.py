@@ -25,7 +25,7 @@ class BrokerAdmin:
 
     def apply(self, plan: Plan) -> ApplyOutcome:
         """Run ``plan`` in order: exchange, queues, bindings, unbindings, deletions."""
-        if plan.empty:
+        if not plan.amqp_work:
             return ApplyOutcome()
         return self._connections.run(self._endpoint, self._timeouts, lambda broker: _apply(broker, plan))
 

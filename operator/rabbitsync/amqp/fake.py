@@ -20,7 +20,7 @@ from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.amqp.unroutable import in_effect
 from rabbitsync.topology import naming
 from rabbitsync.topology.diff import Plan
-from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue, Policy
 from rabbitsync.topology.unroutable import ALTERNATE_EXCHANGE_TYPE, UnroutableTopology
 from rabbitsync.transport.errors import BrokerUnreachable, NotFound, PreconditionFailed
 
@@ -30,6 +30,7 @@ class FakeQueue:
     arguments: dict[str, Any]
     messages: int = 0
     consumers: int = 0
+    dead_lettering: int = 0
 
 
 @dataclass
@@ -47,17 +48,19 @@ class FakeBroker:
     """Every plan ``apply`` was called with, for asserting that nothing was done."""
     users: dict[str, BrokerUser] = field(default_factory=dict)
     """Service users by name, as last put."""
-    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Policies by name, as last put (the unroutable-event net)."""
+    policies: dict[str, Policy] = field(default_factory=dict)
+    """Policies by name, as last put."""
     claims: dict[str, ClusterClaim] = field(default_factory=dict)
     """Cluster claims by parameter name; a test puts another install's here to stage a conflict."""
+    consumers_on_declare: int = 0
+    """Consumers a newly declared queue gets at once: stands in for the running sidecars."""
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
         self._check_reachable()
         self.observations += 1
         pattern = re.compile(naming.owned_queue_pattern(main_queue))
         ours = {
-            name: ObservedQueue(name, dict(q.arguments), q.messages, q.consumers)
+            name: ObservedQueue(name, dict(q.arguments), q.messages, q.consumers, q.dead_lettering)
             for name, q in self.queues.items()
             if pattern.match(name)
         }
@@ -66,6 +69,7 @@ class FakeBroker:
             exchange=ObservedExchange(exchange, found, True) if found else None,
             queues=ours,
             bindings=frozenset(b for b in self.bindings if b.queue in ours),
+            policies={main_queue: self.policies[main_queue]} if main_queue in self.policies else {},
         )
 
     def snapshot(self) -> BrokerSnapshot:
@@ -73,8 +77,12 @@ class FakeBroker:
         self.snapshots += 1
         return BrokerSnapshot(
             exchanges={name: ObservedExchange(name, kind, True) for name, kind in self.exchanges.items()},
-            queues=[ObservedQueue(name, dict(q.arguments), q.messages, q.consumers) for name, q in self.queues.items()],
+            queues=[
+                ObservedQueue(name, dict(q.arguments), q.messages, q.consumers, q.dead_lettering)
+                for name, q in self.queues.items()
+            ],
             bindings=set(self.bindings),
+            policies=dict(self.policies),
         )
 
     def apply(self, plan: Plan) -> ApplyOutcome:
@@ -85,7 +93,9 @@ class FakeBroker:
             if kind != "topic":
                 raise PreconditionFailed(f"exchange {plan.declare_exchange} has type {kind}")
         for queue in plan.declare_queues:
-            existing = self.queues.setdefault(queue.name, FakeQueue(dict(queue.arguments)))
+            existing = self.queues.setdefault(
+                queue.name, FakeQueue(dict(queue.arguments), consumers=self.consumers_on_declare)
+            )
             if existing.arguments != dict(queue.arguments):
                 raise PreconditionFailed(f"inequivalent arguments for queue {queue.name}")
         for binding in plan.bind:
@@ -96,11 +106,15 @@ class FakeBroker:
         kept: list[str] = []
         for deletion in plan.delete_queues:
             found = self.queues.get(deletion.name)
+            # As the real adapter's passive declare: ready messages only, not those waiting to dead-letter.
             if found is not None and deletion.if_empty and found.messages:
                 kept.append(deletion.name)
                 continue
             self.queues.pop(deletion.name, None)
             self.bindings = {b for b in self.bindings if b.queue != deletion.name}
+        self.policies.update({p.name: p for p in plan.put_policies})
+        for name in plan.delete_policies:
+            self.policies.pop(name, None)
         return ApplyOutcome(kept_not_empty=tuple(kept))
 
     def keep_unroutable(self, spec: UnroutableTopology) -> str:
@@ -109,7 +123,7 @@ class FakeBroker:
         if kind != ALTERNATE_EXCHANGE_TYPE:
             raise PreconditionFailed(f"exchange {spec.alternate_exchange} has type {kind}")
         self.queues.setdefault(spec.queue, FakeQueue(dict(spec.queue_arguments)))
-        self.policies[spec.policy] = spec.policy_body()
+        self.policies[spec.policy] = spec.as_policy()
         return in_effect(spec, spec.policy)
 
     def put_user(self, user: BrokerUser) -> None:
@@ -123,6 +137,14 @@ class FakeBroker:
     def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
         self._check_reachable()
         return self.claims.setdefault(claim.parameter_name, claim)
+
+    def queue_names(self, pattern: str) -> list[str]:
+        self._check_reachable()
+        return sorted(name for name in self.queues if re.search(pattern, name))
+
+    def policy_names(self) -> list[str]:
+        self._check_reachable()
+        return sorted(self.policies)
 
     def _check_reachable(self) -> None:
         if not self.reachable:

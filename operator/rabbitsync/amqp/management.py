@@ -11,6 +11,7 @@ body, never in a path, an exception or a log line.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import urllib.error
@@ -22,7 +23,7 @@ from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.topology import naming
-from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue, Policy
 from rabbitsync.transport import (
     AccessRefused,
     BrokerEndpoint,
@@ -49,15 +50,50 @@ class ManagementClient:
         self._context = tls_context(endpoint.ca_pem) if self._base.startswith("https") else None
 
     def observe(self, exchange: str, main_queue: str) -> Observed:
-        """The exchange, the queues named after ``main_queue`` and every binding to them."""
+        """The exchange, the queues named after ``main_queue``, every binding to them, and the policy named
+        after ``main_queue``."""
         queues = {q.name: q for q in self._queues(main_queue)}
         bindings: set[Binding] = set()
         for name in queues:
             bindings |= self._bindings_to(name)
-        return Observed(exchange=self._exchange(exchange), queues=queues, bindings=frozenset(bindings))
+        policy = self._policy(main_queue)
+        return Observed(
+            exchange=self._exchange(exchange),
+            queues=queues,
+            bindings=frozenset(bindings),
+            policies={policy.name: policy} if policy else {},
+        )
+
+    def _policy(self, name: str) -> Policy | None:
+        try:
+            return _policy(self._get(f"/api/policies/{self._vhost}/{quote(name, safe='')}"))
+        except NotFound:
+            return None
+
+    def policies(self) -> list[Policy]:
+        """Every policy of the vhost."""
+        return [_policy(found) for found in self._get(f"/api/policies/{self._vhost}") or []]
+
+    def put_policy(self, policy: Policy) -> None:
+        """Create or replace ``policy`` in the vhost."""
+        self._send(
+            "PUT",
+            f"/api/policies/{self._vhost}/{quote(policy.name, safe='')}",
+            {
+                "pattern": policy.pattern,
+                "definition": dict(policy.definition),
+                "priority": policy.priority,
+                "apply-to": policy.apply_to,
+            },
+        )
+
+    def delete_policy(self, name: str) -> None:
+        """Delete the policy; none there is no error."""
+        with contextlib.suppress(NotFound):
+            self._send("DELETE", f"/api/policies/{self._vhost}/{quote(name, safe='')}")
 
     def snapshot(self) -> BrokerSnapshot:
-        """The whole vhost in three listings (exchanges, queues, bindings), for the drift sweep."""
+        """The whole vhost in four listings (exchanges, queues, bindings, policies), for the drift sweep."""
         exchanges = {
             e["name"]: ObservedExchange(name=e["name"], type=e["type"], durable=bool(e["durable"]))
             for e in self._get(f"/api/exchanges/{self._vhost}?{urlencode({'columns': 'name,type,durable'})}")
@@ -68,7 +104,12 @@ class ManagementClient:
             for b in self._get(f"/api/bindings/{self._vhost}?{urlencode({'columns': columns})}")
             if b["source"] and b.get("destination_type", "queue") == "queue"
         ]
-        return BrokerSnapshot(exchanges=exchanges, queues=self._queues(None), bindings=bindings)
+        return BrokerSnapshot(
+            exchanges=exchanges,
+            queues=self._queues(None),
+            bindings=bindings,
+            policies={policy.name: policy for policy in self.policies()},
+        )
 
     def _exchange(self, name: str) -> ObservedExchange | None:
         try:
@@ -79,17 +120,26 @@ class ManagementClient:
 
     def _queues(self, main_queue: str | None) -> list[ObservedQueue]:
         """The queues named after ``main_queue``; every queue of the vhost for ``None``."""
+        return self.queues_matching(naming.owned_queue_pattern(main_queue) if main_queue is not None else ".*")
+
+    def policy_names(self) -> list[str]:
+        """Every policy of the vhost, by name."""
+        return [policy.name for policy in self.policies()]
+
+    def queues_matching(self, pattern: str) -> list[ObservedQueue]:
+        """The vhost's queues whose name matches the regex ``pattern``, with their counts."""
         found: list[ObservedQueue] = []
         page, pages = 1, 1
         while page <= pages:
-            params: dict[str, str | int] = {
-                "page": page,
-                "page_size": _PAGE_SIZE,
-                "columns": "name,arguments,messages,consumers",
-            }
-            if main_queue is not None:
-                params |= {"name": naming.owned_queue_pattern(main_queue), "use_regex": "true"}
-            query = urlencode(params)
+            query = urlencode(
+                {
+                    "page": page,
+                    "page_size": _PAGE_SIZE,
+                    "name": pattern,
+                    "use_regex": "true",
+                    "columns": "name,arguments,messages,consumers,messages_dlx",
+                }
+            )
             body = self._get(f"/api/queues/{self._vhost}?{query}")
             pages = int(body.get("page_count", 1))
             for item in body.get("items", []):
@@ -100,6 +150,7 @@ class ManagementClient:
                         # Absent until the first statistics emission after the queue was declared.
                         messages=int(item.get("messages") or 0),
                         consumers=int(item.get("consumers") or 0),
+                        dead_lettering=int(item.get("messages_dlx") or 0),
                     )
                 )
             page += 1
@@ -143,10 +194,6 @@ class ManagementClient:
         except NotFound:
             return False
         return True
-
-    def put_policy(self, name: str, body: dict[str, Any]) -> None:
-        """Create or replace the policy ``name`` (idempotent: the same body twice changes nothing)."""
-        self._send("PUT", f"/api/policies/{self._vhost}/{quote(name, safe='')}", body)
 
     def exchange_policy(self, exchange: str) -> str | None:
         """The policy in effect on ``exchange`` (``None`` if none, or no such exchange)."""
@@ -199,3 +246,13 @@ def _http_error(e: urllib.error.HTTPError, method: str, path: str) -> BrokerErro
     if e.code >= 500:
         return BrokerUnreachable(f"management API failed ({e.code}) on {method} {path}")
     return BrokerError(f"management API answered {e.code} to {method} {path}")
+
+
+def _policy(found: dict[str, Any]) -> Policy:
+    return Policy(
+        name=str(found["name"]),
+        pattern=found["pattern"],
+        definition=found.get("definition") or {},
+        priority=int(found.get("priority") or 0),
+        apply_to=found.get("apply-to", "all"),
+    )

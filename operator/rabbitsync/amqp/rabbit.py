@@ -35,7 +35,13 @@ class RabbitBroker:
         return self._management.snapshot()
 
     def apply(self, plan: Plan) -> ApplyOutcome:
-        return self._admin.apply(plan)
+        outcome = self._admin.apply(plan)
+        # After the queues: a policy on a queue declared just now takes effect at once.
+        for policy in plan.put_policies:
+            self._management.put_policy(policy)
+        for name in plan.delete_policies:
+            self._management.delete_policy(name)
+        return outcome
 
     def put_user(self, user: BrokerUser) -> None:
         self._management.put_user(user)
@@ -48,3 +54,9 @@ class RabbitBroker:
 
     def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
         return self._management.claim_cluster(claim)
+
+    def queue_names(self, pattern: str) -> list[str]:
+        return [q.name for q in self._management.queues_matching(pattern)]
+
+    def policy_names(self) -> list[str]:
+        return self._management.policy_names()

@@ -1,7 +1,7 @@
 """Everything one broker vhost holds, listed once, seen as many subscriptions' observations. Pure.
 
 The drift sweep compares every desired topology on a broker against one listing (exchanges, queues,
-bindings: three management calls, whatever the number of subscriptions) instead of observing each
+bindings, policies: four management calls, whatever the number of subscriptions) instead of observing each
 subscription on its own (an exchange, a queue list and a call per queue). Queues are grouped by
 the main queue they belong to once, so projecting one subscription costs a dictionary lookup, not
 a regex over every queue of the vhost.
@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue
+from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue, Policy
 
 # A queue's owner: its name without a delay queue's or the DLQ's suffix (the suffixes of
 # ``naming.owned_queue_pattern``, which the unit tests hold this to).
@@ -29,11 +29,12 @@ def owner_of(queue: str) -> str:
 
 @dataclass(frozen=True)
 class BrokerSnapshot:
-    """One vhost's exchanges, queues and queue bindings, as listed at one moment."""
+    """One vhost's exchanges, queues, queue bindings and policies, as listed at one moment."""
 
     exchanges: Mapping[str, ObservedExchange]
     queues: Iterable[ObservedQueue]
     bindings: Iterable[Binding]
+    policies: Mapping[str, Policy] = field(default_factory=dict)
     _queues_by_owner: dict[str, dict[str, ObservedQueue]] = field(init=False, repr=False, compare=False)
     _bindings_by_queue: dict[str, set[Binding]] = field(init=False, repr=False, compare=False)
 
@@ -51,4 +52,8 @@ class BrokerSnapshot:
         """What ``Broker.observe(exchange, main_queue)`` would have answered at the time of the listing."""
         queues = self._queues_by_owner.get(main_queue, {})
         bindings = frozenset(b for name in queues for b in self._bindings_by_queue.get(name, ()))
-        return Observed(exchange=self.exchanges.get(exchange), queues=dict(queues), bindings=bindings)
+        # As ``observe``: only the policy named after the main queue is the subscription's.
+        policies = {main_queue: self.policies[main_queue]} if main_queue in self.policies else {}
+        return Observed(
+            exchange=self.exchanges.get(exchange), queues=dict(queues), bindings=bindings, policies=policies
+        )

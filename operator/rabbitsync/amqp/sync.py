@@ -7,7 +7,7 @@ conditions comes back in one ``SyncResult``; turning it into a status is the ope
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rabbitsync.amqp.port import Broker
 from rabbitsync.topology.diff import EXCHANGE_TYPE, Plan, diff, teardown
@@ -27,7 +27,9 @@ class SyncResult:
     conflicts: tuple[str, ...]
     """Objects on the broker that differ from the spec in a way no reconcile can fix (e.g. arguments)."""
     kept_not_empty: tuple[str, ...]
-    """Obsolete delay queues not deleted because they still hold messages."""
+    """Obsolete delay queues not deleted because they still hold messages (or wait to dead-letter some)."""
+    retiring: tuple[str, ...]
+    """Obsolete delay queues not deleted because the service may still publish into them."""
     verified: bool
     """Re-observed after the changes: everything desired exists as desired, nothing extra is bound."""
     queue_depth: int
@@ -35,30 +37,59 @@ class SyncResult:
     dead_lettered: int
 
 
-def observe_and_sync(broker: Broker, desired: Topology, *, previously_synced: bool = False) -> SyncResult:
+def observe_and_sync(
+    broker: Broker, desired: Topology, *, previously_synced: bool = False, retire: bool = True
+) -> SyncResult:
     """Make the broker hold ``desired``, verify it, and report what was done.
 
     ``previously_synced``: the caller had verified this same spec generation before; anything repaired
-    now was then changed out of band, and is reported as ``drift``. Raises ``BrokerError`` subclasses.
+    now was then changed out of band, and is reported as ``drift``. ``retire``: no publisher can still
+    use a delay queue the schedule dropped (the caller checked the service's rollout), so an empty one
+    may go; otherwise every obsolete delay queue stays. Raises ``BrokerError`` subclasses.
     """
     observed = broker.observe(desired.exchange, desired.main_queue.name)
-    plan = diff(desired, observed)
+    plan, retiring, waiting = _withhold_retirements(diff(desired, observed), observed, retire=retire)
     kept: tuple[str, ...] = ()
     if not plan.empty:
         kept = broker.apply(plan).kept_not_empty
         observed = broker.observe(desired.exchange, desired.main_queue.name)
     remaining = diff(desired, observed)
-    unfinished = remaining.declare_exchange or remaining.declare_queues or remaining.bind or remaining.unbind
+    unfinished = (
+        remaining.declare_exchange
+        or remaining.declare_queues
+        or remaining.bind
+        or remaining.unbind
+        or remaining.put_policies
+    )
     return SyncResult(
         topology=desired,
         changes=tuple(plan.describe()),
         # Deleting an obsolete delay queue follows a spec change, never an out-of-band one.
         drift=tuple(plan.describe(deletions=False)) if previously_synced else (),
         conflicts=tuple(c.describe() for c in remaining.conflicts),
-        kept_not_empty=kept,
+        kept_not_empty=(*waiting, *kept),
+        retiring=retiring,
         verified=not unfinished and not remaining.conflicts,
         **counts(desired, observed),
     )
+
+
+def _withhold_retirements(
+    plan: Plan, observed: Observed, *, retire: bool
+) -> tuple[Plan, tuple[str, ...], tuple[str, ...]]:
+    """The plan without the deletions that are not safe yet; and which were withheld: (retiring, not empty).
+
+    The broker-side check right before the delete (a passive declare) counts ready messages only; the
+    management API also counts messages a quorum queue expired and still has to dead-letter: a delay
+    queue holding only those looks empty to AMQP, and deleting it would drop them.
+    """
+    if not plan.delete_queues:
+        return plan, (), ()
+    if not retire:
+        return replace(plan, delete_queues=()), tuple(d.name for d in plan.delete_queues), ()
+    busy = {d.name for d in plan.delete_queues if d.name in observed.queues and not observed.queues[d.name].empty}
+    kept = tuple(d for d in plan.delete_queues if d.name not in busy)
+    return replace(plan, delete_queues=kept), (), tuple(sorted(busy))
 
 
 # A queue name no subscription can have (names are DNS labels): observing it lists no queues, only the exchange.

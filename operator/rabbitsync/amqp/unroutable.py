@@ -26,7 +26,7 @@ def keep_unroutable(
         broker.exchange_declare(spec.alternate_exchange, exchange_type=ALTERNATE_EXCHANGE_TYPE, durable=True)
         broker.queue_declare(spec.queue, durable=True, arguments=dict(spec.queue_arguments))
         broker.queue_bind(spec.queue, spec.alternate_exchange, routing_key="")
-    management.put_policy(spec.policy, spec.policy_body())
+    management.put_policy(spec.as_policy())
     return in_effect(spec, management.exchange_policy(spec.exchange))
 
 

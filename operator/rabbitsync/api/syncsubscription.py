@@ -140,6 +140,7 @@ class SyncSubscriptionStatus(ApiModel):
     queue_depth: int | None = Field(default=None, ge=0, description="Messages in the queue.")
     consumers: int | None = Field(default=None, ge=0, description="Consumers attached to the queue.")
     dead_lettered: int | None = Field(default=None, ge=0, description="Messages in the dead-letter queue.")
+    event_count: int | None = Field(default=None, ge=0, description="Event types consumed (len(spec.events)).")
 
 
 class SyncSubscription(ApiModel):
@@ -163,12 +164,18 @@ RESOURCE = ResourceInfo(
     ),
     printer_columns=(
         PrinterColumn("Service", "string", ".spec.service", "Deployment consuming the events."),
-        PrinterColumn("Events", "string", ".spec.events", "Event types consumed."),
-        PrinterColumn("Ready", "string", f"{READY_PATH}.status", "Topology verified on the broker."),
+        PrinterColumn("Events", "integer", ".status.eventCount", "Number of event types consumed."),
+        PrinterColumn(
+            "Ready",
+            "string",
+            f"{READY_PATH}.status",
+            "Events will be consumed: topology verified, sidecar injected, a consumer attached.",
+        ),
         PrinterColumn("Reason", "string", f"{READY_PATH}.reason", "Why (not) ready."),
+        PrinterColumn("Consumers", "integer", ".status.consumers", "Consumers on the queue."),
         PrinterColumn("Queue depth", "integer", ".status.queueDepth", "Messages waiting in the queue."),
+        PrinterColumn("Message", "string", f"{READY_PATH}.message", "What is wrong, if anything.", priority=1),
         PrinterColumn("Queue", "string", ".status.queue", "Broker-side queue name.", priority=1),
-        PrinterColumn("Consumers", "integer", ".status.consumers", "Consumers on the queue.", priority=1),
         PrinterColumn("Dead", "integer", ".status.deadLettered", "Messages dead-lettered.", priority=1),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
     ),

@@ -1,4 +1,4 @@
-"""Reconciling one SyncBroker or ClusterSyncBroker: can this cluster reach the broker, and does it hold the exchange?
+"""Reconciling one SyncBroker or ClusterSyncBroker: can this cluster reach the broker, does it hold the exchange?
 
 The SyncBroker's own status answers "is the broker fine?" once, instead of every subscription that
 uses it repeating the diagnosis. The shared exchange is declared here if missing (never deleted),
@@ -10,12 +10,15 @@ the same table as a subscription's (``failures``).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from rabbitsync.amqp.sync import ensure_exchange
 from rabbitsync.operator import failures
+from rabbitsync.operator import status as st
 from rabbitsync.operator.clusterclaim import check_claim, ready
 from rabbitsync.operator.kube import Cluster, KubeError
+from rabbitsync.operator.orphans import OrphanCollector
 from rabbitsync.operator.outcome import ObjectView, ReconcileOutcome, conclude
 from rabbitsync.operator.references import (
     BrokerFactory,
@@ -36,9 +39,11 @@ def reconcile_broker(
     *,
     operator_namespace: str | None = None,
     settings: OperatorSettings | None = None,
+    orphans: OrphanCollector | None = None,
 ) -> ReconcileOutcome:
     """A SyncBroker's reconcile; with ``operator_namespace``, that of the ClusterSyncBroker ``obj.name``,
-    whose Secrets live there. With ``settings`` naming an install id, the cluster name is claimed too."""
+    whose Secrets live there. With ``settings`` naming an install id, the cluster name is claimed too;
+    with ``orphans``, the orphaned queues on the broker are collected."""
     now = now or datetime.now(UTC)
     try:
         if operator_namespace is None:
@@ -55,4 +60,40 @@ def reconcile_broker(
         diagnosis = failures.for_broker(e, str(e))
         return conclude(obj, diagnosis.observations, now=now, temporary_failure=diagnosis.temporary_failure)
     observations = [failures.reachable(resolved.endpoint.host), *([claim] if claim else []), ready(claim, message)]
-    return conclude(obj, observations, now=now)
+    notes: list[st.Note] = []
+    if orphans is not None:
+        where = f"{resolved.endpoint.host}/{resolved.endpoint.vhost}"
+        try:
+            sweep = orphans.sweep(broker, where, cluster.subscription_names(), time.monotonic())
+        except BrokerError as e:
+            notes.append(st.Note("Warning", "OrphanSweepFailed", f"looking for orphaned queues: {e}"))
+        else:
+            observations.append(_orphans_observation(sweep.orphans, orphans.grace_seconds))
+            notes += _orphan_notes(sweep.new, sweep.removed, orphans.grace_seconds)
+    return conclude(obj, observations, now=now, notes=notes)
+
+
+ORPHANED_QUEUES = "OrphanedQueues"
+
+
+def _orphans_observation(found: tuple[str, ...], grace: float) -> st.Observation:
+    if not found:
+        return st.Observation(ORPHANED_QUEUES, "False", "NoOrphans", "every queue of this cluster has its subscription")
+    shown = ", ".join(found[:20]) + (f" and {len(found) - 20} more" if len(found) > 20 else "")
+    return st.Observation(
+        ORPHANED_QUEUES,
+        "True",
+        "OrphansFound",
+        f"{len(found)} queue(s) no SyncSubscription owns, removed after {grace:.0f} s: {shown}",
+    )
+
+
+def _orphan_notes(new: tuple[str, ...], removed: tuple[str, ...], grace: float) -> list[st.Note]:
+    notes = []
+    if new:
+        notes.append(
+            st.Note("Warning", "OrphanedQueues", f"no SyncSubscription owns {', '.join(new)}: removed in {grace:.0f} s")
+        )
+    if removed:
+        notes.append(st.Note("Normal", "OrphansRemoved", f"removed orphaned queue(s) {', '.join(removed)}"))
+    return notes

@@ -1,10 +1,13 @@
 """Cleaning up after a deleted SyncSubscription: its queues (or not), then its service's sidecar.
 
 The finalizer must never stay forever: a broker that is gone or unreachable, an API server that
-fails, even a bug, are retried at most ``settings.delete_give_up_attempts`` times, after which the
-finalizer is released with a Warning Event naming what was left behind. A reference that is missing
-(the SyncBroker deleted first, a spec the model refuses) releases it at once: retrying cannot bring
-it back, and the queues are named in the Event for someone to decide about.
+fails, even a bug, are retried with capped exponential backoff at most
+``settings.delete_give_up_attempts`` times (minutes with the default), after which the finalizer is
+released with a Warning Event naming what was left behind (:func:`attempt_failed`, which the
+handlers also apply to any exception a cleanup lets escape). A reference that is missing (the
+SyncBroker or its Secret deleted first, as on namespace deletion; a spec the model refuses) releases
+it at once: retrying cannot bring it back. The Event then names every queue left on the broker, and
+orphan collection (``orphans``) removes them later through a broker it still knows.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import credentials, failures, injection
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import Cluster, KubeError, NotFound
+from rabbitsync.operator.orphans import RETAINED_PREFIX, retained_marker
 from rabbitsync.operator.outcome import CleanupOutcome
 from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription, topology_for
+from rabbitsync.topology.diff import Plan
 from rabbitsync.transport.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -53,14 +58,29 @@ def cleanup(
             gave_up=TOPOLOGY_LEFT_BEHIND,
             left=f"on the broker: queues of {sub.left_behind()}",
         )
+    return attempt_failed(
+        settings, attempt, failure.reason, str(failure), gave_up=failure.gave_up, left=failure.left, notes=failure.notes
+    )
+
+
+def attempt_failed(
+    settings: OperatorSettings,
+    attempt: int,
+    reason: str,
+    message: str,
+    *,
+    gave_up: str,
+    left: str,
+    notes: Sequence[st.Note] = (),
+) -> CleanupOutcome:
+    """The outcome of a failed cleanup attempt (``attempt`` from 0): retry later, or, once the budget of
+    attempts is spent, release the finalizer with a Warning naming what was ``left``."""
     attempts = attempt + 1
     if attempts < settings.delete_give_up_attempts:
-        note = st.Note("Warning", failure.reason, f"cleanup attempt {attempts} failed: {failure}")
+        note = st.Note("Warning", reason, f"cleanup attempt {attempts} failed: {message}")
     else:
-        note = st.Note(
-            "Warning", failure.gave_up, f"gave up after {attempts} attempts ({failure}); left {failure.left}"
-        )
-    return CleanupOutcome(attempts >= settings.delete_give_up_attempts, [*failure.notes, note])
+        note = st.Note("Warning", gave_up, f"gave up after {attempts} attempts ({message}); left {left}")
+    return CleanupOutcome(attempts >= settings.delete_give_up_attempts, [*notes, note])
 
 
 def _cleanup(sub: Subscription, cluster: Cluster, brokers: BrokerFactory, settings: OperatorSettings) -> list[st.Note]:
@@ -70,10 +90,16 @@ def _cleanup(sub: Subscription, cluster: Cluster, brokers: BrokerFactory, settin
         return [st.Note("Warning", TOPOLOGY_LEFT_BEHIND, f"{e}; queues of {sub.left_behind()} left on the broker")]
     broker, missing = _resolve(sub, spec, cluster, settings)
     if spec.deletion_policy == "retain":
-        notes = [st.Note("Normal", "TopologyRetained", f"deletionPolicy=retain: queue {sub.left_behind()} kept")]
+        notes = [_retain(sub, spec, broker, brokers, settings)]
     elif broker is None:
+        # Every name, not just the main queue's: someone (or orphan collection) has to find them.
+        names = ", ".join(q.name for q in topology_for(settings, sub, spec, "").queues)
         notes = [
-            st.Note("Warning", TOPOLOGY_LEFT_BEHIND, f"{missing}; queues of {sub.left_behind()} left on the broker")
+            st.Note(
+                "Warning",
+                TOPOLOGY_LEFT_BEHIND,
+                f"{missing}; left on the broker: {names} (still bound, collecting events until removed)",
+            )
         ]
     else:
         notes = [_delete(sub, spec, broker, brokers, settings)]
@@ -123,6 +149,32 @@ def _resolve(
                 e.reason, str(e), gave_up=TOPOLOGY_LEFT_BEHIND, left=f"on the broker: queues of {sub.left_behind()}"
             ) from e
         return None, e
+
+
+def _retain(
+    sub: Subscription,
+    spec: SyncSubscriptionSpec,
+    broker: ResolvedBroker | None,
+    brokers: BrokerFactory,
+    settings: OperatorSettings,
+) -> st.Note:
+    """Keep the queues, marked on the broker as retained on purpose, so orphan collection leaves them."""
+    main = topology_for(settings, sub, spec, "").main_queue.name
+    if broker is None:
+        return st.Note(
+            "Warning",
+            "TopologyRetained",
+            f"deletionPolicy=retain: queue {main} kept, but not marked (no broker): orphan collection may remove it",
+        )
+    try:
+        brokers(broker).apply(Plan(put_policies=(retained_marker(main, spec.retry.max_attempts),)))
+    except BrokerError as e:
+        raise _AttemptFailed(
+            e.reason, str(e), gave_up="TopologyRetained", left=f"queue {main} unmarked: orphan collection may remove it"
+        ) from e
+    return st.Note(
+        "Normal", "TopologyRetained", f"deletionPolicy=retain: queue {main} kept (policy {RETAINED_PREFIX}{main})"
+    )
 
 
 def _delete(

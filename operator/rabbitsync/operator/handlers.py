@@ -25,10 +25,12 @@ from rabbitsync.backoff import jittered
 from rabbitsync.operator import drift
 from rabbitsync.operator import reconcile as rc
 from rabbitsync.operator.brokers import reconcile_broker
-from rabbitsync.operator.cleanup import cleanup
+from rabbitsync.operator.cleanup import attempt_failed, cleanup
+from rabbitsync.operator.gate import ObjectGate
 from rabbitsync.operator.kube import KubeError, ObjectRef, indexes
 from rabbitsync.operator.kube.api import ApiCluster, annotate_subscription
 from rabbitsync.operator.metrics import ObjectKey, OperatorMetrics
+from rabbitsync.operator.orphans import OrphanCollector
 from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
 from rabbitsync.operator.publication import Publication, cleanup_publication, reconcile_publication
 from rabbitsync.operator.references import BrokerFactory, ResolvedBroker
@@ -90,8 +92,10 @@ def _register_reconciler(
 ) -> None:
     """``reconcile`` on create/update/resume (temporary failures retried with capped, jittered backoff),
     on a change of ``repair_annotation`` (the drift sweep's request) and on a resync timer (fresh
-    counts), always writing the outcome to the status and Events."""
+    counts), always writing the outcome to the status and Events. A change and the timer never run at
+    once on one object, nor the timer on a spec older than the last change's."""
     resource = (GROUP, VERSION, plural)
+    gate = ObjectGate()
 
     def run(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any], trigger: str
@@ -103,14 +107,17 @@ def _register_reconciler(
         return outcome
 
     def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
-        outcome = run(body, patch, memo, kwargs, "change")
+        with gate.change(kwargs["uid"], kwargs["meta"].get("generation")):
+            outcome = run(body, patch, memo, kwargs, "change")
         if outcome.temporary_failure is not None:
             # Jittered: a broker outage fails every subscription at once, and they must not retry in lockstep.
             raise kopf.TemporaryError(outcome.temporary_failure, delay=jittered(rc.backoff_seconds(retry, settings)))
 
     def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         # Failures are already in the status, and the interval itself is the retry schedule: no raise.
-        run(body, patch, memo, kwargs, "resync")
+        with gate.resync(kwargs["uid"], kwargs["meta"].get("generation")) as due:
+            if due:
+                run(body, patch, memo, kwargs, "resync")
 
     for decorator in (
         kopf.on.create(*resource, registry=registry, id="reconcile"),
@@ -179,7 +186,19 @@ def _register_cleanup(
 
     def on_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
         cluster = _cluster(memo, kwargs)
-        result = clean(cluster, kwargs, retry)
+        try:
+            result = clean(cluster, kwargs, retry)
+        except Exception as e:
+            # kopf would retry an escaped exception forever: the finalizer would stick.
+            log.exception("cleanup of %s/%s raised", kwargs.get("namespace"), kwargs.get("name"))
+            result = attempt_failed(
+                settings,
+                retry,
+                "CleanupFailed",
+                f"unexpected {type(e).__name__}: {e}",
+                gave_up="CleanupAbandoned",
+                left="whatever the earlier Events of this object name",
+            )
         cluster.post_events(ObjectRef.from_body(body), result.notes)
         if not result.done:
             raise kopf.TemporaryError("cleanup failed", delay=jittered(rc.backoff_seconds(retry, settings)))
@@ -219,12 +238,14 @@ def register(
         resync_seconds=settings.refresh_seconds,
         repair_annotation=drift.DRIFT_ANNOTATION,
     )
+    # One collector for every broker object: it remembers since when each orphan has been seen.
+    orphans = OrphanCollector(settings.cluster, settings.namespaces, settings.orphan_grace_seconds)
     _register_reconciler(
         registry,
         settings,
         metrics,
         BROKER.plural,
-        lambda cluster, kw: reconcile_broker(_view(kw), cluster, brokers, settings=settings),
+        lambda cluster, kw: reconcile_broker(_view(kw), cluster, brokers, settings=settings, orphans=orphans),
         resync_seconds=settings.resync_seconds,
     )
     _register_reconciler(
@@ -233,7 +254,12 @@ def register(
         metrics,
         CLUSTER_BROKER.plural,
         lambda cluster, kw: reconcile_broker(
-            _view(kw), cluster, brokers, operator_namespace=settings.operator_namespace, settings=settings
+            _view(kw),
+            cluster,
+            brokers,
+            operator_namespace=settings.operator_namespace,
+            settings=settings,
+            orphans=orphans,
         ),
         resync_seconds=settings.resync_seconds,
     )

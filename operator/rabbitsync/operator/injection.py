@@ -117,18 +117,13 @@ def _remove_refused(
     cluster: Cluster, namespace: str, service: str, deployment: Mapping[str, Any], refusal: Observation
 ) -> SidecarResult:
     """A Deployment that opted out after an injection loses the sidecar; otherwise nothing is written."""
-    if refusal.reason != INJECTION_NOT_ALLOWED or not _has_sidecar(deployment):
+    if refusal.reason != INJECTION_NOT_ALLOWED or sidecar_spec.injected(deployment) is None:
         return SidecarResult(refusal)
     try:
         cluster.apply_sidecar(namespace, service, None)
     except KubeError as e:
         return SidecarResult(Observation(SIDECAR_INJECTED, "False", "ApplyFailed", str(e)), e)
     return SidecarResult(refusal)
-
-
-def _has_sidecar(deployment: Mapping[str, Any]) -> bool:
-    containers = deployment["spec"]["template"]["spec"].get("containers", [])
-    return any(c["name"] == sidecar_spec.CONTAINER_NAME for c in containers)
 
 
 def _container(

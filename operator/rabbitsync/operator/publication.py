@@ -8,13 +8,14 @@ Secret with the service's last declaration. Failures become conditions through t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rabbitsync.api.conditions import READY
 from rabbitsync.api.syncpublication import SyncPublicationSpec
 from rabbitsync.conventions import broker_username, service_secret_name
-from rabbitsync.operator import credentials, failures, injection
+from rabbitsync.operator import cleanup, credentials, failures, injection
 from rabbitsync.operator import status as st
 from rabbitsync.operator.cleanup import credential_notes
 from rabbitsync.operator.kube import Cluster, KubeError, decode
@@ -24,6 +25,8 @@ from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.transport.errors import BrokerError
 
 KIND = "SyncPublication"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,23 @@ def cleanup_publication(
     pub: Publication, cluster: Cluster, brokers: BrokerFactory, settings: OperatorSettings, attempt: int
 ) -> CleanupOutcome:
     """Shrink the service's rights (or remove its identity) and its sidecar; never blocks forever."""
+    try:
+        return _cleanup_publication(pub, cluster, brokers, settings, attempt)
+    except Exception as e:
+        log.exception("cleanup of %s/%s failed unexpectedly", pub.namespace, pub.name)
+        return cleanup.attempt_failed(
+            settings,
+            attempt,
+            "CleanupFailed",
+            f"unexpected {type(e).__name__}: {e}",
+            gave_up=cleanup.SIDECAR_LEFT_BEHIND,
+            left=f"the broker user and sidecar of {pub.namespace}/{pub.raw_spec.get('service')} as they were",
+        )
+
+
+def _cleanup_publication(
+    pub: Publication, cluster: Cluster, brokers: BrokerFactory, settings: OperatorSettings, attempt: int
+) -> CleanupOutcome:
     try:
         spec = pub.spec()
     except KubeError as e:

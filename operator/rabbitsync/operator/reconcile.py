@@ -15,9 +15,9 @@ from typing import Any
 from rabbitsync.amqp.sync import SyncResult, observe_and_sync
 from rabbitsync.api.conditions import READY, TOPOLOGY_SYNCED
 from rabbitsync.backoff import capped_exponential
-from rabbitsync.operator import credentials, failures, injection
+from rabbitsync.operator import credentials, failures, injection, rollout
 from rabbitsync.operator import status as st
-from rabbitsync.operator.kube import Cluster, KubeError
+from rabbitsync.operator.kube import Cluster, KubeError, NotFound
 from rabbitsync.operator.outcome import ReconcileOutcome, conclude
 from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
 from rabbitsync.operator.settings import OperatorSettings
@@ -46,8 +46,10 @@ def reconcile(
     fields: dict[str, Any] = {}
     notes: list[st.Note] = []
     extra: list[st.Observation] = []
+    # Delay queues the schedule dropped go only once the service's pods all run the new schedule.
+    retire = rollout.delay_queues_retirable(cluster, sub.namespace, spec.service, sub.name, topology)
     try:
-        result = observe_and_sync(brokers(broker), topology, previously_synced=sub.previously_synced())
+        result = observe_and_sync(brokers(broker), topology, previously_synced=sub.previously_synced(), retire=retire)
     except BrokerError as e:
         diagnosis = failures.for_subscription(e, f"broker {broker.endpoint.host}: {e}")
         observations, temporary = diagnosis.observations, diagnosis.temporary_failure
@@ -63,14 +65,46 @@ def reconcile(
     sidecar = injection.sync_service(cluster, settings, sub.namespace, spec.service, broker)
     if temporary is None:
         temporary = sidecar.temporary_failure
+    observations, waiting = consumed(observations, sidecar, fields.get("consumers"), spec.service, sub.namespace)
+    fields["eventCount"] = len(spec.events)
     return conclude(
         sub,
         [*observations, *extra, sidecar.observation],
         now=now,
         fields=fields,
         notes=notes,
-        temporary_failure=temporary,
+        temporary_failure=temporary or waiting,
     )
+
+
+def consumed(
+    observations: list[st.Observation],
+    sidecar: injection.SidecarResult,
+    consumers: int | None,
+    service: str,
+    namespace: str,
+) -> tuple[list[st.Observation], str | None]:
+    """Ready means "events will be consumed": a verified topology (``observations``' Ready) is not enough
+    without the sidecar in the Deployment and a consumer on the queue. Returns the observations with
+    Ready narrowed, and why to look again soon (a consumer about to attach)."""
+    ready = next((o for o in observations if o.type == READY), None)
+    if ready is None or ready.status != "True":
+        return observations, None
+    if isinstance(sidecar.refused, NotFound):
+        verdict = st.Observation(READY, "False", "DeploymentNotFound", f"no Deployment {namespace}/{service}")
+    elif sidecar.observation.status != "True":
+        verdict = st.Observation(
+            READY, "False", "SidecarNotInjected", f"{sidecar.observation.reason}: {sidecar.observation.message}"
+        )
+    elif not consumers:
+        # The management API's counts lag a few seconds behind a consumer that just attached.
+        message = f"no consumer on {ready.message.removeprefix('queue ')}: is the {service} pod running?"
+        return [*(o for o in observations if o is not ready), st.Observation(READY, "False", "NoConsumer", message)], (
+            "waiting for a consumer"
+        )
+    else:
+        return observations, None
+    return [*(o for o in observations if o is not ready), verdict], None
 
 
 def _synced(result: SyncResult, topology: Topology, broker: ResolvedBroker) -> tuple[list[st.Observation], str | None]:
@@ -108,6 +142,15 @@ def _sync_notes(result: SyncResult) -> list[st.Note]:
                 "Normal",
                 "QueueKept",
                 "obsolete delay queue(s) still hold messages: " + ", ".join(result.kept_not_empty),
+            )
+        )
+    if result.retiring:
+        notes.append(
+            st.Note(
+                "Normal",
+                "QueueRetiring",
+                "obsolete delay queue(s) kept until the service's pods all run the new retry schedule: "
+                + ", ".join(result.retiring),
             )
         )
     return notes

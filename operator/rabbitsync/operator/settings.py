@@ -54,9 +54,15 @@ class OperatorSettings:
     """Cap of the exponential retry delay after a failed reconcile (``RABBITSYNC_MAX_BACKOFF_SECONDS``),
     so a broker down for an hour is polled every 5 minutes at most, not hammered."""
 
-    delete_give_up_attempts: int = 3
+    delete_give_up_attempts: int = 8
     """Failed attempts to clean up a deleted subscription's queues before the finalizer is released anyway
-    (``RABBITSYNC_DELETE_ATTEMPTS``): a gone broker must never block deletion forever."""
+    (``RABBITSYNC_DELETE_ATTEMPTS``): a gone broker must never block deletion forever. With the capped
+    exponential retry delay (2, 4, 8 ... s) 8 attempts span about 4 minutes: a broker restart or a short
+    outage is waited out (queues left behind collect every event), a lost broker is not waited for."""
+
+    orphan_grace_seconds: float = 3600.0
+    """How long a queue named for this cluster may lack its SyncSubscription before it is removed
+    (``RABBITSYNC_ORPHAN_GRACE_SECONDS``); reported at once. Far above a deletion's retry budget."""
 
     log_format: str = "text"
     """``text`` or ``json`` (``RABBITSYNC_LOG_FORMAT``)."""
@@ -98,7 +104,8 @@ class OperatorSettings:
             refresh_seconds=_positive(env, "RABBITSYNC_REFRESH_SECONDS", 600.0),
             broker_connections=int(_positive(env, "RABBITSYNC_BROKER_CONNECTIONS", 1)),
             max_backoff_seconds=_positive(env, "RABBITSYNC_MAX_BACKOFF_SECONDS", 300.0),
-            delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 3)),
+            delete_give_up_attempts=int(_positive(env, "RABBITSYNC_DELETE_ATTEMPTS", 8)),
+            orphan_grace_seconds=_positive(env, "RABBITSYNC_ORPHAN_GRACE_SECONDS", 3600.0),
             log_format=log_format,
             health_port=int(_positive(env, "RABBITSYNC_HEALTH_PORT", 8080)),
             metrics_port=int(_positive(env, "RABBITSYNC_METRICS_PORT", 9090)),

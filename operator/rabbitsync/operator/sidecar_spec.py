@@ -10,6 +10,17 @@ escalation; it writes only where the app's own volume mounts let it. The result 
 body holding *only* what the operator owns (the container, and the pod template's credentials
 checksum that rolls the pods on a rotation), so ``kubectl apply`` or a GitOps tool keeps owning
 everything else.
+
+The sidecar is a Kubernetes *native sidecar* (an init container with ``restartPolicy: Always``, stable
+since 1.29): the kubelet starts it before the app containers, keeps it running and restarts it, and
+stops it after them, so the app's last writes still reach the outbox relay. It has no readinessProbe:
+a native sidecar's readiness counts toward the pod's, and the broker being away must never take the
+service's API out of its Service (the outbox keeps the writes meanwhile). No startupProbe either: it
+would hold the app containers back until the sidecar answers. Consumer health goes to liveness (a
+wedged loop is restarted), the sidecar's metrics and the subscription's ``Ready`` condition. Older
+releases injected a regular container; applying the native one with the same field manager removes
+that one in the same write (server-side apply drops what the manager no longer sends), which is the
+migration.
 """
 
 from __future__ import annotations
@@ -43,6 +54,20 @@ class NoAppContainer(ValueError):
 def opted_in(deployment: Mapping[str, Any]) -> bool:
     """Whether the Deployment allows injection (annotation ``rabbitsync.io/inject: "true"``)."""
     return (deployment["metadata"].get("annotations") or {}).get(INJECT_ANNOTATION) == "true"
+
+
+def injected(deployment: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Our sidecar in the Deployment's pod template, native (an init container) or of an older release."""
+    spec = deployment["spec"]["template"]["spec"]
+    return next(
+        (c for c in [*spec.get("initContainers", []), *spec.get("containers", [])] if c["name"] == CONTAINER_NAME),
+        None,
+    )
+
+
+def is_native(container: Mapping[str, Any]) -> bool:
+    """Whether ``container`` is a native sidecar (what this release injects)."""
+    return container.get("restartPolicy") == "Always"
 
 
 def app_container(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -88,7 +113,8 @@ def sidecar_container(
         "command": list(COMMAND),
         "env": env,
         "ports": [{"name": "rs-http", "containerPort": config.http_port, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "rs-http"}, "periodSeconds": 5},
+        # Native sidecar: started before the app containers, restarted whenever it exits.
+        "restartPolicy": "Always",
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "rs-http"},
             "periodSeconds": 10,
@@ -115,15 +141,15 @@ def _env_var(name: str, value: EnvValue, secret: str) -> dict[str, Any]:
 def apply_body(
     name: str, namespace: str, container: Mapping[str, Any] | None, credentials: str | None = None
 ) -> dict[str, Any]:
-    """Server-side apply body for the Deployment: our container and the credentials checksum, or nothing
-    (which removes both)."""
+    """Server-side apply body for the Deployment: our native sidecar and the credentials checksum, or nothing
+    (which removes both, and a regular container an older release injected)."""
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace},
     }
     if container is not None:
-        template: dict[str, Any] = {"spec": {"containers": [dict(container)]}}
+        template: dict[str, Any] = {"spec": {"initContainers": [dict(container)]}}
         if credentials is not None:
             template["metadata"] = {"annotations": {CREDENTIALS_ANNOTATION: credentials}}
         body["spec"] = {"template": template}

@@ -18,7 +18,8 @@ types of an older release is re-bound by the usual diff (the bare keys unbound, 
 All queues share the spec's queue type. Quorum queues carry a queue-level message TTL since RabbitMQ
 3.10, so delay queues need not fall back to classic ones; quorum queues that dead-letter use the
 ``at-least-once`` strategy (which needs ``x-overflow: reject-publish``), because the default
-``at-most-once`` drops a message if the target queue is briefly unavailable.
+``at-most-once`` drops a message if the target queue is briefly unavailable. A quorum main queue
+also gets an explicit delivery limit, by policy (``delivery_limit`` says why and how much).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.conventions import routing_key
 from rabbitsync.topology import naming, retry
+from rabbitsync.topology.delivery_limit import delivery_limit_policy
 from rabbitsync.topology.model import Binding, Queue, QueueRole, Topology
 
 
@@ -56,7 +58,9 @@ def desired_topology(
         Queue(dlq, QueueRole.DEAD_LETTER, {"x-queue-type": queue_type}),
     )
     bindings = frozenset(Binding(exchange, main, routing_key(namespace, event)) for event in spec.events)
-    return Topology(exchange=exchange, queues=queues, bindings=bindings)
+    # Only quorum queues know a delivery limit (see ``delivery_limit``).
+    policies = (delivery_limit_policy(main, spec.retry.max_attempts),) if queue_type == "quorum" else ()
+    return Topology(exchange=exchange, queues=queues, bindings=bindings, policies=policies)
 
 
 def _dead_lettering(queue_type: str, *, to: str) -> dict[str, Any]:

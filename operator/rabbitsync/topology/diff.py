@@ -7,7 +7,9 @@ Rules, each a promise of the product:
 - delay queues no longer in the schedule are deleted only if empty (checked with a passive declare
   right before the delete: quorum queues refuse ``if-empty`` deletes);
 - a queue whose arguments differ from the desired ones is reported as a conflict and left alone:
-  RabbitMQ cannot change arguments in place, and redeclaring would fail with 406.
+  RabbitMQ cannot change arguments in place, and redeclaring would fail with 406;
+- what must change on existing queues (the delivery limit) is a policy: put when missing or different,
+  deleted with the subscription.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rabbitsync.topology.model import Binding, Observed, Queue, Topology
+from rabbitsync.topology.model import Binding, Observed, Policy, Queue, Topology
 
 EXCHANGE_TYPE = "topic"
 
@@ -52,11 +54,18 @@ class Plan:
     unbind: tuple[Binding, ...] = ()
     delete_queues: tuple[QueueDeletion, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
+    put_policies: tuple[Policy, ...] = ()
+    delete_policies: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
         """Nothing to do (conflicts are reported, not acted on)."""
-        return not (self.declare_exchange or self.declare_queues or self.bind or self.unbind or self.delete_queues)
+        return not (self.amqp_work or self.put_policies or self.delete_policies)
+
+    @property
+    def amqp_work(self) -> bool:
+        """Something to do over AMQP (policies go over the management API)."""
+        return bool(self.declare_exchange or self.declare_queues or self.bind or self.unbind or self.delete_queues)
 
     def describe(self, *, deletions: bool = True) -> list[str]:
         """One line per operation, for Events and logs; ``deletions=False`` leaves queue deletions out."""
@@ -64,7 +73,9 @@ class Plan:
         lines += [f"declared {q.describe()}" for q in self.declare_queues]
         lines += [f"bound {b.describe()}" for b in self.bind]
         lines += [f"unbound {b.describe()}" for b in self.unbind]
+        lines += [f"set {p.describe()}" for p in self.put_policies]
         if deletions:
+            lines += [f"deleted policy {name}" for name in self.delete_policies]
             lines += [f"deleted {d.describe()}" for d in self.delete_queues]
         return lines
 
@@ -105,6 +116,12 @@ def diff(desired: Topology, observed: Observed) -> Plan:
         unbind=tuple(sorted(observed.bindings - desired.bindings)),
         delete_queues=obsolete,
         conflicts=tuple(conflicts),
+        # A policy is named after the queue it is for: a queue in conflict is left alone altogether.
+        put_policies=tuple(
+            p
+            for p in desired.policies
+            if observed.policies.get(p.name) != p and not any(c.name == f"queue {p.name}" for c in conflicts)
+        ),
     )
 
 
@@ -113,7 +130,10 @@ def teardown(observed: Observed) -> Plan:
 
     Bindings go with their queues; the shared exchange stays.
     """
-    return Plan(delete_queues=tuple(QueueDeletion(name, if_empty=False) for name in sorted(observed.queues)))
+    return Plan(
+        delete_queues=tuple(QueueDeletion(name, if_empty=False) for name in sorted(observed.queues)),
+        delete_policies=tuple(sorted(observed.policies)),
+    )
 
 
 def _is_retry_queue(desired: Topology, name: str) -> bool:

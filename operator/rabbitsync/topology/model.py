@@ -43,12 +43,27 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """A RabbitMQ policy on queues or exchanges: what can change on an existing one, unlike its arguments."""
+
+    name: str
+    pattern: str
+    definition: Mapping[str, Any]
+    priority: int = 0
+    apply_to: str = "queues"
+
+    def describe(self) -> str:
+        return f"policy {self.name} {dict(self.definition)}"
+
+
+@dataclass(frozen=True)
 class Topology:
     """Everything one subscription in one cluster owns on the broker, plus the exchange it binds to."""
 
     exchange: str
     queues: tuple[Queue, ...]
     bindings: frozenset[Binding]
+    policies: tuple[Policy, ...] = ()
 
     @property
     def main_queue(self) -> Queue:
@@ -71,6 +86,14 @@ class ObservedQueue:
     arguments: Mapping[str, Any]
     messages: int = 0
     consumers: int = 0
+    dead_lettering: int = 0
+    """Messages expired or rejected but not yet confirmed by their dead-letter target (a quorum queue's
+    at-least-once dead lettering keeps them apart: ``messages`` does not count them)."""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing in it, counting what still waits to be dead-lettered out of it."""
+        return not (self.messages or self.dead_lettering)
 
 
 @dataclass(frozen=True)
@@ -92,3 +115,5 @@ class Observed:
     exchange: ObservedExchange | None
     queues: Mapping[str, ObservedQueue]
     bindings: frozenset[Binding]
+    policies: Mapping[str, Policy] = field(default_factory=dict)
+    """The desired topology's policies that exist, by name (other policies are not ours to look at)."""

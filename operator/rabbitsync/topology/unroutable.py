@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from rabbitsync.topology.model import Policy
 from rabbitsync.topology.naming import unroutable_name
 
 ALTERNATE_EXCHANGE_TYPE = "fanout"
@@ -37,14 +38,15 @@ class UnroutableTopology:
     policy: str
     queue_arguments: dict[str, Any] = field(default_factory=lambda: {"x-queue-type": "quorum"})
 
-    def policy_body(self) -> dict[str, Any]:
-        """The management API's body for ``PUT /api/policies/{vhost}/{policy}``."""
-        return {
-            "pattern": f"^{re.escape(self.exchange)}$",
-            "apply-to": "exchanges",
-            "priority": POLICY_PRIORITY,
-            "definition": {"alternate-exchange": self.alternate_exchange},
-        }
+    def as_policy(self) -> Policy:
+        """The policy pointing the shared exchange, and only it, at the alternate exchange."""
+        return Policy(
+            name=self.policy,
+            pattern=f"^{re.escape(self.exchange)}$",
+            definition={"alternate-exchange": self.alternate_exchange},
+            priority=POLICY_PRIORITY,
+            apply_to="exchanges",
+        )
 
 
 def unroutable_for(exchange: str) -> UnroutableTopology:

@@ -96,7 +96,8 @@ def test_apply_creates_everything_and_a_second_sync_does_nothing(env: Env, queue
     topo = env.topology(["restaurant.created", "menu.updated"], queueType=queue_type)
     first = observe_and_sync(env.rabbit, topo)
     assert first.verified and not first.conflicts
-    assert len(first.changes) == 1 + len(topo.queues) + 2  # exchange, queues, bindings
+    # exchange, queues, bindings, and the delivery-limit policy of a quorum main queue
+    assert len(first.changes) == 1 + len(topo.queues) + 2 + len(topo.policies)
     observed = env.rabbit.observe(topo.exchange, topo.main_queue.name)
     assert {n: dict(q.arguments) for n, q in observed.queues.items()} == {
         q.name: dict(q.arguments) for q in topo.queues
@@ -141,7 +142,7 @@ def test_same_subscription_in_two_clusters_is_two_queues_deleting_one_keeps_the_
     observe_and_sync(env.rabbit, west)
     assert east.main_queue.name != west.main_queue.name
     deleted = delete_topology(env.rabbit, east)
-    assert len(deleted) == len(east.queues)
+    assert len(deleted) == len(east.queues) + len(east.policies)
     assert env.rabbit.observe(east.exchange, east.main_queue.name).queues == {}
     kept = env.rabbit.observe(west.exchange, west.main_queue.name)
     assert set(kept.queues) == {q.name for q in west.queues} and kept.bindings == west.bindings
@@ -222,3 +223,36 @@ def test_wrong_credentials_are_a_permanent_access_refused(broker) -> None:  # ty
     assert observed.value.permanent
     with pytest.raises(AccessRefused):
         rabbit.apply(Plan(declare_exchange="e"))
+
+
+def test_a_message_returned_more_often_than_the_delivery_limit_is_dead_lettered(env: Env) -> None:
+    """Issue 10 point 2: the limit is explicit (3.x has none, 4.x defaults to 20) and comes by policy."""
+    topo = env.topology(["a"], retry={"maxAttempts": 1})
+    assert observe_and_sync(env.rabbit, topo).verified
+    main, dlq = topo.main_queue.name, topo.dead_letter_queue.name
+    q = urllib.parse.quote(main, safe="")
+    deadline = time.monotonic() + 15
+    while not env.http("GET", f"/api/queues/%2F/{q}").get("effective_policy_definition"):  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "delivery-limit policy never took effect"
+        time.sleep(0.2)
+    limit = env.http("GET", f"/api/queues/%2F/{q}")["effective_policy_definition"]["delivery-limit"]  # type: ignore[index]
+    assert limit == 1 + 20
+    channel = env.channel()
+    channel.confirm_delivery()
+    channel.basic_publish("", main, b"poison", pika.BasicProperties(delivery_mode=2))
+    returned = 0
+    while True:
+        method, _, _ = channel.basic_get(main)
+        if method is None:
+            break
+        channel.basic_reject(method.delivery_tag, requeue=True)  # as a consumer dying on it would
+        returned += 1
+        assert returned <= limit + 1, "the message kept coming back past the limit"
+    assert returned == limit + 1 or returned == limit, returned
+    deadline = time.monotonic() + 10
+    method = props = None
+    while method is None and time.monotonic() < deadline:
+        method, props, _ = channel.basic_get(dlq, auto_ack=True)
+        time.sleep(0.1)
+    assert method is not None and props is not None, "the poison message was dropped, not dead-lettered"
+    assert props.headers["x-first-death-reason"] == "delivery_limit", props.headers

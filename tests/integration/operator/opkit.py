@@ -217,7 +217,13 @@ class Kit:
             raise AssertionError(f"{e}\nstatus: {json.dumps((obj or {}).get('status'), indent=1)}") from None
 
     def wait_ready(self, cluster: str, name: str, timeout: float = CONVERGE) -> dict[str, Any]:
+        """Ready: events will be consumed (topology verified, sidecar injected, a consumer attached)."""
         return self.wait_condition(cluster, name, "Ready", "True", timeout)
+
+    def wait_synced(self, cluster: str, name: str, timeout: float = CONVERGE) -> dict[str, Any]:
+        """The topology verified on the broker: what these tests, which run no pods and so no consumer,
+        wait for (Ready also needs a consumer since issue 12)."""
+        return self.wait_condition(cluster, name, "TopologySynced", "True", timeout)
 
     def wait_gone(self, cluster: str, name: str, timeout: float = CONVERGE) -> None:
         wait_for(lambda: self.get(cluster, name) is None, timeout, f"{cluster} {self.namespace}/{name} deleted")

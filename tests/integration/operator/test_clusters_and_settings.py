@@ -17,8 +17,8 @@ def test_same_subscription_in_east_and_west_gets_two_queues_deleting_one_keeps_t
     for cluster in ("east", "west"):
         kit.setup_broker(cluster)
         kit.create_subscription(cluster, "orders", ["a.created"])
-    east = kit.wait_ready("east", "orders")
-    west = kit.wait_ready("west", "orders")
+    east = kit.wait_synced("east", "orders")
+    west = kit.wait_synced("west", "orders")
     assert east["status"]["queue"] == kit.queue_name("east", "orders")
     assert west["status"]["queue"] == kit.queue_name("west", "orders")
     assert kit.bindings("east", "orders") == kit.bindings("west", "orders") == kit.keys("a.created")
@@ -32,7 +32,7 @@ def test_same_subscription_in_east_and_west_gets_two_queues_deleting_one_keeps_t
     assert kit.bindings("west", "orders") == kit.keys("a.created")
     # West's next resync finds nothing to repair: east's cleanup did not touch it.
     before = {e for e in kit.events("west", "orders") if e[1] == "DriftRepaired"}
-    kit.wait_condition("west", "orders", "Ready", "True", timeout=RESYNC_SECONDS + 5)
+    kit.wait_condition("west", "orders", "TopologySynced", "True", timeout=RESYNC_SECONDS + 5)
     assert {e for e in kit.events("west", "orders") if e[1] == "DriftRepaired"} == before
 
 
@@ -55,7 +55,7 @@ def test_operator_refuses_to_start_without_a_valid_cluster_name(cluster: str | N
 def test_restarted_operator_resumes_and_applies_what_changed_while_it_was_down(kit: Kit, operators_running) -> None:  # type: ignore[no-untyped-def]
     kit.setup_broker("east")
     kit.create_subscription("east", "orders", ["a.created", "b.created"])
-    kit.wait_ready("east", "orders")
+    kit.wait_synced("east", "orders")
 
     operators_running.stop("east")
     try:
@@ -68,7 +68,7 @@ def test_restarted_operator_resumes_and_applies_what_changed_while_it_was_down(k
         CONVERGE,
         "generation 2 reconciled after the restart",
     )
-    kit.wait_ready("east", "orders")
+    kit.wait_synced("east", "orders")
     assert obj["metadata"]["generation"] == 2
     assert kit.bindings("east", "orders") == kit.keys("b.created", "c.created")
     assert len(kit.queues("east", "orders")) == 6

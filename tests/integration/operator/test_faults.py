@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_out_of_band_deletions_are_repaired_and_reported(kit: Kit) -> None:
     kit.setup_broker("east")
     kit.create_subscription("east", "orders", ["a.created", "b.created"])
-    kit.wait_ready("east", "orders")
+    kit.wait_synced("east", "orders")
     main = kit.queue_name("east", "orders")
     before = set(kit.queues("east", "orders"))
 
@@ -37,7 +37,7 @@ def test_out_of_band_deletions_are_repaired_and_reported(kit: Kit) -> None:
     )
     _, _, message = kit.wait_event("east", "orders", "DriftRepaired", timeout=RESYNC_SECONDS + 5)
     assert f"{main}.dlq" in message and "b.created" in message and "not.subscribed" in message, message
-    kit.wait_ready("east", "orders", timeout=5)
+    kit.wait_synced("east", "orders", timeout=5)
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def node_rabbitmqctl(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_stopped_broker_is_reported_and_recovered_without_loss(kit: Kit, broker) -> None:  # type: ignore[no-untyped-def]
     kit.setup_broker("east")
     kit.create_subscription("east", "orders", ["a.created"])
-    kit.wait_ready("east", "orders")
+    kit.wait_synced("east", "orders")
     before = set(kit.queues("east", "orders"))
 
     broker.stop()
@@ -71,7 +71,7 @@ def test_stopped_broker_is_reported_and_recovered_without_loss(kit: Kit, broker)
         kit.wait_event("east", "orders", "BrokerUnreachable", timeout=5)
     finally:
         broker.start()
-    obj = kit.wait_ready("east", "orders", timeout=3 * RESYNC_SECONDS + MAX_BACKOFF_SECONDS + 10)
+    obj = kit.wait_synced("east", "orders", timeout=3 * RESYNC_SECONDS + MAX_BACKOFF_SECONDS + 10)
     assert kit.condition(obj, "BrokerReachable")["status"] == "True"
     assert set(kit.queues("east", "orders")) == before
     assert kit.bindings("east", "orders") == kit.keys("a.created")
@@ -90,7 +90,7 @@ def test_missing_syncbroker_then_secret_are_named_then_ready_without_restart(kit
     assert f"Secret {kit.namespace}/rabbitmq" in kit.condition(obj, "Ready")["message"]
 
     kit.create_secret("east", name="rabbitmq")
-    kit.wait_ready("east", "orders")
+    kit.wait_synced("east", "orders")
     assert kit.bindings("east", "orders") == kit.keys("a.created")
 
 
@@ -113,7 +113,7 @@ def test_delete_with_unreachable_broker_gives_up_and_says_what_is_left(kit: Kit)
 def test_delete_with_syncbroker_gone_releases_at_once(kit: Kit) -> None:
     kit.setup_broker("east")
     kit.create_subscription("east", "orders", ["a.created"])
-    kit.wait_ready("east", "orders")
+    kit.wait_synced("east", "orders")
     kit.custom("east").delete_namespaced_custom_object(
         "rabbitsync.io", "v1alpha1", kit.namespace, "syncbrokers", "default"
     )

@@ -26,7 +26,7 @@ def test_apply_creates_verified_topology_and_status(kit: Kit, operators_running,
     admin = kit.clusters["east"].kubeconfig
     operators.kubectl(admin, "apply", "-n", kit.namespace, "-f", str(manifest))
 
-    obj = kit.wait_ready("east", "orders")
+    obj = kit.wait_synced("east", "orders")
     main = kit.queue_name("east", "orders")
     status = obj["status"]
     assert status["queue"] == main
@@ -46,13 +46,22 @@ def test_apply_creates_verified_topology_and_status(kit: Kit, operators_running,
         assert (args["x-message-ttl"], args["x-dead-letter-routing-key"]) == (delay, main)
     assert kit.bindings("east", "orders") == kit.keys("restaurant.created", "menu.updated")
 
+    # Quorum queues get an explicit delivery limit, by policy (issue 10 point 2).
+    policy = wait_for(
+        lambda: kit.mgmt.call("GET", f"/api/queues/%2F/{kit.mgmt.q(main)}").get("effective_policy_definition"),
+        30,
+        "delivery-limit policy in effect",
+    )
+    assert policy == {"delivery-limit": 5 + 20}, policy
+
+    # Nothing consumes yet (no Deployment, no pod): not Ready, and the table says why (issue 12).
+    obj = kit.wait_condition("east", "orders", "Ready", "False", reason="DeploymentNotFound")
     table = operators.kubectl(admin, "get", "ssub", "orders", "-n", kit.namespace)
     header, row = table.splitlines()
-    assert header.split()[:6] == ["NAME", "SERVICE", "EVENTS", "READY", "REASON", "QUEUE"], table
-    assert row.split()[:2] == ["orders", "orders"] and "restaurant.created" in row, table
-    assert row.split()[3:6] == ["True", "TopologyVerified", "0"], table
+    assert header.split()[:8] == ["NAME", "SERVICE", "EVENTS", "READY", "REASON", "CONSUMERS", "QUEUE", "DEPTH"]
+    assert row.split()[:7] == ["orders", "orders", "2", "False", "DeploymentNotFound", "0", "0"], table
     wide = operators.kubectl(admin, "get", "ssub", "orders", "-n", kit.namespace, "-o", "wide")
-    assert main in wide, wide
+    assert main in wide and "no Deployment" in wide, wide
 
     for op in operators_running.values():
         assert health_status(op) == 200
@@ -69,7 +78,7 @@ def test_apply_creates_verified_topology_and_status(kit: Kit, operators_running,
 def test_edit_events_rebinds_exactly_then_delete_removes_topology(kit: Kit) -> None:
     kit.setup_broker("east")
     kit.create_subscription("east", "orders", ["a.created", "b.created"])
-    ready = kit.condition(kit.wait_ready("east", "orders"), "Ready")
+    synced = kit.condition(kit.wait_synced("east", "orders"), "TopologySynced")
     assert kit.bindings("east", "orders") == kit.keys("a.created", "b.created")
 
     kit.patch_subscription("east", "orders", {"events": ["b.created", "c.created", "d.created"]})
@@ -77,16 +86,17 @@ def test_edit_events_rebinds_exactly_then_delete_removes_topology(kit: Kit) -> N
         lambda: (
             (o := kit.get("east", "orders"))
             and o["status"].get("observedGeneration") == 2
-            and kit.condition(o, "Ready").get("status") == "True"
+            and kit.condition(o, "TopologySynced").get("status") == "True"
             and o
         ),
         CONVERGE,
         "generation 2 reconciled",
     )
     assert obj["metadata"]["generation"] == 2
-    # Ready stayed True: its lastTransitionTime is that of the first transition, not of the last reconcile.
-    assert kit.condition(obj, "Ready")["lastTransitionTime"] == ready["lastTransitionTime"]
-    assert kit.condition(obj, "Ready")["observedGeneration"] == 2
+    # TopologySynced stayed True: its lastTransitionTime is that of the first transition, not of the last
+    # reconcile. (Ready needs a consumer, which this test does not run.)
+    assert kit.condition(obj, "TopologySynced")["lastTransitionTime"] == synced["lastTransitionTime"]
+    assert kit.condition(obj, "TopologySynced")["observedGeneration"] == 2
     assert kit.bindings("east", "orders") == kit.keys("b.created", "c.created", "d.created")
     assert len(kit.queues("east", "orders")) == 6
 
@@ -99,22 +109,26 @@ def test_edit_events_rebinds_exactly_then_delete_removes_topology(kit: Kit) -> N
 def test_changed_backoff_replaces_delay_queues(kit: Kit) -> None:
     kit.setup_broker("east")
     kit.create_subscription("east", "orders", ["a.created"])
-    kit.wait_ready("east", "orders")
+    kit.wait_synced("east", "orders")
     main = kit.queue_name("east", "orders")
 
     # Delay queues are named by their TTL: fewer attempts and a longer first delay mean other queues.
     kit.patch_subscription("east", "orders", {"retry": {"maxAttempts": 3, "initialBackoffMs": 5000}})
     expected = {main, f"{main}.dlq", f"{main}.retry.5000ms", f"{main}.retry.10000ms"}
     wait_for(lambda: set(kit.queues("east", "orders")) == expected, CONVERGE, "delay queues replaced")
-    obj = kit.wait_ready("east", "orders")
-    assert obj["status"]["observedGeneration"] == 2
+    # The queues change inside the reconcile, its status is written after it: wait for that status.
+    obj = wait_for(
+        lambda: (o := kit.wait_synced("east", "orders")) and o["status"]["observedGeneration"] == 2 and o,
+        CONVERGE,
+        "generation 2 synced",
+    )
     assert obj["status"]["retryQueues"] == [f"{main}.retry.5000ms", f"{main}.retry.10000ms"]
 
 
 def test_retain_keeps_queues_and_releases_the_object(kit: Kit) -> None:
     kit.setup_broker("east")
     kit.create_subscription("east", "keep", ["a.created"], deletionPolicy="retain")
-    kit.wait_ready("east", "keep")
+    kit.wait_synced("east", "keep")
     before = set(kit.queues("east", "keep"))
     assert len(before) == 6
 

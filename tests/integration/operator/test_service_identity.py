@@ -58,8 +58,8 @@ def a_and_b(kit: Kit) -> Iterator[dict[str, str]]:
     kit.create_subscription("east", A, ["A_IN"])
     kit.create_publication("east", A, ["A_OUT"])
     kit.create_subscription("east", B, ["B_IN"])
-    kit.wait_ready("east", A)
-    kit.wait_ready("east", B)
+    kit.wait_synced("east", A)
+    kit.wait_synced("east", B)
     _publication_ready(kit, A)
     # Both reconciles of A write the same rights; wait for one that has seen both declarations.
     user = kit.mgmt.q(kit.broker_user("east", A))
@@ -182,7 +182,7 @@ def test_a_rotation_makes_the_old_password_useless_and_rolls_the_pods(kit: Kit) 
     kit.wait_condition("east", "svc-r", "SidecarInjected", "True")
     old = wait_for(lambda: kit.service_secret("east", "svc-r"), CONVERGE, "Secret rabbitsync-svc-r")
     template = _template(kit, "svc-r")
-    [sidecar] = [c for c in template["spec"]["containers"] if c["name"] == "rabbitsync-sidecar"]
+    [sidecar] = [c for c in template["spec"]["initContainers"] if c["name"] == "rabbitsync-sidecar"]
     env = {e["name"]: e for e in sidecar["env"]}
     assert env["RABBITSYNC_AMQP_URL"]["valueFrom"]["secretKeyRef"] == {"name": "rabbitsync-svc-r", "key": "uri"}
     before = template["metadata"]["annotations"]["rabbitsync.io/credentials"]
@@ -221,7 +221,11 @@ def test_a_cluster_broker_keeps_the_admin_secret_out_of_the_namespace(kit: Kit, 
     core = kit.core("east")
     core.create_namespaced_secret(
         "rabbitsync-system",
-        client.V1Secret(metadata=client.V1ObjectMeta(name=secret), string_data={"uri": kit.broker.amqp_url}),
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=secret),
+            # The management URI too: a broker of our own (RABBITSYNC_BROKER_PRIVATE=1) is not on 15672.
+            string_data={"uri": kit.broker.amqp_url, "managementUri": kit.broker.management_url},
+        ),
     )
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -237,7 +241,7 @@ def test_a_cluster_broker_keeps_the_admin_secret_out_of_the_namespace(kit: Kit, 
         custom.patch_cluster_custom_object(
             GROUP, VERSION, "clustersyncbrokers", name, {"spec": {"allowedNamespaces": [kit.namespace]}}
         )
-        kit.wait_ready("east", "svc-c", timeout=CONVERGE + 10)
+        kit.wait_synced("east", "svc-c", timeout=CONVERGE + 10)
         names = {s.metadata.name for s in core.list_namespaced_secret(kit.namespace).items}
         assert names == {"rabbitsync-svc-c"}, names
         service = kit.service_secret("east", "svc-c")

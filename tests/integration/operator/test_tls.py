@@ -39,7 +39,7 @@ def test_subscription_over_amqps_with_the_ca_is_ready(kit: Kit, tls_broker: rabb
     assert tls_broker.ca_pem
     _tls_syncbroker(kit, "east", "tls", tls_broker, tls_broker.ca_pem)
     kit.create_subscription("east", "orders", ["order.created"], broker="tls")
-    kit.wait_ready("east", "orders")
+    kit.wait_synced("east", "orders")
     wait_for(lambda: _syncbroker_condition(kit, "east", "tls", "Ready").get("status") == "True", CONVERGE, "SyncBroker")
     on_tls_broker = Management(tls_broker.management_url)
     queue = kit.queue_name("east", "orders")

@@ -96,14 +96,22 @@ def test_broker_urls_are_rewritten_to_the_node_link_and_put_in_the_secret() -> N
 
 
 def _pod(service: str, ready: bool = True, sidecar: bool = True, deleting: bool = False) -> dict[str, object]:
-    names = ["app", "rabbitsync-sidecar"] if sidecar else ["app"]
+    # The sidecar is a native one: an init container with restartPolicy Always, "started" rather than ready.
+    inits = ["rabbitsync-sidecar"] if sidecar else []
     metadata: dict[str, object] = {"labels": {"app.kubernetes.io/name": service}}
     if deleting:
         metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     return {
         "metadata": metadata,
-        "spec": {"containers": [{"name": n} for n in names]},
-        "status": {"phase": "Running", "containerStatuses": [{"name": n, "ready": ready} for n in names]},
+        "spec": {
+            "containers": [{"name": "app"}],
+            "initContainers": [{"name": n, "restartPolicy": "Always"} for n in inits],
+        },
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [{"name": "app", "ready": ready}],
+            "initContainerStatuses": [{"name": n, "started": True} for n in inits],
+        },
     }
 
 

@@ -65,7 +65,10 @@ def test_copies_image_workdir_env_and_mounts_and_runs_the_sidecar_command():
     assert env["RABBITSYNC_SERVICE"]["value"] == "menu", "operator-owned variables replace the app's"
     assert [e["name"] for e in c["env"]].count("RABBITSYNC_SERVICE") == 1
     assert env["RABBITSYNC_AMQP_URL"]["valueFrom"] == {"secretKeyRef": {"name": "broker", "key": "uri"}}
-    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # A native sidecar: never decides the pod's readiness (issue 10 point 1), but is restarted when wedged.
+    assert c["restartPolicy"] == "Always"
+    assert "readinessProbe" not in c and "startupProbe" not in c
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
 def test_subscription_order_never_changes_the_template():
@@ -90,6 +93,8 @@ def test_app_container_is_the_annotated_one_or_the_first_that_is_not_ours():
 
 def test_apply_body_owns_only_the_sidecar_and_empty_body_removes_it():
     body = sidecar_spec.apply_body("menu", "food", _container(_consumers("a")))
-    assert [c["name"] for c in body["spec"]["template"]["spec"]["containers"]] == ["rabbitsync-sidecar"]
+    # An init container (native sidecar); no "containers" key, so an old regular sidecar we owned goes away.
+    assert [c["name"] for c in body["spec"]["template"]["spec"]["initContainers"]] == ["rabbitsync-sidecar"]
+    assert "containers" not in body["spec"]["template"]["spec"]
     assert "replicas" not in body["spec"] and "selector" not in body["spec"]
     assert "spec" not in sidecar_spec.apply_body("menu", "food", None)

@@ -63,6 +63,12 @@ class FailingBroker:
     def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
         raise self.error
 
+    def queue_names(self, pattern: str) -> list[str]:
+        raise self.error
+
+    def policy_names(self) -> list[str]:
+        raise self.error
+
 
 @dataclass
 class Scene:
@@ -80,6 +86,8 @@ class Scene:
         scene.kube.add_secret(NS, "rabbitmq", uri=URI)
         scene.kube.add_sync_broker(NS, "default", {"secretRef": {"name": "rabbitmq"}})
         scene.kube.add_deployment(NS, "orders", [APP])
+        # The service's pods run: its sidecar consumes every queue as soon as it exists.
+        scene.broker.consumers_on_declare = 1
         return scene
 
     def brokers(self, resolved: ResolvedBroker) -> Broker:

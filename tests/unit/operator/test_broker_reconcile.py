@@ -18,7 +18,7 @@ def test_reachable_broker_gets_the_exchange_and_is_ready() -> None:
     # Issue 10: the exchange also gets its alternate exchange (by policy) for unroutable events.
     assert scene.broker.exchanges == {"rabbitsync.events": "topic", "rabbitsync.events.unroutable": "fanout"}
     assert "rabbitsync.events.unroutable" in scene.broker.queues
-    assert scene.broker.policies["rabbitsync.events.unroutable"]["definition"] == {
+    assert scene.broker.policies["rabbitsync.events.unroutable"].definition == {
         "alternate-exchange": "rabbitsync.events.unroutable"
     }
     assert "unroutable events kept in queue" in outcome.status["conditions"][-1]["message"]

@@ -84,6 +84,8 @@ def test_syncbroker_gone_releases_at_once_and_leaves_the_queues() -> None:
     result = scene.delete(sub)
     assert result.done and reasons(result.notes) == ["TopologyLeftBehind", "UserLeftBehind"]
     assert "SyncBroker" in result.notes[0].message and QUEUE in result.notes[0].message
+    # Every queue left is named (namespace deletion: nobody else will say what leaked).
+    assert all(name in result.notes[0].message for name in scene.broker.queues)
     assert QUEUE in scene.broker.queues
     # No broker to configure a sidecar with, but the last subscription's sidecar is still removed.
     assert scene.kube.sidecar(NS, "orders") is None
@@ -196,3 +198,35 @@ def test_every_error_class_releases_the_finalizer_at_the_last_attempt(error: Exc
     result = scene.delete(sub, LAST)
     assert result.done, result.notes
     assert any(n.type == "Warning" for n in result.notes)
+
+
+def test_the_default_budget_retries_for_minutes_not_seconds() -> None:
+    """Issue 10 point 7: 3 attempts were about 6 s; the default now waits out a broker restart."""
+    from rabbitsync.operator.reconcile import backoff_seconds
+    from rabbitsync.operator.settings import OperatorSettings
+
+    settings = OperatorSettings.from_env({"RABBITSYNC_CLUSTER": "east"})
+    waited = sum(backoff_seconds(retry, settings) for retry in range(settings.delete_give_up_attempts - 1))
+    assert waited >= 180
+
+
+class _BrokenPublicationCluster(FakeCluster):
+    """A port with a bug in what only a publication's cleanup reads."""
+
+    def live_publications(self, namespace: str, service: str) -> Any:
+        raise ZeroDivisionError("a bug")
+
+
+def test_an_unexpected_error_in_a_publication_cleanup_is_bounded_too() -> None:
+    """Issue 10 point 8: the exception escaped to kopf, which retried it forever (a stuck finalizer)."""
+    scene = Scene.ready()
+    pub = scene.publish()
+    broken = _BrokenPublicationCluster(
+        sync_brokers=scene.kube.sync_brokers, secrets=scene.kube.secrets, publications=scene.kube.publications
+    )
+    from rabbitsync.operator.publication import cleanup_publication
+
+    first = cleanup_publication(pub, broken, scene.brokers, SETTINGS, 0)
+    assert not first.done and reasons(first.notes) == ["CleanupFailed"] and "ZeroDivisionError" in str(first.notes)
+    last = cleanup_publication(pub, broken, scene.brokers, SETTINGS, LAST)
+    assert last.done and any(n.type == "Warning" and "gave up" in n.message for n in last.notes)

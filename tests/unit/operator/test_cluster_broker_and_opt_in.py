@@ -19,6 +19,7 @@ def _cluster_scene(allowed: list[str]) -> Scene:
     scene.kube.add_secret(OPS, "rabbitmq-admin", uri=URI)
     scene.kube.add_cluster_broker("default", {"secretRef": {"name": "rabbitmq-admin"}, "allowedNamespaces": allowed})
     scene.kube.add_deployment(NS, "orders", [APP])
+    scene.broker.consumers_on_declare = 1
     return scene
 
 
@@ -71,8 +72,9 @@ def test_a_deployment_that_has_not_opted_in_gets_no_sidecar() -> None:
     assert condition(outcome, "SidecarInjected") == ("False", "InjectionNotAllowed")
     assert sidecar_spec.INJECT_ANNOTATION in str(outcome.status)
     assert scene.kube.applied == [] and scene.kube.sidecar(NS, "orders") is None
-    # The topology and the credentials do not depend on it.
-    assert condition(outcome, "Ready") == ("True", "TopologyVerified")
+    # The topology and the credentials do not depend on it, but nothing will consume: not Ready.
+    assert condition(outcome, "TopologySynced") == ("True", "Synced")
+    assert condition(outcome, "Ready") == ("False", "SidecarNotInjected")
 
 
 def test_opting_out_after_an_injection_removes_the_sidecar() -> None:

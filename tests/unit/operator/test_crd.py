@@ -74,7 +74,10 @@ def test_subscription_short_name_and_printer_columns() -> None:
     spec = _by_kind()["SyncSubscription"]["spec"]
     assert "ssub" in spec["names"]["shortNames"]
     shown = [c["name"] for c in spec["versions"][0]["additionalPrinterColumns"] if not c.get("priority")]
-    assert shown == ["Service", "Events", "Ready", "Reason", "Queue depth", "Age"]
+    assert shown == ["Service", "Events", "Ready", "Reason", "Consumers", "Queue depth", "Age"]
+    events = next(c for c in spec["versions"][0]["additionalPrinterColumns"] if c["name"] == "Events")
+    # A count, not the raw JSON array of types.
+    assert events == {**events, "type": "integer", "jsonPath": ".status.eventCount"}
 
 
 def test_subscription_validation_rules() -> None:

@@ -87,7 +87,8 @@ def test_only_verified_live_subscriptions_are_indexed() -> None:
     assert drift.synced_by_broker(_body(verified, deletionTimestamp="2026-11-30T00:00:00Z")) == {}
     assert drift.synced_by_broker(_body(verified, generation=2)) == {}, "a new generation is not verified yet"
     [indexed] = drift.synced_by_broker(_body(verified)).values()
-    assert (indexed.name, indexed.status) == ("orders", {"queueDepth": 0, "consumers": 0, "deadLettered": 0})
+    # The scene's sidecar consumes: one consumer.
+    assert (indexed.name, indexed.status) == ("orders", {"queueDepth": 0, "consumers": 1, "deadLettered": 0})
 
 
 def test_candidates_follow_reference_resolution() -> None:

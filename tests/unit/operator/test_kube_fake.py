@@ -84,8 +84,9 @@ def test_apply_replaces_then_removes_only_our_container() -> None:
     kube = _fake()
     kube.apply_sidecar(NS, "orders", SIDECAR)
     kube.apply_sidecar(NS, "orders", {**SIDECAR, "image": "shop/orders:2"})
-    names = [c["name"] for c in kube.deployment(NS, "orders")["spec"]["template"]["spec"]["containers"]]
-    assert names == ["app", sidecar_spec.CONTAINER_NAME]
+    spec = kube.deployment(NS, "orders")["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["app"]
+    assert [c["name"] for c in spec["initContainers"]] == [sidecar_spec.CONTAINER_NAME]
     kube.apply_sidecar(NS, "orders", None)
     assert kube.sidecar(NS, "orders") is None and kube.applied[-1] == (NS, "orders", None)
 

@@ -237,7 +237,9 @@ def test_missing_deployment_is_a_sidecar_condition_only() -> None:
     del scene.kube.deployments[NS, "orders"]
     outcome = scene.reconcile(scene.subscribe())
     assert condition(outcome, "SidecarInjected") == ("False", "DeploymentNotFound")
-    assert condition(outcome, "Ready") == ("True", "TopologyVerified")
+    # Nothing will consume (issue 12): not Ready, although the topology is verified.
+    assert condition(outcome, "TopologySynced") == ("True", "Synced")
+    assert condition(outcome, "Ready") == ("False", "DeploymentNotFound")
     # A Deployment created later is picked up by the resync, not by hot retries.
     assert outcome.temporary_failure is None
 
@@ -266,8 +268,10 @@ def test_apply_conflict_is_retried_then_succeeds() -> None:
     outcome = scene.reconcile(sub)
     assert condition(outcome, "SidecarInjected") == ("False", "ApplyFailed")
     assert "conflict" in message(outcome, "SidecarInjected")
-    assert outcome.temporary_failure and condition(outcome, "Ready") == ("True", "TopologyVerified")
-    assert condition(scene.again(sub, outcome), "SidecarInjected") == ("True", "Injected")
+    assert outcome.temporary_failure and condition(outcome, "Ready") == ("False", "SidecarNotInjected")
+    again = scene.again(sub, outcome)
+    assert condition(again, "SidecarInjected") == ("True", "Injected")
+    assert condition(again, "Ready") == ("True", "TopologyVerified")
 
 
 def test_sibling_with_an_invalid_spec_blocks_the_sidecar_change_and_is_named() -> None:
@@ -277,7 +281,7 @@ def test_sibling_with_an_invalid_spec_blocks_the_sidecar_change_and_is_named() -
     assert condition(outcome, "SidecarInjected") == ("False", "SyncSubscriptionInvalid")
     assert f"SyncSubscription {NS}/broken" in message(outcome, "SidecarInjected")
     assert scene.kube.applied == []
-    assert condition(outcome, "Ready") == ("True", "TopologyVerified")
+    assert condition(outcome, "Ready") == ("False", "SidecarNotInjected")
 
 
 def test_siblings_share_one_sidecar_and_one_being_deleted_does_not_count() -> None:
@@ -341,3 +345,18 @@ def test_temporary_broker_error_classes_are_retried() -> None:
     scene = Scene.ready()
     scene.broker_error = BrokerUnreachable("connection reset")
     assert scene.reconcile(scene.subscribe()).temporary_failure
+
+
+def test_ready_means_a_consumer_is_attached_not_just_a_verified_topology() -> None:
+    """Issue 12: a subscription nobody consumes is not Ready, and the reconcile looks again soon."""
+    scene = Scene.ready()
+    scene.broker.consumers_on_declare = 0
+    sub = scene.subscribe()
+    outcome = scene.reconcile(sub)
+    assert condition(outcome, "TopologySynced") == ("True", "Synced")
+    assert condition(outcome, "SidecarInjected") == ("True", "Injected")
+    assert condition(outcome, "Ready") == ("False", "NoConsumer")
+    assert QUEUE in message(outcome, "Ready") and outcome.temporary_failure
+    assert outcome.status["eventCount"] == 1
+    scene.broker.queues[QUEUE].consumers = 1
+    assert condition(scene.again(sub, outcome), "Ready") == ("True", "TopologyVerified")

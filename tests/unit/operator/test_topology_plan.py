@@ -34,6 +34,7 @@ def _observe(topology: Topology, **messages: int) -> Observed:
         exchange=ObservedExchange(EX, "topic", True),
         queues={q.name: ObservedQueue(q.name, dict(q.arguments), messages.get(q.name, 0)) for q in topology.queues},
         bindings=topology.bindings,
+        policies={p.name: p for p in topology.policies},
     )
 
 
@@ -140,6 +141,7 @@ def test_queue_and_binding_deleted_out_of_band_are_restored() -> None:
         exchange=observed.exchange,
         queues={k: v for k, v in observed.queues.items() if k != dlq},
         bindings=observed.bindings - {Binding(EX, MAIN, "shop.menu.updated")},
+        policies=observed.policies,
     )
     plan = diff(topo, broken)
     assert [q.name for q in plan.declare_queues] == [dlq]
@@ -197,3 +199,29 @@ def test_teardown_deletes_our_queues_but_not_the_exchange() -> None:
     assert {d.name for d in plan.delete_queues} == {q.name for q in topo.queues}
     assert all(not d.if_empty for d in plan.delete_queues)
     assert plan.declare_exchange is None and not plan.unbind
+
+
+def test_a_quorum_main_queue_gets_a_delivery_limit_policy_from_its_retry_schedule() -> None:
+    """Issue 10 point 2: explicit, the same on 3.x (no default) and 4.x (20), by policy."""
+    import re
+
+    from rabbitsync.topology.delivery_limit import REDELIVERY_ALLOWANCE
+
+    topo = _desired(retry={"maxAttempts": 7})
+    [policy] = topo.policies
+    assert policy.name == MAIN and policy.apply_to == "queues"
+    assert policy.definition == {"delivery-limit": 7 + REDELIVERY_ALLOWANCE}
+    matched = [q.name for q in topo.queues if re.fullmatch(policy.pattern, q.name)]
+    assert matched == [MAIN], "only the main queue: the DLQ has nowhere to dead-letter to"
+    assert not re.fullmatch(policy.pattern, MAIN.replace(".", "x"))
+    assert _desired(queueType="classic").policies == ()
+
+
+def test_an_existing_queue_gets_the_limit_without_a_redeclare_and_teardown_removes_it() -> None:
+    topo = _desired()
+    old = _observe(topo)
+    old = Observed(exchange=old.exchange, queues=old.queues, bindings=old.bindings)  # an older release: no policy
+    plan = diff(topo, old)
+    assert plan.put_policies == topo.policies
+    assert not plan.conflicts and not plan.declare_queues and not plan.amqp_work
+    assert teardown(_observe(topo)).delete_policies == (MAIN,)

@@ -71,9 +71,9 @@ def test_a_lost_connection_fails_only_the_messages_not_yet_confirmed() -> None:
 def test_the_unroutable_net_is_one_policy_per_exchange_with_a_fanout_and_a_quorum_queue() -> None:
     spec = unroutable_for("rabbitsync.events")
     assert (spec.alternate_exchange, spec.queue, spec.policy) == ("rabbitsync.events.unroutable",) * 3
-    body = spec.policy_body()
-    assert body["pattern"] == r"^rabbitsync\.events$" and body["apply-to"] == "exchanges"
-    assert body["definition"] == {"alternate-exchange": "rabbitsync.events.unroutable"}
+    policy = spec.as_policy()
+    assert policy.pattern == r"^rabbitsync\.events$" and policy.apply_to == "exchanges"
+    assert policy.definition == {"alternate-exchange": "rabbitsync.events.unroutable"}
     assert spec.queue_arguments == {"x-queue-type": "quorum"}
     assert unroutable_for("rabbitsync.events") == spec  # both clusters' operators apply the same
 

@@ -107,6 +107,9 @@ class ApiCluster:
         except NotFound:
             pass
 
+    def subscription_names(self) -> set[tuple[str, str]]:
+        return {(namespace, s.name) for (namespace, _), entries in self._subscriptions.items() for s in entries}
+
     def live_subscriptions(self, namespace: str, service: str) -> list[LiveSubscription]:
         entries = sorted(self._subscriptions.get((namespace, service), ()), key=lambda s: s.name)
         return [

@@ -96,8 +96,9 @@ class FakeCluster:
         }
 
     def sidecar(self, namespace: str, deployment: str) -> dict[str, Any] | None:
-        containers = self.deployments[namespace, deployment]["spec"]["template"]["spec"]["containers"]
-        return next((c for c in containers if c["name"] == sidecar_spec.CONTAINER_NAME), None)
+        """Our sidecar, native or of an older release (a regular container)."""
+        found = sidecar_spec.injected(self.deployments[namespace, deployment])
+        return dict(found) if found is not None else None
 
     # The port.
 
@@ -146,6 +147,14 @@ class FakeCluster:
         self.secrets.pop((namespace, name), None)
         self.secret_meta.pop((namespace, name), None)
 
+    def subscription_names(self) -> set[tuple[str, str]]:
+        # As the index: a subscription being deleted, or without a service, is not there.
+        return {
+            key
+            for key, obj in self.subscriptions.items()
+            if not obj.deleting and isinstance(obj.spec.get("service"), str)
+        }
+
     def live_subscriptions(self, namespace: str, service: str) -> list[LiveSubscription]:
         return [
             LiveSubscription(name, decode.spec(SyncSubscriptionSpec, "SyncSubscription", ns, name, obj.spec), obj.uid)
@@ -178,8 +187,13 @@ class FakeCluster:
             raise Invalid("Deployment", namespace, deployment, "spec.selector: Required value")
         template = self.deployments[namespace, deployment]["spec"]["template"]
         spec = template["spec"]
-        others = [c for c in spec["containers"] if c["name"] != sidecar_spec.CONTAINER_NAME]
-        spec["containers"] = [*others, dict(container)] if container is not None else others
+        # Server-side apply drops what our field manager no longer sends: a regular sidecar container of an
+        # older release goes in the same write that adds the native one.
+        spec["containers"] = [c for c in spec["containers"] if c["name"] != sidecar_spec.CONTAINER_NAME]
+        inits = [c for c in spec.get("initContainers", []) if c["name"] != sidecar_spec.CONTAINER_NAME]
+        spec["initContainers"] = [*inits, dict(container)] if container is not None else inits
+        if not spec["initContainers"]:
+            del spec["initContainers"]
         annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
         annotations.pop(sidecar_spec.CREDENTIALS_ANNOTATION, None)
         if container is not None and credentials is not None:

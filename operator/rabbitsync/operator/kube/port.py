@@ -113,6 +113,10 @@ class Cluster(Protocol):
         """
         ...
 
+    def subscription_names(self) -> set[tuple[str, str]]:
+        """(namespace, name) of every live SyncSubscription this operator watches, whatever its spec says."""
+        ...
+
     def deployment(self, namespace: str, name: str) -> Mapping[str, Any]:
         """The Deployment as JSON (camelCase keys, as the API serves it)."""
         ...
