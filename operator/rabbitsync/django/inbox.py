@@ -3,13 +3,18 @@
 If the handler raises, the inbox row is rolled back with its writes and the event can be retried.
 If it commits, a redelivery (the ack was lost, the sidecar was killed, the relay sent twice) finds
 the row and does nothing. The caller acks only after :func:`apply` returned.
+
+A database that cannot be reached is not the event's failure: :func:`unavailable` tells such an
+error (Django's ``OperationalError`` and ``InterfaceError``) from the handler's own, and :func:`probe`
+asks the database whether it answers now. The sidecar pauses on the first and retries the same
+delivery once the probe passes, spending no attempt.
 """
 
 from __future__ import annotations
 
 import enum
 
-from django.db import router, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connections, router, transaction
 
 from rabbitsync.django.conf import Settings, get_settings
 from rabbitsync.django.handlers import HandlerRegistry, registry
@@ -53,3 +58,18 @@ def apply(event: CloudEvent, *, settings: Settings | None = None, handlers: Hand
             return Outcome.DUPLICATE
         fn(event)
     return Outcome.APPLIED
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not be reached or used, rather than the handler failed.
+
+    ``InterfaceError`` is not a ``DatabaseError`` in Django: a connection already closed raises it.
+    """
+    return isinstance(error, OperationalError | InterfaceError)
+
+
+def probe() -> None:
+    """One round trip to the database the inbox writes to; raises what the database driver raised."""
+    close_old_connections()  # one left broken by the failure is replaced, not reused
+    with connections[router.db_for_write(InboxMessage)].cursor() as cursor:
+        cursor.execute("SELECT 1")

@@ -5,6 +5,7 @@ leaves this package: callers see :mod:`rabbitsync.transport.errors` only. Nothin
 """
 
 from rabbitsync.transport.declarations import Declarations, declarations
+from rabbitsync.transport.decoding import UndecodableValue, undecodable_headers
 from rabbitsync.transport.endpoint import BrokerEndpoint, ManagementAPI, Timeouts
 from rabbitsync.transport.errors import (
     AccessRefused,
@@ -38,6 +39,7 @@ __all__ = [
     "PublishRejected",
     "Session",
     "Timeouts",
+    "UndecodableValue",
     "connect",
     "connection_parameters",
     "declarations",
@@ -45,4 +47,5 @@ __all__ = [
     "tls_context",
     "translate",
     "translated",
+    "undecodable_headers",
 ]
