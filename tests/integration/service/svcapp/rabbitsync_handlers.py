@@ -51,3 +51,12 @@ def entity(event):
         version=event.version,
         source=event.source,
     )
+
+
+_BASE_EXCEPTIONS = {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt, "GeneratorExit": GeneratorExit}
+
+
+@handler("svc.exit")
+def exits(event):
+    """Raises a BaseException that is not an Exception, as handler code calling sys.exit() would."""
+    raise _BASE_EXCEPTIONS[event.data["raise"]](f"raised by the handler of {event.subject}")
