@@ -4,17 +4,16 @@ If the handler raises, the inbox row is rolled back with its writes and the even
 If it commits, a redelivery (the ack was lost, the sidecar was killed, the relay sent twice) finds
 the row and does nothing. The caller acks only after :func:`apply` returned.
 
-A database that cannot be reached is not the event's failure: :func:`unavailable` tells such an
-error (Django's ``OperationalError`` and ``InterfaceError``) from the handler's own, and :func:`probe`
-asks the database whether it answers now. The sidecar pauses on the first and retries the same
-delivery once the probe passes, spending no attempt.
+A database that cannot be reached is not the event's failure: :func:`probe` asks the database
+whether it answers now, so the sidecar can pause until it does
+(:mod:`rabbitsync.sidecar.outages`) and retry the same delivery without spending an attempt.
 """
 
 from __future__ import annotations
 
 import enum
 
-from django.db import InterfaceError, OperationalError, close_old_connections, connections, router, transaction
+from django.db import close_old_connections, connections, router, transaction
 
 from rabbitsync.django.conf import Settings, get_settings
 from rabbitsync.django.handlers import HandlerRegistry, registry
@@ -58,14 +57,6 @@ def apply(event: CloudEvent, *, settings: Settings | None = None, handlers: Hand
             return Outcome.DUPLICATE
         fn(event)
     return Outcome.APPLIED
-
-
-def unavailable(error: BaseException) -> bool:
-    """Whether ``error`` says the database could not be reached or used, rather than the handler failed.
-
-    ``InterfaceError`` is not a ``DatabaseError`` in Django: a connection already closed raises it.
-    """
-    return isinstance(error, OperationalError | InterfaceError)
 
 
 def probe() -> None:

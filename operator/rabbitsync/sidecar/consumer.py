@@ -19,7 +19,7 @@ missing or deleted queue stops its subscription only, retried on a schedule of i
 (:mod:`rabbitsync.sidecar.subscriptions`).
 
 Failures and attempts. Only the handler's own exceptions spend an attempt (retry queue, then the
-dead-letter queue). A database that cannot be reached (:func:`rabbitsync.django.inbox.unavailable`)
+dead-letter queue). A database that cannot be reached (:func:`rabbitsync.sidecar.outages.unavailable`)
 pauses consumption instead: the same delivery stays unacknowledged (the broker neither redelivers
 it nor counts a delivery), the loop keeps the connection alive and asks the database with jittered,
 capped backoff, and applies the delivery once it answers. If the database answers at once, the
@@ -50,7 +50,7 @@ from rabbitsync.django.conf import Settings
 from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
 from rabbitsync.events import CloudEvent, InvalidEvent, decode
 from rabbitsync.events.headers import EXCEPTION_MESSAGE
-from rabbitsync.sidecar import admission, routing, trust
+from rabbitsync.sidecar import admission, outages, routing, trust
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
 from rabbitsync.sidecar.metrics import Metrics
@@ -256,7 +256,7 @@ class Consumer:
                 session.ack(delivery.message.tag, delivery.message.channel)
                 self._count(future.result(), event)
                 return None
-            resume = self._pause(session, error) if inbox.unavailable(error) else _Resume.COUNT
+            resume = self._pause(session, error) if outages.unavailable(error) else _Resume.COUNT
             if resume is _Resume.STOP:
                 return None
             if resume is _Resume.COUNT:
