@@ -111,11 +111,6 @@ class Session:
         self._consumers: dict[str, BlockingChannel] = {}
         self._cancelled: dict[str, str] = {}
 
-    @property
-    def cancelled(self) -> str | None:
-        """Why the broker cancelled one of our consumers (its queue was deleted), if it did."""
-        return next(iter(self._cancelled.values()), None)
-
     def cancelled_queues(self) -> dict[str, str]:
         """Queues whose consumer the broker cancelled (deleted, or its node gone), with the reason."""
         return dict(self._cancelled)
