@@ -1,14 +1,14 @@
 """A blocking connection driven by its owner's thread: for consuming and peeking.
 
 The sidecar's consume loop and the CLI's dead-letter commands read from queues through a
-:class:`Session`. Each consumed queue gets a channel of its own: the broker closes a channel on a
-missing queue (404) and cancels the consumers of a deleted one, and either must stop that queue
-only, not the other subscriptions of the same service. ``get`` and the acks of what it returned
-use the session's first channel. Undecodable header values do not kill the connection
-(:mod:`rabbitsync.transport.decoding`). the operator's topology changes open their connection with :func:`connect`. pika
-stays inside: messages come out as :class:`IncomingMessage`, failures as
-:mod:`rabbitsync.transport.errors`, and every connection is built by
-:func:`rabbitsync.transport.parameters.connection_parameters`.
+:class:`Session`; the operator's topology changes open their connection with :func:`connect`. Each
+consumed queue gets a channel of its own: the broker closes a channel on a missing queue (404) and
+cancels the consumers of a deleted one, and either must stop that queue only, not the other
+subscriptions of the same service. ``get`` and the acks of what it returned use the session's first
+channel. Header values pika cannot decode no longer kill the connection
+(:mod:`rabbitsync.transport.decoding`). pika stays inside: messages come out as
+:class:`IncomingMessage`, failures as :mod:`rabbitsync.transport.errors`, and every connection is
+built by :func:`rabbitsync.transport.parameters.connection_parameters`.
 """
 
 from __future__ import annotations
