@@ -46,6 +46,12 @@ class Settings(SidecarConfig):
     """Cap of the jittered exponential backoff between reconnect attempts, seconds."""
     confirm_timeout: float = 30.0
     """Seconds to wait for publisher confirms before treating the broker as away."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest message body the sidecar parses; a bigger one goes to the dead-letter queue unread
+    (reason ``too-large``). Bounds what one event costs in memory with a prefetch of hundreds."""
+    handler_deadline: float = 300.0
+    """Seconds one handler may run: past it the sidecar's liveness fails, the kubelet restarts it and
+    the unacknowledged delivery comes back. 0 disables the deadline."""
     relay_in_process: bool = True
     """Start a relay thread in any process that publishes, so events leave milliseconds after commit."""
     relay_batch_size: int = 500

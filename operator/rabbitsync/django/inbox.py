@@ -5,13 +5,17 @@ event's trace active (:mod:`rabbitsync.django.tracing`). If a handler raises, th
 rolled back with all their writes and the event can be retried. If it commits, a redelivery (the
 ack was lost, the sidecar was killed, the relay sent twice) finds the row and does nothing. The
 caller acks only after :func:`apply` returned.
+
+A database that cannot be reached is not the event's failure: :func:`probe` asks the database
+whether it answers now, so the sidecar can pause until it does
+(:mod:`rabbitsync.sidecar.outages`) and retry the same delivery without spending an attempt.
 """
 
 from __future__ import annotations
 
 import enum
 
-from django.db import router, transaction
+from django.db import close_old_connections, connections, router, transaction
 
 from rabbitsync.django import tracing
 from rabbitsync.django.conf import Settings, get_settings
@@ -58,3 +62,10 @@ def apply(event: CloudEvent, *, settings: Settings | None = None, handlers: Hand
             for fn in fns:
                 fn(event)
     return Outcome.APPLIED
+
+
+def probe() -> None:
+    """One round trip to the database the inbox writes to; raises what the database driver raised."""
+    close_old_connections()  # one left broken by the failure is replaced, not reused
+    with connections[router.db_for_write(InboxMessage)].cursor() as cursor:
+        cursor.execute("SELECT 1")

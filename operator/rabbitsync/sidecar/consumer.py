@@ -12,18 +12,32 @@ does not is dead-lettered at once with the reason.
 
 Every broker failure (a :class:`rabbitsync.transport.BrokerError`) ends the session and is handled
 here: the loop redials with jittered, capped backoff until the stop event is set. Unacked
-deliveries return to the queue on their own.
+deliveries return to the queue on their own. The backoff starts over only once a session has
+lasted a while, so a connection that dies right after it starts consuming (a message that kills
+it) is redialled ever more slowly, not in a tight loop. Each queue has a channel of its own: a
+missing or deleted queue stops its subscription only, retried on a schedule of its own
+(:mod:`rabbitsync.sidecar.subscriptions`).
+
+Failures and attempts. Only the handler's own exceptions spend an attempt (retry queue, then the
+dead-letter queue). A database that cannot be reached (:func:`rabbitsync.sidecar.outages.unavailable`)
+pauses consumption instead: the same delivery stays unacknowledged (the broker neither redelivers
+it nor counts a delivery), the loop keeps the connection alive and asks the database with jittered,
+capped backoff, and applies the delivery once it answers. If the database answers at once, the
+error was the handler's (a broken query, say) and counts as an attempt. A ``BaseException``
+(``SystemExit``, ``KeyboardInterrupt``...) raised by a handler is a failure of that handler like any
+other, never the end of the loop.
 """
 
 from __future__ import annotations
 
 import collections
 import contextvars
+import enum
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -31,17 +45,26 @@ from typing import Any
 from django.db import close_old_connections
 
 from rabbitsync.backoff import Backoff
-from rabbitsync.django import connection
+from rabbitsync.django import connection, inbox
 from rabbitsync.django.conf import Settings
 from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
 from rabbitsync.events import CloudEvent, InvalidEvent, decode
 from rabbitsync.events.headers import EXCEPTION_MESSAGE
-from rabbitsync.sidecar import routing, trust
+from rabbitsync.sidecar import admission, outages, routing, trust
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
 from rabbitsync.sidecar.metrics import Metrics
+from rabbitsync.sidecar.subscriptions import Subscriptions
 from rabbitsync.topology.sidecar_contract import ConsumerSpec
-from rabbitsync.transport import BrokerError, ConfirmedPublisher, IncomingMessage, Session, open_session
+from rabbitsync.transport import (
+    AccessRefused,
+    BrokerError,
+    ConfirmedPublisher,
+    IncomingMessage,
+    NotFound,
+    Session,
+    open_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +72,10 @@ _IDLE_WAIT = 0.2
 """Seconds one idle turn of the loop waits for I/O; bounds how late a stop request is noticed."""
 _BUSY_WAIT = 0.05
 """Seconds per turn while a handler or a publish is in flight; a completion wakes it earlier."""
+_STABLE_SESSION = 10.0
+"""Seconds a session must last before the redial backoff starts over."""
+_PAUSE_INITIAL = 0.5
+"""Seconds before the database is first asked again after it failed; doubles up to the reconnect cap."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +84,17 @@ class Delivery:
     message: IncomingMessage
 
 
-class _SessionOver(Exception):
-    """The broker cancelled our consumer (queue deleted): start a new session."""
+class HandlerAborted(Exception):
+    """A handler raised a ``BaseException`` that is not an ``Exception``: still that handler's failure."""
+
+
+class _Resume(enum.Enum):
+    RETRY = "retry"
+    """The database answers again: apply the same delivery once more, no attempt spent."""
+    COUNT = "count"
+    """The database answered at once: the error was the handler's own."""
+    STOP = "stop"
+    """Asked to stop while paused: leave the delivery unacknowledged."""
 
 
 class Consumer:
@@ -84,14 +120,17 @@ class Consumer:
         self._own_user = self._endpoint.username
         self._backoff = Backoff(initial=0.2, cap=settings.reconnect_max_delay)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rabbitsync-handler")
+        self._stop = threading.Event()
+        metrics.handler_in_flight.set_function(state.handler_age)
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the in-flight delivery is finished and acked first."""
+        self._stop = stop
         try:
             while not stop.is_set():
                 try:
                     self._session(stop)
-                except (BrokerError, _SessionOver) as e:
+                except BrokerError as e:
                     self._state.consuming = False
                     if stop.is_set():
                         break
@@ -109,6 +148,7 @@ class Consumer:
 
     def _session(self, stop: threading.Event) -> None:
         buffer: collections.deque[Delivery] = collections.deque()
+        subscriptions = Subscriptions(self._specs, cap=self._settings.reconnect_max_delay)
         with open_session(
             self._endpoint,
             name=connection.connection_name(self._settings, "sidecar"),
@@ -116,16 +156,14 @@ class Consumer:
         ) as session:
             # Deliveries still buffered when the session ends were never acked: closing hands them
             # back to the queue.
+            stable_at = time.monotonic() + _STABLE_SESSION
             try:
-                for spec in self._specs:
-                    session.consume(spec.queue, prefetch=spec.prefetch, deliver=partial(_buffer, buffer, spec))
-                self._state.consuming = True
-                self._backoff.reset()
-                log.info("consuming", extra={"queues": [s.queue for s in self._specs]})
                 while not stop.is_set():
                     self._state.turn()
-                    if session.cancelled:
-                        raise _SessionOver(f"consumer cancelled by the broker: {session.cancelled}")
+                    self._subscribe(session, subscriptions, buffer)
+                    if stable_at and time.monotonic() >= stable_at:
+                        self._backoff.reset()
+                        stable_at = 0.0
                     if buffer:
                         self._handle(session, buffer.popleft())
                     else:
@@ -133,6 +171,35 @@ class Consumer:
                 log.info("stopping: in-flight delivery done, closing the connection")
             finally:
                 self._state.consuming = False
+                for spec in self._specs:
+                    self._metrics.subscription_consuming.labels(spec.queue).set(0)
+
+    def _subscribe(self, session: Session, subscriptions: Subscriptions, buffer: collections.deque[Delivery]) -> None:
+        """Stop the queues the broker cancelled; (re)start those due. Others are left alone."""
+        for queue, why in session.cancelled_queues().items():
+            session.stop(queue)
+            # Their unacked deliveries went back with the channel: acking them is no longer possible.
+            kept = [d for d in buffer if d.spec.queue != queue]
+            buffer.clear()
+            buffer.extend(kept)
+            self._down(subscriptions, queue, f"consumer cancelled by the broker: {why}")
+        for spec in subscriptions.due():
+            try:
+                session.consume(spec.queue, prefetch=spec.prefetch, deliver=partial(_buffer, buffer, spec))
+            except (NotFound, AccessRefused) as e:  # that channel only: the connection lives on
+                self._down(subscriptions, spec.queue, str(e))
+                continue
+            subscriptions.up(spec.queue)
+            self._metrics.subscription_consuming.labels(spec.queue).set(1)
+            log.info("consuming", extra={"queue": spec.queue})
+        self._state.consuming = subscriptions.all_up()
+
+    def _down(self, subscriptions: Subscriptions, queue: str, why: str) -> None:
+        delay = subscriptions.down(queue)
+        self._metrics.subscription_consuming.labels(queue).set(0)
+        log.warning(
+            "queue not consumed, trying again later", extra={"queue": queue, "error": why, "delay_s": round(delay, 2)}
+        )
 
     # -- one delivery ------------------------------------------------------------------------------
 
@@ -144,7 +211,7 @@ class Consumer:
             publisher = trust.publisher(message.user_id, message.headers, self._own_user)
             # Every copy we publish (retry, dead letter) carries the publisher we verified, never a claim.
             headers = trust.vouched(message.headers, publisher)
-            admitted = self._admit(spec, message.body, publisher, headers)
+            admitted = self._admit(spec, message, publisher, headers)
             action = (
                 self._apply_and_ack(session, delivery, admitted, headers)
                 if isinstance(admitted, CloudEvent)
@@ -156,51 +223,111 @@ class Consumer:
             current_event_id.reset(token)
 
     def _admit(
-        self, spec: ConsumerSpec, body: bytes, publisher: str | None, headers: dict[str, Any]
+        self, spec: ConsumerSpec, message: IncomingMessage, publisher: str | None, headers: dict[str, Any]
     ) -> CloudEvent | routing.Action:
         """The event, if it may be applied; otherwise where the delivery goes, at once."""
         try:
-            event = decode(body)
+            trust.route(message.exchange, message.user_id, self._own_user)
+            admission.check(message, max_body_bytes=self._settings.max_body_bytes)
+            event = decode(message.body)
+            trust.check(event, publisher, events=spec.events, namespace=self._settings.namespace)
         except InvalidEvent as e:
             log.error("poison message: not a valid event", extra={"error": str(e)})
             return routing.poison(spec, headers, e)
-        try:
-            trust.check(event, publisher, events=spec.events, namespace=self._settings.namespace)
-        except trust.Untrusted as e:
-            log.error("refused: not applied", extra={"type": event.type, "reason": e.reason, "error": str(e)})
+        except (trust.Untrusted, admission.Refused) as e:
+            log.error("refused: not applied", extra={"type": message.type, "reason": e.reason, "error": str(e)})
             return routing.poison(spec, headers, e, reason=e.reason)
         return event
 
     def _apply_and_ack(
         self, session: Session, delivery: Delivery, event: CloudEvent, headers: dict[str, Any]
     ) -> routing.Action | None:
-        """Apply ``event`` off the I/O thread and ack it; where it goes instead if the handler failed."""
+        """Apply ``event`` off the I/O thread and ack it; where it goes instead if the handler failed.
+
+        ``None`` also when asked to stop while the database was away: the delivery stays unacked.
+        """
         current_event_id.set(event.id)
-        started = time.monotonic()
-        future = self._worker.submit(contextvars.copy_context().run, self._apply, event)
-        # Interrupts the pump on the I/O thread so the ack follows the commit at once.
-        future.add_done_callback(lambda _future: session.wake())
-        self._pump(session, future.done)
-        self._metrics.handler_seconds.labels(event.type).observe(time.monotonic() - started)
-        try:
-            outcome = future.result()
-        except (NoHandler, Reject) as e:
-            log.error("poison message: no retry can apply it", extra={"type": event.type, "error": str(e)})
-            return routing.poison(delivery.spec, headers, e)
-        except Exception as e:  # the handler's failure, whatever it is, is the event's, not ours
-            log.warning(
-                "handler failed",
-                extra={"type": event.type, "attempt": routing.attempt_of(headers), "error": repr(e)},
-            )
-            return routing.after_failure(delivery.spec, headers, e)
-        session.ack(delivery.message.tag)
-        self._count(outcome, event)
-        return None
+        while True:
+            started = time.monotonic()
+            future = self._off_thread(session, partial(self._apply, event), handler=True)
+            self._metrics.handler_seconds.labels(event.type).observe(time.monotonic() - started)
+            error = future.exception()
+            if error is None:
+                session.ack(delivery.message.tag, delivery.message.channel)
+                self._count(future.result(), event)
+                return None
+            resume = self._pause(session, error) if outages.unavailable(error) else _Resume.COUNT
+            if resume is _Resume.STOP:
+                return None
+            if resume is _Resume.COUNT:
+                return self._failed(delivery.spec, event, headers, error)
+
+    def _failed(
+        self, spec: ConsumerSpec, event: CloudEvent, headers: dict[str, Any], error: BaseException
+    ) -> routing.Action:
+        if isinstance(error, NoHandler | Reject):
+            log.error("poison message: no retry can apply it", extra={"type": event.type, "error": str(error)})
+            return routing.poison(spec, headers, error)
+        # the handler's failure, whatever it is, is the event's, not ours
+        log.warning(
+            "handler failed",
+            extra={"type": event.type, "attempt": routing.attempt_of(headers), "error": repr(error)},
+        )
+        return routing.after_failure(spec, headers, error)
 
     def _apply(self, event: CloudEvent) -> Outcome:
         # This thread lives for the whole process: drop connections the database closed meanwhile.
         close_old_connections()
-        return self._apply_event(event)
+        try:
+            return self._apply_event(event)
+        except Exception:
+            raise
+        except BaseException as e:  # SystemExit & co. from handler code must not end the loop
+            raise HandlerAborted(f"handler raised {type(e).__name__}: {e}") from e
+
+    def _off_thread(self, session: Session, fn: Callable[[], Any], *, handler: bool = False) -> Future[Any]:
+        """Run ``fn`` on the worker thread, serving the connection until it is done."""
+        future = self._worker.submit(contextvars.copy_context().run, fn)
+        # Interrupts the pump on the I/O thread so the ack follows the commit at once.
+        future.add_done_callback(lambda _future: session.wake())
+        if handler:
+            self._state.handler_started = time.monotonic()
+        try:
+            self._pump(session, future.done)
+        finally:
+            self._state.handler_started = None
+        return future
+
+    # -- database outages --------------------------------------------------------------------------
+
+    def _pause(self, session: Session, error: BaseException) -> _Resume:
+        """Wait, serving the connection, until the database answers again (see the module docstring)."""
+        self._metrics.infrastructure_errors.labels(type(error).__name__).inc()
+        if self._database_answers(session):
+            return _Resume.COUNT
+        log.warning("database unreachable: consumption paused", extra={"error": repr(error)})
+        self._state.paused = f"database unreachable: {type(error).__name__}"
+        self._metrics.paused.set(1)
+        backoff = Backoff(
+            initial=min(_PAUSE_INITIAL, self._settings.reconnect_max_delay), cap=self._settings.reconnect_max_delay
+        )
+        try:
+            while not self._wait(session, backoff.next()):
+                if self._database_answers(session):
+                    log.info("database back: consumption resumed")
+                    return _Resume.RETRY
+            return _Resume.STOP
+        finally:
+            self._state.paused = None
+            self._metrics.paused.set(0)
+
+    def _database_answers(self, session: Session) -> bool:
+        return self._off_thread(session, inbox.probe).exception() is None
+
+    def _wait(self, session: Session, seconds: float) -> bool:
+        """Serve the connection for ``seconds`` or until asked to stop; whether asked to stop."""
+        self._pump(session, self._stop.is_set, deadline=seconds)
+        return self._stop.is_set()
 
     def _count(self, outcome: Outcome, event: CloudEvent) -> None:
         if outcome is Outcome.APPLIED:
@@ -219,7 +346,7 @@ class Consumer:
         if isinstance(action, routing.Discard):
             log.error("dropping failed delivery: dead-lettering is off", extra={"reason": action.reason})
             self._metrics.discarded.labels(spec.queue).inc()
-            session.ack(message.tag)
+            session.ack(message.tag, message.channel)
             return
         # Right after a broker hiccup the publisher may still be redialling: give it the time a
         # confirm may take rather than failing the session and running the handler once more.
@@ -227,7 +354,7 @@ class Consumer:
         handle = self._publisher.submit([message.copy_to(action.queue, action.headers)])
         self._pump(session, handle.done, deadline=self._settings.confirm_timeout)
         handle.wait(0)  # raises BrokerError: the session ends, the original is redelivered later
-        session.ack(message.tag)
+        session.ack(message.tag, message.channel)
         if isinstance(action, routing.Retry):
             self._metrics.retried.labels(spec.queue).inc()
             log.info("scheduled retry", extra={"queue": action.queue, "next_attempt": action.attempt})

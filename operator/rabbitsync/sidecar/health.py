@@ -2,7 +2,11 @@
 
 ``/healthz``: the consumer loop turned recently (it turns at least every fraction of a second,
 also while a handler runs), so a wedged process gets restarted; a sidecar without subscriptions
-turns while its outbox relay thread lives. ``/readyz``: connected and consuming; without
+turns while its outbox relay thread lives. A handler running past its deadline
+(``HANDLER_DEADLINE``) fails it too: the kubelet restarts the sidecar and the unacknowledged
+delivery comes back. Paused consumption (database unreachable) stays alive on purpose: restarting
+cannot bring a database back, and a restart loop would only add load when it returns; the body
+says ``paused`` and why, and ``rabbitsync_consumer_paused`` shows it. ``/readyz``: connected and consuming; without
 subscriptions, simply up (see :class:`State`). ``/metrics``: Prometheus text format.
 """
 
@@ -32,10 +36,16 @@ class State:
     ``rabbitsync_outbox_backlog`` gauge shows them waiting.
     """
 
-    def __init__(self, *, publish_only: bool = False) -> None:
+    def __init__(self, *, publish_only: bool = False, handler_deadline: float = 0.0) -> None:
         self.publish_only = publish_only
         self.consuming = False
         self.last_turn = time.monotonic()
+        self.paused: str | None = None
+        """Why consumption is paused (an infrastructure outage), or ``None``."""
+        self.handler_deadline = handler_deadline
+        """Seconds a handler may run before liveness fails; 0: no deadline."""
+        self.handler_started: float | None = None
+        """``time.monotonic()`` when the handler in flight started, or ``None``."""
 
     def ready(self) -> bool:
         return self.publish_only or self.consuming
@@ -44,7 +54,24 @@ class State:
         self.last_turn = time.monotonic()
 
     def alive(self) -> bool:
-        return time.monotonic() - self.last_turn < LIVENESS_WINDOW
+        return time.monotonic() - self.last_turn < LIVENESS_WINDOW and not self.overdue()
+
+    def handler_age(self) -> float:
+        """Seconds the handler in flight has been running; 0 when none is."""
+        started = self.handler_started
+        return 0.0 if started is None else time.monotonic() - started
+
+    def overdue(self) -> bool:
+        return self.handler_deadline > 0 and self.handler_age() > self.handler_deadline
+
+    def liveness(self) -> tuple[int, bytes]:
+        """The ``/healthz`` answer: status code and a body saying why."""
+        if self.overdue():
+            return 503, f"handler running for {self.handler_age():.0f}s, past its deadline\n".encode()
+        if not self.alive():
+            return 503, b"stalled\n"
+        paused = self.paused
+        return 200, b"ok\n" if paused is None else f"ok, consumption paused: {paused}\n".encode()
 
 
 class HealthServer:
@@ -70,7 +97,7 @@ def _handler_class(state: State, metrics: Metrics) -> type[BaseHTTPRequestHandle
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/healthz":
-                self._reply(200 if state.alive() else 503, b"ok\n" if state.alive() else b"stalled\n")
+                self._reply(*state.liveness())
             elif self.path == "/readyz":
                 self._reply(200 if state.ready() else 503, b"ready\n" if state.ready() else b"not ready\n")
             elif self.path == "/metrics":

@@ -34,6 +34,21 @@ class Metrics:
         self.reconnects = Counter(
             "rabbitsync_reconnects", "Connections redialled after a loss", ["connection"], registry=r
         )
+        self.paused = Gauge(
+            "rabbitsync_consumer_paused", "1 while consumption waits for the database to answer again", registry=r
+        )
+        self.infrastructure_errors = Counter(
+            "rabbitsync_infrastructure_errors",
+            "Handler runs that failed on an unreachable database (no attempt spent)",
+            ["error"],
+            registry=r,
+        )
+        self.handler_in_flight = Gauge(
+            "rabbitsync_handler_in_flight_seconds", "Age of the handler run in flight (0: none)", registry=r
+        )
+        self.subscription_consuming = Gauge(
+            "rabbitsync_subscription_consuming", "1 while the queue is consumed", ["queue"], registry=r
+        )
         self.outbox_backlog = Gauge("rabbitsync_outbox_backlog", "Outbox rows not yet confirmed", registry=r)
         self.outbox_parked = Gauge(
             "rabbitsync_outbox_parked", "Outbox rows parked with a reason (too large, refused too often)", registry=r

@@ -54,7 +54,7 @@ def run(settings: Settings | None = None) -> int:
 
     metrics = Metrics()
     metrics.measure_backlog(_backlog)
-    state = State(publish_only=not specs)
+    state = State(publish_only=not specs, handler_deadline=settings.handler_deadline)
     stop = threading.Event()
     _install_signals(stop)
     http = HealthServer(settings.http_port, state, metrics, host=settings.http_host).start()

@@ -8,6 +8,12 @@ whose ``user_id`` differs from the user the connection logged in as, unless that
 cluster, namespace and service (:func:`rabbitsync.conventions.broker_username`). So an event is
 applied only if all of these hold, checked in this order:
 
+0. it came through the events exchange, or, through the default exchange (``""``: straight into a
+   queue by name), only from the sidecar's own user (``default-exchange`` otherwise, checked before
+   the body is even read, by :func:`route`). Publishing to the default exchange is one permission
+   for every queue of the vhost, and the sidecar needs it for its retries; without this check any
+   service could push its own genuine events into our queue, past the bindings that choose which
+   types and namespaces reach it;
 1. it has a ``user_id`` (``unauthenticated`` otherwise: anyone could have sent it);
 2. that user is the one of the service its ``source`` names (``forged-source`` otherwise);
 3. that service is in our own namespace (``foreign-namespace``): the routing keys already keep other
@@ -29,6 +35,11 @@ claim through our retry or dead-letter queues either. ``rabbitsync dead-letters 
 header: run it with the service's own credentials (its ``RABBITSYNC_AMQP_URL``) so that the replayed
 events are believed; replayed by another user they are refused again, as ``forged-source``.
 
+A retry comes back from its delay queue through the default exchange (the broker dead-letters it
+there, keeping the properties of the copy we published): its ``user_id`` is ours, so it passes
+:func:`route`. A message someone else put into a delay queue keeps *their* ``user_id`` through the
+dead-lettering, and is refused as it comes back.
+
 "Own user" is the user of the sidecar's broker URI, not a name derived from its settings: the
 sidecar vouches for what it republished itself, whatever name it logs in as.
 """
@@ -46,6 +57,7 @@ UNAUTHENTICATED = "unauthenticated"
 FORGED_SOURCE = "forged-source"
 FOREIGN_NAMESPACE = "foreign-namespace"
 UNSUBSCRIBED_TYPE = "unsubscribed-type"
+DEFAULT_EXCHANGE = "default-exchange"
 
 
 class Untrusted(Exception):
@@ -72,6 +84,16 @@ def vouched(headers: Mapping[str, Any], publisher: str | None) -> dict[str, Any]
     if publisher is not None:
         carried[PUBLISHER] = publisher
     return carried
+
+
+def route(exchange: str | None, user_id: str | None, own_user: str) -> None:
+    """Raise :class:`Untrusted` for a delivery that reached the queue by name from anyone but us."""
+    if exchange == "" and user_id != own_user:
+        raise Untrusted(
+            DEFAULT_EXCHANGE,
+            f"published straight to the queue (default exchange) by {user_id!r}: only events through the "
+            "events exchange, or our own retries, are accepted",
+        )
 
 
 def check(event: CloudEvent, publisher: str | None, *, events: Collection[str], namespace: str) -> None:

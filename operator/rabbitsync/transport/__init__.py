@@ -5,6 +5,7 @@ leaves this package: callers see :mod:`rabbitsync.transport.errors` only. Nothin
 """
 
 from rabbitsync.transport.declarations import Declarations, declarations, open_declarations
+from rabbitsync.transport.decoding import UndecodableValue, undecodable_headers
 from rabbitsync.transport.endpoint import BrokerEndpoint, ManagementAPI, Timeouts
 from rabbitsync.transport.errors import (
     AccessRefused,
@@ -39,6 +40,7 @@ __all__ = [
     "PublishRejected",
     "Session",
     "Timeouts",
+    "UndecodableValue",
     "Unroutable",
     "connect",
     "connection_parameters",
@@ -48,4 +50,5 @@ __all__ = [
     "tls_context",
     "translate",
     "translated",
+    "undecodable_headers",
 ]

@@ -1,10 +1,14 @@
-"""A blocking connection with one channel, driven by its owner's thread: for consuming and peeking.
+"""A blocking connection driven by its owner's thread: for consuming and peeking.
 
 The sidecar's consume loop and the CLI's dead-letter commands read from queues through a
-:class:`Session`; the operator's topology changes open their connection with :func:`connect`. pika
-stays inside: messages come out as :class:`IncomingMessage`, failures as
-:mod:`rabbitsync.transport.errors`, and every connection is built by
-:func:`rabbitsync.transport.parameters.connection_parameters`.
+:class:`Session`; the operator's topology changes open their connection with :func:`connect`. Each
+consumed queue gets a channel of its own: the broker closes a channel on a missing queue (404) and
+cancels the consumers of a deleted one, and either must stop that queue only, not the other
+subscriptions of the same service. ``get`` and the acks of what it returned use the session's first
+channel. Header values pika cannot decode no longer kill the connection
+(:mod:`rabbitsync.transport.decoding`). pika stays inside: messages come out as
+:class:`IncomingMessage`, failures as :mod:`rabbitsync.transport.errors`, and every connection is
+built by :func:`rabbitsync.transport.parameters.connection_parameters`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbitsync.events import CONTENT_TYPE, MessageProperties
+from rabbitsync.transport import decoding
 from rabbitsync.transport.endpoint import BrokerEndpoint, Timeouts
+from rabbitsync.transport.errors import BrokerUnreachable
 from rabbitsync.transport.parameters import connection_parameters
 from rabbitsync.transport.publisher import OutgoingMessage
 from rabbitsync.transport.translation import IO_ERRORS, translated
@@ -44,6 +50,11 @@ class IncomingMessage:
     content_type: str | None = None
     user_id: str | None = None
     """Who published it, as the broker verified (absent if the publisher did not say)."""
+    exchange: str | None = None
+    """The exchange it was routed through: ``""`` is the default exchange (straight to a queue by
+    name, also how the broker dead-letters and how retries come back); ``None`` when unknown."""
+    channel: int = 0
+    """The channel it came on; :meth:`Session.ack` needs it with the tag (0: the session's first)."""
 
     def copy_to(self, queue: str, headers: Mapping[str, Any]) -> OutgoingMessage:
         """The same event, sent to ``queue`` through the default exchange with ``headers`` instead.
@@ -72,6 +83,7 @@ def connect(endpoint: BrokerEndpoint, *, name: str, timeouts: Timeouts) -> Itera
 
     The connection is closed on the way out, best effort: the broker may have dropped it already.
     """
+    decoding.install()
     with translated():
         connection = pika.BlockingConnection(connection_parameters(endpoint, name=name, timeouts=timeouts))
     try:
@@ -91,29 +103,49 @@ def open_session(endpoint: BrokerEndpoint, *, name: str, timeouts: Timeouts) -> 
 
 
 class Session:
-    """One connection and one channel. Not thread-safe: only :meth:`wake` may be called elsewhere."""
+    """One connection, a channel per consumed queue. Not thread-safe: only :meth:`wake` may be called elsewhere."""
 
     def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
         self._connection = connection
         self._channel = channel
-        self._cancelled: list[str] = []
-        channel.add_on_cancel_callback(lambda frame: self._cancelled.append(str(frame)))
+        self._consumers: dict[str, BlockingChannel] = {}
+        self._cancelled: dict[str, str] = {}
 
-    @property
-    def cancelled(self) -> str | None:
-        """Why the broker cancelled one of our consumers (its queue was deleted), if it did."""
-        return self._cancelled[0] if self._cancelled else None
+    def cancelled_queues(self) -> dict[str, str]:
+        """Queues whose consumer the broker cancelled (deleted, or its node gone), with the reason."""
+        return dict(self._cancelled)
 
     def consume(self, queue: str, *, prefetch: int, deliver: Callable[[IncomingMessage], None]) -> None:
-        """Deliver ``queue``'s messages to ``deliver`` from within :meth:`pump`, ``prefetch`` unacked at most."""
+        """Deliver ``queue``'s messages to ``deliver`` from within :meth:`pump`, ``prefetch`` unacked at most.
 
-        def on_message(_channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
-            deliver(_incoming(method.delivery_tag, properties, body))
+        On a channel of its own: :class:`~rabbitsync.transport.errors.NotFound` for a missing queue
+        closes that channel only.
+        """
+
+        def on_message(channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
+            deliver(_incoming(method, properties, body, channel.channel_number))
 
         with translated():
-            # basic_qos without global applies to the consumers created after it on this channel.
-            self._channel.basic_qos(prefetch_count=prefetch)
-            self._channel.basic_consume(queue, on_message, auto_ack=False)
+            channel = self._connection.channel()
+        self._consumers[queue] = channel
+        self._cancelled.pop(queue, None)
+        channel.add_on_cancel_callback(lambda frame: self._cancelled.setdefault(queue, str(frame)))
+        try:
+            with translated():
+                channel.basic_qos(prefetch_count=prefetch)
+                channel.basic_consume(queue, on_message, auto_ack=False)
+        except BaseException:
+            self.stop(queue)
+            raise
+
+    def stop(self, queue: str) -> None:
+        """Stop consuming ``queue``: its channel closes, its unacked messages go back to the queue."""
+        channel = self._consumers.pop(queue, None)
+        self._cancelled.pop(queue, None)
+        if channel is not None:
+            with contextlib.suppress(*IO_ERRORS):
+                if channel.is_open:
+                    channel.close()
 
     def get(self, queue: str) -> IncomingMessage | None:
         """The next message of ``queue``, left unacknowledged; ``None`` when the queue is empty."""
@@ -121,11 +153,12 @@ class Session:
             method, properties, body = self._channel.basic_get(queue, auto_ack=False)
         if method is None:
             return None
-        return _incoming(method.delivery_tag, properties, body)
+        return _incoming(method, properties, body, 0)
 
-    def ack(self, tag: int) -> None:
+    def ack(self, tag: int, channel: int = 0) -> None:
+        """Acknowledge delivery ``tag`` of ``channel`` (:attr:`IncomingMessage.channel`)."""
         with translated():
-            self._channel.basic_ack(tag)
+            self._by_number(channel).basic_ack(tag)
 
     def pump(self, seconds: float) -> None:
         """Serve the connection (heartbeats, deliveries, wake-ups) for up to ``seconds``."""
@@ -139,10 +172,19 @@ class Session:
         except Exception:  # connection already closed: its owner notices on its own
             log.debug("could not wake the I/O thread", exc_info=True)
 
+    def _by_number(self, number: int) -> BlockingChannel:
+        if number == 0:
+            return self._channel
+        for channel in self._consumers.values():
+            if channel.channel_number == number:
+                return channel
+        # Never ack on another channel: the same tag there names another message.
+        raise BrokerUnreachable(f"channel {number} is closed: its unacked deliveries went back to the queue")
 
-def _incoming(tag: int, properties: pika.BasicProperties, body: bytes) -> IncomingMessage:
+
+def _incoming(method: Any, properties: pika.BasicProperties, body: bytes, channel: int) -> IncomingMessage:
     return IncomingMessage(
-        tag=tag,
+        tag=method.delivery_tag,
         body=body,
         headers=properties.headers or {},
         message_id=properties.message_id,
@@ -150,4 +192,6 @@ def _incoming(tag: int, properties: pika.BasicProperties, body: bytes) -> Incomi
         timestamp=properties.timestamp,
         content_type=properties.content_type,
         user_id=properties.user_id,
+        exchange=method.exchange,
+        channel=channel,
     )

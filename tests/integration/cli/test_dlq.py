@@ -20,7 +20,7 @@ from kubernetes import client
 from harness.identities import Identities
 from harness.polling import eventually
 from harness.processes import free_port
-from rabbitsync.conventions import broker_username, service_secret_name
+from rabbitsync.conventions import broker_username, routing_key, service_secret_name
 from rabbitsync.events import Origin, encode, message_properties, new_event
 from rabbitsync.topology import naming
 from rabbitsync.topology import sidecar_contract as contract
@@ -95,7 +95,9 @@ def consumer(scene, namespace, tmp_path, broker, identities, clusters):  # type:
     process.wait()
 
 
-def publish(url: str, queue: str, namespace: str, subject: str, fail_times: int) -> str:
+def publish(url: str, exchange: str, namespace: str, subject: str, fail_times: int) -> str:
+    """As the publishing service does: through the events exchange (a sidecar refuses what reached its
+    queue straight through the default exchange from anyone but itself)."""
     event = new_event(
         type="svc.flaky",
         origin=Origin("east", namespace, "publisher"),
@@ -105,8 +107,8 @@ def publish(url: str, queue: str, namespace: str, subject: str, fail_times: int)
     props = message_properties(event)
     connection = pika.BlockingConnection(pika.URLParameters(url))
     connection.channel().basic_publish(
-        "",
-        queue,
+        exchange,
+        routing_key(namespace, event.type),
         encode(event),
         pika.BasicProperties(
             message_id=props.message_id,
@@ -127,7 +129,7 @@ def applied(db: Path, event_id: str) -> bool:
 
 
 def test_a_dead_letter_is_listed_shown_replayed_to_success_and_purged(
-    consumer, clusters, namespace, broker, identities
+    consumer, clusters, namespace, broker, identities, scene
 ):
     spec, db = consumer
     dlq = naming.dead_letter_queue_name(spec.queue)
@@ -135,7 +137,7 @@ def test_a_dead_letter_is_listed_shown_replayed_to_success_and_purged(
     ref = f"{namespace}/consumer"
     # fail_times=1: the first attempt fails (dead-lettered after one attempt), the next one succeeds.
     publisher = identities.url(broker_username("east", namespace, "publisher"))
-    event_id = publish(publisher, spec.queue, namespace, "order-7", fail_times=1)
+    event_id = publish(publisher, scene.exchange, namespace, "order-7", fail_times=1)
     eventually(lambda: depth(broker.amqp_url, dlq) == 1, 30, "the event dead-lettered by the sidecar")
 
     for _ in range(2):
@@ -166,7 +168,7 @@ def test_a_dead_letter_is_listed_shown_replayed_to_success_and_purged(
     assert depth(broker.amqp_url, dlq) == 0
     assert rabbitsync(*east, "dlq", "replay", ref, "--id", event_id).returncode == 1  # twice: nothing left
 
-    publish(publisher, spec.queue, namespace, "order-8", fail_times=99)
+    publish(publisher, scene.exchange, namespace, "order-8", fail_times=99)
     eventually(lambda: depth(broker.amqp_url, dlq) == 1, 30, "a second dead letter")
     refused = rabbitsync(*east, "dlq", "purge", ref)  # no terminal to ask on, no --yes
     assert refused.returncode == 2 and "--yes" in refused.stderr and depth(broker.amqp_url, dlq) == 1

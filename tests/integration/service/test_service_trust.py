@@ -2,8 +2,8 @@
 
 Each service logs in as its own broker user (``conftest``); RabbitMQ vouches for the ``user_id`` of
 every message. What must hold: a forged ``source`` or an event nobody vouches for is dead-lettered
-with the reason and never applied; a type the subscription does not list is too, even pushed
-straight into the queue; two namespaces on one broker never receive each other's events; and no
+with the reason and never applied; so is anything pushed straight into the queue (default exchange)
+by anyone but the sidecar's own user; two namespaces on one broker never receive each other's events; and no
 broker password reaches a log line.
 """
 
@@ -66,18 +66,24 @@ def test_a_forged_source_and_an_unvouched_event_are_dead_lettered_not_applied(se
     assert '"reason": "forged-source"' in sidecar.logs()
 
 
-def test_a_type_the_subscription_does_not_list_is_dead_lettered_even_pushed_into_the_queue(service, uid, sidecars):
+@pytest.mark.parametrize("event_type", ["svc.effect", "svc.broken"])
+def test_a_genuine_event_pushed_straight_into_the_queue_is_dead_lettered(service, uid, sidecars, event_type):
+    """Publishing to the default exchange is one permission for every queue: a service holding it (they
+    all do, for their retries) could skip the bindings and its topic permissions. Listed type or not,
+    genuine source or not, only our own user may come in that way."""
     spec = service.declare(make_spec(uid, ["svc.effect"]))
     sidecar = sidecars(spec).wait_ready()
-    # No binding routes svc.broken here; its genuine publisher pushes it through the default exchange.
-    unlisted = new_event(type="svc.broken", origin=MENU, data={}, subject="not subscribed")
-    publish(user_url(service.identities, MENU), "", spec.queue, encode(unlisted), unlisted.id, broker_username(*MENU))
-    wait_until(lambda: service.depth(spec.dead_letter_queue) == 1, 10, "the unlisted type dead-lettered")
+    pushed = new_event(type=event_type, origin=MENU, data={}, subject="pushed into the queue")
+    publish(user_url(service.identities, MENU), "", spec.queue, encode(pushed), pushed.id, broker_username(*MENU))
+    routed = new_event(type="svc.effect", origin=MENU, data={}, subject="through the exchange")
+    service.send_event(routed)
+    wait_until(lambda: effects(routed.id) == 1, 10, "the same publisher's event through the exchange applied")
+    wait_until(lambda: service.depth(spec.dead_letter_queue) == 1, 10, "the pushed event dead-lettered")
     [headers] = dead_letters(service, spec).values()
-    assert headers[routing.REASON] == trust.UNSUBSCRIBED_TYPE
+    assert headers[routing.REASON] == trust.DEFAULT_EXCHANGE
     assert headers[routing.ATTEMPTS] == 1
     assert sidecar.metric("rabbitsync_retried_total") == 0
-    assert effects(unlisted.id) == 0
+    assert effects(pushed.id) == 0
 
 
 def test_two_namespaces_with_the_same_types_on_one_broker_never_see_each_others_events(service, uid, sidecars):

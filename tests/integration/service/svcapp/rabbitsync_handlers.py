@@ -71,3 +71,12 @@ def traced(event):
     Effect.objects.create(event_id=event.id, subject=tracing.current_traceparent() or "")
     if (event.data or {}).get("follow_up"):
         publish("svc.effect", {}, subject="follow-up")
+
+
+_BASE_EXCEPTIONS = {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt, "GeneratorExit": GeneratorExit}
+
+
+@handler("svc.exit")
+def exits(event):
+    """Raises a BaseException that is not an Exception, as handler code calling sys.exit() would."""
+    raise _BASE_EXCEPTIONS[event.data["raise"]](f"raised by the handler of {event.subject}")
