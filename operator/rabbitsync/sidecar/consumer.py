@@ -35,8 +35,9 @@ from rabbitsync.django import connection
 from rabbitsync.django.conf import Settings
 from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
 from rabbitsync.events import CloudEvent, InvalidEvent, decode
+from rabbitsync.events.backfill import BackfillEnd
 from rabbitsync.events.headers import EXCEPTION_MESSAGE
-from rabbitsync.sidecar import routing, trust
+from rabbitsync.sidecar import backfill, routing, trust
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
 from rabbitsync.sidecar.metrics import Metrics
@@ -144,7 +145,10 @@ class Consumer:
             publisher = trust.publisher(message.user_id, message.headers, self._own_user)
             # Every copy we publish (retry, dead letter) carries the publisher we verified, never a claim.
             headers = trust.vouched(message.headers, publisher)
-            admitted = self._admit(spec, message.body, publisher, headers)
+            if backfill.is_end(message.headers):
+                self._end_backfill(session, delivery, publisher, headers)
+                return
+            admitted = self._admit(spec, message, publisher, headers)
             action = (
                 self._apply_and_ack(session, delivery, admitted, headers)
                 if isinstance(admitted, CloudEvent)
@@ -156,16 +160,17 @@ class Consumer:
             current_event_id.reset(token)
 
     def _admit(
-        self, spec: ConsumerSpec, body: bytes, publisher: str | None, headers: dict[str, Any]
+        self, spec: ConsumerSpec, message: IncomingMessage, publisher: str | None, headers: dict[str, Any]
     ) -> CloudEvent | routing.Action:
         """The event, if it may be applied; otherwise where the delivery goes, at once."""
         try:
-            event = decode(body)
+            event = decode(message.body)
         except InvalidEvent as e:
             log.error("poison message: not a valid event", extra={"error": str(e)})
             return routing.poison(spec, headers, e)
         try:
             trust.check(event, publisher, events=spec.events, namespace=self._settings.namespace)
+            backfill.check_addressed(event, message.routing_key, namespace=self._settings.namespace, queue=spec.queue)
         except trust.Untrusted as e:
             log.error("refused: not applied", extra={"type": event.type, "reason": e.reason, "error": str(e)})
             return routing.poison(spec, headers, e, reason=e.reason)
@@ -196,6 +201,38 @@ class Consumer:
         session.ack(delivery.message.tag)
         self._count(outcome, event)
         return None
+
+    def _end_backfill(
+        self, session: Session, delivery: Delivery, publisher: str | None, headers: dict[str, Any]
+    ) -> None:
+        """A run's end marker: acked once the whole run is applied, retried until then."""
+        spec = delivery.spec
+        try:
+            end = backfill.verify_end(delivery.message.body, publisher, namespace=self._settings.namespace)
+        except trust.Untrusted as e:
+            log.error("refused backfill end marker", extra={"reason": e.reason, "error": str(e)})
+            self._reroute(session, delivery, routing.poison(spec, headers, e, reason=e.reason))
+            return
+        except InvalidEvent as e:
+            log.error("poison message: not a backfill end marker", extra={"error": str(e)})
+            self._reroute(session, delivery, routing.poison(spec, headers, e))
+            return
+        future = self._worker.submit(self._in_worker, backfill.confirm_complete, end)
+        future.add_done_callback(lambda _future: session.wake())
+        self._pump(session, future.done)
+        try:
+            applied = future.result()
+        except backfill.Incomplete as e:
+            log.info("backfill not complete yet", extra={"run": end.run, "error": str(e)})
+            self._reroute(session, delivery, routing.after_failure(spec, headers, e))
+            return
+        session.ack(delivery.message.tag)
+        self._metrics.backfills_completed.labels(spec.queue).inc()
+        log.info("backfill complete", extra={"run": end.run, "sent": end.count, "applied": applied})
+
+    def _in_worker(self, fn: Callable[[BackfillEnd], int], end: BackfillEnd) -> int:
+        close_old_connections()
+        return fn(end)
 
     def _apply(self, event: CloudEvent) -> Outcome:
         # This thread lives for the whole process: drop connections the database closed meanwhile.

@@ -34,6 +34,13 @@ class Metrics:
         self.reconnects = Counter(
             "rabbitsync_reconnects", "Connections redialled after a loss", ["connection"], registry=r
         )
+        self.backfills_completed = Counter(
+            "rabbitsync_backfills_completed", "Backfill runs applied in full", ["queue"], registry=r
+        )
+        self.backfills_served = Counter("rabbitsync_backfills_served", "Backfill runs this service sent", registry=r)
+        self.backfill_events_sent = Counter(
+            "rabbitsync_backfill_events_sent", "Snapshot events this service sent", registry=r
+        )
         self.outbox_backlog = Gauge("rabbitsync_outbox_backlog", "Outbox rows not yet confirmed", registry=r)
 
     def measure_backlog(self, count: Callable[[], int]) -> None:

@@ -44,6 +44,8 @@ class IncomingMessage:
     content_type: str | None = None
     user_id: str | None = None
     """Who published it, as the broker verified (absent if the publisher did not say)."""
+    routing_key: str | None = None
+    """The key it was published (or dead-lettered) with: for a snapshot, the type the broker allowed."""
 
     def copy_to(self, queue: str, headers: Mapping[str, Any]) -> OutgoingMessage:
         """The same event, sent to ``queue`` through the default exchange with ``headers`` instead.
@@ -108,7 +110,7 @@ class Session:
         """Deliver ``queue``'s messages to ``deliver`` from within :meth:`pump`, ``prefetch`` unacked at most."""
 
         def on_message(_channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
-            deliver(_incoming(method.delivery_tag, properties, body))
+            deliver(_incoming(method.delivery_tag, properties, body, method.routing_key))
 
         with translated():
             # basic_qos without global applies to the consumers created after it on this channel.
@@ -121,7 +123,7 @@ class Session:
             method, properties, body = self._channel.basic_get(queue, auto_ack=False)
         if method is None:
             return None
-        return _incoming(method.delivery_tag, properties, body)
+        return _incoming(method.delivery_tag, properties, body, method.routing_key)
 
     def ack(self, tag: int) -> None:
         with translated():
@@ -140,7 +142,9 @@ class Session:
             log.debug("could not wake the I/O thread", exc_info=True)
 
 
-def _incoming(tag: int, properties: pika.BasicProperties, body: bytes) -> IncomingMessage:
+def _incoming(
+    tag: int, properties: pika.BasicProperties, body: bytes, routing_key: str | None = None
+) -> IncomingMessage:
     return IncomingMessage(
         tag=tag,
         body=body,
@@ -150,4 +154,5 @@ def _incoming(tag: int, properties: pika.BasicProperties, body: bytes) -> Incomi
         timestamp=properties.timestamp,
         content_type=properties.content_type,
         user_id=properties.user_id,
+        routing_key=routing_key,
     )
