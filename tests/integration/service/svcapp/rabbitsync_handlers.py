@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from rabbitsync.django import Reject, handler, lww_upsert
-from svcapp.models import Effect, Entity
+from rabbitsync.django import Reject, SnapshotEvent, handler, lww_upsert, snapshot_source
+from svcapp.models import Effect, Entity, Item, ItemCopy
 
 
 @handler("svc.effect")
@@ -51,3 +51,18 @@ def entity(event):
         version=event.version,
         source=event.source,
     )
+
+
+ITEM_UPDATED, ITEM_DELETED = "svc.item.updated", "svc.item.deleted"
+
+
+@snapshot_source(Item.objects.all(), types=(ITEM_UPDATED, ITEM_DELETED))
+def item_snapshot(row):
+    kind = ITEM_DELETED if row.deleted else ITEM_UPDATED
+    return SnapshotEvent(kind, {"name": row.name}, subject=row.key, version=row.sync_version)
+
+
+@handler(ITEM_UPDATED, ITEM_DELETED)
+def item(event):
+    values = {"name": event.data["name"], "deleted": event.type == ITEM_DELETED}
+    lww_upsert(ItemCopy, {"key": event.subject}, values, version=event.version, source=event.source)

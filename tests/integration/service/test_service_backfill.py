@@ -1,0 +1,91 @@
+"""Backfill through real sidecars, a real broker and a real database.
+
+The serving sidecar runs as the publishing service (``publisher``, publish-only) and takes requests
+from its request queue; the consuming sidecar runs as ``consumer`` with one subscription. Items
+exist before the request, some of them deleted (tombstones); the consumer's copy must end with
+exactly the same rows, versions and tombstones, and another subscriber of the same types must see
+nothing of the snapshot.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from conftest import CLUSTER, NAMESPACE, PUBLISHER, PUBLISHING, channel, make_spec, wait_until
+
+from rabbitsync.conventions import backfill_binding_key
+from rabbitsync.events.backfill import REQUEST_TYPE, BackfillRequest, encode
+from rabbitsync.topology import naming
+
+pytestmark = pytest.mark.integration
+
+TYPES = ["svc.item.updated", "svc.item.deleted"]
+REQUESTS = naming.backfill_request_queue(CLUSTER, NAMESPACE, PUBLISHER)
+
+
+@pytest.fixture
+def items(service):
+    from svcapp.models import Item, ItemCopy
+
+    Item.objects.all().delete()
+    ItemCopy.objects.all().delete()
+    with channel(service.amqp_url) as ch:
+        ch.queue_declare(REQUESTS, durable=True, arguments={"x-queue-type": "quorum"})
+    yield Item
+    with channel(service.amqp_url) as ch:
+        ch.queue_delete(REQUESTS)
+
+
+def subscribe(service, uid, name):
+    """A subscription's queue as the operator declares it, with its snapshot binding."""
+    spec = service.declare(make_spec(uid, TYPES, name=name, max_attempts=3, initial_backoff_ms=200))
+    with channel(service.amqp_url) as ch:
+        ch.queue_bind(spec.queue, service.exchange, routing_key=backfill_binding_key(NAMESPACE, spec.queue))
+    return spec
+
+
+def create_items(count, deleted):
+    from svcapp.models import Item
+
+    from rabbitsync.django import next_version
+
+    rows = [
+        Item(key=f"item-{i:05d}", name=f"name {i}", deleted=i < deleted, sync_version=next_version(), sync_source=PUBLISHING.source)
+        for i in range(count)
+    ]
+    Item.objects.bulk_create(rows, batch_size=500)
+
+
+def request_backfill(service, queue):
+    request = BackfillRequest(id=uuid.uuid4().hex, namespace=NAMESPACE, queue=queue, types=tuple(TYPES))
+    with channel(service.amqp_url) as ch:  # the operator's part, with its admin credentials
+        ch.confirm_delivery()
+        import pika
+
+        ch.basic_publish("", REQUESTS, encode(request), pika.BasicProperties(content_type=REQUEST_TYPE, delivery_mode=2))
+    return request
+
+
+def state(model):
+    return {(r.key, r.name, r.deleted, r.sync_version, r.sync_source) for r in model.objects.all()}
+
+
+def test_a_new_subscriber_gets_exactly_the_live_rows_and_tombstones_with_their_versions(service, uid, items, sidecars):
+    from svcapp.models import Item, ItemCopy
+
+    create_items(1000, deleted=50)
+    spec = subscribe(service, uid, "new")
+    bystander = subscribe(service, uid, "bystander")
+    server = sidecars(RABBITSYNC_SERVICE=PUBLISHER).wait_ready()
+    consumer = sidecars(spec).wait_ready()
+
+    request_backfill(service, spec.queue)
+    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 120, "the backfill complete")
+
+    assert state(ItemCopy) == state(Item)
+    assert ItemCopy.objects.filter(deleted=False).count() == 950
+    assert server.metric("rabbitsync_backfill_events_sent_total") == 1000
+    assert consumer.metric("rabbitsync_applied_total") == 1000
+    assert service.depth(bystander.queue) == 0 and service.depth(spec.dead_letter_queue) == 0
+    assert service.depth(REQUESTS) == 0
