@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+import pika
 import pytest
 from conftest import CLUSTER, NAMESPACE, PUBLISHER, PUBLISHING, channel, make_spec, wait_until
 
@@ -51,9 +52,11 @@ def create_items(count, deleted):
     from rabbitsync.django import next_version
 
     rows = [
-        Item(key=f"item-{i:05d}", name=f"name {i}", deleted=i < deleted, sync_version=next_version(), sync_source=PUBLISHING.source)
+        Item(key=f"item-{i:05d}", name=f"name {i}", deleted=i < deleted, sync_version=next_version())
         for i in range(count)
     ]
+    for row in rows:
+        row.sync_source = PUBLISHING.source
     Item.objects.bulk_create(rows, batch_size=500)
 
 
@@ -61,9 +64,8 @@ def request_backfill(service, queue):
     request = BackfillRequest(id=uuid.uuid4().hex, namespace=NAMESPACE, queue=queue, types=tuple(TYPES))
     with channel(service.amqp_url) as ch:  # the operator's part, with its admin credentials
         ch.confirm_delivery()
-        import pika
-
-        ch.basic_publish("", REQUESTS, encode(request), pika.BasicProperties(content_type=REQUEST_TYPE, delivery_mode=2))
+        properties = pika.BasicProperties(content_type=REQUEST_TYPE, delivery_mode=2)
+        ch.basic_publish("", REQUESTS, encode(request), properties)
     return request
 
 
