@@ -91,3 +91,74 @@ def test_a_new_subscriber_gets_exactly_the_live_rows_and_tombstones_with_their_v
     assert consumer.metric("rabbitsync_applied_total") == 1000
     assert service.depth(bystander.queue) == 0 and service.depth(spec.dead_letter_queue) == 0
     assert service.depth(REQUESTS) == 0
+
+
+def write(key, *, name=None, delete=False):
+    """A live write of the publishing service: the row and its event in one transaction."""
+    from django.db import transaction
+    from svcapp.models import Item
+
+    from rabbitsync.django import next_version, publish
+
+    with transaction.atomic():
+        row = Item.objects.select_for_update().get(key=key)
+        row.sync_version = next_version(row.sync_version)
+        row.name = name or row.name
+        row.deleted = row.deleted or delete
+        row.save()
+        publish(TYPES[row.deleted], {"name": row.name}, subject=key, version=row.sync_version)
+
+
+def converged(service, spec):
+    from svcapp.models import Item, ItemCopy
+
+    from rabbitsync.django import relay
+
+    return relay.backlog() == 0 and service.depth(spec.queue) == 0 and state(ItemCopy) == state(Item)
+
+
+def test_writes_during_the_backfill_converge(service, uid, items, sidecars):
+    create_items(1000, deleted=50)
+    spec = subscribe(service, uid, "busy")
+    sidecars(RABBITSYNC_SERVICE=PUBLISHER, RABBITSYNC_RELAY_BATCH_SIZE="50").wait_ready()
+    consumer = sidecars(spec).wait_ready()
+
+    request_backfill(service, spec.queue)
+    for i in range(200):  # updates spread over the table, then deletes, while the pages go out
+        write(f"item-{(i * 7) % 1000:05d}", name=f"renamed {i}")
+    for i in range(50):
+        write(f"item-{999 - i * 3:05d}", delete=True)
+    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 120, "the backfill complete")
+    wait_until(lambda: converged(service, spec), 60, "the copy to match the source")
+    assert service.depth(spec.dead_letter_queue) == 0
+
+
+@pytest.mark.parametrize("killed", ["server", "consumer"])
+def test_a_sidecar_killed_mid_backfill_never_claims_completion_early_and_the_backfill_completes(
+    service, uid, items, sidecars, killed
+):
+    from svcapp.models import Item, ItemCopy
+
+    create_items(1500, deleted=100)
+    spec = subscribe(service, uid, f"killed-{killed}")
+    slow = {"RABBITSYNC_SERVICE": PUBLISHER, "RABBITSYNC_RELAY_BATCH_SIZE": "20"}
+    server = sidecars(**slow).wait_ready()
+    consumer = sidecars(spec).wait_ready()
+
+    request_backfill(service, spec.queue)
+    wait_until(lambda: ItemCopy.objects.count() >= 100, 60, "the backfill under way")
+    victim = server if killed == "server" else consumer
+    victim.kill()
+    assert ItemCopy.objects.count() < 1500, "killed too late to prove anything"
+    assert consumer.metric("rabbitsync_backfills_completed_total") == 0 if killed == "server" else True
+    if killed == "server":
+        sidecars(**slow).wait_ready()  # the request, never acked, goes to the next server: a new run
+    else:
+        consumer = sidecars(spec).wait_ready()
+    wait_until(
+        lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1,
+        180,
+        f"the backfill complete; consumer log: {consumer.logs()[-3000:]}",
+    )
+    assert state(ItemCopy) == state(Item)
+    assert service.depth(spec.dead_letter_queue) == 0 and service.depth(REQUESTS) == 0
