@@ -3,6 +3,7 @@
   rabbitsync status                      every subscription and publication: Ready, depth, dead letters
   rabbitsync topology [--format svg ...] who publishes and consumes each event type; parity problems
   rabbitsync dlq list NS/SUBSCRIPTION    dead letters: why each event failed (also show, replay, purge)
+  rabbitsync backfill NS/SUBSCRIPTION    ask the publishers to send the subscription their current state
 
 Clusters: ``--kubeconfig`` and ``--context`` are repeatable, one of each per cluster (or one
 kubeconfig with several contexts); without them, the current context of $KUBECONFIG.
@@ -17,7 +18,7 @@ import sys
 from typing import Any
 
 from rabbitsync import __version__
-from rabbitsync.cli import dlq, kube, output, status, topology
+from rabbitsync.cli import backfill, dlq, kube, output, status, topology
 from rabbitsync.cli.failures import EXIT_CODES_HELP, explain
 
 
@@ -58,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="log to stderr and show tracebacks")
     top.set_defaults(needs_clusters=True)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (status, topology, dlq):
+    for command in (status, topology, dlq, backfill):
         sub = commands.add_parser(
             command.NAME,
             parents=[shared],
