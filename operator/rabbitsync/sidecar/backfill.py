@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from rabbitsync.conventions import backfill_key_type, broker_username
-from rabbitsync.django.models import InboxMessage
 from rabbitsync.events import CloudEvent, EventError, Origin
 from rabbitsync.events.backfill import BACKFILL_END, BackfillEnd, decode_end, run_prefix
 from rabbitsync.sidecar.trust import FOREIGN_NAMESPACE, FORGED_SOURCE, UNAUTHENTICATED, Untrusted
@@ -60,6 +59,9 @@ def verify_end(body: bytes, publisher: str | None, *, namespace: str) -> Backfil
 
 def applied(run: str) -> int:
     """How many events of ``run`` the inbox holds, that is how many this service applied."""
+    # Imported here: the trust decisions above are used (and tested) before Django's apps are loaded.
+    from rabbitsync.django.models import InboxMessage
+
     return InboxMessage.objects.filter(event_id__startswith=run_prefix(run)).count()
 
 

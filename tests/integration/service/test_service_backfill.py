@@ -13,15 +13,17 @@ import uuid
 
 import pika
 import pytest
-from conftest import CLUSTER, NAMESPACE, PUBLISHER, PUBLISHING, channel, make_spec, wait_until
+from conftest import CLUSTER, NAMESPACE, PUBLISHER, PUBLISHING, channel, make_spec, publish, user_url, wait_until
 
-from rabbitsync.conventions import backfill_binding_key
+from rabbitsync.conventions import backfill_binding_key, backfill_routing_key, broker_username
+from rabbitsync.events import encode as encode_event
 from rabbitsync.events.backfill import REQUEST_TYPE, BackfillRequest, encode
 from rabbitsync.topology import naming
 
 pytestmark = pytest.mark.integration
 
 TYPES = ["svc.item.updated", "svc.item.deleted"]
+PUBLISHER_USER = broker_username(*PUBLISHING)
 REQUESTS = naming.backfill_request_queue(CLUSTER, NAMESPACE, PUBLISHER)
 
 
@@ -155,10 +157,24 @@ def test_a_sidecar_killed_mid_backfill_never_claims_completion_early_and_the_bac
         sidecars(**slow).wait_ready()  # the request, never acked, goes to the next server: a new run
     else:
         consumer = sidecars(spec).wait_ready()
-    wait_until(
-        lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1,
-        180,
-        f"the backfill complete; consumer log: {consumer.logs()[-3000:]}",
-    )
+    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 180, "the backfill complete")
     assert state(ItemCopy) == state(Item)
     assert service.depth(spec.dead_letter_queue) == 0 and service.depth(REQUESTS) == 0
+
+
+def test_a_snapshot_whose_routing_key_names_another_type_is_dead_lettered_not_applied(service, uid, items, sidecars):
+    from svcapp.models import ItemCopy
+
+    from rabbitsync.events import new_event
+
+    spec = subscribe(service, uid, "misaddressed")
+    sidecars(spec).wait_ready()
+    event = new_event(type=TYPES[0], origin=PUBLISHING, data={"name": "smuggled"}, subject="item-x", version=1)
+    # The key of the other type: what a publisher allowed only that type could send.
+    key = backfill_routing_key(NAMESPACE, TYPES[1], spec.queue)
+    url = user_url(service.identities, PUBLISHING)
+    publish(url, service.exchange, key, encode_event(event), event.id, PUBLISHER_USER)
+    wait_until(lambda: service.depth(spec.dead_letter_queue) == 1, 20, "the smuggled event dead-lettered")
+    [(props, _body)] = service.take(spec.dead_letter_queue)
+    assert props.headers["x-rabbitsync-reason"] == "misaddressed"
+    assert not ItemCopy.objects.filter(key="item-x").exists()
