@@ -32,12 +32,15 @@ from rabbitsync.events import InvalidEvent
 from rabbitsync.events.backfill import BackfillEnd, BackfillRequest, decode_request
 from rabbitsync.sidecar.metrics import Metrics
 from rabbitsync.topology import naming
-from rabbitsync.transport import BrokerError, ConfirmedPublisher, IncomingMessage, Session, open_session
+from rabbitsync.transport import BrokerError, ConfirmedPublisher, IncomingMessage, NotFound, Session, open_session
 
 log = logging.getLogger(__name__)
 
 _WAIT = 0.2
 """Seconds one turn of the loop waits for I/O; bounds how late a stop request is noticed."""
+MISSING_QUEUE_POLL = 30.0
+"""Seconds between looks for a request queue that does not exist: nobody asked this service for a
+backfill yet (``rabbitsync backfill`` declares the queue with the first request), no hurry."""
 
 
 class SnapshotServer:
@@ -61,6 +64,9 @@ class SnapshotServer:
             while not stop.is_set():
                 try:
                     self._session(stop, publisher)
+                except NotFound:
+                    log.info("no backfill request queue yet", extra={"queue": self.queue})
+                    stop.wait(MISSING_QUEUE_POLL)
                 except BrokerError as e:
                     delay = self._backoff.next()
                     log.warning(

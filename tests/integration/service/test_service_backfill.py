@@ -85,7 +85,7 @@ def test_a_new_subscriber_gets_exactly_the_live_rows_and_tombstones_with_their_v
     consumer = sidecars(spec).wait_ready()
 
     request_backfill(service, spec.queue)
-    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 120, "the backfill complete")
+    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 600, "the backfill complete")
 
     assert state(ItemCopy) == state(Item)
     assert ItemCopy.objects.filter(deleted=False).count() == 950
@@ -130,8 +130,8 @@ def test_writes_during_the_backfill_converge(service, uid, items, sidecars):
         write(f"item-{(i * 7) % 1000:05d}", name=f"renamed {i}")
     for i in range(50):
         write(f"item-{999 - i * 3:05d}", delete=True)
-    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 120, "the backfill complete")
-    wait_until(lambda: converged(service, spec), 60, "the copy to match the source")
+    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 600, "the backfill complete")
+    wait_until(lambda: converged(service, spec), 300, "the copy to match the source")
     assert service.depth(spec.dead_letter_queue) == 0
 
 
@@ -157,7 +157,7 @@ def test_a_sidecar_killed_mid_backfill_never_claims_completion_early_and_the_bac
         sidecars(**slow).wait_ready()  # the request, never acked, goes to the next server: a new run
     else:
         consumer = sidecars(spec).wait_ready()
-    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 180, "the backfill complete")
+    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 600, "the backfill complete")
     assert state(ItemCopy) == state(Item)
     assert service.depth(spec.dead_letter_queue) == 0 and service.depth(REQUESTS) == 0
 
