@@ -24,6 +24,8 @@ pytestmark = pytest.mark.integration
 
 TYPES = ["svc.item.updated", "svc.item.deleted"]
 PUBLISHER_USER = broker_username(*PUBLISHING)
+READY_UNDER_LOAD = 120
+"""Seconds a restarted sidecar may take to be ready on a machine shared by many test sessions."""
 REQUESTS = naming.backfill_request_queue(CLUSTER, NAMESPACE, PUBLISHER)
 
 
@@ -144,8 +146,8 @@ def test_a_sidecar_killed_mid_backfill_never_claims_completion_early_and_the_bac
     create_items(1500, deleted=100)
     spec = subscribe(service, uid, f"killed-{killed}")
     slow = {"RABBITSYNC_SERVICE": PUBLISHER, "RABBITSYNC_RELAY_BATCH_SIZE": "20"}
-    server = sidecars(**slow).wait_ready()
-    consumer = sidecars(spec).wait_ready()
+    server = sidecars(**slow).wait_ready(READY_UNDER_LOAD)
+    consumer = sidecars(spec).wait_ready(READY_UNDER_LOAD)
 
     request_backfill(service, spec.queue)
     wait_until(lambda: ItemCopy.objects.count() >= 100, 60, "the backfill under way")
@@ -154,9 +156,9 @@ def test_a_sidecar_killed_mid_backfill_never_claims_completion_early_and_the_bac
     assert ItemCopy.objects.count() < 1500, "killed too late to prove anything"
     assert consumer.metric("rabbitsync_backfills_completed_total") == 0 if killed == "server" else True
     if killed == "server":
-        sidecars(**slow).wait_ready()  # the request, never acked, goes to the next server: a new run
+        sidecars(**slow).wait_ready(READY_UNDER_LOAD)  # the request, never acked, goes to the next server: a new run
     else:
-        consumer = sidecars(spec).wait_ready()
+        consumer = sidecars(spec).wait_ready(READY_UNDER_LOAD)
     wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 600, "the backfill complete")
     assert state(ItemCopy) == state(Item)
     assert service.depth(spec.dead_letter_queue) == 0 and service.depth(REQUESTS) == 0
