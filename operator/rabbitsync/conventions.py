@@ -60,3 +60,32 @@ def broker_username(cluster: str, namespace: str, service: str) -> str:
 def service_secret_name(service: str) -> str:
     """The Secret, in the service's namespace, holding that service's own broker credentials (key ``uri``)."""
     return f"rabbitsync-{service}"
+
+
+BACKFILL_MARK = "@backfill"
+"""The word that separates an event type from the target queue in a snapshot's routing key. ``@`` is in
+no event type, namespace or queue name, so the key splits one way only."""
+
+
+def backfill_routing_key(namespace: str, event_type: str, queue: str) -> str:
+    """The routing key of a snapshot event of ``event_type`` addressed to ``queue`` alone.
+
+    It starts like the live key (``<namespace>.<type>``), so the broker's topic permissions that let a
+    service publish only its declared types of its own namespace bind snapshots too; the queue's own
+    binding (:func:`backfill_binding_key`) is the only one it matches, so no other subscriber sees it.
+    """
+    return f"{routing_key(namespace, event_type)}.{BACKFILL_MARK}.{queue}"
+
+
+def backfill_binding_key(namespace: str, queue: str) -> str:
+    """The one extra binding of a subscription's queue: snapshots of any type addressed to it."""
+    return f"{namespace}.#.{BACKFILL_MARK}.{queue}"
+
+
+def backfill_key_type(key: str, namespace: str, queue: str) -> str | None:
+    """The event type a snapshot's routing key names, if ``key`` addresses ``queue`` in ``namespace``."""
+    prefix, suffix = f"{namespace}.", f".{BACKFILL_MARK}.{queue}"
+    if not (key.startswith(prefix) and key.endswith(suffix)):
+        return None
+    event_type = key[len(prefix) : len(key) - len(suffix)]
+    return event_type if is_event_type(event_type) else None

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rabbitsync.conventions import routing_key
+from rabbitsync.conventions import BACKFILL_MARK, routing_key
 from rabbitsync.topology import naming
 
 NOTHING = "^$"
@@ -69,19 +69,30 @@ def _alternatives(names: Iterable[str]) -> str:
 
 
 def rights_for(
-    *, cluster: str, namespace: str, exchange: str, subscriptions: Iterable[str], published: Iterable[str]
+    *,
+    cluster: str,
+    namespace: str,
+    exchange: str,
+    subscriptions: Iterable[str],
+    published: Iterable[str],
+    service: str = "",
 ) -> tuple[Permissions, TopicPermissions]:
     """The permissions of a service with these subscriptions (names) publishing these event types.
 
     read: its subscriptions' queues with their delay queues and DLQ (consume, get, purge; a passive
     declare needs no permission); write: the events exchange if it publishes anything, the default
-    exchange if it consumes (retries and dead letters go to its own queues through it); configure:
+    exchange if it consumes (retries and dead letters go to its own queues through it); read also
+    ``service``'s backfill request queue if it publishes; topic write:
+    its declared types' keys, each optionally addressed to one queue (snapshots); configure:
     nothing, the operator declares, binds and deletes everything. Binding needs read on the events
     exchange, which nobody but the operator has.
     """
     queues = [naming.queue_name(cluster, namespace, s) for s in subscriptions]
     own = f"({_alternatives(queues)})(\\.retry\\.[0-9]+ms|\\.dlq)?" if queues else ""
     types = sorted(set(published))
+    if types and service:  # a publisher takes backfill requests from its own queue
+        requests = re.escape(naming.backfill_request_queue(cluster, namespace, service))
+        own = f"(?:{own}|{requests})" if own else requests
     writable = [re.escape(exchange)] if types else []
     if own:
         writable.append(re.escape(DEFAULT_EXCHANGE_RESOURCE))
@@ -91,5 +102,8 @@ def rights_for(
         read=f"^{own}$" if own else NOTHING,
     )
     keys = _alternatives(routing_key(namespace, t) for t in types)
-    topic = TopicPermissions(exchange=exchange, write=f"^({keys})$" if keys else NOTHING, read=NOTHING)
+    # The optional tail is a snapshot addressed to one queue (conventions.backfill_routing_key): the
+    # type is still one of the declared ones, only the target is added.
+    backfill = re.escape(f".{BACKFILL_MARK}.")
+    topic = TopicPermissions(exchange=exchange, write=f"^({keys})({backfill}.+)?$" if keys else NOTHING, read=NOTHING)
     return permissions, topic

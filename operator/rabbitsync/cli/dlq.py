@@ -29,6 +29,7 @@ from rabbitsync.cli import output
 from rabbitsync.cli.failures import OK, PROBLEMS, NothingMatched, UsageError
 from rabbitsync.cli.kube import Cluster
 from rabbitsync.cli.output import Column
+from rabbitsync.cli.resources import Resource
 from rabbitsync.deadletters import DeadLetter, DeadLetterQueue, PassResult, plain
 from rabbitsync.transport import BrokerEndpoint, IncomingMessage
 
@@ -103,7 +104,8 @@ def split_reference(text: str) -> tuple[str, str]:
     return namespace, name
 
 
-def locate(args: argparse.Namespace, clusters: Sequence[Cluster]) -> Located:
+def find_subscription(args: argparse.Namespace, clusters: Sequence[Cluster]) -> tuple[Cluster, Resource]:
+    """The SyncSubscription ``args.subscription`` names, in the one cluster it exists in (or ``--cluster``)."""
     namespace, name = split_reference(args.subscription)
     found = []
     for cluster in clusters:
@@ -120,7 +122,12 @@ def locate(args: argparse.Namespace, clusters: Sequence[Cluster]) -> Located:
         raise UsageError(
             f"{namespace}/{name} exists in {', '.join(c.label for c, _ in found)}: pick one with --cluster"
         )
-    cluster, resource = found[0]
+    return found[0]
+
+
+def locate(args: argparse.Namespace, clusters: Sequence[Cluster]) -> Located:
+    cluster, resource = find_subscription(args, clusters)
+    namespace, name = resource.namespace, resource.name
     queue = resource.status.get("deadLetterQueue")
     if not isinstance(queue, str):
         raise NothingMatched(f"{cluster.label}: {namespace}/{name} has no status.deadLetterQueue yet (not reconciled)")

@@ -4,6 +4,7 @@
   rabbitsync topology [--format svg ...] who publishes and consumes each event type; parity problems
   rabbitsync dlq list NS/SUBSCRIPTION    dead letters: why each event failed (also show, replay, purge)
   rabbitsync unroutable list|replay      events no subscription took yet, kept by the exchange
+  rabbitsync backfill NS/SUBSCRIPTION    ask the publishers to send the subscription their current state
 
 Clusters: ``--kubeconfig`` and ``--context`` are repeatable, one of each per cluster (or one
 kubeconfig with several contexts); without them, the current context of $KUBECONFIG.
@@ -18,7 +19,7 @@ import sys
 from typing import Any
 
 from rabbitsync import __version__
-from rabbitsync.cli import dlq, kube, output, status, topology, unroutable
+from rabbitsync.cli import backfill, dlq, kube, output, status, topology, unroutable
 from rabbitsync.cli.failures import EXIT_CODES_HELP, explain
 
 
@@ -59,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="log to stderr and show tracebacks")
     top.set_defaults(needs_clusters=True)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (status, topology, dlq, unroutable):
+    for command in (status, topology, dlq, unroutable, backfill):
         sub = commands.add_parser(
             command.NAME,
             parents=[shared],

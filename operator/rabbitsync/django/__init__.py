@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rabbitsync.django.lww import lww_upsert, next_version
     from rabbitsync.django.models import VersionedModel
     from rabbitsync.django.outbox import publish
+    from rabbitsync.django.snapshots import SnapshotEvent, snapshot_source
     from rabbitsync.events.ordering import wins
 
 _EXPORTS = {
@@ -27,6 +28,7 @@ _EXPORTS = {
     "Outcome": "inbox",
     "Reject": "inbox",
     "Settings": "conf",
+    "SnapshotEvent": "snapshots",
     "VersionedModel": "models",
     "apply": "inbox",
     "database_config": "database",
@@ -36,6 +38,7 @@ _EXPORTS = {
     "next_version": "lww",
     "publish": "outbox",
     "registry": "handlers",
+    "snapshot_source": "snapshots",
     "wins": "rabbitsync.events.ordering",
 }
 
@@ -45,6 +48,7 @@ __all__ = [
     "Outcome",
     "Reject",
     "Settings",
+    "SnapshotEvent",
     "VersionedModel",
     "apply",
     "database_config",
@@ -54,6 +58,7 @@ __all__ = [
     "next_version",
     "publish",
     "registry",
+    "snapshot_source",
     "wins",
 ]
 

@@ -117,7 +117,7 @@ def sync_credentials(
                     resource_version=stored.resource_version if stored else None,
                 ),
             )
-        brokers(broker).put_user(_user(settings, broker, namespace, username, password.value, declared))
+        brokers(broker).put_user(_user(settings, broker, namespace, service, username, password.value, declared))
     except (KubeError, BrokerError) as e:
         return CredentialsResult(Observation(CREDENTIALS_READY, "False", e.reason, str(e)), failure=e)
     message = f"user {username}, Secret {name}" + (" (password rotated)" if password.rotated else "")
@@ -195,6 +195,7 @@ def _user(
     settings: OperatorSettings,
     broker: ResolvedBroker,
     namespace: str,
+    service: str,
     username: str,
     password: str,
     declared: Declarations,
@@ -202,6 +203,7 @@ def _user(
     permissions, topic = rights_for(
         cluster=settings.cluster,
         namespace=namespace,
+        service=service,
         exchange=broker.exchange,
         subscriptions=declared.subscriptions,
         published=declared.published,

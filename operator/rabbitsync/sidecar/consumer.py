@@ -49,8 +49,9 @@ from rabbitsync.django import connection, inbox
 from rabbitsync.django.conf import Settings
 from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
 from rabbitsync.events import CloudEvent, InvalidEvent, decode
+from rabbitsync.events.backfill import BackfillEnd
 from rabbitsync.events.headers import EXCEPTION_MESSAGE
-from rabbitsync.sidecar import admission, outages, routing, trust
+from rabbitsync.sidecar import admission, backfill, outages, routing, trust
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
 from rabbitsync.sidecar.metrics import Metrics
@@ -211,6 +212,9 @@ class Consumer:
             publisher = trust.publisher(message.user_id, message.headers, self._own_user)
             # Every copy we publish (retry, dead letter) carries the publisher we verified, never a claim.
             headers = trust.vouched(message.headers, publisher)
+            if backfill.is_end(message.headers):
+                self._end_backfill(session, delivery, publisher, headers)
+                return
             admitted = self._admit(spec, message, publisher, headers)
             action = (
                 self._apply_and_ack(session, delivery, admitted, headers)
@@ -231,6 +235,7 @@ class Consumer:
             admission.check(message, max_body_bytes=self._settings.max_body_bytes)
             event = decode(message.body)
             trust.check(event, publisher, events=spec.events, namespace=self._settings.namespace)
+            backfill.check_addressed(event, message.routing_key, namespace=self._settings.namespace, queue=spec.queue)
         except InvalidEvent as e:
             log.error("poison message: not a valid event", extra={"error": str(e)})
             return routing.poison(spec, headers, e)
@@ -274,6 +279,37 @@ class Consumer:
             extra={"type": event.type, "attempt": routing.attempt_of(headers), "error": repr(error)},
         )
         return routing.after_failure(spec, headers, error)
+
+    def _end_backfill(
+        self, session: Session, delivery: Delivery, publisher: str | None, headers: dict[str, Any]
+    ) -> None:
+        """A run's end marker: acked once the whole run is applied, retried until then."""
+        spec, message = delivery.spec, delivery.message
+        try:
+            trust.route(message.exchange, message.user_id, self._own_user)
+            end = backfill.verify_end(message.body, publisher, namespace=self._settings.namespace)
+        except trust.Untrusted as e:
+            log.error("refused backfill end marker", extra={"reason": e.reason, "error": str(e)})
+            self._reroute(session, delivery, routing.poison(spec, headers, e, reason=e.reason))
+            return
+        except InvalidEvent as e:
+            log.error("poison message: not a backfill end marker", extra={"error": str(e)})
+            self._reroute(session, delivery, routing.poison(spec, headers, e))
+            return
+        future = self._off_thread(session, partial(self._in_worker, backfill.confirm_complete, end))
+        try:
+            applied = future.result()
+        except backfill.Incomplete as e:
+            log.info("backfill not complete yet", extra={"run": end.run, "error": str(e)})
+            self._reroute(session, delivery, routing.after_failure(spec, headers, e))
+            return
+        session.ack(message.tag, message.channel)
+        self._metrics.backfills_completed.labels(spec.queue).inc()
+        log.info("backfill complete", extra={"run": end.run, "sent": end.count, "applied": applied})
+
+    def _in_worker(self, fn: Callable[[BackfillEnd], int], end: BackfillEnd) -> int:
+        close_old_connections()
+        return fn(end)
 
     def _apply(self, event: CloudEvent) -> Outcome:
         # This thread lives for the whole process: drop connections the database closed meanwhile.

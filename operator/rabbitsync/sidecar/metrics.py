@@ -49,6 +49,13 @@ class Metrics:
         self.subscription_consuming = Gauge(
             "rabbitsync_subscription_consuming", "1 while the queue is consumed", ["queue"], registry=r
         )
+        self.backfills_completed = Counter(
+            "rabbitsync_backfills_completed", "Backfill runs applied in full", ["queue"], registry=r
+        )
+        self.backfills_served = Counter("rabbitsync_backfills_served", "Backfill runs this service sent", registry=r)
+        self.backfill_events_sent = Counter(
+            "rabbitsync_backfill_events_sent", "Snapshot events this service sent", registry=r
+        )
         self.outbox_backlog = Gauge("rabbitsync_outbox_backlog", "Outbox rows not yet confirmed", registry=r)
         self.outbox_parked = Gauge(
             "rabbitsync_outbox_parked", "Outbox rows parked with a reason (too large, refused too often)", registry=r

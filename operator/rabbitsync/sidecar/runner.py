@@ -24,10 +24,12 @@ from django.db import connection as db_connection
 from rabbitsync.django import connection, relay, retention
 from rabbitsync.django.conf import ImproperlyConfigured, Settings, get_settings
 from rabbitsync.django.handlers import registry
+from rabbitsync.django.snapshots import snapshots
 from rabbitsync.sidecar import logs
 from rabbitsync.sidecar.consumer import Consumer
 from rabbitsync.sidecar.health import HealthServer, State
 from rabbitsync.sidecar.metrics import Metrics
+from rabbitsync.sidecar.snapshots import SnapshotServer
 from rabbitsync.topology.sidecar_contract import ConsumerSpec, env_name
 from rabbitsync.transport import InvalidEndpoint, connection_parameters
 
@@ -60,6 +62,8 @@ def run(settings: Settings | None = None) -> int:
     http = HealthServer(settings.http_port, state, metrics, host=settings.http_host).start()
     outbox_relay = relay.local_relay(sweep=True)
     metrics.measure_relay(partial(_counted, relay.parked), lambda: outbox_relay.returned_total)
+    if snapshots.types():  # a service with snapshot sources answers backfill requests
+        SnapshotServer(settings, metrics).start(stop)
     housekeeping = threading.Thread(target=_purge_loop, args=(settings, stop), name="rabbitsync-purge", daemon=True)
     housekeeping.start()
     log.info(

@@ -14,6 +14,8 @@ The binding keys carry the subscription's namespace (:func:`rabbitsync.conventio
 the relay's routing keys carry the publisher's: the same namespace in two clusters is one sync domain,
 two namespaces on one broker never receive each other's events. A queue still bound with the bare
 types of an older release is re-bound by the usual diff (the bare keys unbound, the prefixed bound).
+One more binding per queue (:func:`rabbitsync.conventions.backfill_binding_key`) lets a publisher
+address a snapshot to this queue alone through the same exchange and the same topic permissions.
 
 All queues share the spec's queue type. Quorum queues carry a queue-level message TTL since RabbitMQ
 3.10, so delay queues need not fall back to classic ones; quorum queues that dead-letter use the
@@ -27,7 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
-from rabbitsync.conventions import routing_key
+from rabbitsync.conventions import backfill_binding_key, routing_key
 from rabbitsync.topology import naming, retry
 from rabbitsync.topology.delivery_limit import delivery_limit_policy
 from rabbitsync.topology.model import Binding, Queue, QueueRole, Topology
@@ -57,7 +59,12 @@ def desired_topology(
         # which RabbitMQ cannot do in place.
         Queue(dlq, QueueRole.DEAD_LETTER, {"x-queue-type": queue_type}),
     )
-    bindings = frozenset(Binding(exchange, main, routing_key(namespace, event)) for event in spec.events)
+    bindings = frozenset(
+        (
+            *(Binding(exchange, main, routing_key(namespace, event)) for event in spec.events),
+            Binding(exchange, main, backfill_binding_key(namespace, main)),
+        )
+    )
     # Only quorum queues know a delivery limit (see ``delivery_limit``).
     policies = (delivery_limit_policy(main, spec.retry.max_attempts),) if queue_type == "quorum" else ()
     return Topology(exchange=exchange, queues=queues, bindings=bindings, policies=policies)

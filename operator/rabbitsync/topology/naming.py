@@ -52,3 +52,15 @@ def owned_queue_pattern(queue: str) -> str:
     read the same way.
     """
     return f"^{re.escape(queue)}(\\.retry\\.[0-9]+ms|\\.dlq)?$"
+
+
+BACKFILL_REQUESTS_SUFFIX = ".@backfill-requests"
+"""Appended to a service's name (which is also its broker user's) to name its backfill request queue."""
+
+
+def backfill_request_queue(cluster: str, namespace: str, service: str) -> str:
+    """The queue a publishing service takes backfill requests from, in one cluster.
+
+    ``@`` appears in no subscription name, so this never collides with a subscription's queues.
+    """
+    return ".".join((PREFIX, _part(cluster), _part(namespace), _part(service))) + BACKFILL_REQUESTS_SUFFIX

@@ -55,6 +55,8 @@ class IncomingMessage:
     name, also how the broker dead-letters and how retries come back); ``None`` when unknown."""
     channel: int = 0
     """The channel it came on; :meth:`Session.ack` needs it with the tag (0: the session's first)."""
+    routing_key: str | None = None
+    """The key it was published (or dead-lettered) with: for a snapshot, the type the broker allowed."""
 
     def copy_to(self, queue: str, headers: Mapping[str, Any]) -> OutgoingMessage:
         """The same event, sent to ``queue`` through the default exchange with ``headers`` instead.
@@ -194,4 +196,5 @@ def _incoming(method: Any, properties: pika.BasicProperties, body: bytes, channe
         user_id=properties.user_id,
         exchange=method.exchange,
         channel=channel,
+        routing_key=method.routing_key,
     )

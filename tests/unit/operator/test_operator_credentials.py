@@ -211,3 +211,29 @@ def test_no_password_in_any_status_event_or_message(written: str) -> None:
 
 def test_an_endpoint_never_shows_its_uri() -> None:
     assert NASTY not in repr(BrokerEndpoint(f"amqp://u:{NASTY.replace('#', '%23').replace('/', '%2F')}@h/"))
+
+
+def test_a_publisher_reads_its_backfill_requests_and_addresses_snapshots_of_its_declared_types_only() -> None:
+    perms, topic = rights_for(
+        cluster="east",
+        namespace="shop",
+        exchange="ev",
+        subscriptions=["orders"],
+        published=["A.B", "C"],
+        service="kitchen",
+    )
+    read = re.compile(perms.read)
+    assert read.fullmatch("rabbitsync.east.shop.kitchen.@backfill-requests")
+    assert read.fullmatch("rabbitsync.east.shop.orders.dlq")
+    assert not read.fullmatch("rabbitsync.east.shop.other.@backfill-requests")
+    assert not read.fullmatch("rabbitsync.west.shop.kitchen.@backfill-requests")
+    keys = re.compile(topic.write)
+    assert keys.fullmatch("shop.A.B.@backfill.rabbitsync.west.shop.orders")
+    assert keys.fullmatch("shop.C.@backfill.rabbitsync.east.shop.menu")
+    assert not keys.fullmatch("shop.D.@backfill.rabbitsync.east.shop.menu")
+    assert not keys.fullmatch("shop.A.@backfill.rabbitsync.east.shop.menu")
+    assert not keys.fullmatch("shop.C.@backfill.")
+    consumer_only, _ = rights_for(
+        cluster="east", namespace="shop", exchange="ev", subscriptions=["orders"], published=[], service="kitchen"
+    )
+    assert "@backfill" not in consumer_only.read

@@ -87,17 +87,19 @@ def test_delay_queue_names_match_the_consumer_contract() -> None:
     assert used == {q.name for q in topo.retry_queues}
 
 
-def test_one_binding_per_event_type_keyed_by_the_namespace() -> None:
+def test_one_binding_per_event_type_keyed_by_the_namespace_and_one_for_snapshots_to_this_queue() -> None:
     assert _desired().bindings == {
         Binding(EX, MAIN, "shop.restaurant.created"),
         Binding(EX, MAIN, "shop.menu.updated"),
+        Binding(EX, MAIN, f"shop.#.@backfill.{MAIN}"),
     }
 
 
 def test_the_same_namespace_in_two_clusters_binds_the_same_keys_other_namespaces_do_not() -> None:
     def keys(cluster: str, namespace: str) -> set[str]:
         topo = desired_topology(cluster=cluster, namespace=namespace, subscription="orders", spec=_spec(), exchange=EX)
-        return {b.routing_key for b in topo.bindings}
+        # Snapshot bindings name the queue, hence the cluster: only the live keys are shared.
+        return {b.routing_key for b in topo.bindings if "@backfill" not in b.routing_key}
 
     assert keys("east", "shop") == keys("west", "shop")
     assert not keys("east", "shop") & keys("east", "staging")

@@ -22,3 +22,25 @@ class Entity(VersionedModel):
 
     class Meta:
         db_table = "svc_entity"
+
+
+class Item(VersionedModel):
+    """An entity this test service owns and serves snapshots of; ``deleted`` is its tombstone."""
+
+    key = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255)
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "svc_item"
+
+
+class ItemCopy(VersionedModel):
+    """The replica of ``Item`` a subscriber keeps (the test's services share one database)."""
+
+    key = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255)
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "svc_item_copy"

@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from rabbitsync.django import Reject, handler, lww_upsert, publish, tracing
-from svcapp.models import Effect, Entity
+from rabbitsync.django import Reject, SnapshotEvent, handler, lww_upsert, publish, snapshot_source, tracing
+from svcapp.models import Effect, Entity, Item, ItemCopy
 
 
 @handler("svc.effect")
@@ -80,3 +80,18 @@ _BASE_EXCEPTIONS = {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInter
 def exits(event):
     """Raises a BaseException that is not an Exception, as handler code calling sys.exit() would."""
     raise _BASE_EXCEPTIONS[event.data["raise"]](f"raised by the handler of {event.subject}")
+
+
+ITEM_UPDATED, ITEM_DELETED = "svc.item.updated", "svc.item.deleted"
+
+
+@snapshot_source(Item.objects.all(), types=(ITEM_UPDATED, ITEM_DELETED))
+def item_snapshot(row):
+    kind = ITEM_DELETED if row.deleted else ITEM_UPDATED
+    return SnapshotEvent(kind, {"name": row.name}, subject=row.key, version=row.sync_version)
+
+
+@handler(ITEM_UPDATED, ITEM_DELETED)
+def item(event):
+    values = {"name": event.data["name"], "deleted": event.type == ITEM_DELETED}
+    lww_upsert(ItemCopy, {"key": event.subject}, values, version=event.version, source=event.source)

@@ -1,0 +1,81 @@
+"""The subscriber's side of a backfill: which snapshot deliveries to believe, and when a run is done.
+
+A snapshot event passes the same trust checks as a live one (:mod:`rabbitsync.sidecar.trust`), plus
+one: the routing key it came with, which the broker's topic permissions checked against the
+publisher's declared types, must name the same type as its body and address this queue. Otherwise a
+publisher allowed to send type A could slip a body of type B into a queue through its A key.
+
+The end marker of a run (:class:`rabbitsync.events.backfill.BackfillEnd`) says how many events the
+run sent. It is believed only from the service its ``source`` names, in our namespace. The run is
+complete when the inbox holds that many of the run's event ids (they are ``<run>-<n>``): a count
+that survives restarts and cannot be reached early. Until then the end marker goes the way of a
+failed delivery: to a delay queue, and back behind the events still being retried; if the count is
+never reached it ends in the dead-letter queue, where it says how far the run got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rabbitsync.conventions import backfill_key_type, broker_username
+from rabbitsync.events import CloudEvent, EventError, Origin
+from rabbitsync.events.backfill import BACKFILL_END, BackfillEnd, decode_end, run_prefix
+from rabbitsync.sidecar.trust import FOREIGN_NAMESPACE, FORGED_SOURCE, UNAUTHENTICATED, Untrusted
+
+MISADDRESSED = "misaddressed"
+"""Trust refusal: the routing key names another type than the body, or another queue."""
+
+
+class Incomplete(EventError):
+    """The end marker arrived before every event of its run was applied."""
+
+
+def is_end(headers: Mapping[str, Any]) -> bool:
+    return BACKFILL_END in headers
+
+
+def check_addressed(event: CloudEvent, routing_key: str | None, *, namespace: str, queue: str) -> None:
+    """Raise :class:`Untrusted` if a delivery that came by a snapshot key is not what the key says."""
+    if routing_key is None or ".@" not in routing_key:
+        return  # a live key, or a retry coming back by the queue's name
+    keyed = backfill_key_type(routing_key, namespace, queue)
+    if keyed != event.type:
+        raise Untrusted(MISADDRESSED, f"routing key {routing_key!r} does not carry type {event.type!r} to {queue}")
+
+
+def verify_end(body: bytes, publisher: str | None, *, namespace: str) -> BackfillEnd:
+    """The end marker in ``body``, if its publisher is the service it names, in our namespace."""
+    end = decode_end(body)  # InvalidEvent: poison
+    origin = _origin(end.source)
+    if publisher is None:
+        raise Untrusted(UNAUTHENTICATED, f"no user_id: nobody vouches that {end.source} ended run {end.run}")
+    if publisher != broker_username(*origin):
+        raise Untrusted(FORGED_SOURCE, f"end of run {end.run} published by {publisher!r}, not by {end.source}")
+    if origin.namespace != namespace:
+        raise Untrusted(FOREIGN_NAMESPACE, f"end of run {end.run} from namespace {origin.namespace!r}")
+    return end
+
+
+def applied(run: str) -> int:
+    """How many events of ``run`` the inbox holds, that is how many this service applied."""
+    # Imported here: the trust decisions above are used (and tested) before Django's apps are loaded.
+    from rabbitsync.django.models import InboxMessage
+
+    return InboxMessage.objects.filter(event_id__startswith=run_prefix(run)).count()
+
+
+def confirm_complete(end: BackfillEnd) -> int:
+    """The applied count when the run is complete; raises :class:`Incomplete` otherwise."""
+    done = applied(end.run)
+    if done < end.count:
+        raise Incomplete(f"backfill run {end.run}: {done} of {end.count} events applied so far")
+    return done
+
+
+def _origin(source: str) -> Origin:
+    # A CloudEvent's source grammar, parsed by the envelope itself.
+    parts = source.strip("/").split("/")
+    if len(parts) != 6 or parts[0::2] != ["clusters", "namespaces", "services"]:
+        raise Untrusted(FORGED_SOURCE, f"end marker source {source!r} is not a service")
+    return Origin(parts[1], parts[3], parts[5])
