@@ -90,8 +90,8 @@ class SnapshotServer:
             self._backoff.reset()
             log.info("serving backfill requests", extra={"queue": self.queue})
             while not stop.is_set():
-                if session.cancelled:
-                    raise BrokerError(f"request consumer cancelled: {session.cancelled}")
+                if cancelled := session.cancelled_queues():
+                    raise BrokerError(f"request consumer cancelled: {cancelled}")
                 if requests:
                     self._handle(session, requests.popleft(), publisher, stop)
                 else:
