@@ -25,6 +25,7 @@ from rabbitsync.events.headers import (
     QUEUE,
     REASON,
     X_DEATH,
+    with_publisher,
 )
 from rabbitsync.transport import IncomingMessage
 
@@ -97,14 +98,15 @@ def origin_queue(headers: Mapping[str, Any], dead_letter_queue: str) -> str | No
     return dead_letter_queue.removesuffix(DLQ_SUFFIX) if dead_letter_queue.endswith(DLQ_SUFFIX) else None
 
 
-def kept_headers(headers: Mapping[str, Any], letter: DeadLetter) -> dict[str, Any]:
-    """Headers of the copy that takes a dead letter's place in its DLQ.
+def kept_headers(headers: Mapping[str, Any], letter: DeadLetter, publisher: str | None) -> dict[str, Any]:
+    """Headers of the copy that takes a dead letter's place in its DLQ; ``publisher`` is the original's
+    vouched publisher (:func:`~rabbitsync.events.headers.vouched_publisher`), which the copy carries.
 
     The broker's counters go (the copy is a fresh message). Where the event failed and why are
     written into our own headers too, because brokers differ in whether they keep an ``x-death``
     a client published: the copy must still say where a replay sends it.
     """
-    kept = {k: v for k, v in headers.items() if k not in COUNTERS}
+    kept = {k: v for k, v in with_publisher(headers, publisher).items() if k not in COUNTERS}
     if letter.queue:
         kept.setdefault(QUEUE, letter.queue)
     if letter.reason:
@@ -112,9 +114,10 @@ def kept_headers(headers: Mapping[str, Any], letter: DeadLetter) -> dict[str, An
     return kept
 
 
-def replay_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """Headers of the event sent back to its queue: a first attempt again, no failure, no death record."""
-    fresh = {k: v for k, v in headers.items() if k not in FAILURE_HEADERS and k not in BROKER_HEADERS}
+def replay_headers(headers: Mapping[str, Any], publisher: str | None) -> dict[str, Any]:
+    """Headers of the event sent back to its queue: a first attempt again, no failure, no death record,
+    and ``publisher`` as the one the sidecar will hold the event to (the copy's ``user_id`` is ours)."""
+    fresh = {k: v for k, v in with_publisher(headers, publisher).items() if k not in FAILURE_HEADERS | BROKER_HEADERS}
     fresh[ATTEMPT] = 1
     return fresh
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rabbitsync.deadletters.letters import DeadLetter, describe, kept_headers, replay_headers
+from rabbitsync.events.headers import vouched_publisher
 from rabbitsync.transport import (
     BrokerEndpoint,
     BrokerUnreachable,
@@ -86,6 +87,8 @@ class _Plan:
 
     message: IncomingMessage
     letter: DeadLetter
+    publisher: str | None
+    """Who published the original (:func:`~rabbitsync.events.headers.vouched_publisher`)."""
     replay: bool = False
     purge: bool = False
 
@@ -100,8 +103,14 @@ def run_pass(
     purge: bool = False,
     progress: Progress | None = None,
     timeout: float = TIMEOUTS.operation_s,
+    user: str | None = None,
 ) -> PassResult:
-    """Take the ``count`` oldest messages of ``queue`` once each, settling every one as described above."""
+    """Take the ``count`` oldest messages of ``queue`` once each, settling every one as described above.
+
+    ``user`` is the broker user the pass reads and writes as: only on copies it published itself is a
+    message's publisher header believed (none: never), so nobody can forge one by putting a letter
+    with that header in the DLQ and waiting for a replay.
+    """
     result = PassResult()
     taken = 0
     while taken < count:
@@ -115,7 +124,8 @@ def run_pass(
             selected = replay is not None and replay(letter)
             if selected and not letter.queue:
                 result.failed.append((letter, "no queue to send it back to (no header names one)"))
-            batch.append(_Plan(message, letter, replay=selected and bool(letter.queue), purge=purge))
+            publisher = vouched_publisher(message.user_id, message.headers, user)
+            batch.append(_Plan(message, letter, publisher, replay=selected and bool(letter.queue), purge=purge))
         if not batch:
             break
         _settle(reader, writer, queue, batch, result, timeout)
@@ -160,12 +170,14 @@ def _send(writer: Writer, queue: str, plan: _Plan) -> Confirm | None:
     if plan.purge:
         return None
     if plan.replay and plan.letter.queue:  # always named when replay is set; the check is for mypy
-        return writer.submit([plan.message.copy_to(plan.letter.queue, replay_headers(plan.message.headers))])
+        return writer.submit(
+            [plan.message.copy_to(plan.letter.queue, replay_headers(plan.message.headers, plan.publisher))]
+        )
     return writer.submit([_keep(queue, plan)])
 
 
 def _keep(queue: str, plan: _Plan) -> OutgoingMessage:
-    return plan.message.copy_to(queue, kept_headers(plan.message.headers, plan.letter))
+    return plan.message.copy_to(queue, kept_headers(plan.message.headers, plan.letter, plan.publisher))
 
 
 class DeadLetterQueue:
@@ -214,6 +226,7 @@ class DeadLetterQueue:
                     purge=purge,
                     progress=progress,
                     timeout=timeout,
+                    user=self.endpoint.username,
                 )
             finally:
                 publisher.close()

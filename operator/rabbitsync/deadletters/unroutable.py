@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from rabbitsync.conventions import routing_key
 from rabbitsync.events import EventError, decode
-from rabbitsync.events.headers import PUBLISHER
+from rabbitsync.events.headers import vouched_publisher, with_publisher
 from rabbitsync.topology.naming import unroutable_name
 from rabbitsync.transport import (
     BrokerEndpoint,
@@ -69,18 +68,8 @@ def describe(message: IncomingMessage, reader: str) -> Entry:
         key: str | None = routing_key(event.origin.namespace, event.type)
     except (EventError, ValueError):
         key = None
-    publisher = message.user_id
-    vouched = message.headers.get(PUBLISHER)
-    if message.user_id == reader and vouched:
-        publisher = vouched.decode() if isinstance(vouched, bytes) else str(vouched)
+    publisher = vouched_publisher(message.user_id, message.headers, reader)
     return Entry(message.message_id, message.type, publisher, key)
-
-
-def _headers(message: IncomingMessage, publisher: str | None) -> dict[str, Any]:
-    headers = {k: v for k, v in message.headers.items() if k != PUBLISHER}
-    if publisher:
-        headers[PUBLISHER] = publisher
-    return headers
 
 
 class UnroutableQueue:
@@ -148,7 +137,9 @@ class UnroutableQueue:
                 outcome.replayed.append(entry)
                 return
             outcome.failed.append((entry, why))
-        publisher(self.endpoint).publish([message.copy_to(self.queue, _headers(message, entry.publisher))], timeout)
+        publisher(self.endpoint).publish(
+            [message.copy_to(self.queue, with_publisher(message.headers, entry.publisher))], timeout
+        )
 
     def _replay(
         self,
@@ -169,7 +160,7 @@ class UnroutableQueue:
             routing_key=entry.routing_key,
             body=message.body,
             properties=message.copy_to(self.queue, {}).properties,
-            headers=_headers(message, None) or None,
+            headers=with_publisher(message.headers, None) or None,
         )
         try:
             publisher(endpoint).publish([resend], timeout)

@@ -46,12 +46,11 @@ sidecar vouches for what it republished itself, whatever name it logs in as.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Collection
 
 from rabbitsync.conventions import broker_username
 from rabbitsync.events import CloudEvent
-from rabbitsync.events.headers import PUBLISHER
+from rabbitsync.events.headers import vouched_publisher, with_publisher
 
 UNAUTHENTICATED = "unauthenticated"
 FORGED_SOURCE = "forged-source"
@@ -68,22 +67,9 @@ class Untrusted(Exception):
         self.reason = reason
 
 
-def publisher(user_id: str | None, headers: Mapping[str, Any], own_user: str) -> str | None:
-    """The verified user who first published the message; ``None`` when nobody vouches for one."""
-    if user_id is None:
-        return None
-    claimed = headers.get(PUBLISHER)
-    if user_id == own_user and claimed is not None:
-        return claimed.decode(errors="replace") if isinstance(claimed, bytes) else str(claimed)
-    return user_id
-
-
-def vouched(headers: Mapping[str, Any], publisher: str | None) -> dict[str, Any]:
-    """``headers`` as a reroute carries them: :data:`PUBLISHER` says ``publisher``, whatever it said before."""
-    carried = {key: value for key, value in headers.items() if key != PUBLISHER}
-    if publisher is not None:
-        carried[PUBLISHER] = publisher
-    return carried
+# The rule for who published a message is the dead-letter tools' too: it lives with the headers.
+publisher = vouched_publisher
+vouched = with_publisher
 
 
 def route(exchange: str | None, user_id: str | None, own_user: str) -> None:

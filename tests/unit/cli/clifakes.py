@@ -64,6 +64,8 @@ class FakeQueues:
     unacked: dict[int, IncomingMessage] = field(default_factory=dict)
     returned: int = 0
     next_tag: int = 1000
+    user: str | None = None
+    """The user it speaks as: the broker stamps it as ``user_id`` on every copy published."""
 
     def get(self, queue: str) -> IncomingMessage | None:
         if not self.queues.get(queue):
@@ -78,6 +80,7 @@ class FakeQueues:
             type=message.type,
             timestamp=message.timestamp,
             content_type=message.content_type,
+            user_id=message.user_id,
         )
         self.unacked[taken.tag] = taken
         return taken
@@ -98,6 +101,7 @@ class FakeQueues:
                     message_id=m.properties.message_id,
                     type=m.properties.type,
                     timestamp=m.properties.timestamp,
+                    user_id=self.user,
                 )
             )
         return Done()

@@ -8,6 +8,7 @@ import pytest
 from clifakes import Done, FakeQueues
 
 from rabbitsync.deadletters import describe, letters, run_pass
+from rabbitsync.events.headers import PUBLISHER
 from rabbitsync.sidecar import routing
 from rabbitsync.transport import BrokerUnreachable, IncomingMessage
 
@@ -104,3 +105,19 @@ def test_a_copy_the_broker_does_not_confirm_leaves_the_whole_batch_unacked():
         run_pass(broker, SecondRefused(), DLQ, 2)
     # Both still held, e1's confirmed copy notwithstanding: closing the channel hands them back.
     assert sorted(m.message_id for m in broker.unacked.values()) == ["e1", "e2"]
+
+
+def test_a_replay_believes_a_publisher_header_only_on_copies_the_replaying_user_made():
+    """A forged letter (another service put it in the DLQ through the default exchange, claiming a
+    victim as publisher) must not come back vouched for by the user who replays it."""
+    forged = sidecar_letter("forged")
+    forged = IncomingMessage(**{**vars(forged), "user_id": "rabbitsync.east.ns.mallory"})
+    forged.headers[PUBLISHER] = "rabbitsync.east.ns.victim"
+    ours = sidecar_letter("ours")
+    ours = IncomingMessage(**{**vars(ours), "user_id": "rabbitsync.east.ns.sub"})
+    ours.headers[PUBLISHER] = "rabbitsync.east.ns.menu"
+    broker = fresh(forged, ours)
+    broker.user = "rabbitsync.east.ns.sub"
+    run_pass(broker, broker, DLQ, 2, replay=lambda lt: True, user=broker.user)
+    sent = {m.message_id: m.headers[PUBLISHER] for m in broker.queues[MAIN]}
+    assert sent == {"forged": "rabbitsync.east.ns.mallory", "ours": "rabbitsync.east.ns.menu"}
