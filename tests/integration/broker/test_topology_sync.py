@@ -96,8 +96,10 @@ def test_apply_creates_everything_and_a_second_sync_does_nothing(env: Env, queue
     topo = env.topology(["restaurant.created", "menu.updated"], queueType=queue_type)
     first = observe_and_sync(env.rabbit, topo)
     assert first.verified and not first.conflicts
-    # exchange, queues, bindings, and the delivery-limit policy of a quorum main queue
-    assert len(first.changes) == 1 + len(topo.queues) + 2 + len(topo.policies)
+    # exchange, queues, bindings (two event types and the backfill key), and the delivery-limit policy
+    # of a quorum main queue
+    assert len(first.changes) == 1 + len(topo.queues) + len(topo.bindings) + len(topo.policies)
+    assert len(topo.bindings) == 3
     observed = env.rabbit.observe(topo.exchange, topo.main_queue.name)
     assert {n: dict(q.arguments) for n, q in observed.queues.items()} == {
         q.name: dict(q.arguments) for q in topo.queues

@@ -15,7 +15,7 @@ from kubernetes.client.rest import ApiException
 
 from harness import operators, processes
 from harness.polling import eventually
-from rabbitsync.conventions import routing_key
+from rabbitsync.conventions import backfill_binding_key, routing_key
 
 GROUP, VERSION = "rabbitsync.io", "v1alpha1"
 RESYNC_SECONDS = 3.0
@@ -251,7 +251,12 @@ class Kit:
         return {n: q for n, q in self.mgmt.queues(main).items() if n == main or n.startswith(main + ".")}
 
     def bindings(self, cluster: str, subscription: str) -> set[str]:
-        return self.mgmt.bindings(self.exchange, self.queue_name(cluster, subscription))
+        """The event bindings of the subscription's queue; its one backfill binding is checked apart."""
+        queue = self.queue_name(cluster, subscription)
+        found = self.mgmt.bindings(self.exchange, queue)
+        backfill = backfill_binding_key(self.namespace, queue)
+        assert backfill in found, f"{queue} lacks its backfill binding {backfill}"
+        return found - {backfill}
 
     def key(self, event_type: str) -> str:
         """The routing key of ``event_type`` in this test's namespace: what the operator binds."""
