@@ -8,6 +8,8 @@ Events, and the retry decision handed back to kopf.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -89,13 +91,19 @@ def _register_reconciler(
     *,
     resync_seconds: float,
     repair_annotation: str | None = None,
+    watched: Callable[[dict[str, Any]], bool] | None = None,
 ) -> None:
     """``reconcile`` on create/update/resume (temporary failures retried with capped, jittered backoff),
     on a change of ``repair_annotation`` (the drift sweep's request) and on a resync timer (fresh
     counts), always writing the outcome to the status and Events. A change and the timer never run at
-    once on one object, nor the timer on a spec older than the last change's."""
+    once on one object, nor the timer on a spec older than the last change's. An object ``watched``
+    (verified; the drift sweep compares it) is resynced only every ``refresh_seconds``; any other (a
+    failure waiting for something outside it, e.g. a broker that does not allow its namespace yet)
+    every ``resync_seconds``."""
     resource = (GROUP, VERSION, plural)
     gate = ObjectGate()
+    refreshed: dict[str, float] = {}
+    """When each object was last reconciled in full (monotonic), by uid."""
 
     def run(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any], trigger: str
@@ -109,15 +117,20 @@ def _register_reconciler(
     def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
         with gate.change(kwargs["uid"], kwargs["meta"].get("generation")):
             outcome = run(body, patch, memo, kwargs, "change")
+        refreshed[kwargs["uid"]] = time.monotonic()
         if outcome.temporary_failure is not None:
             # Jittered: a broker outage fails every subscription at once, and they must not retry in lockstep.
             raise kopf.TemporaryError(outcome.temporary_failure, delay=jittered(rc.backoff_seconds(retry, settings)))
 
     def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
+        uid, now = kwargs["uid"], time.monotonic()
+        if watched is not None and watched(kwargs) and now - refreshed.get(uid, -math.inf) < settings.refresh_seconds:
+            return
         # Failures are already in the status, and the interval itself is the retry schedule: no raise.
-        with gate.resync(kwargs["uid"], kwargs["meta"].get("generation")) as due:
+        with gate.resync(uid, kwargs["meta"].get("generation")) as due:
             if due:
                 run(body, patch, memo, kwargs, "resync")
+                refreshed[uid] = now
 
     for decorator in (
         kopf.on.create(*resource, registry=registry, id="reconcile"),
@@ -235,8 +248,9 @@ def register(
         metrics,
         SUBSCRIPTION.plural,
         lambda cluster, kw: rc.reconcile(_subscription(kw), cluster, brokers, settings),
-        resync_seconds=settings.refresh_seconds,
+        resync_seconds=settings.resync_seconds,
         repair_annotation=drift.DRIFT_ANNOTATION,
+        watched=lambda kw: _subscription(kw).previously_synced(),
     )
     # One collector for every broker object: it remembers since when each orphan has been seen.
     orphans = OrphanCollector(settings.cluster, settings.namespaces, settings.orphan_grace_seconds)
