@@ -38,7 +38,9 @@ def _audit_deployment(dep: Deployment) -> dict:
 def _containers(dep: Deployment) -> list[str]:
     raw = json.loads(dep.kubectl("east", "get", "deployment", "audit", "-n", NS, "-o", "json"))
     spec = raw["spec"]["template"]["spec"]
-    return [c["name"] for c in spec["containers"] + spec.get("initContainers", [])]
+    # Long-running containers only: the native sidecar is an init container with restartPolicy Always.
+    natives = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+    return [c["name"] for c in spec["containers"] + natives]
 
 
 def _apply(dep: Deployment, obj: dict, tmp_path) -> None:

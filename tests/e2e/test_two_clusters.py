@@ -113,8 +113,10 @@ def test_menu_items_flow_to_order_in_both_clusters(deployment: Deployment):
 def _pod_template_commands(dep: Deployment, cluster: str, service: str) -> dict[str, list[str]]:
     raw = json.loads(dep.kubectl(cluster, "get", "deployment", service, "-n", demo.APP_NAMESPACE, "-o", "json"))
     spec = raw["spec"]["template"]["spec"]
-    # The injected sidecar is a native one: an init container with restartPolicy Always.
-    containers = spec["containers"] + spec.get("initContainers", [])
+    # The injected sidecar is a native one: an init container with restartPolicy Always. Other init
+    # containers (the services' migrate step) run to completion before the pod's containers start.
+    natives = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+    containers = spec["containers"] + natives
     return {c["name"]: (c.get("command") or []) + (c.get("args") or []) for c in containers}
 
 

@@ -97,9 +97,9 @@ def _register_reconciler(
     on a change of ``repair_annotation`` (the drift sweep's request) and on a resync timer (fresh
     counts), always writing the outcome to the status and Events. A change and the timer never run at
     once on one object, nor the timer on a spec older than the last change's. An object ``watched``
-    (verified; the drift sweep compares it) is resynced only every ``refresh_seconds``; any other (a
-    failure waiting for something outside it, e.g. a broker that does not allow its namespace yet)
-    every ``resync_seconds``."""
+    (Ready; the drift sweep compares it) is resynced only every ``refresh_seconds``; any other (waiting
+    for something outside it: a consumer, a broker that does not allow its namespace yet) every
+    ``resync_seconds``."""
     resource = (GROUP, VERSION, plural)
     gate = ObjectGate()
     refreshed: dict[str, float] = {}
@@ -250,7 +250,7 @@ def register(
         lambda cluster, kw: rc.reconcile(_subscription(kw), cluster, brokers, settings),
         resync_seconds=settings.resync_seconds,
         repair_annotation=drift.DRIFT_ANNOTATION,
-        watched=lambda kw: _subscription(kw).previously_synced(),
+        watched=lambda kw: _subscription(kw).healthy(),
     )
     # One collector for every broker object: it remembers since when each orphan has been seen.
     orphans = OrphanCollector(settings.cluster, settings.namespaces, settings.orphan_grace_seconds)

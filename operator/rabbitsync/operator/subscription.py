@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rabbitsync.amqp.sync import SyncResult
-from rabbitsync.api.conditions import TOPOLOGY_SYNCED, get_condition
+from rabbitsync.api.conditions import READY, TOPOLOGY_SYNCED, get_condition
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import decode
@@ -34,6 +34,11 @@ class Subscription(SpecView):
         """This spec generation was verified on the broker before: what is repaired now is drift."""
         synced = get_condition(st.conditions_of(self.status), TOPOLOGY_SYNCED)
         return bool(synced and synced.status == "True" and self.status.get("observedGeneration") == self.generation)
+
+    def healthy(self) -> bool:
+        """Ready at this generation: nothing waits on a change elsewhere (a consumer, a broker)."""
+        ready = get_condition(st.conditions_of(self.status), READY)
+        return bool(ready and ready.status == "True" and self.status.get("observedGeneration") == self.generation)
 
     def left_behind(self) -> str:
         """The main queue as last reported, for Events about queues left on the broker."""
