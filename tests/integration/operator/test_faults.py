@@ -75,9 +75,10 @@ def test_stopped_broker_is_reported_and_recovered_without_loss(kit: Kit, broker)
     assert kit.condition(obj, "BrokerReachable")["status"] == "True"
     assert set(kit.queues("east", "orders")) == before
     assert kit.bindings("east", "orders") == kit.keys("a.created")
-    # One Event per transition, not one per failed attempt: no storm while the broker was down.
+    # One Event per distinct diagnosis, not one per failed attempt: no storm while the broker was down.
+    # (The management API and the kept AMQP connection fail with different messages: up to four.)
     unreachable = [e for e in kit.events("east", "orders") if e[1] == "BrokerUnreachable"]
-    assert 1 <= len(unreachable) <= 3, unreachable
+    assert 1 <= len(unreachable) <= 4, unreachable
 
 
 def test_missing_syncbroker_then_secret_are_named_then_ready_without_restart(kit: Kit) -> None:
