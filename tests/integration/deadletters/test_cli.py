@@ -9,7 +9,8 @@ import pika
 import pytest
 
 from rabbitsync import cli
-from rabbitsync.sidecar import routing, trust
+from rabbitsync.events.headers import PUBLISHER
+from rabbitsync.sidecar import routing
 
 ORIGINAL_PUBLISHER = "rabbitsync.west.shop.restaurant"
 
@@ -29,9 +30,13 @@ def queues(broker, uid):
             routing.ATTEMPTS: 5,
             routing.QUEUE: main,
             routing.ATTEMPT: 5,
-            trust.PUBLISHER: ORIGINAL_PUBLISHER,
+            PUBLISHER: ORIGINAL_PUBLISHER,
         }
-        props = pika.BasicProperties(message_id=f"ev-{n}", type="RESTAURANT_CREATED", headers=headers, delivery_mode=2)
+        # As the sidecar dead-letters: under its own user, which here is also the user that replays.
+        user = unquote(urlsplit(broker.amqp_url).username or "guest")
+        props = pika.BasicProperties(
+            message_id=f"ev-{n}", type="RESTAURANT_CREATED", headers=headers, delivery_mode=2, user_id=user
+        )
         ch.basic_publish("", dlq, b'{"id": "ev"}', props)
     yield ch, main, dlq
     for q in (main, dlq):
@@ -63,7 +68,7 @@ def test_replay_one_sends_it_back_with_attempts_reset(broker, queues):
     # The replay is published by whoever runs it (the broker checks user_id); the publisher the
     # sidecar verified stays in its header, believed only if the replaying user is the sidecar's own.
     assert props.user_id == unquote(urlsplit(broker.amqp_url).username or "guest")
-    assert props.headers[trust.PUBLISHER] == ORIGINAL_PUBLISHER
+    assert props.headers[PUBLISHER] == ORIGINAL_PUBLISHER
     method, props, _ = ch.basic_get(dlq, auto_ack=False)
     assert props.message_id == "ev-1"
     ch.basic_nack(method.delivery_tag, requeue=True)

@@ -14,6 +14,7 @@ from conftest import CLUSTER, NAMESPACE, PUBLISHING, make_spec, publish, user_ur
 
 from rabbitsync.conventions import broker_username, routing_key
 from rabbitsync.events import Origin, encode, new_event
+from rabbitsync.events.headers import PUBLISHER
 from rabbitsync.sidecar import routing, trust
 
 pytestmark = pytest.mark.integration
@@ -55,10 +56,10 @@ def test_a_forged_source_and_an_unvouched_event_are_dead_lettered_not_applied(se
     wait_until(lambda: service.depth(spec.dead_letter_queue) == 2, 10, "both refused events dead-lettered")
     dead = dead_letters(service, spec)
     assert dead[forged.id][routing.REASON] == trust.FORGED_SOURCE
-    assert dead[forged.id][trust.PUBLISHER] == broker_username(*ATTACKER)
+    assert dead[forged.id][PUBLISHER] == broker_username(*ATTACKER)
     assert broker_username(*ATTACKER) in str(dead[forged.id][routing.EXCEPTION_MESSAGE])
     assert dead[unvouched.id][routing.REASON] == trust.UNAUTHENTICATED
-    assert trust.PUBLISHER not in dead[unvouched.id]
+    assert PUBLISHER not in dead[unvouched.id]
     assert all(headers[routing.ATTEMPTS] == 1 for headers in dead.values()), "never retried"
     assert effects(forged.id) == effects(unvouched.id) == 0
     assert sidecar.metric("rabbitsync_retried_total") == 0
@@ -150,7 +151,7 @@ def test_retries_and_replays_by_the_service_keep_the_publisher_a_strangers_repla
     replay(own, 4, "the laundered entry refused again")
     [headers] = dead_letters(service, spec).values()
     assert headers[routing.REASON] == trust.FORGED_SOURCE
-    assert headers[trust.PUBLISHER] == broker_username(*ATTACKER)
+    assert headers[PUBLISHER] == broker_username(*ATTACKER)
     assert effects(doomed.id) == 0
 
 
