@@ -38,8 +38,18 @@ def test_the_web_process_exposes_its_outbox_backlog_and_oldest_unsent_age(run_se
 def test_the_web_process_logs_json_lines_like_the_sidecar(run_service):
     svc = run_service("restaurant")
     assert svc.call("GET", "/api/restaurants/").status == 200
-    lines = [line for line in svc.logs("web").splitlines() if line.startswith("{")]
-    records = [json.loads(line) for line in lines]
-    request = next(r for r in records if "/api/restaurants/" in r["message"])
+    request = _logged_request(svc, "/api/restaurants/")
     assert {"time", "level", "logger", "message", "event_id"} <= set(request)
     assert request["logger"] == "django.server"
+
+
+def _logged_request(svc, path: str) -> dict:
+    # The access line is written after the response has gone out, so the client can read the log first.
+    deadline = time.monotonic() + 10
+    while True:
+        records = [json.loads(line) for line in svc.logs("web").splitlines() if line.startswith("{")]
+        found = [r for r in records if path in r["message"]]
+        if found or time.monotonic() > deadline:
+            assert found, f"no JSON log line mentions {path}"
+            return found[0]
+        time.sleep(0.1)
