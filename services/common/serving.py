@@ -37,7 +37,6 @@ workers = _positive("WEB_CONCURRENCY", min(len(os.sched_getaffinity(0)), _MAX_DE
 threads = _positive("WEB_THREADS", 4)
 worker_class = "gthread"
 worker_tmp_dir = "/dev/shm"
-# Rows a stopped worker's relay had not sent yet are the sidecar's relay sweep's: nothing to drain.
 timeout = 60
 # No runtime control socket (gunicorn >= 25.1 opens one under $HOME, read-only in the pod): the pod
 # is managed by Kubernetes, not by ``gunicornc``.
@@ -45,3 +44,11 @@ control_socket_disable = True
 # One log line per request would cost more than the request at the rates the benchmark offers.
 accesslog = None
 errorlog = "-"
+
+
+def worker_exit(_server: object, _worker: object) -> None:
+    """A stopping worker's relay releases the rows born leased to it that it has not sent, so the
+    sidecar's sweep sends them within a sweep interval instead of once their lease expires."""
+    from rabbitsync.django import relay
+
+    relay.stop_local_relay()

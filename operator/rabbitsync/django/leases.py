@@ -24,15 +24,25 @@ def _unsent() -> QuerySet[OutboxMessage]:
     return OutboxMessage.objects.filter(sent_at__isnull=True, parked_at__isnull=True)
 
 
-def claim(batch: int, lease: float, ids: set[int] | None = None) -> list[OutboxMessage]:
-    """Lease up to ``batch`` claimable rows (all, or among ``ids``) for ``lease`` seconds, oldest first."""
+def born_leased(owner: str, lease: float) -> dict[str, object]:
+    """The lease fields of a row inserted already claimed by relay ``owner`` (``publish()``'s fast path)."""
+    return {"lease_owner": owner, "lease_until": timezone.now() + timedelta(seconds=lease)}
+
+
+def claim(batch: int, lease: float, ids: set[int] | None = None, *, mine: str = "") -> list[OutboxMessage]:
+    """Lease up to ``batch`` claimable rows (all, or among ``ids``) for ``lease`` seconds, oldest first.
+
+    Rows already leased to ``mine`` (the caller's own token) are claimable too: a relay takes back
+    the rows born leased to it that it could not send on the fast path.
+    """
     if ids is not None and not ids:
         return []
     now = timezone.now()
     token = uuid.uuid4().hex
+    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     claimable = (
         _unsent()
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(free | Q(lease_owner=mine) if mine else free)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     )
     if ids is not None:
@@ -43,7 +53,8 @@ def claim(batch: int, lease: float, ids: set[int] | None = None) -> list[OutboxM
             return []
         # The conditions are repeated in the UPDATE so a concurrent relay cannot claim them too.
         claimable.filter(pk__in=pks).update(lease_owner=token, lease_until=now + timedelta(seconds=lease))
-    return list(OutboxMessage.objects.filter(lease_owner=token, sent_at__isnull=True).order_by("pk"))
+    # By primary key: lease_owner has no index, and sent rows stay in the table until purged.
+    return list(OutboxMessage.objects.filter(pk__in=pks, lease_owner=token).order_by("pk"))
 
 
 def _held(rows: Sequence[OutboxMessage]) -> QuerySet[OutboxMessage]:

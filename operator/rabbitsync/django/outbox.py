@@ -1,7 +1,9 @@
 """``publish()``: the transactional half of the outbox pattern.
 
 The event is a row in the caller's transaction, so it exists exactly when the business change it
-describes does: a rollback takes both away. The commit hook then wakes this process's relay.
+describes does: a rollback takes both away. With an in-process relay, the row is inserted already
+leased to it and the commit hook hands the row over, so nothing but the publish stands between the
+commit and the broker (:mod:`rabbitsync.django.relay`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from functools import partial
 from django.db import router, transaction
 from pydantic import JsonValue
 
-from rabbitsync.django import relay, tracing
+from rabbitsync.django import leases, relay, tracing
 from rabbitsync.django.conf import get_settings
 from rabbitsync.django.models import OutboxMessage
 from rabbitsync.events import CloudEvent, ExtensionValue, encode, new_event
@@ -45,7 +47,12 @@ def publish(
         extensions={**tracing.extensions(), **(extensions or {})},
     )
     db = using or router.db_for_write(OutboxMessage)
-    row = OutboxMessage.objects.using(db).create(event_id=event.id, type=event.type, body=encode(event))
-    if settings.relay_in_process and settings.amqp_url:
-        transaction.on_commit(partial(relay.wake, row.pk), using=db)
+    if not (settings.relay_in_process and settings.amqp_url):
+        OutboxMessage.objects.using(db).create(event_id=event.id, type=event.type, body=encode(event))
+        return event
+    local = relay.local_relay()
+    row = OutboxMessage.objects.using(db).create(
+        event_id=event.id, type=event.type, body=encode(event), **leases.born_leased(local.token, settings.relay_lease)
+    )
+    transaction.on_commit(partial(local.hand_over, row), using=db)
     return event

@@ -1,7 +1,12 @@
 """The outbox relay: moves committed outbox rows to the broker, at least once.
 
-Two ways rows reach it. The fast path: ``publish()`` registers ``transaction.on_commit`` to hand
-the new row's id to this process's relay thread, which sends it within milliseconds. The sweep:
+Two ways rows reach it. The fast path: ``publish()`` inserts the row already leased to this
+process's relay (:attr:`OutboxRelay.token`) and registers ``transaction.on_commit`` to hand the row
+itself to the relay thread, which publishes it at once: no claim transaction, no read, on the way
+from the commit to the broker (the claim was the largest step of that way, see ``bench/relay.py``).
+A row whose birth lease no longer covers a whole publish (its transaction ran long) is claimed as
+any other. A web process killed between its commit and the send leaves the row to the sweep once
+the lease expires (``relay_lease``); a stopping relay releases the rows it holds at once. The sweep:
 every ``relay_sweep_interval`` the sidecar's relay claims *every* unsent, unleased row — by state,
 never by an "id greater than the last one seen" watermark, because ids are allocated at insert
 time and a transaction that commits late carries an id smaller than rows already sent.
@@ -20,7 +25,8 @@ Nothing blocks the outbox: a row the broker refuses is set back or parked on its
 
 The thread survives anything: an error it did not foresee (Django's ``InterfaceError`` is not a
 ``DatabaseError``) is logged and backed off like a broker outage. Row ids waiting for the fast
-path are bounded (``relay_pending_max``); past it the relay forgets them and sweeps the whole outbox.
+path are bounded (``relay_pending_max``); past it the relay forgets them and sweeps the whole outbox
+(its own leased rows included).
 
 The routing key is the event type prefixed by this service's namespace
 (:func:`rabbitsync.conventions.routing_key`), so only subscribers of the same namespace, in either
@@ -33,15 +39,18 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import DatabaseError, close_old_connections, connections
+from django.utils import timezone
 
 from rabbitsync.backoff import Backoff
 from rabbitsync.conventions import routing_key
 from rabbitsync.django import connection, leases, setbacks
-from rabbitsync.django.conf import Settings, get_settings
+from rabbitsync.django.conf import LEASE_MARGIN, Settings, get_settings
 from rabbitsync.django.models import OutboxMessage
 from rabbitsync.events import MessageProperties
 from rabbitsync.transport import BrokerError, BrokerUnreachable, ConfirmedPublisher, OutgoingMessage, Unroutable
@@ -64,7 +73,11 @@ class OutboxRelay:
         self._settings = settings
         self._sweep = sweep
         self._publisher = publisher or connection.publisher(settings, role="relay")
+        self.token = uuid.uuid4().hex
+        """The lease owner of the rows born leased to this relay (and of nothing else)."""
         self._pending: set[int] = set()
+        self._fresh: dict[int, OutboxMessage] = {}
+        """Rows handed over by ``publish()``'s commit hook, still leased to :attr:`token`."""
         self._overflowed = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -83,14 +96,26 @@ class OutboxRelay:
         self._remember(ids)
         self._wake.set()
 
+    def hand_over(self, row: OutboxMessage) -> None:
+        """A row born leased to this relay was committed: publish it now, without claiming it."""
+        with self._lock:
+            if not self._overflowed:
+                self._fresh[row.pk] = row
+            self._bound()
+        self._wake.set()
+
     def _remember(self, ids: Iterable[int]) -> None:
         with self._lock:
             if not self._overflowed:
                 self._pending.update(ids)
-            if len(self._pending) > self._settings.relay_pending_max:
-                # Forget them all and sweep everything once instead: the rows are in the table anyway.
-                self._pending.clear()
-                self._overflowed = True
+            self._bound()
+
+    def _bound(self) -> None:
+        if len(self._pending) + len(self._fresh) > self._settings.relay_pending_max:
+            # Forget them all and sweep everything once instead: the rows are in the table anyway.
+            self._pending.clear()
+            self._fresh.clear()
+            self._overflowed = True
 
     def start(self) -> OutboxRelay:
         if self._thread is None:
@@ -104,11 +129,18 @@ class OutboxRelay:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread; rows handed over but not sent are released for any relay's sweep."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._publisher.close()
+        with self._lock:
+            unsent, self._fresh = list(self._fresh.values()), {}
+        try:
+            leases.release(unsent)
+        except DatabaseError as e:  # their lease expires on its own: a delay, never a loss
+            log.warning("could not release the relay's rows", extra={"error": str(e)})
 
     def drain(self, ids: set[int] | None = None) -> int:
         """Send claimable rows (all, or only ``ids``) until none is left; the number sent.
@@ -120,13 +152,26 @@ class OutboxRelay:
             rows = self.claim(ids)
             if not rows:
                 return sent
-            result = self.send(rows)
-            self.mark_sent(result.confirmed)
-            sent += len(result.confirmed)
-            if result.away:
-                raise result.away[0][1]
+            sent += self._deliver(rows)
             if ids is not None:
                 ids = ids - {row.pk for row in rows}
+
+    def _deliver(self, rows: list[OutboxMessage]) -> int:
+        """Send rows this relay holds and mark the confirmed ones; the number sent. Raises if the broker is away."""
+        result = self.send(rows)
+        self.mark_sent(result.confirmed)
+        if result.away:
+            raise result.away[0][1]
+        return len(result.confirmed)
+
+    def _send_fresh(self, rows: list[OutboxMessage]) -> int:
+        """Send rows born leased to this relay; those whose lease would not outlast a publish are claimed first."""
+        safe_until = timezone.now() + timedelta(seconds=self._settings.confirm_timeout + LEASE_MARGIN)
+        held = [row for row in rows if row.lease_until and row.lease_until > safe_until]
+        stale = {row.pk for row in rows} - {row.pk for row in held}
+        size = self._settings.relay_batch_size
+        sent = sum(self._deliver(held[start : start + size]) for start in range(0, len(held), size))
+        return sent + (self.drain(stale) if stale else 0)
 
     def send(self, rows: list[OutboxMessage]) -> Round:
         """Publish claimed rows, pipelined, and wait for their confirms; never marks them sent.
@@ -198,19 +243,23 @@ class OutboxRelay:
                 return
             with self._lock:
                 ids, self._pending = self._pending, set()
+                fresh, self._fresh = list(self._fresh.values()), {}
                 everything, self._overflowed = self._overflowed, False
             sweeping = everything or (self._sweep and time.monotonic() >= next_sweep)
             try:
-                self._round(ids, sweeping)
+                self._round(ids, fresh, sweeping)
                 if sweeping:
                     next_sweep = time.monotonic() + self._settings.relay_sweep_interval
                 backoff.reset()
             except Exception as e:
-                self._after_failure(e, ids, everything, backoff.next())
+                # Handed-over rows that failed are claimed by id next time (the claim takes our own leases).
+                self._after_failure(e, ids | {row.pk for row in fresh}, everything, backoff.next())
             finally:
                 close_old_connections()
 
-    def _round(self, ids: set[int], sweeping: bool) -> None:
+    def _round(self, ids: set[int], fresh: list[OutboxMessage], sweeping: bool) -> None:
+        if fresh:
+            self._send_fresh(fresh)
         if ids and not sweeping:
             self.drain(ids)
         if sweeping:
@@ -233,7 +282,7 @@ class OutboxRelay:
 
     def claim(self, ids: set[int] | None = None) -> list[OutboxMessage]:
         """Lease up to a batch of claimable rows (all, or among ``ids``) to this relay, oldest first."""
-        return leases.claim(self._settings.relay_batch_size, self._settings.relay_lease, ids)
+        return leases.claim(self._settings.relay_batch_size, self._settings.relay_lease, ids, mine=self.token)
 
     def mark_sent(self, rows: list[OutboxMessage]) -> None:
         leases.mark_sent(rows)
@@ -283,8 +332,3 @@ def stop_local_relay() -> None:
         relay, _local = _local, None
     if relay is not None:
         relay.stop()
-
-
-def wake(pk: int) -> None:
-    """``on_commit`` hook of ``publish()``."""
-    local_relay().notify([pk])

@@ -251,3 +251,67 @@ def test_a_forged_version_far_ahead_is_dead_lettered_with_the_reason_and_never_w
     honest = new_event(type="svc.entity", origin=OTHER, data={"name": "honest", "price": 2}, subject="k1")
     service.send_event(honest)
     wait_until(lambda: Entity.objects.filter(key="k1", name="honest").exists(), 10, "an honest write applied")
+
+
+def _born_leased(worker, seconds: float) -> object:
+    """A committed row as ``publish()`` leaves it for ``worker``: leased to it for ``seconds``."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rabbitsync.django.models import OutboxMessage
+
+    event = new_event(type="svc.effect", origin=PUBLISHING, data={"born": True})
+    return OutboxMessage.objects.create(
+        event_id=event.id,
+        type=event.type,
+        body=encode(event),
+        lease_owner=worker.token,
+        lease_until=timezone.now() + timedelta(seconds=seconds),
+    )
+
+
+def test_a_handed_over_row_is_sent_unclaimed_unless_its_birth_lease_would_not_outlast_the_publish(outbox, monkeypatch):
+    """The fast path skips the claim (issue 11: it was the largest step from commit to broker), but
+    never publishes a row whose lease could expire mid-publish: another relay may take it then."""
+    from rabbitsync.django import leases, relay
+    from rabbitsync.django.conf import get_settings
+
+    claims: list[set[int] | None] = []
+    real_claim = leases.claim
+
+    def claim(batch, lease, ids=None, **kwargs):
+        claims.append(ids)
+        return real_claim(batch, lease, ids, **kwargs)
+
+    monkeypatch.setattr(leases, "claim", claim)
+    publisher = FakePublisher()
+    with override_settings(RABBITSYNC=_overrides(confirm_timeout=5, relay_lease=60)):
+        worker = relay.OutboxRelay(get_settings(), sweep=False, publisher=publisher).start()  # type: ignore[arg-type]
+        try:
+            fresh = _born_leased(worker, 60)
+            worker.hand_over(fresh)
+            wait_until(lambda: publisher.sent == [fresh.event_id], 5, "the handed-over row sent")
+            wait_until(lambda: outbox.objects.get(pk=fresh.pk).sent_at is not None, 5, "and marked sent")
+            assert claims == [], "the fast path claimed its own row"
+
+            short = _born_leased(worker, 2)  # less than confirm_timeout + the margin left
+            worker.hand_over(short)
+            wait_until(lambda: short.event_id in publisher.sent, 5, "the short-leased row sent")
+            assert claims and claims[0] == {short.pk}, "a row whose lease may expire mid-publish was not claimed"
+        finally:
+            worker.stop()
+    assert outbox.objects.filter(sent_at__isnull=True).count() == 0
+
+
+def test_a_stopping_relay_releases_the_rows_handed_over_to_it_for_any_sweep(outbox):
+    from rabbitsync.django import leases, relay
+    from rabbitsync.django.conf import get_settings
+
+    with override_settings(RABBITSYNC=_overrides()):
+        worker = relay.OutboxRelay(get_settings(), sweep=False, publisher=FakePublisher())  # type: ignore[arg-type]
+        row = _born_leased(worker, 60)
+        worker.hand_over(row)  # the thread never started: the row is still waiting
+        assert leases.claim(10, 60) == [], "a row born leased is claimable by others before its lease ends"
+        worker.stop()
+        assert [r.pk for r in leases.claim(10, 60)] == [row.pk]
