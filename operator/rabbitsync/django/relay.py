@@ -25,8 +25,8 @@ Nothing blocks the outbox: a row the broker refuses is set back or parked on its
 
 The thread survives anything: an error it did not foresee (Django's ``InterfaceError`` is not a
 ``DatabaseError``) is logged and backed off like a broker outage. Row ids waiting for the fast
-path are bounded (``relay_pending_max``); past it the relay forgets them and sweeps the whole outbox
-(its own leased rows included).
+path are bounded (``relay_pending_max``); past it the relay forgets them and sweeps the whole outbox,
+its own leased rows included (a regular sweep leaves those to the fast path).
 
 The routing key is the event type prefixed by this service's namespace
 (:func:`rabbitsync.conventions.routing_key`), so only subscribers of the same namespace, in either
@@ -142,14 +142,17 @@ class OutboxRelay:
         except DatabaseError as e:  # their lease expires on its own: a delay, never a loss
             log.warning("could not release the relay's rows", extra={"error": str(e)})
 
-    def drain(self, ids: set[int] | None = None) -> int:
+    def drain(self, ids: set[int] | None = None, *, own: bool = False) -> int:
         """Send claimable rows (all, or only ``ids``) until none is left; the number sent.
+
+        Rows leased to this relay's :attr:`token` are taken too when asked by id or with ``own``;
+        a plain sweep leaves them to the fast path, which may be about to send them.
 
         Raises the broker's error when it is away (after marking what it did confirm).
         """
         sent = 0
         while True:
-            rows = self.claim(ids)
+            rows = self.claim(ids, own=own or ids is not None)
             if not rows:
                 return sent
             sent += self._deliver(rows)
@@ -247,7 +250,7 @@ class OutboxRelay:
                 everything, self._overflowed = self._overflowed, False
             sweeping = everything or (self._sweep and time.monotonic() >= next_sweep)
             try:
-                self._round(ids, fresh, sweeping)
+                self._round(ids, fresh, sweeping, everything)
                 if sweeping:
                     next_sweep = time.monotonic() + self._settings.relay_sweep_interval
                 backoff.reset()
@@ -257,13 +260,14 @@ class OutboxRelay:
             finally:
                 close_old_connections()
 
-    def _round(self, ids: set[int], fresh: list[OutboxMessage], sweeping: bool) -> None:
+    def _round(self, ids: set[int], fresh: list[OutboxMessage], sweeping: bool, everything: bool) -> None:
         if fresh:
             self._send_fresh(fresh)
         if ids and not sweeping:
             self.drain(ids)
         if sweeping:
-            self.drain(None)
+            # After an overflow the handed-over rows were forgotten: this sweep is their only way out.
+            self.drain(None, own=everything)
 
     def _after_failure(self, error: Exception, ids: set[int], everything: bool, delay: float) -> None:
         if isinstance(error, BrokerError | DatabaseError):
@@ -280,9 +284,11 @@ class OutboxRelay:
         self._stop.wait(delay)
         self._wake.set()
 
-    def claim(self, ids: set[int] | None = None) -> list[OutboxMessage]:
-        """Lease up to a batch of claimable rows (all, or among ``ids``) to this relay, oldest first."""
-        return leases.claim(self._settings.relay_batch_size, self._settings.relay_lease, ids, mine=self.token)
+    def claim(self, ids: set[int] | None = None, *, own: bool = False) -> list[OutboxMessage]:
+        """Lease up to a batch of claimable rows (all, or among ``ids``) to this relay, oldest first;
+        with ``own``, also the rows still leased to :attr:`token`."""
+        mine = self.token if own else ""
+        return leases.claim(self._settings.relay_batch_size, self._settings.relay_lease, ids, mine=mine)
 
     def mark_sent(self, rows: list[OutboxMessage]) -> None:
         leases.mark_sent(rows)
