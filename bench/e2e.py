@@ -320,7 +320,7 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
             if target is not None:
                 rows.append(target_row(label_q, e2e[f"{quantile}_ms"], target, "<="))
             else:
-                rows.append((label_q, f"{e2e[f'{quantile}_ms']}", "", ""))
+                rows.append((label_q, f"{e2e[f'{quantile}_ms']:,.1f}", "", ""))
         parts = ", ".join(f"{stage} {figure['stages'][stage]['p50_ms']}" for stage in STAGES)
         rows.append((f"e2e {label}: stages p50 (ms)", parts, "", ""))
         taken = f"{figure['answered_per_s']:g}/s; {figure['arrived']:,} of {figure['offered']:,} arrived"
