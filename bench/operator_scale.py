@@ -183,7 +183,9 @@ def _tolerant(measure: Any) -> Any:
         return None
 
 
-def run(subscriptions: int, idle_seconds: float, timeout: float, base: Path) -> dict[str, Any]:
+def run(
+    subscriptions: int, idle_seconds: float, timeout: float, base: Path, broker_connections: int = 1
+) -> dict[str, Any]:
     broker = rabbitmq.start(base / "rabbitmq")
     cluster = None
     op = None
@@ -192,7 +194,10 @@ def run(subscriptions: int, idle_seconds: float, timeout: float, base: Path) -> 
         cluster = controlplane.start("east", binaries.ensure_binaries(), base / "east", base / "east.kubeconfig")
         api = config.new_client_from_config(config_file=cluster.kubeconfig)
         op = operators.start(
-            "east", Path(cluster.kubeconfig), base / "operators", env={"RABBITSYNC_LOG_FORMAT": "text"}
+            "east",
+            Path(cluster.kubeconfig),
+            base / "operators",
+            env={"RABBITSYNC_LOG_FORMAT": "text", "RABBITSYNC_BROKER_CONNECTIONS": str(broker_connections)},
         )
         core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
@@ -248,6 +253,7 @@ def run(subscriptions: int, idle_seconds: float, timeout: float, base: Path) -> 
         drift_s = _tolerant(lambda: _drift(broker, "east"))
         return {
             "subscriptions": subscriptions,
+            "broker_connections": broker_connections,
             "create_s": round(created_s, 1),
             "ready_s": None if ready_s is None else round(ready_s, 1),
             "ready_at_timeout": progress[-1][1] if progress else 0,
@@ -273,9 +279,14 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=1000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--broker-connections", type=int, default=1, help="RABBITSYNC_BROKER_CONNECTIONS")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run(args.subscriptions, args.idle_seconds, args.timeout, Path(tmp)), indent=2))
+        print(
+            json.dumps(
+                run(args.subscriptions, args.idle_seconds, args.timeout, Path(tmp), args.broker_connections), indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Issue 11 point 3: Ready objects' own resyncs are spread out, and what the handlers keep per object goes with it."""
+"""Issue 11 point 3: Ready objects' resyncs spread out, per-object state forgotten on deletion, enough workers."""
 
 from __future__ import annotations
 
@@ -61,3 +61,11 @@ def test_every_reconciled_kind_forgets_its_deleted_objects() -> None:
     timers = {h.selector.any_name for h in registry._spawning.get_all_handlers() if h.id == "resync"}
     forgetting = {h.selector.any_name for h in registry._watching.get_all_handlers() if h.id == "forget"}
     assert timers == forgetting == {"syncsubscriptions", "syncpublications", "syncbrokers", "clustersyncbrokers"}
+
+
+@pytest.mark.parametrize(("connections", "workers"), [(1, 16), (8, 16), (12, 24)])
+def test_kopf_keeps_workers_beside_those_waiting_for_a_broker_connection(connections: int, workers: int) -> None:
+    """Synchronous handlers each hold a kopf worker; kopf's default (cores + 4) is 6 on the 2-core bench."""
+    kopf_settings = kopf.OperatorSettings()
+    handlers.configure(kopf_settings, OperatorSettings(cluster="east", broker_connections=connections))
+    assert kopf_settings.execution.max_workers == workers
