@@ -69,7 +69,7 @@ def reconcile_broker(
         if settings is not None and settings.install_id:
             claim = check_claim(broker, settings.cluster, settings.install_id, resolved.endpoint.vhost)
     except BrokerError as e:
-        if sweep is not None:
+        if sweep is not None and failures.reading(e).reachable != "True":  # down, not merely refusing
             drift.broker_down(sweep, obj.name, e)
         return _failed(obj, e, now)
     observations = [failures.reachable(resolved.endpoint.host), *([claim] if claim else []), ready(claim, message)]

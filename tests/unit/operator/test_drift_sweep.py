@@ -91,6 +91,13 @@ def test_an_unreachable_broker_asks_every_subscription_to_report_it() -> None:
     assert _sweep(scene, subs) == [(NS, "orders-0"), (NS, "orders-1"), (NS, "orders-2")]
 
 
+def test_a_broker_that_answers_but_refuses_the_exchange_asks_nothing() -> None:
+    scene = Scene.ready()
+    subs = _synced(scene, 3)
+    scene.broker.exchanges["rabbitsync.events"] = "fanout"
+    assert _sweep(scene, subs) == [] and scene.broker.snapshots == 0
+
+
 def test_an_unresolvable_broker_is_not_swept() -> None:
     scene = Scene.ready()
     subs = _synced(scene, 3)
