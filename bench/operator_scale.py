@@ -87,10 +87,20 @@ class StandInSidecars:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            # A loaded broker may close the connection (a quorum queue not started in time): start over.
+            self.consuming = set()
+            try:
+                self._consume()
+            except (pika.exceptions.AMQPError, OSError) as e:
+                print(f"  stand-in sidecars reconnect: {e!r}", flush=True)
+                time.sleep(2)
+
+    def _consume(self) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self._broker.amqp_url))
-        channel = connection.channel()
         query = urllib.parse.urlencode({"name": self._pattern, "use_regex": "true", "columns": "name"})
         try:
+            channel = connection.channel()
             while not self._stop.is_set():
                 try:
                     found = rabbitmq.management_get(self._broker.management_url, f"/api/queues/%2F?{query}")
@@ -101,7 +111,8 @@ class StandInSidecars:
                     self.consuming.add(queue)
                 connection.process_data_events(time_limit=2)
         finally:
-            connection.close()
+            if connection.is_open:
+                connection.close()
 
 
 def _reconciles(op: operators.OperatorProcess) -> dict[str, float]:
