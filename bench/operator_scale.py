@@ -3,13 +3,16 @@
 One kube-apiserver, one broker (``RABBITSYNC_BROKER_PRIVATE=1`` for a node of one's own), one operator
 process as ``make operators-up`` runs it, at the production resync interval (30 s). The subscriptions
 are spread over ten services (ten Deployments, the sidecar injected into each), created all at once;
-the figures are:
+a stand-in for their sidecars (one AMQP connection) consumes each subscription's queue as soon as it
+exists, since Ready means "events will be consumed". The figures are:
 
 - ``ready_s``: from the first create until every subscription's ``Ready`` is ``True``;
 - ``drift_repair_s``: from deleting one subscription's DLQ and one of its bindings on the broker until
   both are back (the drift sweep's doing: each subscription's own resync is 10 minutes);
 - ``operator_rss_mb``: the operator's resident memory once converged;
 - ``idle_cpu_percent``: its CPU over a quiet window after convergence (one core = 100 %);
+- ``idle_reconciles``: reconciles the operator ran in that window, by trigger (its metrics): what a
+  converged operator costs the broker besides the one listing per broker per sweep;
 - ``operator_connections``: AMQP connections the operator holds on the broker (one per broker).
 
     RABBITSYNC_BROKER_PRIVATE=1 PYTHONPATH=hack .venv/bin/python bench/operator_scale.py [--subscriptions 1000]
@@ -20,13 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
+import threading
 import time
 import urllib.parse
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pika
 from kubernetes import client, config
 
 from harness import binaries, controlplane, operators, rabbitmq
@@ -59,6 +66,65 @@ def _subscription(i: int) -> dict[str, Any]:
         "metadata": {"name": f"sub-{i:04d}"},
         "spec": {"service": f"svc-{i % SERVICES}", "events": [f"THING_{i}_CREATED"], "broker": "default"},
     }
+
+
+class StandInSidecars:
+    """One AMQP connection consuming every bench subscription's queue as soon as the operator declared it."""
+
+    def __init__(self, broker: rabbitmq.Broker, cluster: str) -> None:
+        self._broker = broker
+        self._pattern = "^" + re.escape(naming.queue_name(cluster, NAMESPACE, "sub-")) + "[0-9]+$"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stand-in-sidecars", daemon=True)
+        self.consuming: set[str] = set()
+
+    def start(self) -> StandInSidecars:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            # A loaded broker may close the connection (a quorum queue not started in time): start over.
+            self.consuming = set()
+            try:
+                self._consume()
+            except (pika.exceptions.AMQPError, OSError) as e:
+                print(f"  stand-in sidecars reconnect: {e!r}", flush=True)
+                time.sleep(2)
+
+    def _consume(self) -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(self._broker.amqp_url))
+        query = urllib.parse.urlencode({"name": self._pattern, "use_regex": "true", "columns": "name"})
+        try:
+            channel = connection.channel()
+            while not self._stop.is_set():
+                try:
+                    found = rabbitmq.management_get(self._broker.management_url, f"/api/queues/%2F?{query}")
+                except OSError:
+                    found = []
+                for queue in {q["name"] for q in found} - self.consuming:  # type: ignore[attr-defined]
+                    channel.basic_consume(queue, lambda ch, method, *_: ch.basic_ack(method.delivery_tag))
+                    self.consuming.add(queue)
+                connection.process_data_events(time_limit=2)
+        finally:
+            if connection.is_open:
+                connection.close()
+
+
+def _reconciles(op: operators.OperatorProcess) -> dict[str, float]:
+    """The operator's reconcile counter by kind and trigger (``syncsubscriptions/resync``...), from its metrics."""
+    with urllib.request.urlopen(op.metrics_url, timeout=10) as resp:
+        text = resp.read().decode()
+    found: dict[str, float] = {}
+    for m in re.finditer(r"^rabbitsync_operator_reconciles_total\{([^}]*)\} ([0-9.e+]+)$", text, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        key = f"{labels.get('kind')}/{labels.get('trigger')}"
+        found[key] = found.get(key, 0.0) + float(m.group(2))
+    return found
 
 
 def _ready_count(custom: client.CustomObjectsApi) -> int:
@@ -128,15 +194,21 @@ def _tolerant(measure: Any) -> Any:
         return None
 
 
-def run(subscriptions: int, idle_seconds: float, timeout: float, base: Path) -> dict[str, Any]:
+def run(
+    subscriptions: int, idle_seconds: float, timeout: float, base: Path, broker_connections: int = 1
+) -> dict[str, Any]:
     broker = rabbitmq.start(base / "rabbitmq")
     cluster = None
     op = None
+    sidecars: StandInSidecars | None = None
     try:
         cluster = controlplane.start("east", binaries.ensure_binaries(), base / "east", base / "east.kubeconfig")
         api = config.new_client_from_config(config_file=cluster.kubeconfig)
         op = operators.start(
-            "east", Path(cluster.kubeconfig), base / "operators", env={"RABBITSYNC_LOG_FORMAT": "text"}
+            "east",
+            Path(cluster.kubeconfig),
+            base / "operators",
+            env={"RABBITSYNC_LOG_FORMAT": "text", "RABBITSYNC_BROKER_CONNECTIONS": str(broker_connections)},
         )
         core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
@@ -158,6 +230,7 @@ def run(subscriptions: int, idle_seconds: float, timeout: float, base: Path) -> 
         )
         for s in range(SERVICES):
             apps.create_namespaced_deployment(NAMESPACE, _deployment(f"svc-{s}"))
+        sidecars = StandInSidecars(broker, "east").start()
         started = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(
@@ -181,14 +254,17 @@ def run(subscriptions: int, idle_seconds: float, timeout: float, base: Path) -> 
         pid = op.record.pid
         # Let the last status writes and the first sweep pass before measuring quiet.
         time.sleep(10)
-        cpu_before, quiet_started = _cpu_seconds(pid), time.monotonic()
+        cpu_before, quiet_started, reconciles_before = _cpu_seconds(pid), time.monotonic(), _reconciles(op)
         time.sleep(idle_seconds)
         idle_cpu = 100 * (_cpu_seconds(pid) - cpu_before) / (time.monotonic() - quiet_started)
+        reconciles = _reconciles(op)
+        idle_reconciles = {k: round(v - reconciles_before.get(k, 0.0)) for k, v in reconciles.items()}
         rss = _rss_mb(pid)
         connections = _tolerant(lambda: _operator_connections(broker))
         drift_s = _tolerant(lambda: _drift(broker, "east"))
         return {
             "subscriptions": subscriptions,
+            "broker_connections": broker_connections,
             "create_s": round(created_s, 1),
             "ready_s": None if ready_s is None else round(ready_s, 1),
             "ready_at_timeout": progress[-1][1] if progress else 0,
@@ -196,9 +272,12 @@ def run(subscriptions: int, idle_seconds: float, timeout: float, base: Path) -> 
             "operator_rss_mb": round(rss, 1),
             "idle_cpu_percent": round(idle_cpu, 2),
             "idle_window_s": idle_seconds,
+            "idle_reconciles": idle_reconciles,
             "operator_connections": connections,
         }
     finally:
+        if sidecars is not None:
+            sidecars.stop()
         if op is not None:
             operators.stop(op, base / "operators")
         if cluster is not None:
@@ -211,9 +290,14 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=1000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--broker-connections", type=int, default=1, help="RABBITSYNC_BROKER_CONNECTIONS")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run(args.subscriptions, args.idle_seconds, args.timeout, Path(tmp)), indent=2))
+        print(
+            json.dumps(
+                run(args.subscriptions, args.idle_seconds, args.timeout, Path(tmp), args.broker_connections), indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,16 @@ def jittered(ceiling: float, rng: Callable[[], float] = random.random) -> float:
     return ceiling / 2 + rng() * ceiling / 2
 
 
+RETRY_INITIAL_SECONDS = 2.0
+"""The first delay before retrying a failed reconcile or cleanup in the operator."""
+
+
+def retry_delay(attempt: int, cap: float, rng: Callable[[], float] = random.random) -> float:
+    """Seconds before retry ``attempt`` (0-based) of a failed reconcile: :func:`capped_exponential` from
+    :data:`RETRY_INITIAL_SECONDS` up to ``cap``, :func:`jittered`, so objects that failed together spread out."""
+    return jittered(float(capped_exponential(attempt, RETRY_INITIAL_SECONDS, cap)), rng)
+
+
 class Backoff:
     """Successive delays of :func:`capped_exponential`, each drawn uniformly from its upper half."""
 

@@ -138,14 +138,6 @@ class FakeBroker:
         self._check_reachable()
         return self.claims.setdefault(claim.parameter_name, claim)
 
-    def queue_names(self, pattern: str) -> list[str]:
-        self._check_reachable()
-        return sorted(name for name in self.queues if re.search(pattern, name))
-
-    def policy_names(self) -> list[str]:
-        self._check_reachable()
-        return sorted(self.policies)
-
     def _check_reachable(self) -> None:
         if not self.reachable:
             raise BrokerUnreachable("fake broker is down")

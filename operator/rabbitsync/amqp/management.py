@@ -122,10 +122,6 @@ class ManagementClient:
         """The queues named after ``main_queue``; every queue of the vhost for ``None``."""
         return self.queues_matching(naming.owned_queue_pattern(main_queue) if main_queue is not None else ".*")
 
-    def policy_names(self) -> list[str]:
-        """Every policy of the vhost, by name."""
-        return [policy.name for policy in self.policies()]
-
     def queues_matching(self, pattern: str) -> list[ObservedQueue]:
         """The vhost's queues whose name matches the regex ``pattern``, with their counts."""
         found: list[ObservedQueue] = []

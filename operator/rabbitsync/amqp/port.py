@@ -59,11 +59,3 @@ class Broker(Protocol):
     def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
         """Record ``claim`` unless the broker holds one for its cluster name and vhost already; return the
         claim in force (``claim`` itself, or another install's). Raises a ``BrokerError``."""
-
-    def queue_names(self, pattern: str) -> list[str]:
-        """Names of the vhost's queues matching the regex ``pattern``. Raises a ``BrokerError``."""
-        ...
-
-    def policy_names(self) -> list[str]:
-        """Names of the vhost's policies. Raises a ``BrokerError``."""
-        ...

@@ -54,9 +54,3 @@ class RabbitBroker:
 
     def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
         return self._management.claim_cluster(claim)
-
-    def queue_names(self, pattern: str) -> list[str]:
-        return [q.name for q in self._management.queues_matching(pattern)]
-
-    def policy_names(self) -> list[str]:
-        return self._management.policy_names()

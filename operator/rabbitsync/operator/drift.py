@@ -2,9 +2,10 @@
 
 Resyncing each SyncSubscription on its own timer made 1,200 objects cost 40 reconciles a second,
 each observing the broker over several management calls (issue 11). Instead, each SyncBroker and
-ClusterSyncBroker sweeps its broker every resync interval: one ``Broker.snapshot`` (three listings,
-whatever the number of subscriptions), then every subscription whose current generation was
-verified there is diffed against it in memory. Only the drifted ones are reconciled again, by
+ClusterSyncBroker sweeps its broker in its own resync (``brokers.reconcile_broker``), every resync
+interval: one ``Broker.snapshot`` (four listings, whatever the number of subscriptions; the orphan
+collector reads the same one), then every subscription whose current generation was verified there
+is diffed against it in memory. Only the drifted ones are reconciled again, by
 asking kopf through an annotation on them (``DRIFT_ANNOTATION``, whose change runs the same
 reconcile as a spec change), so the repair, its status, conditions and Events stay the per-object
 handler's, and a broker with nothing changed costs no reconcile at all.
@@ -24,19 +25,11 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rabbitsync.amqp.port import Broker
 from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.amqp.sync import counts
-from rabbitsync.operator.kube import Cluster, KubeError
+from rabbitsync.operator.kube import KubeError
 from rabbitsync.operator.kube.indexes import BrokerIndex
 from rabbitsync.operator.outcome import ObjectView
-from rabbitsync.operator.references import (
-    BrokerFactory,
-    MissingReference,
-    ResolvedBroker,
-    resolve_broker,
-    resolve_cluster_broker,
-)
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription, topology_for
 from rabbitsync.topology.diff import diff
@@ -128,65 +121,33 @@ def _counts(topology: Topology, observed: Observed) -> dict[str, int]:
     return {"queueDepth": found["queue_depth"], "consumers": found["consumers"], "deadLettered": found["dead_lettered"]}
 
 
-def sweep_broker(
-    broker: ObjectView,
-    cluster: Cluster,
-    brokers: BrokerFactory,
-    settings: OperatorSettings,
-    subscriptions: Iterable[Subscription],
-    request_repair: RequestRepair,
-    *,
-    operator_namespace: str | None = None,
-) -> SweepResult:
-    """One sweep of the SyncBroker ``broker`` (with ``operator_namespace``: of that ClusterSyncBroker).
+@dataclass(frozen=True)
+class Candidates:
+    """What a sweep of one broker compares with its listing, and how it asks for a reconcile."""
 
-    A broker that cannot be resolved is skipped: its own reconcile reports why. A broker that fails
-    the listing and a small probe is down: every subscription is asked for a reconcile, once; each
-    then reports the outage in its own conditions, stops being "verified" (so the next sweeps leave
-    it alone) and retries on its own jittered backoff until the broker is back. One that fails only
-    the listing is slow, and is left alone until the next sweep.
-    """
-    subscriptions = list(subscriptions)
-    if not subscriptions:
-        return SweepResult(0, ())
-    try:
-        resolved = _resolve(cluster, broker, operator_namespace)
-    except (MissingReference, KubeError, BrokerError) as e:
-        log.info("drift sweep of %s skipped: %s", broker.name, e)
-        return SweepResult(0, ())
-    client = brokers(resolved)
-    try:
-        snapshot = client.snapshot()
-    except BrokerError as e:
-        if _answers(client, resolved.exchange):
-            # Slow, not down (the listing of thousands of queues timed out): asking every subscription
-            # to reconcile now would only pile more calls on it. The next sweep tries again.
-            log.warning("drift sweep of %s: listing failed (%s), the broker answers otherwise: skipped", broker.name, e)
-            return SweepResult(0, ())
-        log.info("drift sweep of %s: broker unreachable (%s), reconciling its subscriptions", broker.name, e)
-        result = SweepResult(0, tuple((s.namespace, s.name) for s in subscriptions))
-    else:
-        result = drifted(snapshot, subscriptions, settings, resolved.exchange)
+    subscriptions: tuple[Subscription, ...]
+    """The verified subscriptions on the broker (``candidates``)."""
+    settings: OperatorSettings
+    request_repair: RequestRepair
+
+
+def sweep_listing(listing: BrokerSnapshot, exchange: str, sweep: Candidates, where: str) -> SweepResult:
+    """Ask for a reconcile of every candidate whose topology or counts differ from ``listing`` (of ``where``)."""
+    result = drifted(listing, sweep.subscriptions, sweep.settings, exchange)
     for namespace, name in result.drifted:
-        log.info("drift sweep of %s: %s/%s differs from the broker, reconciling it", broker.name, namespace, name)
+        log.info("drift sweep of %s: %s/%s differs from the broker, reconciling it", where, namespace, name)
     for namespace, name in result.to_reconcile:
-        request_repair(namespace, name)
+        sweep.request_repair(namespace, name)
     return result
 
 
-_PROBE_QUEUE = "rabbitsync.~sweep-probe"
-"""A queue name no subscription can have (names are DNS labels): observing it costs one small answer."""
-
-
-def _answers(client: Broker, exchange: str) -> bool:
-    try:
-        client.observe(exchange, _PROBE_QUEUE)
-    except BrokerError:
-        return False
-    return True
-
-
-def _resolve(cluster: Cluster, broker: ObjectView, operator_namespace: str | None) -> ResolvedBroker:
-    if operator_namespace is None:
-        return resolve_broker(cluster, broker.namespace, broker.name, cluster_fallback=False)
-    return resolve_cluster_broker(cluster, broker.name, operator_namespace)
+def broker_down(sweep: Candidates, where: str, error: BrokerError) -> SweepResult:
+    """The broker failed even a declaration: every candidate is asked for a reconcile, once. Each then
+    reports the outage in its own conditions, stops being "verified" (so the next sweeps leave it
+    alone) and retries on its own jittered backoff until the broker is back."""
+    if sweep.subscriptions:
+        log.info("drift sweep of %s: broker unreachable (%s), reconciling its subscriptions", where, error)
+    result = SweepResult(0, tuple((s.namespace, s.name) for s in sweep.subscriptions))
+    for namespace, name in result.drifted:
+        sweep.request_repair(namespace, name)
+    return result

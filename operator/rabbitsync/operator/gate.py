@@ -6,7 +6,7 @@ change handler, or after it with the body it was given before the spec changed, 
 change did (re-declare a delay queue the new schedule dropped, re-inject the old sidecar). The
 change handler waits for a running timer; a timer finding the object busy skips its turn (the next
 interval comes soon), and one holding a generation older than the change handler's gives way.
-An entry (a lock and a number) stays per object the process has seen: small, and gone at restart.
+An entry (a lock and a number) stays per object until the object is deleted (``forget``).
 """
 
 from __future__ import annotations
@@ -52,3 +52,11 @@ class ObjectGate:
             yield (generation or 0) >= entry.generation
         finally:
             entry.lock.release()
+
+    def forget(self, uid: str) -> None:
+        """Drop ``uid``'s entry: only once the object is gone, when no handler runs on it any more."""
+        with self._guard:
+            self._entries.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)

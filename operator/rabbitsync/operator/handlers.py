@@ -8,7 +8,6 @@ Events, and the retry decision handed back to kopf.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from rabbitsync.api.meta import GROUP, VERSION
 from rabbitsync.api.syncbroker import RESOURCE as BROKER
 from rabbitsync.api.syncpublication import RESOURCE as PUBLICATION
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
-from rabbitsync.backoff import jittered
+from rabbitsync.backoff import retry_delay
 from rabbitsync.operator import drift
 from rabbitsync.operator import reconcile as rc
 from rabbitsync.operator.brokers import reconcile_broker
@@ -36,6 +35,7 @@ from rabbitsync.operator.orphans import OrphanCollector
 from rabbitsync.operator.outcome import CleanupOutcome, ObjectView, ReconcileOutcome
 from rabbitsync.operator.publication import Publication, cleanup_publication, reconcile_publication
 from rabbitsync.operator.references import BrokerFactory, ResolvedBroker
+from rabbitsync.operator.refresh import RefreshSchedule
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription
 
@@ -79,7 +79,7 @@ def _key(plural: str, kwargs: dict[str, Any]) -> ObjectKey:
     return plural, kwargs["namespace"] or "", kwargs["name"]
 
 
-Reconcile = Callable[[ApiCluster, dict[str, Any]], ReconcileOutcome]
+Reconcile = Callable[[ApiCluster, kopf.Memo, dict[str, Any]], ReconcileOutcome]
 
 
 def _register_reconciler(
@@ -97,19 +97,19 @@ def _register_reconciler(
     on a change of ``repair_annotation`` (the drift sweep's request) and on a resync timer (fresh
     counts), always writing the outcome to the status and Events. A change and the timer never run at
     once on one object, nor the timer on a spec older than the last change's. An object ``watched``
-    (Ready; the drift sweep compares it) is resynced only every ``refresh_seconds``; any other (waiting
+    (Ready; the drift sweep compares it) is resynced only every ``refresh_seconds`` on average
+    (``refresh``: spread, so objects created together are not refreshed together); any other (waiting
     for something outside it: a consumer, a broker that does not allow its namespace yet) every
-    ``resync_seconds``."""
+    ``resync_seconds``. What is kept per object is forgotten once the object is deleted."""
     resource = (GROUP, VERSION, plural)
     gate = ObjectGate()
-    refreshed: dict[str, float] = {}
-    """When each object was last reconciled in full (monotonic), by uid."""
+    refreshed = RefreshSchedule(settings.refresh_seconds)
 
     def run(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any], trigger: str
     ) -> ReconcileOutcome:
         cluster = _cluster(memo, kwargs)
-        outcome = metrics.observe(_key(plural, kwargs), trigger, lambda: reconcile(cluster, kwargs))
+        outcome = metrics.observe(_key(plural, kwargs), trigger, lambda: reconcile(cluster, memo, kwargs))
         patch.status.update(outcome.status)
         cluster.post_events(ObjectRef.from_body(body), outcome.notes)
         return outcome
@@ -117,20 +117,20 @@ def _register_reconciler(
     def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
         with gate.change(kwargs["uid"], kwargs["meta"].get("generation")):
             outcome = run(body, patch, memo, kwargs, "change")
-        refreshed[kwargs["uid"]] = time.monotonic()
+        refreshed.done(kwargs["uid"], time.monotonic())
         if outcome.temporary_failure is not None:
             # Jittered: a broker outage fails every subscription at once, and they must not retry in lockstep.
-            raise kopf.TemporaryError(outcome.temporary_failure, delay=jittered(rc.backoff_seconds(retry, settings)))
+            raise kopf.TemporaryError(outcome.temporary_failure, delay=retry_delay(retry, settings.max_backoff_seconds))
 
     def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         uid, now = kwargs["uid"], time.monotonic()
-        if watched is not None and watched(kwargs) and now - refreshed.get(uid, -math.inf) < settings.refresh_seconds:
+        if watched is not None and watched(kwargs) and not refreshed.due(uid, now):
             return
         # Failures are already in the status, and the interval itself is the retry schedule: no raise.
         with gate.resync(uid, kwargs["meta"].get("generation")) as due:
             if due:
                 run(body, patch, memo, kwargs, "resync")
-                refreshed[uid] = now
+                refreshed.done(uid, now)
 
     for decorator in (
         kopf.on.create(*resource, registry=registry, id="reconcile"),
@@ -144,39 +144,24 @@ def _register_reconciler(
     kopf.timer(*resource, interval=resync_seconds, initial_delay=resync_seconds, registry=registry, id="resync")(
         on_timer
     )
+    forget_on_deletion(registry, plural, gate.forget, refreshed.forget)
 
 
-def _register_sweep(
-    registry: kopf.OperatorRegistry,
-    settings: OperatorSettings,
-    plural: str,
-    brokers: BrokerFactory,
-    operator_namespace: str | None = None,
-) -> None:
-    """The drift sweep (``operator.drift``) of each broker object of ``plural``, every resync interval."""
+def forget_on_deletion(registry: kopf.OperatorRegistry, plural: str, *forget: Callable[[str], None]) -> None:
+    """Call each of ``forget`` with the uid of every object of ``plural`` once it is gone from the API server."""
 
-    def on_sweep(memo: kopf.Memo, **kwargs: Any) -> None:
-        broker = _view(kwargs)
-        subscriptions = drift.candidates(kwargs[drift.SYNCED_BY_BROKER], kwargs[indexes.SYNC_BROKERS], broker)
-        drift.sweep_broker(
-            broker,
-            _cluster(memo, kwargs),
-            brokers,
-            settings,
-            subscriptions,
-            _repair_requester(memo),
-            operator_namespace=operator_namespace,
-        )
+    def on_event(event: kopf.RawEvent, **kwargs: Any) -> None:
+        if event.get("type") == "DELETED":
+            for drop in forget:
+                drop(kwargs["uid"])
 
-    kopf.timer(
-        GROUP,
-        VERSION,
-        plural,
-        interval=settings.resync_seconds,
-        initial_delay=settings.resync_seconds,
-        registry=registry,
-        id="sweep",
-    )(on_sweep)
+    kopf.on.event(GROUP, VERSION, plural, registry=registry, id="forget")(on_event)
+
+
+def _sweep(memo: kopf.Memo, settings: OperatorSettings, kwargs: dict[str, Any]) -> drift.Candidates:
+    """What the drift sweep of the broker object in ``kwargs`` compares: its verified subscriptions."""
+    subscriptions = drift.candidates(kwargs[drift.SYNCED_BY_BROKER], kwargs[indexes.SYNC_BROKERS], _view(kwargs))
+    return drift.Candidates(tuple(subscriptions), settings, _repair_requester(memo))
 
 
 def _repair_requester(memo: kopf.Memo) -> drift.RequestRepair:
@@ -214,7 +199,7 @@ def _register_cleanup(
             )
         cluster.post_events(ObjectRef.from_body(body), result.notes)
         if not result.done:
-            raise kopf.TemporaryError("cleanup failed", delay=jittered(rc.backoff_seconds(retry, settings)))
+            raise kopf.TemporaryError("cleanup failed", delay=retry_delay(retry, settings.max_backoff_seconds))
         metrics.forget(_key(plural, kwargs))
 
     kopf.on.delete(GROUP, VERSION, plural, registry=registry, id="cleanup")(on_delete)
@@ -247,7 +232,7 @@ def register(
         settings,
         metrics,
         SUBSCRIPTION.plural,
-        lambda cluster, kw: rc.reconcile(_subscription(kw), cluster, brokers, settings),
+        lambda cluster, _, kw: rc.reconcile(_subscription(kw), cluster, brokers, settings),
         resync_seconds=settings.resync_seconds,
         repair_annotation=drift.DRIFT_ANNOTATION,
         watched=lambda kw: _subscription(kw).healthy(),
@@ -259,7 +244,9 @@ def register(
         settings,
         metrics,
         BROKER.plural,
-        lambda cluster, kw: reconcile_broker(_view(kw), cluster, brokers, settings=settings, orphans=orphans),
+        lambda cluster, memo, kw: reconcile_broker(
+            _view(kw), cluster, brokers, settings=settings, orphans=orphans, sweep=_sweep(memo, settings, kw)
+        ),
         resync_seconds=settings.resync_seconds,
     )
     _register_reconciler(
@@ -267,13 +254,14 @@ def register(
         settings,
         metrics,
         CLUSTER_BROKER.plural,
-        lambda cluster, kw: reconcile_broker(
+        lambda cluster, memo, kw: reconcile_broker(
             _view(kw),
             cluster,
             brokers,
             operator_namespace=settings.operator_namespace,
             settings=settings,
             orphans=orphans,
+            sweep=_sweep(memo, settings, kw),
         ),
         resync_seconds=settings.resync_seconds,
     )
@@ -282,11 +270,9 @@ def register(
         settings,
         metrics,
         PUBLICATION.plural,
-        lambda cluster, kw: reconcile_publication(_publication(kw), cluster, brokers, settings),
+        lambda cluster, _, kw: reconcile_publication(_publication(kw), cluster, brokers, settings),
         resync_seconds=settings.resync_seconds,
     )
-    _register_sweep(registry, settings, BROKER.plural, brokers)
-    _register_sweep(registry, settings, CLUSTER_BROKER.plural, brokers, settings.operator_namespace)
 
     _register_cleanup(
         registry,
@@ -307,8 +293,18 @@ def register(
     kopf.on.login(registry=registry, id="login")(kopf.login_via_client)
 
 
-def configure(kopf_settings: kopf.OperatorSettings) -> None:
-    """kopf settings: our own annotations for its bookkeeping, and no chatter in Events."""
+WORKERS_BESIDES_BROKER = 16
+"""kopf worker threads at least (handlers are synchronous); twice the broker connections if more."""
+
+
+def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings | None = None) -> None:
+    """kopf settings: our own annotations for its bookkeeping, no chatter in Events, and enough workers."""
+    if settings is not None:
+        # Our handlers are synchronous: each holds one of kopf's worker threads (by default cores + 4,
+        # 6 on 2 cores) while it waits, also for one of the broker's kept connections. With as many
+        # workers as connections, a burst of new subscriptions would leave no worker for the timers
+        # and the reconciles that need only the API server.
+        kopf_settings.execution.max_workers = max(WORKERS_BESIDES_BROKER, 2 * settings.broker_connections)
     # The CRD schema has no status.kopf field: keep kopf's progress and diff-base in annotations.
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = kopf.OperatorRegistry()
     handlers.register(registry, settings, metrics)
     kopf_settings = kopf.OperatorSettings()
-    handlers.configure(kopf_settings)
+    handlers.configure(kopf_settings, settings)
     kopf.run(
         registry=registry,
         settings=kopf_settings,

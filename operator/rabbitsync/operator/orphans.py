@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rabbitsync.amqp.port import Broker
+from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.topology import naming
 from rabbitsync.topology.delivery_limit import delivery_limit_policy
 from rabbitsync.topology.diff import Plan, QueueDeletion
@@ -64,13 +65,18 @@ class OrphanCollector:
     first_seen: dict[str, float] = field(default_factory=dict)
     """Orphan -> monotonic time first seen, keyed by broker and queue."""
 
-    def sweep(self, broker: Broker, where: str, owned: Iterable[tuple[str, str]], now: float) -> Sweep:
-        """Find and (after the grace) remove the orphans on ``broker`` (``where`` names it). Raises ``BrokerError``."""
+    def sweep(
+        self, listing: BrokerSnapshot, broker: Broker, where: str, owned: Iterable[tuple[str, str]], now: float
+    ) -> Sweep:
+        """Find the orphans in ``listing`` of ``broker`` (``where`` names it) and remove those past the grace.
+
+        The listing is the drift sweep's, taken just before: finding orphans costs no broker call, and
+        only a removal does. Raises ``BrokerError``."""
         prefix = f"{naming.PREFIX}.{self.cluster}."
         owned_mains = {naming.queue_name(self.cluster, ns, name) for ns, name in owned}
-        retained = {p.removeprefix(RETAINED_PREFIX) for p in broker.policy_names() if p.startswith(RETAINED_PREFIX)}
+        retained = {p.removeprefix(RETAINED_PREFIX) for p in listing.policies if p.startswith(RETAINED_PREFIX)}
         orphans = []
-        for queue in broker.queue_names("^" + re.escape(prefix)):
+        for queue in sorted(q.name for q in listing.queues if q.name.startswith(prefix)):
             main = _main_queue(queue, prefix)
             if main is None or main in owned_mains or main in retained or not self._watched(main, prefix):
                 continue
@@ -88,7 +94,7 @@ class OrphanCollector:
             broker.apply(
                 Plan(
                     delete_queues=tuple(QueueDeletion(q, if_empty=False) for q in due),
-                    delete_policies=tuple(m for m in mains if m in broker.policy_names()),
+                    delete_policies=tuple(m for m in mains if m in listing.policies),
                 )
             )
             for q in due:

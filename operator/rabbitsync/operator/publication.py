@@ -21,6 +21,7 @@ from rabbitsync.operator.cleanup import credential_notes
 from rabbitsync.operator.kube import Cluster, KubeError, decode
 from rabbitsync.operator.outcome import CleanupOutcome, ReconcileOutcome, SpecView, conclude
 from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
+from rabbitsync.operator.resolution import spec_and_broker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.transport.errors import BrokerError
 
@@ -46,12 +47,10 @@ def reconcile_publication(
 ) -> ReconcileOutcome:
     """Give the service its identity and rights, and its sidecar; say so in the status."""
     now = now or datetime.now(UTC)
-    try:
-        spec = pub.spec()
-        broker = resolve_broker(cluster, pub.namespace, spec.broker, settings.operator_namespace)
-    except (MissingReference, KubeError, BrokerError) as e:
-        diagnosis = failures.for_broker(e, str(e))
-        return conclude(pub, diagnosis.observations, now=now, temporary_failure=diagnosis.temporary_failure)
+    found = spec_and_broker(pub, pub.spec, cluster, settings.operator_namespace, failures.for_broker, now)
+    if isinstance(found, ReconcileOutcome):
+        return found
+    spec, broker = found
     creds = credentials.sync_credentials(cluster, settings, pub.namespace, spec.service, broker, brokers)
     observations, temporary = _credentials_conditions(creds, broker)
     sidecar = injection.sync_service(cluster, settings, pub.namespace, spec.service, broker)

@@ -14,12 +14,12 @@ from typing import Any
 
 from rabbitsync.amqp.sync import SyncResult, observe_and_sync
 from rabbitsync.api.conditions import READY, TOPOLOGY_SYNCED
-from rabbitsync.backoff import capped_exponential
 from rabbitsync.operator import credentials, failures, injection, rollout
 from rabbitsync.operator import status as st
-from rabbitsync.operator.kube import Cluster, KubeError, NotFound
+from rabbitsync.operator.kube import Cluster, NotFound
 from rabbitsync.operator.outcome import ReconcileOutcome, conclude
-from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
+from rabbitsync.operator.references import BrokerFactory, ResolvedBroker
+from rabbitsync.operator.resolution import spec_and_broker
 from rabbitsync.operator.settings import OperatorSettings
 from rabbitsync.operator.subscription import Subscription, status_fields, topology_for
 from rabbitsync.topology.model import Topology
@@ -35,13 +35,10 @@ def reconcile(
 ) -> ReconcileOutcome:
     """Make the broker hold the subscription's topology, verify it, inject the sidecar, say so in the status."""
     now = now or datetime.now(UTC)
-    try:
-        spec = sub.spec()
-        broker = resolve_broker(cluster, sub.namespace, spec.broker, settings.operator_namespace)
-    except (MissingReference, KubeError, BrokerError) as e:
-        # Without a resolved broker the sidecar cannot be configured either: it waits for the broker.
-        diagnosis = failures.for_subscription(e, str(e))
-        return conclude(sub, diagnosis.observations, now=now, temporary_failure=diagnosis.temporary_failure)
+    found = spec_and_broker(sub, sub.spec, cluster, settings.operator_namespace, failures.for_subscription, now)
+    if isinstance(found, ReconcileOutcome):
+        return found
+    spec, broker = found
     topology = topology_for(settings, sub, spec, broker.exchange)
     fields: dict[str, Any] = {}
     notes: list[st.Note] = []
@@ -154,8 +151,3 @@ def _sync_notes(result: SyncResult) -> list[st.Note]:
             )
         )
     return notes
-
-
-def backoff_seconds(retry: int, settings: OperatorSettings, base: float = 2.0) -> float:
-    """Capped exponential delay for the ``retry``-th retry (0-based) of a temporary failure."""
-    return float(capped_exponential(retry, base, settings.max_backoff_seconds))

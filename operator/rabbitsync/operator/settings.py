@@ -43,8 +43,10 @@ class OperatorSettings:
     unreported, at one listing of the broker per sweep (``operator.drift``)."""
 
     refresh_seconds: float = 600.0
-    """Interval of each subscription's own resync, which refreshes its status counts
-    (``RABBITSYNC_REFRESH_SECONDS``): rare, since the sweep finds drift for all of them at once."""
+    """Average interval of each Ready subscription's own resync, which refreshes its status counts
+    (``RABBITSYNC_REFRESH_SECONDS``): rare, since the sweep finds drift for all of them at once; each
+    one's next is drawn from half to one and a half of it, so that a thousand created together do
+    not come back together (``operator.refresh``)."""
 
     broker_connections: int = 1
     """AMQP connections the operator keeps per broker (``RABBITSYNC_BROKER_CONNECTIONS``): one is

@@ -258,3 +258,32 @@ def test_a_message_returned_more_often_than_the_delivery_limit_is_dead_lettered(
         time.sleep(0.1)
     assert method is not None and props is not None, "the poison message was dropped, not dead-lettered"
     assert props.headers["x-first-death-reason"] == "delivery_limit", props.headers
+
+
+def test_one_listing_serves_the_drift_sweep_and_the_orphan_collector(env: Env) -> None:
+    """Issue 11 point 3 against the real management API: the listing shows drift and orphans, and only a
+    removal costs a call of its own."""
+    from rabbitsync.operator.orphans import OrphanCollector
+    from rabbitsync.topology.diff import diff
+
+    kept = env.topology(["restaurant.created"])
+    gone = desired_topology(
+        cluster=f"east{env.uid}",
+        namespace="shop",
+        subscription="gone",
+        spec=SyncSubscriptionSpec.model_validate({"service": "orders", "events": ["restaurant.created"]}),
+        exchange=env.exchange,
+    )
+    observe_and_sync(env.rabbit, kept)
+    observe_and_sync(env.rabbit, gone)
+    env.delete_queue_out_of_band(kept.dead_letter_queue.name)
+    listing = env.rabbit.snapshot()
+    plan = diff(kept, listing.observed_for(kept.exchange, kept.main_queue.name))
+    assert [q.name for q in plan.declare_queues] == [kept.dead_letter_queue.name], "the drift is in the listing"
+    collector = OrphanCollector(f"east{env.uid}", (), grace_seconds=0)
+    found = collector.sweep(listing, env.rabbit, "test", [("shop", "orders")], now=0)
+    assert set(found.orphans) == set(found.removed) == {q.name for q in gone.queues}
+    after = env.rabbit.snapshot()
+    assert not any(q.name.startswith(gone.main_queue.name) for q in after.queues)
+    assert gone.main_queue.name not in after.policies, "its delivery-limit policy went with it"
+    assert any(q.name == kept.main_queue.name for q in after.queues)

@@ -63,12 +63,6 @@ class FailingBroker:
     def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
         raise self.error
 
-    def queue_names(self, pattern: str) -> list[str]:
-        raise self.error
-
-    def policy_names(self) -> list[str]:
-        raise self.error
-
 
 @dataclass
 class Scene:

@@ -202,12 +202,14 @@ def test_every_error_class_releases_the_finalizer_at_the_last_attempt(error: Exc
 
 def test_the_default_budget_retries_for_minutes_not_seconds() -> None:
     """Issue 10 point 7: 3 attempts were about 6 s; the default now waits out a broker restart."""
-    from rabbitsync.operator.reconcile import backoff_seconds
+    from rabbitsync.backoff import retry_delay
     from rabbitsync.operator.settings import OperatorSettings
 
     settings = OperatorSettings.from_env({"RABBITSYNC_CLUSTER": "east"})
-    waited = sum(backoff_seconds(retry, settings) for retry in range(settings.delete_give_up_attempts - 1))
-    assert waited >= 180
+    retries = range(settings.delete_give_up_attempts - 1)
+    longest = sum(retry_delay(retry, settings.max_backoff_seconds, rng=lambda: 1.0) for retry in retries)
+    shortest = sum(retry_delay(retry, settings.max_backoff_seconds, rng=lambda: 0.0) for retry in retries)
+    assert longest >= 180 and shortest >= 120, "jitter never shortens the budget below two minutes"
 
 
 class _BrokenPublicationCluster(FakeCluster):

@@ -10,7 +10,9 @@ from opscene import NS, SETTINGS, Scene
 
 from rabbitsync.amqp.snapshot import BrokerSnapshot, owner_of
 from rabbitsync.operator import drift
+from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.kube.indexes import IndexedBroker
+from rabbitsync.operator.orphans import OrphanCollector
 from rabbitsync.operator.outcome import ObjectView
 from rabbitsync.operator.subscription import Subscription
 from rabbitsync.topology import naming
@@ -39,12 +41,12 @@ def _body(sub: Subscription, **meta: Any) -> dict[str, Any]:
     return {"metadata": metadata, "spec": {"broker": "default", **sub.raw_spec}, "status": dict(sub.status)}
 
 
-def _sweep(scene: Scene, subs: list[Subscription]) -> tuple[drift.SweepResult, list[tuple[str, str]]]:
+def _sweep(scene: Scene, subs: list[Subscription], orphans: OrphanCollector | None = None) -> list[tuple[str, str]]:
+    """The broker's resync with its drift sweep over ``subs``: the subscriptions it asked to reconcile."""
     requested: list[tuple[str, str]] = []
-    result = drift.sweep_broker(
-        BROKER, scene.kube, scene.brokers, SETTINGS, subs, lambda ns, name: requested.append((ns, name))
-    )
-    return result, requested
+    sweep = drift.Candidates(tuple(subs), SETTINGS, lambda ns, name: requested.append((ns, name)))
+    reconcile_broker(BROKER, scene.kube, scene.brokers, settings=SETTINGS, orphans=orphans, sweep=sweep)
+    return requested
 
 
 def test_one_listing_checks_every_subscription_and_flags_only_the_drifted() -> None:
@@ -52,31 +54,55 @@ def test_one_listing_checks_every_subscription_and_flags_only_the_drifted() -> N
     subs = _synced(scene, 50)
     observed_before = scene.broker.observations
 
-    result, requested = _sweep(scene, subs)
-    assert (result.checked, requested) == (50, [])
-    assert scene.broker.snapshots == 1 and scene.broker.observations == observed_before, "no per-object observe"
+    assert _sweep(scene, subs) == []
+    # One observe is the broker's own exchange check; none per subscription.
+    assert scene.broker.snapshots == 1 and scene.broker.observations == observed_before + 1, "no per-object observe"
 
     main = naming.queue_name("east", NS, "orders-7")
     del scene.broker.queues[f"{main}.dlq"]
     scene.broker.bindings = {b for b in scene.broker.bindings if b.queue != naming.queue_name("east", NS, "orders-9")}
-    result, requested = _sweep(scene, subs)
-    assert requested == [(NS, "orders-7"), (NS, "orders-9")]
+    assert _sweep(scene, subs) == [(NS, "orders-7"), (NS, "orders-9")]
     assert scene.broker.snapshots == 2
+
+
+def test_the_drift_sweep_and_the_orphan_collector_share_one_listing_whatever_the_count() -> None:
+    """Issue 11 point 3: a resync costs the same broker calls with 0 subscriptions as with 200."""
+    calls = []
+    for count in (0, 200):
+        scene = Scene.ready()
+        subs = _synced(scene, count)
+        _sweep(scene, subs, OrphanCollector("east", (), 3600))  # the first resync declares the exchange
+        before = (scene.broker.snapshots, scene.broker.observations, len(scene.broker.applied))
+        _sweep(scene, subs, OrphanCollector("east", (), 3600))
+        calls.append(
+            (
+                scene.broker.snapshots - before[0],
+                scene.broker.observations - before[1],
+                len(scene.broker.applied) - before[2],
+            )
+        )
+    assert calls[0] == calls[1] == (1, 1, 0), "one listing, one exchange check, nothing applied"
 
 
 def test_an_unreachable_broker_asks_every_subscription_to_report_it() -> None:
     scene = Scene.ready()
     subs = _synced(scene, 3)
     scene.broker_error = BrokerUnreachable("down")
-    result, requested = _sweep(scene, subs)
-    assert requested == [(NS, "orders-0"), (NS, "orders-1"), (NS, "orders-2")]
-    assert result.checked == 0
+    assert _sweep(scene, subs) == [(NS, "orders-0"), (NS, "orders-1"), (NS, "orders-2")]
 
 
-def test_no_subscriptions_no_listing() -> None:
+def test_a_broker_that_answers_but_refuses_the_exchange_asks_nothing() -> None:
     scene = Scene.ready()
-    assert _sweep(scene, []) == (drift.SweepResult(0, ()), [])
-    assert scene.broker.snapshots == 0
+    subs = _synced(scene, 3)
+    scene.broker.exchanges["rabbitsync.events"] = "fanout"
+    assert _sweep(scene, subs) == [] and scene.broker.snapshots == 0
+
+
+def test_an_unresolvable_broker_is_not_swept() -> None:
+    scene = Scene.ready()
+    subs = _synced(scene, 3)
+    scene.kube.sync_brokers.clear()
+    assert _sweep(scene, subs) == [] and scene.broker.snapshots == 0
 
 
 def test_only_verified_live_subscriptions_are_indexed() -> None:
@@ -127,8 +153,11 @@ def test_moved_counts_are_refreshed_by_a_reconcile_idle_ones_cost_nothing() -> N
     scene = Scene.ready()
     subs = _synced(scene, 3)
     scene.broker.queues[naming.queue_name("east", NS, "orders-1")].messages = 4
-    result, requested = _sweep(scene, subs)
-    assert (result.drifted, result.stale, requested) == ((), ((NS, "orders-1"),), [(NS, "orders-1")])
+    requested: list[tuple[str, str]] = []
+    sweep = drift.Candidates(tuple(subs), SETTINGS, lambda ns, name: requested.append((ns, name)))
+    result = drift.sweep_listing(scene.broker.snapshot(), "rabbitsync.events", sweep, "default")
+    assert (result.checked, result.drifted, result.stale) == (3, (), ((NS, "orders-1"),))
+    assert requested == [(NS, "orders-1")]
 
 
 def test_a_slow_listing_on_a_broker_that_answers_asks_nothing() -> None:
@@ -140,5 +169,4 @@ def test_a_slow_listing_on_a_broker_that_answers_asks_nothing() -> None:
         raise BrokerUnreachable("timed out")
 
     scene.broker.snapshot = slow  # type: ignore[method-assign]
-    result, requested = _sweep(scene, subs)
-    assert (result.checked, requested) == (0, [])
+    assert _sweep(scene, subs) == []

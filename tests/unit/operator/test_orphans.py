@@ -30,10 +30,10 @@ def test_orphans_are_reported_at_once_and_removed_after_the_grace() -> None:
     _left_behind(scene)
     scene.broker.queues[naming.queue_name("west", NS, "gone")] = FakeQueue({})  # the other cluster's: never ours
     collector = OrphanCollector("east", (), grace_seconds=60)
-    first = collector.sweep(scene.broker, "b", scene.kube.subscription_names(), now=0)
+    first = collector.sweep(scene.broker.snapshot(), scene.broker, "b", scene.kube.subscription_names(), now=0)
     assert first.orphans == first.new == (GONE, f"{GONE}.dlq", f"{GONE}.retry.1000ms")
     assert first.removed == () and GONE in scene.broker.queues
-    second = collector.sweep(scene.broker, "b", scene.kube.subscription_names(), now=61)
+    second = collector.sweep(scene.broker.snapshot(), scene.broker, "b", scene.kube.subscription_names(), now=61)
     assert second.new == () and set(second.removed) == set(first.orphans)
     assert not any(q.startswith(GONE) for q in scene.broker.queues)
     assert naming.queue_name("east", NS, "orders") in scene.broker.queues
@@ -43,12 +43,19 @@ def test_orphans_are_reported_at_once_and_removed_after_the_grace() -> None:
 def test_an_unwatched_namespace_and_a_retained_queue_are_left_alone() -> None:
     scene = Scene.ready()
     _left_behind(scene)
-    assert OrphanCollector("east", ("elsewhere",), 0).sweep(scene.broker, "b", set(), now=0).orphans == ()
+    assert (
+        OrphanCollector("east", ("elsewhere",), 0)
+        .sweep(scene.broker.snapshot(), scene.broker, "b", set(), now=0)
+        .orphans
+        == ()
+    )
     sub = scene.subscribe("kept", deletionPolicy="retain")
     outcome = scene.reconcile(sub)
     scene.delete(dataclasses.replace(sub, status=outcome.status))
     kept = naming.queue_name("east", NS, "kept")
-    sweep = OrphanCollector("east", (), 0).sweep(scene.broker, "b", scene.kube.subscription_names(), now=0)
+    sweep = OrphanCollector("east", (), 0).sweep(
+        scene.broker.snapshot(), scene.broker, "b", scene.kube.subscription_names(), now=0
+    )
     assert kept in scene.broker.queues and not any(q.startswith(kept) for q in sweep.orphans)
     assert set(sweep.removed) == {GONE, f"{GONE}.dlq", f"{GONE}.retry.1000ms"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rabbitsync.backoff import Backoff, capped_exponential, jittered
+from rabbitsync.backoff import RETRY_INITIAL_SECONDS, Backoff, capped_exponential, jittered, retry_delay
 from rabbitsync.topology.retry import backoff_delays
 
 pytestmark = pytest.mark.unit
@@ -60,3 +60,23 @@ def test_jittered_spreads_over_the_upper_half() -> None:
     assert jittered(10.0, rng=lambda: 0.0) == 5.0
     assert jittered(10.0, rng=lambda: 0.5) == 7.5
     assert 5.0 <= jittered(10.0) <= 10.0
+
+
+def test_reconcile_retries_double_from_two_seconds_up_to_the_cap() -> None:
+    ceilings = [retry_delay(n, 300.0, rng=lambda: 1.0) for n in range(12)]
+    assert ceilings[:4] == [RETRY_INITIAL_SECONDS, 4.0, 8.0, 16.0]
+    assert max(ceilings) == ceilings[-1] == 300.0, "capped: a broker down for an hour is polled every 5 minutes"
+    assert [retry_delay(n, 300.0, rng=lambda: 0.0) for n in range(3)] == [1.0, 2.0, 4.0]
+
+
+def test_reconcile_retries_of_objects_that_failed_together_spread_out() -> None:
+    """A broker outage fails 1,000 subscriptions at once: their retries must not come back in the same second."""
+    import random
+
+    rng = random.Random(11)
+    for attempt in (0, 5, 20):
+        delays = [retry_delay(attempt, 300.0, rng=rng.random) for _ in range(1000)]
+        ceiling = retry_delay(attempt, 300.0, rng=lambda: 1.0)
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        busiest = max(sum(1 for d in delays if int(d * 10) == slot) for slot in {int(d * 10) for d in delays})
+        assert busiest < 1000 / 4, "no tenth of a second holds a quarter of the retries"
