@@ -7,10 +7,15 @@ an unreachable broker fails fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from rabbitsync.amqp.connections import Connections, OneShot
 from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.topology.diff import EXCHANGE_TYPE, Plan
 from rabbitsync.transport import BrokerEndpoint, Declarations, NotFound, Timeouts
+
+T = TypeVar("T")
 
 
 class BrokerAdmin:
@@ -27,7 +32,11 @@ class BrokerAdmin:
         """Run ``plan`` in order: exchange, queues, bindings, unbindings, deletions."""
         if not plan.amqp_work:
             return ApplyOutcome()
-        return self._connections.run(self._endpoint, self._timeouts, lambda broker: _apply(broker, plan))
+        return self.run(lambda broker: _apply(broker, plan))
+
+    def run(self, work: Callable[[Declarations], T]) -> T:
+        """``work`` on this broker's connection (in the operator, the pool's kept one)."""
+        return self._connections.run(self._endpoint, self._timeouts, work)
 
 
 def _apply(broker: Declarations, plan: Plan) -> ApplyOutcome:

@@ -23,8 +23,6 @@ class RabbitBroker:
     def __init__(
         self, endpoint: BrokerEndpoint, timeouts: Timeouts | None = None, connections: Connections | None = None
     ) -> None:
-        self._endpoint = endpoint
-        self._timeouts = timeouts or Timeouts()
         self._management = ManagementClient(endpoint, timeouts)
         self._admin = BrokerAdmin(endpoint, timeouts, connections)
 
@@ -50,7 +48,7 @@ class RabbitBroker:
         return self._management.delete_user(username)
 
     def keep_unroutable(self, spec: UnroutableTopology) -> str:
-        return keep_unroutable(self._endpoint, self._management, spec, self._timeouts)
+        return keep_unroutable(self._admin, self._management, spec)
 
     def claim_cluster(self, claim: ClusterClaim) -> ClusterClaim:
         return self._management.claim_cluster(claim)

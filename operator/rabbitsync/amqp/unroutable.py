@@ -8,26 +8,27 @@ idempotent, so the two clusters' operators, and every resync, may run it as ofte
 
 from __future__ import annotations
 
+from rabbitsync.amqp.admin import BrokerAdmin
 from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.topology.unroutable import ALTERNATE_EXCHANGE_TYPE, UnroutableTopology
-from rabbitsync.transport import BrokerEndpoint, Timeouts, declarations
-
-CONNECTION_NAME = "rabbitsync-operator"
+from rabbitsync.transport import Declarations
 
 
-def keep_unroutable(
-    endpoint: BrokerEndpoint, management: ManagementClient, spec: UnroutableTopology, timeouts: Timeouts
-) -> str:
-    """Declare the alternate exchange and queue, bind them, apply the policy; what is in effect, as a sentence.
+def keep_unroutable(admin: BrokerAdmin, management: ManagementClient, spec: UnroutableTopology) -> str:
+    """Declare the alternate exchange and queue, bind them (on the admin's connection: the operator's
+    kept one), apply the policy; what is in effect, as a sentence.
 
     Raises ``BrokerError`` subclasses.
     """
-    with declarations(endpoint, name=CONNECTION_NAME, timeouts=timeouts) as broker:
-        broker.exchange_declare(spec.alternate_exchange, exchange_type=ALTERNATE_EXCHANGE_TYPE, durable=True)
-        broker.queue_declare(spec.queue, durable=True, arguments=dict(spec.queue_arguments))
-        broker.queue_bind(spec.queue, spec.alternate_exchange, routing_key="")
+    admin.run(lambda broker: _declare(broker, spec))
     management.put_policy(spec.as_policy())
     return in_effect(spec, management.exchange_policy(spec.exchange))
+
+
+def _declare(broker: Declarations, spec: UnroutableTopology) -> None:
+    broker.exchange_declare(spec.alternate_exchange, exchange_type=ALTERNATE_EXCHANGE_TYPE, durable=True)
+    broker.queue_declare(spec.queue, durable=True, arguments=dict(spec.queue_arguments))
+    broker.queue_bind(spec.queue, spec.alternate_exchange, routing_key="")
 
 
 def in_effect(spec: UnroutableTopology, policy: str | None) -> str:

@@ -12,8 +12,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from rabbitsync.api.conditions import READY_PATH
-from rabbitsync.api.meta import DNS1123_LABEL, PrinterColumn, ResourceInfo
+from rabbitsync.api.conditions import ready_columns
+from rabbitsync.api.meta import AGE_COLUMN, DNS1123_LABEL, PrinterColumn, ResourceInfo
 from rabbitsync.api.syncbroker import SecretRef, SyncBrokerSpec, TLSSpec
 
 MAX_NAMESPACES = 256
@@ -57,9 +57,8 @@ RESOURCE = ResourceInfo(
     printer_columns=(
         PrinterColumn("Exchange", "string", ".spec.exchange", "Topic exchange carrying the events."),
         PrinterColumn("Namespaces", "string", ".spec.allowedNamespaces", "Namespaces allowed to use it."),
-        PrinterColumn("Ready", "string", f"{READY_PATH}.status", "Broker reachable."),
-        PrinterColumn("Reason", "string", f"{READY_PATH}.reason", "Why (not) ready."),
-        PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+        *ready_columns("Broker reachable."),
+        AGE_COLUMN,
     ),
     scope="Cluster",
 )

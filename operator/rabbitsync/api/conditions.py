@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic.config import JsonDict
 
-from rabbitsync.api.meta import ApiModel
+from rabbitsync.api.meta import ApiModel, PrinterColumn
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -51,6 +51,32 @@ class Condition(ApiModel):
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The .metadata.generation this condition was computed from."
+    )
+
+
+class ObservedStatus(ApiModel):
+    """The start of every kind's status: the generation it describes (its ``conditions`` follow, from
+    :func:`conditions_field`)."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation the status was computed from."
+    )
+
+
+def conditions_field(types: str) -> Any:
+    """A status's ``conditions`` field; ``types`` names the condition types the operator sets there."""
+    return Field(
+        default_factory=list,
+        description=f"Latest observations, keyed by type ({types}).",
+        json_schema_extra=CONDITIONS_LIST,
+    )
+
+
+def ready_columns(ready: str) -> tuple[PrinterColumn, PrinterColumn]:
+    """The Ready and Reason printer columns; ``ready`` says what Ready means for the kind."""
+    return (
+        PrinterColumn("Ready", "string", f"{READY_PATH}.status", ready),
+        PrinterColumn("Reason", "string", f"{READY_PATH}.reason", "Why (not) ready."),
     )
 
 

@@ -8,9 +8,9 @@ snake_case in Python and camelCase on the wire, as Kubernetes conventions want.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "rabbitsync.io"
@@ -45,6 +45,21 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+SpecT = TypeVar("SpecT", bound=BaseModel)
+StatusT = TypeVar("StatusT", bound=BaseModel)
+
+
+class ApiObject(ApiModel, Generic[SpecT, StatusT]):
+    """An object of one kind as read from the API server (metadata left as a plain mapping); each kind
+    subclasses it with its spec and status and gives ``kind`` its default."""
+
+    api_version: str = Field(default=API_VERSION, description=API_VERSION)
+    kind: str = Field(description="The object's Kind.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+    spec: SpecT = Field(description="Desired state.")
+    status: StatusT | None = Field(default=None, description="Observed state.")
+
+
 @dataclass(frozen=True)
 class PrinterColumn:
     """One ``additionalPrinterColumns`` entry: what ``kubectl get`` shows."""
@@ -54,6 +69,10 @@ class PrinterColumn:
     json_path: str
     description: str
     priority: int = 0
+
+
+AGE_COLUMN = PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation.")
+"""Every kind's last column, as ``kubectl get`` shows built-in kinds."""
 
 
 @dataclass(frozen=True)

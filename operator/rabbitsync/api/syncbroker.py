@@ -6,18 +6,10 @@ the spec only names it, so rotating a password is a Secret update, not a spec ch
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
-from rabbitsync.api.conditions import CONDITIONS_LIST, READY_PATH, Condition
-from rabbitsync.api.meta import (
-    API_VERSION,
-    DNS1123_SUBDOMAIN,
-    ApiModel,
-    PrinterColumn,
-    ResourceInfo,
-)
+from rabbitsync.api.conditions import Condition, ObservedStatus, conditions_field, ready_columns
+from rabbitsync.api.meta import AGE_COLUMN, DNS1123_SUBDOMAIN, ApiModel, ApiObject, PrinterColumn, ResourceInfo
 from rabbitsync.conventions import DEFAULT_EXCHANGE, SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
 
 DEFAULT_CA_KEY = "ca.crt"
@@ -82,27 +74,16 @@ class SyncBrokerSpec(ApiModel):
     tls: TLSSpec | None = Field(default=None, description="Optional TLS settings (CA bundle).")
 
 
-class SyncBrokerStatus(ApiModel):
+class SyncBrokerStatus(ObservedStatus):
     """What the operator last observed about the broker."""
 
-    observed_generation: int | None = Field(
-        default=None, ge=0, description="The .metadata.generation the status was computed from."
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        description="Latest observations, keyed by type (Ready, BrokerReachable).",
-        json_schema_extra=CONDITIONS_LIST,
-    )
+    conditions: list[Condition] = conditions_field("Ready, BrokerReachable")
 
 
-class SyncBroker(ApiModel):
-    """A SyncBroker object as read from the API server (metadata left as a plain mapping)."""
+class SyncBroker(ApiObject[SyncBrokerSpec, SyncBrokerStatus]):
+    """A SyncBroker object as read from the API server."""
 
-    api_version: str = Field(default=API_VERSION, description="rabbitsync.io/v1alpha1")
     kind: str = Field(default="SyncBroker", description="SyncBroker")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
-    spec: SyncBrokerSpec = Field(description="Desired state.")
-    status: SyncBrokerStatus | None = Field(default=None, description="Observed state.")
 
 
 RESOURCE = ResourceInfo(
@@ -116,8 +97,7 @@ RESOURCE = ResourceInfo(
     printer_columns=(
         PrinterColumn("Exchange", "string", ".spec.exchange", "Topic exchange carrying the events."),
         PrinterColumn("Secret", "string", ".spec.secretRef.name", "Secret holding the broker URIs."),
-        PrinterColumn("Ready", "string", f"{READY_PATH}.status", "Broker reachable."),
-        PrinterColumn("Reason", "string", f"{READY_PATH}.reason", "Why (not) ready."),
-        PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+        *ready_columns("Broker reachable."),
+        AGE_COLUMN,
     ),
 )

@@ -7,24 +7,14 @@ shape names (retry backoff names its delay queues) or bindings (events) stay mut
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from rabbitsync.api.conditions import CONDITIONS_LIST, READY_PATH, Condition
-from rabbitsync.api.meta import (
-    API_VERSION,
-    DNS1123_LABEL,
-    DNS1123_SUBDOMAIN,
-    LABEL_NAME_RULE,
-    ApiModel,
-    PrinterColumn,
-    ResourceInfo,
-    immutable,
-)
+from rabbitsync.api.conditions import READY_PATH, Condition, ObservedStatus, conditions_field, ready_columns
+from rabbitsync.api.meta import AGE_COLUMN, LABEL_NAME_RULE, ApiModel, ApiObject, PrinterColumn, ResourceInfo, immutable
+from rabbitsync.api.service import broker_field, events_field, service_field
 from rabbitsync.conventions import EventType
-
-MAX_EVENTS = 64
 
 QueueType = Literal["quorum", "classic"]
 DeletionPolicy = Literal["delete", "retain"]
@@ -68,30 +58,12 @@ class RetryPolicy(ApiModel):
 class SyncSubscriptionSpec(ApiModel):
     """Which service consumes which event types, and how failed deliveries are handled."""
 
-    service: str = Field(
-        description="Name of the Deployment (same namespace) that consumes the events; a DNS-1123 label.",
-        min_length=1,
-        max_length=63,
-        pattern=DNS1123_LABEL,
+    service: str = service_field("consumes")
+    events: list[EventType] = events_field(
+        "Event types to consume, at least one, no duplicates. Each is bound as a routing key on the "
+        "broker's exchange; changing the list binds and unbinds exactly the difference."
     )
-    events: list[EventType] = Field(
-        min_length=1,
-        max_length=MAX_EVENTS,
-        description=(
-            "Event types to consume, at least one, no duplicates. Each is bound as a routing key on the "
-            "broker's exchange; changing the list binds and unbinds exactly the difference."
-        ),
-        # "set" makes the API server refuse duplicates; CRD schemas may not use uniqueItems.
-        json_schema_extra={"x-kubernetes-list-type": "set"},
-    )
-    broker: str = Field(
-        default="default",
-        description="Name of the SyncBroker in the same namespace to use. Immutable.",
-        min_length=1,
-        max_length=253,
-        pattern=DNS1123_SUBDOMAIN,
-        json_schema_extra=immutable("broker"),
-    )
+    broker: str = broker_field("Name of the SyncBroker in the same namespace to use. Immutable.")
     deletion_policy: DeletionPolicy = Field(
         default="delete",
         description="On deletion of this resource: delete its queues on the broker, or retain them.",
@@ -120,17 +92,10 @@ class SyncSubscriptionSpec(ApiModel):
     )
 
 
-class SyncSubscriptionStatus(ApiModel):
+class SyncSubscriptionStatus(ObservedStatus):
     """What the operator last verified on the broker."""
 
-    observed_generation: int | None = Field(
-        default=None, ge=0, description="The .metadata.generation the status was computed from."
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        description="Latest observations, keyed by type (Ready, BrokerReachable, TopologySynced, ...).",
-        json_schema_extra=CONDITIONS_LIST,
-    )
+    conditions: list[Condition] = conditions_field("Ready, BrokerReachable, TopologySynced, ...")
     queue: str | None = Field(default=None, description="Broker-side name of the subscription's queue.")
     retry_queues: list[str] = Field(
         default_factory=list, description="Broker-side names of the delay queues, shortest delay first."
@@ -143,14 +108,10 @@ class SyncSubscriptionStatus(ApiModel):
     event_count: int | None = Field(default=None, ge=0, description="Event types consumed (len(spec.events)).")
 
 
-class SyncSubscription(ApiModel):
-    """A SyncSubscription object as read from the API server (metadata left as a plain mapping)."""
+class SyncSubscription(ApiObject[SyncSubscriptionSpec, SyncSubscriptionStatus]):
+    """A SyncSubscription object as read from the API server."""
 
-    api_version: str = Field(default=API_VERSION, description="rabbitsync.io/v1alpha1")
     kind: str = Field(default="SyncSubscription", description="SyncSubscription")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
-    spec: SyncSubscriptionSpec = Field(description="Desired state.")
-    status: SyncSubscriptionStatus | None = Field(default=None, description="Observed state.")
 
 
 RESOURCE = ResourceInfo(
@@ -165,19 +126,13 @@ RESOURCE = ResourceInfo(
     printer_columns=(
         PrinterColumn("Service", "string", ".spec.service", "Deployment consuming the events."),
         PrinterColumn("Events", "integer", ".status.eventCount", "Number of event types consumed."),
-        PrinterColumn(
-            "Ready",
-            "string",
-            f"{READY_PATH}.status",
-            "Events will be consumed: topology verified, sidecar injected, a consumer attached.",
-        ),
-        PrinterColumn("Reason", "string", f"{READY_PATH}.reason", "Why (not) ready."),
+        *ready_columns("Events will be consumed: topology verified, sidecar injected, a consumer attached."),
         PrinterColumn("Consumers", "integer", ".status.consumers", "Consumers on the queue."),
         PrinterColumn("Queue depth", "integer", ".status.queueDepth", "Messages waiting in the queue."),
         PrinterColumn("Message", "string", f"{READY_PATH}.message", "What is wrong, if anything.", priority=1),
         PrinterColumn("Queue", "string", ".status.queue", "Broker-side queue name.", priority=1),
         PrinterColumn("Dead", "integer", ".status.deadLettered", "Messages dead-lettered.", priority=1),
-        PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+        AGE_COLUMN,
     ),
     root_validations=(LABEL_NAME_RULE,),
 )

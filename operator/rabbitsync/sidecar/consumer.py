@@ -50,7 +50,7 @@ from rabbitsync.django.conf import Settings
 from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
 from rabbitsync.events import CloudEvent, InvalidEvent, decode
 from rabbitsync.events.backfill import BackfillEnd
-from rabbitsync.events.headers import EXCEPTION_MESSAGE
+from rabbitsync.events.headers import EXCEPTION_MESSAGE, vouched_publisher, with_publisher
 from rabbitsync.sidecar import admission, backfill, outages, routing, trust
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
@@ -209,9 +209,9 @@ class Consumer:
         self._metrics.consumed.labels(spec.queue).inc()
         token = current_event_id.set(message.message_id)
         try:
-            publisher = trust.publisher(message.user_id, message.headers, self._own_user)
+            publisher = vouched_publisher(message.user_id, message.headers, self._own_user)
             # Every copy we publish (retry, dead letter) carries the publisher we verified, never a claim.
-            headers = trust.vouched(message.headers, publisher)
+            headers = with_publisher(message.headers, publisher)
             if backfill.is_end(message.headers):
                 self._end_backfill(session, delivery, publisher, headers)
                 return

@@ -50,7 +50,6 @@ from collections.abc import Collection
 
 from rabbitsync.conventions import broker_username
 from rabbitsync.events import CloudEvent
-from rabbitsync.events.headers import vouched_publisher, with_publisher
 
 UNAUTHENTICATED = "unauthenticated"
 FORGED_SOURCE = "forged-source"
@@ -65,11 +64,6 @@ class Untrusted(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-# The rule for who published a message is the dead-letter tools' too: it lives with the headers.
-publisher = vouched_publisher
-vouched = with_publisher
 
 
 def route(exchange: str | None, user_id: str | None, own_user: str) -> None:

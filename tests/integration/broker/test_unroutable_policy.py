@@ -9,7 +9,7 @@ import pika
 import pytest
 
 from harness import rabbitmq
-from rabbitsync.amqp import RabbitBroker
+from rabbitsync.amqp import ConnectionPool, RabbitBroker
 from rabbitsync.topology.unroutable import unroutable_for
 from rabbitsync.transport import BrokerEndpoint
 
@@ -20,12 +20,14 @@ def test_both_operators_apply_the_same_policy_and_the_existing_exchange_keeps_wh
     exchange = f"rabbitsync.test.{uid}"
     net = unroutable_for(exchange)
     connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    pool = ConnectionPool()
     try:
         channel = connection.channel()
         channel.exchange_declare(exchange, "topic", durable=True)  # exists before any policy, no arguments
-        east = RabbitBroker(BrokerEndpoint(broker.amqp_url, broker.management_url))
+        east = RabbitBroker(BrokerEndpoint(broker.amqp_url, broker.management_url), connections=pool)
         west = RabbitBroker(BrokerEndpoint(broker.amqp_url, broker.management_url))
         assert east.keep_unroutable(net) == west.keep_unroutable(net) == f"unroutable events kept in queue {net.queue}"
+        assert east.keep_unroutable(net) and pool.opened == 1, "every resync declares on the operator's kept connection"
         quoted = urllib.parse.quote(exchange, safe="")
         assert broker.management_get(f"/api/exchanges/%2F/{quoted}")["policy"] == net.policy  # type: ignore[index]
 
@@ -37,6 +39,7 @@ def test_both_operators_apply_the_same_policy_and_the_existing_exchange_keeps_wh
         method, _props, _body = channel.basic_get(net.queue, auto_ack=True)
         assert method is not None and method.routing_key == "ns.nobody.listens", "the original routing key is kept"
     finally:
+        pool.close()
         cleanup = connection.channel()
         cleanup.queue_delete(net.queue)
         cleanup.exchange_delete(net.alternate_exchange)

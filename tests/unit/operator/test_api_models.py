@@ -104,5 +104,5 @@ def test_set_condition_moves_time_when_status_flips_and_keeps_others() -> None:
 def test_all_is_complete() -> None:
     public = {name for name in vars(api) if not name.startswith("_")}
     modules = {"conditions", "meta", "syncbroker", "syncsubscription", "syncpublication", "clustersyncbroker", "crd"}
-    modules |= {"annotations"}
+    modules |= {"annotations", "service"}
     assert public - modules == set(api.__all__)

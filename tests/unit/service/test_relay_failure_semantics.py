@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from rabbitsync.cli.main import parser
 from rabbitsync.django.conf import LEASE_MARGIN, ImproperlyConfigured, resolve
 from rabbitsync.django.setbacks import after_refusal, too_large
 from rabbitsync.topology.unroutable import unroutable_for
@@ -76,17 +75,6 @@ def test_the_unroutable_net_is_one_policy_per_exchange_with_a_fanout_and_a_quoru
     assert policy.definition == {"alternate-exchange": "rabbitsync.events.unroutable"}
     assert spec.queue_arguments == {"x-queue-type": "quorum"}
     assert unroutable_for("rabbitsync.events") == spec  # both clusters' operators apply the same
-
-
-def test_the_cli_has_unroutable_list_and_replay() -> None:
-    args = parser().parse_args(["unroutable", "replay", "--type", "menu.updated", "--publisher-url", "amqp://a:b@h/"])
-    assert (args.command, args.action, args.type, args.publisher_url) == (
-        "unroutable",
-        "replay",
-        "menu.updated",
-        ["amqp://a:b@h/"],
-    )
-    assert parser().parse_args(["unroutable", "list"]).exchange == "rabbitsync.events"
 
 
 def test_the_sidecar_exports_parked_rows_and_returned_publishes() -> None:

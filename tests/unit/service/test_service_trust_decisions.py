@@ -6,7 +6,7 @@ import pytest
 
 from rabbitsync.conventions import broker_username
 from rabbitsync.events import CloudEvent, Origin, new_event
-from rabbitsync.events.headers import PUBLISHER
+from rabbitsync.events.headers import PUBLISHER, vouched_publisher, with_publisher
 from rabbitsync.sidecar import routing, trust
 from rabbitsync.topology import sidecar_contract as contract
 
@@ -37,7 +37,7 @@ def event(origin: Origin = MENU, type: str = "MENU_ITEM_CREATED") -> CloudEvent:
 
 def verdict(event: CloudEvent, user_id: str | None, headers: dict[str, object] | None = None) -> str | None:
     """The refusal reason for a delivery, ``None`` when it may be applied."""
-    publisher = trust.publisher(user_id, headers or {}, OWN_USER)
+    publisher = vouched_publisher(user_id, headers or {}, OWN_USER)
     try:
         trust.check(event, publisher, events=SPEC.events, namespace="shop")
     except trust.Untrusted as e:
@@ -78,8 +78,8 @@ def test_a_type_the_subscription_does_not_list_is_refused_even_when_authentic() 
 
 
 def test_a_retry_coming_back_from_our_own_delay_queue_keeps_its_original_publisher() -> None:
-    first = trust.publisher(MENU_USER, {}, OWN_USER)
-    retry = routing.after_failure(SPEC, trust.vouched({}, first), RuntimeError("db busy"))
+    first = vouched_publisher(MENU_USER, {}, OWN_USER)
+    retry = routing.after_failure(SPEC, with_publisher({}, first), RuntimeError("db busy"))
     assert isinstance(retry, routing.Retry)
     assert retry.headers[PUBLISHER] == MENU_USER
     # The copy was published by the sidecar itself: the broker shows our user_id on the way back.
@@ -88,9 +88,9 @@ def test_a_retry_coming_back_from_our_own_delay_queue_keeps_its_original_publish
 
 def test_a_publisher_header_from_any_other_user_is_ignored() -> None:
     forged = {PUBLISHER: MENU_USER}
-    assert trust.publisher(ATTACKER_USER, forged, OWN_USER) == ATTACKER_USER
+    assert vouched_publisher(ATTACKER_USER, forged, OWN_USER) == ATTACKER_USER
     assert verdict(event(), ATTACKER_USER, forged) == trust.FORGED_SOURCE
-    assert trust.publisher(None, forged, OWN_USER) is None
+    assert vouched_publisher(None, forged, OWN_USER) is None
     assert verdict(event(), None, forged) == trust.UNAUTHENTICATED
 
 
@@ -98,19 +98,19 @@ def test_a_forged_header_cannot_be_laundered_through_our_reroutes() -> None:
     # The attacker pushes a copy claiming menu; it fails (say, into the dead-letter queue) and is
     # replayed later by the service's own credentials: the header now names the attacker.
     forged = {PUBLISHER: MENU_USER, "x-other": "kept"}
-    publisher = trust.publisher(ATTACKER_USER, forged, OWN_USER)
-    action = routing.poison(SPEC, trust.vouched(forged, publisher), ValueError("x"))
+    publisher = vouched_publisher(ATTACKER_USER, forged, OWN_USER)
+    action = routing.poison(SPEC, with_publisher(forged, publisher), ValueError("x"))
     assert isinstance(action, routing.DeadLetter)
     assert action.headers[PUBLISHER] == ATTACKER_USER and action.headers["x-other"] == "kept"
     assert verdict(event(), OWN_USER, action.headers) == trust.FORGED_SOURCE
 
 
 def test_an_unauthenticated_message_carries_no_publisher_header_onwards() -> None:
-    assert trust.vouched({PUBLISHER: MENU_USER, "a": 1}, None) == {"a": 1}
+    assert with_publisher({PUBLISHER: MENU_USER, "a": 1}, None) == {"a": 1}
 
 
 def test_a_header_as_bytes_is_read_as_text() -> None:
-    assert trust.publisher(OWN_USER, {PUBLISHER: MENU_USER.encode()}, OWN_USER) == MENU_USER
+    assert vouched_publisher(OWN_USER, {PUBLISHER: MENU_USER.encode()}, OWN_USER) == MENU_USER
 
 
 def test_a_refusal_is_dead_lettered_at_once_with_its_reason_and_never_retried() -> None:
