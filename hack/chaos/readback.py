@@ -121,7 +121,7 @@ def normalise(value: Any) -> object:
 
 
 def dead_letter_queues(lab: Lab) -> list[str]:
-    queues = rabbitmq.management_get(lab.env.broker.management_url, "/api/queues/%2F?columns=name")
+    queues = rabbitmq.management_get(lab.broker.management_url, "/api/queues/%2F?columns=name")
     assert isinstance(queues, list)
     return sorted(str(q["name"]) for q in queues if str(q["name"]).endswith(".dlq"))
 
@@ -130,7 +130,7 @@ def dead_letters(lab: Lab, queue: str, limit: int = 100_000) -> list[DeadLetter]
     """The messages of one DLQ, requeued as they were (``ack_requeue_true``); bodies are not fetched whole."""
     path = f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}/get"
     body = {"count": limit, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 200}
-    messages = rabbitmq.management_request(lab.env.broker.management_url, "POST", path, body)
+    messages = rabbitmq.management_request(lab.broker.management_url, "POST", path, body)
     assert isinstance(messages, list)
     letters = []
     for message in messages:
@@ -148,9 +148,7 @@ def dead_letters(lab: Lab, queue: str, limit: int = 100_000) -> list[DeadLetter]
 
 
 def queue_depth(lab: Lab, queue: str) -> int:
-    info = rabbitmq.management_get(
-        lab.env.broker.management_url, f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}"
-    )
+    info = rabbitmq.management_get(lab.broker.management_url, f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}")
     assert isinstance(info, dict)
     return int(info.get("messages", 0) or 0)
 
