@@ -36,8 +36,10 @@ from harness import demo, environment, operators, podrunner, postgres, processes
 
 log = logging.getLogger(__name__)
 
-IP_PREFIXES = {"east": "127.0.5", "west": "127.0.6"}
-"""Apart from the demo's (127.0.1/2) and the e2e suite's (127.0.3/4): a run can go beside them."""
+_SUBNET = int(os.environ.get("CHAOS_SUBNET", "5"))
+IP_PREFIXES = {"east": f"127.0.{_SUBNET}", "west": f"127.0.{_SUBNET + 1}"}
+"""Apart from the demo's (127.0.1/2) and the e2e suite's (127.0.3/4): a run can go beside them.
+``CHAOS_SUBNET=7`` (with a state directory of its own) runs a second fault run beside the first."""
 POSTGRES_PLACE = ("west", "order")
 """The service moved onto PostgreSQL: ``order`` subscribes to every type, so an outage there hurts most."""
 FLAKY_PLACE = ("east", "restaurant-menu")

@@ -1,7 +1,8 @@
 """Reading back what the product recorded: the services' tables, the dead-letter queues, the finalizers.
 
-The services' SQLite files are read where the pod runner keeps the pod's ``emptyDir`` (a read-only
-connection beside the live writers, which WAL allows); the PostgreSQL one through its URL. Values are
+The services' SQLite files are read where the pod runner keeps the service's PersistentVolumeClaim
+(``<service>-data``, as the manifests name it; a read-only connection beside the live writers, which
+WAL allows); the PostgreSQL one through its URL. Values are
 normalised (UUIDs, booleans, times, JSON) so a SQLite copy and a PostgreSQL copy of the same row compare
 equal.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.accounting import Committed, DeadLetter, Place, Row
-from chaos.lab import APP_NAMESPACE, POSTGRES_PLACE, Lab, pod
+from chaos.lab import APP_NAMESPACE, POSTGRES_PLACE, Lab
 from harness import operators, rabbitmq
 
 ENTITY_TABLES = {
@@ -44,14 +45,10 @@ def database(lab: Lab, place: Place) -> Database:
     if place == POSTGRES_PLACE:
         return Database(place, url=lab.database.url)
     cluster, service = place
-    running = pod(lab, cluster, APP_NAMESPACE, service)
-    if "pod" not in running:
-        raise RuntimeError(f"{cluster}/{service} has no pod running")
-    name = running["pod"].removesuffix("-local")
-    found = sorted((lab.directory / "pods" / cluster / APP_NAMESPACE).glob(f"{name}*/volumes/data/*.sqlite3"))
-    if not found:
-        raise FileNotFoundError(f"no SQLite file for {cluster}/{service} (pod {name})")
-    return Database(place, sqlite=found[-1])
+    path = lab.directory / "pods" / cluster / APP_NAMESPACE / "claims" / f"{service}-data" / f"{service}.sqlite3"
+    if not path.exists():
+        raise FileNotFoundError(f"no SQLite file for {cluster}/{service} at {path}")
+    return Database(place, sqlite=path)
 
 
 @contextlib.contextmanager
