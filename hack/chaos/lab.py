@@ -278,8 +278,8 @@ def _answers(kubeconfig: Path, server: processes.ProcessRecord) -> bool:
 def down(lab: Lab | None) -> None:
     """Stop everything the run started; each step runs even when an earlier one failed."""
     try:
-        if lab is not None:
-            _stop_leftovers(lab.directory)
+        # Also when ``up`` failed before it returned a lab: the file says what it had started.
+        _stop_leftovers(lab.directory if lab is not None else environment.state_dir())
     finally:
         environment.down()
 
