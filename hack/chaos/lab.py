@@ -21,6 +21,7 @@ in ``chaos.json`` in the state directory, so the next run stops what a ``--keep`
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -243,7 +244,7 @@ def restart_apiserver(lab: Lab, cluster: str) -> None:
         current = new
         try:
             processes.wait_until(
-                lambda s=new: _answers(lab.kubeconfigs[cluster], s),
+                functools.partial(_answers, lab.kubeconfigs[cluster], new),
                 120,
                 f"{cluster} kube-apiserver after restart",
                 old.log,
