@@ -13,6 +13,7 @@ import os
 import signal
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,11 +21,12 @@ from chaos import lab as lab_
 from chaos import poison, readiness
 from chaos.lab import APP_NAMESPACE, SYSTEM_NAMESPACE, Lab
 from chaos.schedule import Fault, Kind
-from harness import processes, rabbitmq
+from harness import processes, rabbitmq, rabbitmq_cluster
 
 log = logging.getLogger(__name__)
 
 BROKER_DOWN_S = 15.0
+NODE_DOWN_S = 15.0
 BROKER_SHUTDOWN_S = 10.0
 """A graceful stop's budget before the harness signals the node (a loaded 2-core machine needs >30 s otherwise)."""
 DATABASE_DOWN_S = 20.0
@@ -56,7 +58,7 @@ def inject(lab: Lab, fault: Fault, record: Record) -> str:
 
 
 def _close_connections(lab: Lab, _fault: Fault, _record: Record) -> str:
-    url = lab.env.broker.management_url
+    url = lab.broker.management_url
     connections = rabbitmq.management_get(url, "/api/connections?columns=name")
     assert isinstance(connections, list)
     for connection in connections:
@@ -69,21 +71,37 @@ def _close_connections(lab: Lab, _fault: Fault, _record: Record) -> str:
 
 
 def _restart_broker(lab: Lab, _fault: Fault, record: Record) -> str:
-    broker = lab.env.broker
+    """Every node stopped, then every node started: an outage of the whole broker."""
+    cluster = lab.broker.cluster
     watch = readiness.Watch(lab.directory, lab.kubeconfigs, APP_NAMESPACE)
     watch.start()
     began = time.monotonic()
     try:
-        rabbitmq.stop(broker, shutdown_timeout=BROKER_SHUTDOWN_S)
+        rabbitmq_cluster.stop(cluster, shutdown_timeout=BROKER_SHUTDOWN_S)
         time.sleep(BROKER_DOWN_S)
-        rabbitmq.launch(broker)
+        rabbitmq_cluster.relaunch(cluster)
     finally:
         ended = time.monotonic()
         watch.stop()
         record.broker_outages.append((began, ended))
         for key, samples in watch.not_ready.items():
             record.not_ready[key] = record.not_ready.get(key, 0.0) + samples
-    return f"broker {broker.node} down {ended - began:.1f}s"
+    return f"{len(cluster.nodes)} nodes down {ended - began:.1f}s"
+
+
+def _lose_node(lab: Lab, _fault: Fault, _record: Record) -> str:
+    """SIGKILL of the node most clients are connected to; back after a while, and rejoined."""
+    cluster = lab.broker.cluster
+    connections = rabbitmq.management_get(lab.broker.management_url, "/api/connections?columns=node")
+    assert isinstance(connections, list)
+    per_node = Counter(str(c.get("node")) for c in connections)
+    victim = max(cluster.nodes, key=lambda n: per_node.get(n.node, 0))
+    rabbitmq_cluster.kill(victim)
+    time.sleep(NODE_DOWN_S)
+    rabbitmq_cluster.restart(victim)
+    names = sorted(n.node for n in cluster.nodes)
+    processes.wait_until(lambda: cluster.running() == names, 120, f"{victim.node} back in the cluster")
+    return f"SIGKILL {victim.node} ({per_node.get(victim.node, 0)} of {len(connections)} connections), rejoined"
 
 
 def _kill_container(lab: Lab, cluster: str, namespace: str, deployment: str, container: str) -> str:
@@ -143,6 +161,7 @@ def _publish_poison(lab: Lab, _fault: Fault, record: Record) -> str:
 INJECTORS: dict[Kind, Callable[[Lab, Fault, Record], str]] = {
     Kind.CONNECTIONS_CLOSED: _close_connections,
     Kind.BROKER_RESTART: _restart_broker,
+    Kind.NODE_LOST: _lose_node,
     Kind.SIDECAR_KILLED: _kill_sidecar,
     Kind.RELAY_KILLED: _kill_relay,
     Kind.OPERATOR_KILLED: _kill_operator,

@@ -14,7 +14,7 @@ import random
 
 from django.apps import AppConfig
 
-from rabbitsync.django.handlers import Handler, registry
+from rabbitsync.django.handlers import Handler, HandlerRegistry, registry
 from rabbitsync.events import CloudEvent
 
 RATE_ENV = "CHAOS_HANDLER_FAILURE_RATE"
@@ -34,15 +34,18 @@ def flaky(fn: Handler, rate: float, rng: random.Random) -> Handler:
     return handle
 
 
+def wrap_all(handlers: HandlerRegistry, rate: float, rng: random.Random) -> None:
+    """Every registered handler of every type replaced by its flaky wrapper, in its place."""
+    for event_type in sorted(handlers.types()):
+        found = handlers.get(event_type)
+        handlers.unregister(event_type)
+        for fn in found:
+            handlers.register(event_type, flaky(fn, rate, rng))
+
+
 class FlakyHandlers(AppConfig):
     name = "chaos.flaky"
     label = "chaos_flaky"
 
     def ready(self) -> None:
-        rate = float(os.environ.get(RATE_ENV, "0"))
-        rng = random.Random()
-        for event_type in sorted(registry.types()):
-            fn = registry.get(event_type)
-            assert fn is not None
-            registry.unregister(event_type)
-            registry.register(event_type, flaky(fn, rate, rng))
+        wrap_all(registry, float(os.environ.get(RATE_ENV, "0")), random.Random())

@@ -7,24 +7,40 @@ migrate and the injected sidecar, which copies the app's environment), and the p
 the pod, as a rollout would. Everything else is the demo as written: the manifests, the operator
 in-cluster, the sidecars it injects, the pod runner as kubelet.
 
-The run has a state directory of its own and its own broker node (``RABBITSYNC_BROKER_PRIVATE``),
-because it restarts that broker: it must never be a broker somebody else uses.
+The broker is a three-node RabbitMQ cluster, as production runs quorum queues: the environment's own
+node (``RABBITSYNC_BROKER_PRIVATE``, never one somebody else uses, since the run restarts it) is
+joined by two more before anything is deployed, so every queue gets a member on each node. The
+SyncBrokers point at ``chaos.balancer``, which stands in for the Service in front of the cluster: a
+client whose node is lost reconnects through it to a live one. The whole run uses the cluster (one
+lab costs minutes; a second, single-node phase would double that), while ``make demo`` and the test
+suites keep the single node.
+
+What the run starts beyond the environment (the two members, the balancer, PostgreSQL) is recorded
+in ``chaos.json`` in the state directory, so the next run stops what a ``--keep`` run left.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import subprocess
+import sys
 import time
-from dataclasses import dataclass, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness import demo, environment, operators, podrunner, postgres, processes
+from harness import demo, environment, operators, podrunner, postgres, processes, rabbitmq, rabbitmq_cluster
 
-IP_PREFIXES = {"east": "127.0.5", "west": "127.0.6"}
-"""Apart from the demo's (127.0.1/2) and the e2e suite's (127.0.3/4): a run can go beside them."""
+log = logging.getLogger(__name__)
+
+_SUBNET = int(os.environ.get("CHAOS_SUBNET", "5"))
+IP_PREFIXES = {"east": f"127.0.{_SUBNET}", "west": f"127.0.{_SUBNET + 1}"}
+"""Apart from the demo's (127.0.1/2) and the e2e suite's (127.0.3/4): a run can go beside them.
+``CHAOS_SUBNET=7`` (with a state directory of its own) runs a second fault run beside the first."""
 POSTGRES_PLACE = ("west", "order")
 """The service moved onto PostgreSQL: ``order`` subscribes to every type, so an outage there hurts most."""
 FLAKY_PLACE = ("east", "restaurant-menu")
@@ -43,10 +59,25 @@ SYSTEM_NAMESPACE = operators.NAMESPACE
 APP_NAMESPACE = demo.APP_NAMESPACE
 
 
+CLUSTER_SIZE = 3
+LEFTOVERS = "chaos.json"
+
+
+@dataclass(frozen=True)
+class Broker:
+    """The cluster and the one address in front of it."""
+
+    cluster: rabbitmq_cluster.Cluster
+    balancer: processes.ProcessRecord
+    amqp_url: str
+    management_url: str
+
+
 @dataclass
 class Lab:
     env: environment.Environment
     urls: dict[str, dict[str, str]]
+    broker: Broker
     database: postgres.Server
     """Mutable: a database outage replaces its process record."""
 
@@ -66,15 +97,68 @@ def up() -> Lab:
     if not env.broker.owned:
         raise RuntimeError(f"the broker at {env.broker.amqp_url} is not ours: a fault run restarts it")
     operators.down(env.directory)
+    _stop_leftovers(env.directory)
+    broker = _cluster(env)
+    database = postgres.start("_".join(POSTGRES_PLACE).replace("-", "_"))
+    _record_leftovers(env.directory, broker, database)
     kubeconfigs = {name: Path(c.kubeconfig) for name, c in env.clusters.items()}
-    demo.deploy(env.directory, kubeconfigs, env.broker.amqp_url, env.broker.management_url, IP_PREFIXES)
-    cluster, service = POSTGRES_PLACE
-    database = postgres.start(f"{cluster}_{service}".replace("-", "_"))
-    lab = Lab(env=env, urls={}, database=database)
-    _roll_out(lab, POSTGRES_PLACE, {"DATABASE_URL": database.url})
-    _roll_out(lab, FLAKY_PLACE, FLAKY_ENV, only=SIDECAR)
+    demo.deploy(env.directory, kubeconfigs, broker.amqp_url, broker.management_url, IP_PREFIXES)
+    lab = Lab(env=env, urls={}, broker=broker, database=database)
+    # Two services in two clusters: their pods are replaced side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        rollouts = [
+            pool.submit(_roll_out, lab, POSTGRES_PLACE, {"DATABASE_URL": database.url}),
+            pool.submit(_roll_out, lab, FLAKY_PLACE, FLAKY_ENV, SIDECAR),
+        ]
+    for rollout in rollouts:
+        rollout.result()
     lab.urls = {name: demo.service_urls(env.directory, name) for name in kubeconfigs}
     return lab
+
+
+def _cluster(env: environment.Environment) -> Broker:
+    """The environment's node grown to ``CLUSTER_SIZE`` members, and the balancer in front of them."""
+    cluster = rabbitmq_cluster.grow(env.broker, env.directory / "cluster", CLUSTER_SIZE)
+    amqp, management = processes.free_port(), processes.free_port()
+    ports = [node.ports for node in cluster.nodes if node.ports is not None]
+    rules = [
+        f"127.0.0.1:{amqp}=" + ",".join(f"127.0.0.1:{p.amqp}" for p in ports),
+        f"127.0.0.1:{management}=" + ",".join(f"127.0.0.1:{p.management}" for p in ports),
+    ]
+    balancer = processes.spawn(
+        "balancer", [sys.executable, "-m", "chaos.balancer", *rules], env.directory / "balancer.log"
+    )
+    processes.wait_until(lambda: processes.port_open(management), 30, "the balancer", str(balancer.log))
+    return Broker(
+        cluster=cluster,
+        balancer=balancer,
+        amqp_url=f"amqp://guest:guest@127.0.0.1:{amqp}/",
+        management_url=f"http://guest:guest@127.0.0.1:{management}",
+    )
+
+
+def _record_leftovers(directory: Path, broker: Broker, database: postgres.Server) -> None:
+    data = {
+        "members": [node.to_json() for node in broker.cluster.nodes[1:]],
+        "balancer": asdict(broker.balancer),
+        "postgres": {**asdict(database), "base": str(database.base)},
+    }
+    (directory / LEFTOVERS).write_text(json.dumps(data, indent=2))
+
+
+def _stop_leftovers(directory: Path) -> None:
+    """Whatever a ``--keep`` run (or a crashed one) left beside the environment: its file says what."""
+    path = directory / LEFTOVERS
+    if not path.exists():
+        return
+    data = json.loads(path.read_text())
+    for member in data["members"]:
+        rabbitmq.stop(rabbitmq.Broker.from_json(member), shutdown_timeout=10)
+    processes.stop(processes.ProcessRecord(**data["balancer"]))
+    server = data["postgres"]
+    record = processes.ProcessRecord(**server.pop("record"))
+    postgres.stop(postgres.Server(**{**server, "base": Path(server["base"]), "record": record}))
+    path.unlink()
 
 
 def _roll_out(lab: Lab, place: tuple[str, str], env: dict[str, str], only: str | None = None) -> None:
@@ -135,7 +219,13 @@ def restart_database(lab: Lab, down_for: float) -> None:
     time.sleep(down_for)
     record = processes.spawn("postgres", [a.decode() for a in argv], Path(server.record.log), cwd=server.base)
     lab.database = replace(server, record=record)
+    _record_leftovers(lab.directory, lab.broker, lab.database)
     processes.wait_until(lambda: processes.port_open(server.port), 60, "postgres after the outage", server.record.log)
+
+
+APISERVER_STARTS = 3
+"""Starts of a restarted kube-apiserver: on a loaded machine a post-start hook may time out against etcd and
+exit the process, and a kubelet would start its static pod again."""
 
 
 def restart_apiserver(lab: Lab, cluster: str) -> None:
@@ -147,19 +237,38 @@ def restart_apiserver(lab: Lab, cluster: str) -> None:
     old = next(p for p in handle.processes if p.name == "kube-apiserver")
     argv = [a.decode() for a in Path(f"/proc/{old.pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
     processes.stop(old)
-    new = processes.spawn("kube-apiserver", argv, Path(old.log))
+    current = old
+    for start in range(1, APISERVER_STARTS + 1):
+        new = processes.spawn("kube-apiserver", argv, Path(old.log))
+        _replace_process(lab, cluster, current, new)
+        current = new
+        try:
+            processes.wait_until(
+                functools.partial(_answers, lab.kubeconfigs[cluster], new),
+                120,
+                f"{cluster} kube-apiserver after restart",
+                old.log,
+            )
+            return
+        except (TimeoutError, AssertionError, RuntimeError):
+            if start == APISERVER_STARTS or processes.alive(new):
+                raise
+            log.warning("%s kube-apiserver exited while starting; starting it again", cluster)
+
+
+def _replace_process(lab: Lab, cluster: str, old: processes.ProcessRecord, new: processes.ProcessRecord) -> None:
+    handle = lab.env.clusters[cluster]
     renewed = replace(handle, processes=tuple(new if p == old else p for p in handle.processes))
     lab.env = replace(lab.env, clusters={**lab.env.clusters, cluster: renewed})
     state = lab.directory / "state.json"
     data = json.loads(state.read_text())
     data["clusters"][cluster] = renewed.to_json()
     state.write_text(json.dumps(data, indent=2))
-    processes.wait_until(
-        lambda: _answers(lab.kubeconfigs[cluster]), 120, f"{cluster} kube-apiserver after restart", old.log
-    )
 
 
-def _answers(kubeconfig: Path) -> bool:
+def _answers(kubeconfig: Path, server: processes.ProcessRecord) -> bool:
+    if not processes.alive(server):
+        raise RuntimeError("kube-apiserver exited")
     try:
         operators.kubectl(kubeconfig, "get", "--raw", "/readyz", timeout=10)
     except (RuntimeError, subprocess.TimeoutExpired):
@@ -170,10 +279,10 @@ def _answers(kubeconfig: Path) -> bool:
 def down(lab: Lab | None) -> None:
     """Stop everything the run started; each step runs even when an earlier one failed."""
     try:
-        environment.down()
+        # Also when ``up`` failed before it returned a lab: the file says what it had started.
+        _stop_leftovers(lab.directory if lab is not None else environment.state_dir())
     finally:
-        if lab is not None:
-            postgres.stop(lab.database)
+        environment.down()
 
 
 def pod_names(lab: Lab, cluster: str, namespace: str) -> list[str]:

@@ -1,7 +1,8 @@
 """Reading back what the product recorded: the services' tables, the dead-letter queues, the finalizers.
 
-The services' SQLite files are read where the pod runner keeps the pod's ``emptyDir`` (a read-only
-connection beside the live writers, which WAL allows); the PostgreSQL one through its URL. Values are
+The services' SQLite files are read where the pod runner keeps the service's PersistentVolumeClaim
+(``<service>-data``, as the manifests name it; a read-only connection beside the live writers, which
+WAL allows); the PostgreSQL one through its URL. Values are
 normalised (UUIDs, booleans, times, JSON) so a SQLite copy and a PostgreSQL copy of the same row compare
 equal.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.accounting import Committed, DeadLetter, Place, Row
-from chaos.lab import APP_NAMESPACE, POSTGRES_PLACE, Lab, pod
+from chaos.lab import APP_NAMESPACE, POSTGRES_PLACE, Lab
 from harness import operators, rabbitmq
 
 ENTITY_TABLES = {
@@ -44,14 +45,10 @@ def database(lab: Lab, place: Place) -> Database:
     if place == POSTGRES_PLACE:
         return Database(place, url=lab.database.url)
     cluster, service = place
-    running = pod(lab, cluster, APP_NAMESPACE, service)
-    if "pod" not in running:
-        raise RuntimeError(f"{cluster}/{service} has no pod running")
-    name = running["pod"].removesuffix("-local")
-    found = sorted((lab.directory / "pods" / cluster / APP_NAMESPACE).glob(f"{name}*/volumes/data/*.sqlite3"))
-    if not found:
-        raise FileNotFoundError(f"no SQLite file for {cluster}/{service} (pod {name})")
-    return Database(place, sqlite=found[-1])
+    path = lab.directory / "pods" / cluster / APP_NAMESPACE / "claims" / f"{service}-data" / f"{service}.sqlite3"
+    if not path.exists():
+        raise FileNotFoundError(f"no SQLite file for {cluster}/{service} at {path}")
+    return Database(place, sqlite=path)
 
 
 @contextlib.contextmanager
@@ -121,7 +118,7 @@ def normalise(value: Any) -> object:
 
 
 def dead_letter_queues(lab: Lab) -> list[str]:
-    queues = rabbitmq.management_get(lab.env.broker.management_url, "/api/queues/%2F?columns=name")
+    queues = rabbitmq.management_get(lab.broker.management_url, "/api/queues/%2F?columns=name")
     assert isinstance(queues, list)
     return sorted(str(q["name"]) for q in queues if str(q["name"]).endswith(".dlq"))
 
@@ -130,7 +127,7 @@ def dead_letters(lab: Lab, queue: str, limit: int = 100_000) -> list[DeadLetter]
     """The messages of one DLQ, requeued as they were (``ack_requeue_true``); bodies are not fetched whole."""
     path = f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}/get"
     body = {"count": limit, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 200}
-    messages = rabbitmq.management_request(lab.env.broker.management_url, "POST", path, body)
+    messages = rabbitmq.management_request(lab.broker.management_url, "POST", path, body)
     assert isinstance(messages, list)
     letters = []
     for message in messages:
@@ -148,9 +145,7 @@ def dead_letters(lab: Lab, queue: str, limit: int = 100_000) -> list[DeadLetter]
 
 
 def queue_depth(lab: Lab, queue: str) -> int:
-    info = rabbitmq.management_get(
-        lab.env.broker.management_url, f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}"
-    )
+    info = rabbitmq.management_get(lab.broker.management_url, f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}")
     assert isinstance(info, dict)
     return int(info.get("messages", 0) or 0)
 

@@ -20,7 +20,9 @@ class Kind(enum.Enum):
     CONNECTIONS_CLOSED = "connections-closed"
     """Every client connection force-closed through the management API."""
     BROKER_RESTART = "broker-restart"
-    """The broker's application stopped for a while, then started: every client is cut off."""
+    """Every node of the broker stopped for a while, then started: every client is cut off."""
+    NODE_LOST = "node-lost"
+    """One node of the three-node cluster SIGKILLed under load, then started again: it rejoins."""
     SIDECAR_KILLED = "sidecar-killed"
     RELAY_KILLED = "relay-killed"
     """SIGKILL of a service's web process, which runs the outbox relay."""
@@ -47,7 +49,7 @@ class Fault:
 
 
 SHARED = "broker"
-_SHARED_KINDS = frozenset({Kind.CONNECTIONS_CLOSED, Kind.BROKER_RESTART, Kind.POISON})
+_SHARED_KINDS = frozenset({Kind.CONNECTIONS_CLOSED, Kind.BROKER_RESTART, Kind.NODE_LOST, Kind.POISON})
 
 
 def plan(

@@ -41,18 +41,33 @@ def start(base: Path, size: int = 3, options: rabbitmq.Options | None = None) ->
     options = options or rabbitmq.Options.from_env()
     cookie = secrets.token_hex(20)
     [epmd] = allocate_ports(1)
-    nodes = []
-    for index in range(size):
-        ports = own_ports(tls=options.tls, epmd=epmd)
+    ports = own_ports(tls=options.tls, epmd=epmd)
+    first = rabbitmq.prepare(base / "node-0", ports, node_name(ports), options, cookie)
+    rabbitmq.launch(first)
+    return grow(first, base, size, options)
+
+
+def grow(first: rabbitmq.Broker, base: Path, size: int = 3, options: rabbitmq.Options | None = None) -> Cluster:
+    """``first`` (a running node of our own) joined by new members under ``base/node-N`` up to ``size`` nodes.
+
+    The members take the first node's cookie and epmd, so a broker already in use (the environment's)
+    becomes a cluster without a restart; queues declared afterwards get a member on every node.
+    """
+    options = options or rabbitmq.Options.from_env()
+    if first.home is None or first.ports is None:
+        raise ValueError(f"{first.node} is not a node of our own: no cookie or ports to share")
+    cookie = (Path(first.home) / ".erlang.cookie").read_text()
+    nodes = [first]
+    for index in range(1, size):
+        ports = own_ports(tls=options.tls, epmd=first.ports.epmd)
         nodes.append(rabbitmq.prepare(base / f"node-{index}", ports, node_name(ports), options, cookie))
-    rabbitmq.launch(nodes[0])
     # The others boot in parallel (a boot is mostly waiting), then join one at a time: joins reset a
     # node and serialise on the cluster's metadata store anyway.
     with ThreadPoolExecutor(max_workers=size - 1 or 1) as pool:
         list(pool.map(rabbitmq.launch, nodes[1:]))
     for node in nodes[1:]:
         rabbitmq.ctl(node, "stop_app", timeout=120)
-        rabbitmq.ctl(node, "join_cluster", nodes[0].node, timeout=120)
+        rabbitmq.ctl(node, "join_cluster", first.node, timeout=120)
         rabbitmq.ctl(node, "start_app", timeout=120)
     return Cluster(tuple(nodes))
 
@@ -68,7 +83,13 @@ def restart(node: rabbitmq.Broker) -> None:
     rabbitmq.launch(node)
 
 
-def stop(cluster: Cluster) -> None:
+def relaunch(cluster: Cluster) -> None:
+    """Start every member of a stopped cluster at once: each waits at boot for the others it knew."""
+    with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
+        list(pool.map(rabbitmq.launch, cluster.nodes))
+
+
+def stop(cluster: Cluster, shutdown_timeout: float = rabbitmq.SHUTDOWN_TIMEOUT) -> None:
     """Stop every member; the first last, since the epmd the members share was started by it."""
     for node in reversed(cluster.nodes):
-        rabbitmq.stop(node)
+        rabbitmq.stop(node, shutdown_timeout=shutdown_timeout)

@@ -4,8 +4,9 @@ import random
 from datetime import UTC, datetime
 
 import pytest
-from chaos.flaky import InjectedFailure, flaky
+from chaos.flaky import InjectedFailure, flaky, wrap_all
 
+from rabbitsync.django.handlers import HandlerRegistry
 from rabbitsync.events import CloudEvent
 
 EVENT = CloudEvent(
@@ -35,3 +36,24 @@ def test_a_share_of_calls_fail():
         except InjectedFailure:
             failures += 1
     assert 300 < failures < 500
+
+
+def test_wrapping_keeps_every_handler_of_a_type_in_its_order():
+    seen: list[str] = []
+
+    def projection(_event: CloudEvent) -> None:
+        seen.append("projection")
+
+    def cache(_event: CloudEvent) -> None:
+        seen.append("cache")
+
+    handlers = HandlerRegistry()
+    handlers.register("RESTAURANT_CREATED", projection)
+    handlers.register("RESTAURANT_CREATED", cache)
+    wrap_all(handlers, 0.0, random.Random(1))
+    for fn in handlers.get("RESTAURANT_CREATED"):
+        fn(EVENT)
+    assert seen == ["projection", "cache"]
+    wrap_all(handlers, 1.0, random.Random(1))
+    with pytest.raises(InjectedFailure):
+        handlers.get("RESTAURANT_CREATED")[0](EVENT)

@@ -43,7 +43,7 @@ def test_the_same_seed_gives_the_same_plan_and_another_seed_another_order():
 def test_shared_faults_target_the_broker_and_the_others_alternate_clusters():
     faults = plan(20_000)
     for fault in faults:
-        if fault.kind in (Kind.CONNECTIONS_CLOSED, Kind.BROKER_RESTART, Kind.POISON):
+        if fault.kind in (Kind.CONNECTIONS_CLOSED, Kind.BROKER_RESTART, Kind.NODE_LOST, Kind.POISON):
             assert fault.target == SHARED
         else:
             assert fault.target in ("east", "west")
