@@ -118,6 +118,13 @@ test-django42: $(VENV_DJANGO42)/.installed ## The Django library's tests on Djan
 test-broker-versions: venv ## The broker integration tests (single node, cluster, TLS) on RabbitMQ 4.0 too
 	RABBITSYNC_RABBITMQ=4.0 $(VENV)/bin/pytest $(BROKER_VERSION_TESTS)
 
+# What only a kubelet can pass, and the two-cluster story, on real nodes (root; see README "Real nodes").
+REAL_NODE_TESTS := tests/e2e/test_real_nodes.py tests/e2e/test_two_clusters.py
+
+.PHONY: test-real-nodes
+test-real-nodes: venv ## The kubelet-only e2e tests and the two-cluster e2e on real nodes and pods (root, containerd, buildah)
+	RABBITSYNC_NODES=real $(VENV)/bin/pytest $(REAL_NODE_TESTS)
+
 ##@ Demo
 .PHONY: demo
 demo: venv ## The two-cluster story (RABBITSYNC_NODES=real: on real nodes and pods); runs until dev-down

@@ -1,8 +1,9 @@
 """The overlays on real nodes: real pods, and the services' base URLs as the host reaches them.
 
 Differences from the pod runner's path (demo.deploy), and why:
-- the broker Secret gets the local broker's URIs *before* anything is applied (the overlay is
-  rendered with ``kubectl kustomize`` and its placeholder replaced, as the overlay tells a user to),
+- the broker Secret (the one the ClusterSyncBroker names) gets the local broker's URIs *before*
+  anything is applied (the overlay is rendered with ``kubectl kustomize`` and its placeholder
+  replaced, as the overlay tells a user to),
   because a real kubelet starts the pods at once and a container's env is fixed at its start;
 - the URIs name the host end of the node's link (the forwarder), not 127.0.0.1, which in a pod is
   the pod itself;
@@ -19,6 +20,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import secrets
 import socket
 import sys
 import urllib.parse
@@ -31,7 +33,7 @@ from harness import cgroups, containerd, forward, operators, processes
 from harness.nodes import Node
 
 SIDECAR = "rabbitsync-sidecar"
-BROKER_SECRET = "rabbitsync-broker"
+DJANGO_SECRET = "foodapp-django"
 
 
 def via(url: str, host: str) -> str:
@@ -50,12 +52,31 @@ def secret_data(amqp_url: str, management_url: str, ca_pem: str | None = None) -
     return {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
 
 
+def broker_secrets(documents: list[dict[str, Any]]) -> set[str]:
+    """The Secrets the rendered overlay's ClusterSyncBrokers and SyncBrokers name (``spec.secretRef``)."""
+    return {
+        doc["spec"]["secretRef"]["name"] for doc in documents if doc.get("kind") in ("ClusterSyncBroker", "SyncBroker")
+    }
+
+
+def _replace_data(secret: dict[str, Any], data: dict[str, str]) -> None:
+    secret.pop("stringData", None)
+    secret["data"] = data
+
+
 def with_broker(documents: list[dict[str, Any]], amqp_url: str, management_url: str) -> list[dict[str, Any]]:
-    """The rendered overlay with the broker Secret's placeholder replaced by these URIs."""
+    """The rendered overlay with each broker Secret's placeholder replaced by these URIs.
+
+    The Django signing key gets a random value too, never the manifest's placeholder (as ``demo.deploy``).
+    """
+    names = broker_secrets(documents)
     for doc in documents:
-        if doc.get("kind") == "Secret" and doc["metadata"]["name"] == BROKER_SECRET:
-            doc.pop("stringData", None)
-            doc["data"] = secret_data(amqp_url, management_url)
+        if doc.get("kind") != "Secret":
+            continue
+        if doc["metadata"]["name"] in names:
+            _replace_data(doc, secret_data(amqp_url, management_url))
+        elif doc["metadata"]["name"] == DJANGO_SECRET:
+            _replace_data(doc, {"secretKey": base64.b64encode(secrets.token_urlsafe(50).encode()).decode()})
     return documents
 
 
@@ -83,11 +104,25 @@ def persistent_volumes(documents: list[dict[str, Any]], root: Path) -> list[dict
     return volumes
 
 
+def make_volume_directory(path: Path) -> None:
+    """A hostPath volume's directory, writable by the pods' non-root user.
+
+    The kubelet applies ``fsGroup`` to no hostPath volume, and ``DirectoryOrCreate`` would make the
+    directory root's, mode 0755: the services (user 10001) could not create their SQLite file. kind's
+    local-path provisioner makes its directories 0777 for the same reason.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+
+
 def apply_overlay(
     kubeconfig: Path, overlay: Path, rendered: Path, amqp_url: str, management_url: str, volumes: Path
 ) -> None:
     documents = [d for d in yaml.safe_load_all(operators.kubectl(kubeconfig, "kustomize", str(overlay))) if d]
-    documents = with_broker(documents, amqp_url, management_url) + persistent_volumes(documents, volumes)
+    claimed = persistent_volumes(documents, volumes)
+    for volume in claimed:
+        make_volume_directory(Path(volume["spec"]["hostPath"]["path"]))
+    documents = with_broker(documents, amqp_url, management_url) + claimed
     rendered.write_text(yaml.safe_dump_all(documents))
     operators.kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(rendered))
 

@@ -24,6 +24,20 @@ from harness import demo, environment, nodes, podrunner, rabbitmq
 
 # Apart from the demo's addresses, so the suite can run while `make demo` is up.
 IP_PREFIXES = {"east": "127.0.3", "west": "127.0.4"}
+REAL_NODES_TIMEOUT = 1800
+"""pytest-timeout's limit per test on real nodes: the first test also pays for starting both nodes,
+importing the image and every pod's rollout, which took over 10 minutes on the shared 2-core machine
+at load 50-75 (2-3 minutes at rest)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not nodes.enabled():
+        return
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            # Appended: a test's own timeout marker, if any, still wins.
+            item.add_marker(pytest.mark.timeout(REAL_NODES_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """Issue 14's proof: real nodes run the overlays as real pods (``RABBITSYNC_NODES=real`` only).
 
-What only a kubelet does: node registration, readiness from the probes, the pod spec as the API
-server holds it (with the sidecar the operator injected), a container restarted after its
-process dies.
+What only a kubelet does: node registration, readiness from the probes (and a Service routing only
+to ready pods), the pod spec as the API server holds it (with the sidecar the operator injected), a
+container restarted after its process dies or outgrows its memory limit.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from e2e_support import Deployment, eventually
+from test_two_clusters import converged, create_restaurant
 
 from harness import demo, nodedeploy, nodes
 
@@ -20,6 +21,11 @@ pytestmark = pytest.mark.skipif(
     not nodes.enabled(),
     reason="real nodes are off: set RABBITSYNC_NODES=real (the pod runner runs the pods otherwise)",
 )
+
+
+BROKER_OUTAGE = 45
+"""Seconds the broker stays stopped: nine readiness periods of the services' probes (5 s, three
+failures make a pod NotReady) and more than two liveness periods (20 s)."""
 
 
 def _json(dep: Deployment, cluster: str, *args: str) -> Any:
@@ -135,3 +141,45 @@ def test_a_sidecar_over_its_memory_limit_is_oom_killed_and_restarted_and_nothing
     )
     url = deployment.url(cluster, service, "/api/restaurants/")
     eventually(lambda: demo.find_item(url, created["id"]), 120, "event published during the OOM loop consumed")
+
+
+def _pod_states(dep: Deployment, cluster: str) -> dict[str, tuple[bool, int]]:
+    """Each service's live pod: Ready as the kubelet reports it, and its app container's restarts."""
+    states = {}
+    for pod in nodedeploy.pods(dep.kubeconfigs[cluster], demo.APP_NAMESPACE):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+        restarts = sum(s["restartCount"] for s in pod["status"].get("containerStatuses", []))
+        states[pod["metadata"]["labels"]["app.kubernetes.io/name"]] = (conditions.get("Ready") == "True", restarts)
+    return states
+
+
+def test_app_pods_stay_ready_and_take_writes_while_the_broker_is_stopped(deployment: Deployment, broker: Any) -> None:
+    """The kubelet's readiness does not follow the broker: the Service keeps routing, writes wait in the outbox.
+
+    The writes go through the Service's ClusterIP (kube-proxy's rules in the node): a NotReady pod would
+    leave its EndpointSlice and the POST would fail, so the answers prove the routing as well.
+    """
+    cluster = "east"
+    eventually(
+        lambda: (
+            sorted(s for s, (ready, _) in _pod_states(deployment, cluster).items() if ready) == sorted(demo.SERVICES)
+        ),
+        120,
+        "every east pod Ready before the outage",
+    )
+    before = _pod_states(deployment, cluster)
+    broker.stop()
+    created, seen = [], []
+    try:
+        deadline = time.monotonic() + BROKER_OUTAGE
+        while time.monotonic() < deadline:
+            created.append(create_restaurant(deployment, cluster, f"During outage {len(created)}"))
+            seen.append(_pod_states(deployment, cluster))
+            time.sleep(5)
+    finally:
+        broker.start()
+    assert all(states == before for states in seen), f"before {before}, during the outage {seen}"
+    for rid in created:
+        eventually(lambda r=rid: converged(deployment, r), 180, f"{rid} in every service of both clusters after")

@@ -90,9 +90,16 @@ def test_the_image_key_covers_what_the_dockerfile_copies_and_nothing_generated(t
 def test_broker_urls_are_rewritten_to_the_node_link_and_put_in_the_secret() -> None:
     url = nodedeploy.via("amqp://u:p@127.0.0.1:5672/e2e-x?heartbeat=10", "10.200.0.5")
     assert url == "amqp://u:p@10.200.0.5:5672/e2e-x?heartbeat=10"
-    docs = [{"kind": "Secret", "metadata": {"name": "rabbitsync-broker"}, "stringData": {"uri": "placeholder"}}]
-    secret = nodedeploy.with_broker(docs, url, "http://10.200.0.5:15672")[0]
+    docs = [
+        {"kind": "ClusterSyncBroker", "metadata": {"name": "default"}, "spec": {"secretRef": {"name": "admin"}}},
+        {"kind": "Secret", "metadata": {"name": "admin"}, "stringData": {"uri": "placeholder"}},
+        {"kind": "Secret", "metadata": {"name": "other"}, "stringData": {"uri": "placeholder"}},
+        {"kind": "Secret", "metadata": {"name": "foodapp-django"}, "stringData": {"secretKey": "replace-me"}},
+    ]
+    _, secret, other, django = nodedeploy.with_broker(docs, url, "http://10.200.0.5:15672")
     assert "stringData" not in secret and set(secret["data"]) == {"uri", "managementUri"}
+    assert other["stringData"] == {"uri": "placeholder"}
+    assert "stringData" not in django and len(django["data"]["secretKey"]) > 50
 
 
 def _pod(service: str, ready: bool = True, sidecar: bool = True, deleting: bool = False) -> dict[str, object]:
@@ -135,3 +142,11 @@ def test_each_claim_gets_a_host_path_volume_bound_to_it():
     assert volume["spec"]["claimRef"] == {"namespace": "foodapp", "name": "order-data"}
     assert volume["spec"]["hostPath"]["path"] == "/v/foodapp/order-data"
     assert volume["spec"]["capacity"] == {"storage": "1Gi"}
+
+
+def test_a_volume_directory_is_writable_by_the_pods_non_root_user(tmp_path: Path) -> None:
+    # The kubelet applies no fsGroup to hostPath volumes: the directory itself must let uid 10001 write.
+    path = tmp_path / "foodapp" / "order-data"
+    nodedeploy.make_volume_directory(path)
+    nodedeploy.make_volume_directory(path)
+    assert path.stat().st_mode & 0o777 == 0o777
