@@ -265,4 +265,5 @@ def _age(state: BackfillStatus, now: datetime) -> float:
 
 
 def _dump(state: BackfillStatus) -> dict[str, Any]:
-    return state.model_dump(by_alias=True, exclude_none=True)
+    # None stays: in the status's merge patch it removes what an earlier backfill left (its completedAt).
+    return state.model_dump(by_alias=True)
