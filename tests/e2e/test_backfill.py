@@ -24,12 +24,11 @@ from typing import Any
 import pytest
 from e2e_support import Deployment, eventually
 
-from harness import demo, podrunner
+from harness import delivery, demo, podrunner
 
 NS = demo.APP_NAMESPACE
 CLUSTERS = ("east", "west")
 RESTAURANTS, DELETED = 2000, 100
-EVENTS = ["RESTAURANT_CREATED", "RESTAURANT_UPDATED", "RESTAURANT_DELETED"]
 SHARED = ("id", "name", "deleted", "version")
 BACKFILL_TIMEOUT = 600
 
@@ -55,7 +54,9 @@ def live(copy: set[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
 
 
 def url(dep: Deployment, cluster: str, service: str) -> str:
-    return demo.service_urls(dep.directory, cluster)[service]
+    found = delivery.url(dep.directory, cluster, service)
+    assert found is not None, f"{cluster}/{service} is not running"
+    return found
 
 
 def subscription(dep: Deployment, cluster: str, name: str) -> dict[str, Any]:
@@ -63,11 +64,7 @@ def subscription(dep: Deployment, cluster: str, name: str) -> dict[str, Any]:
 
 
 def backfill_of(dep: Deployment, cluster: str, name: str) -> dict[str, Any]:
-    return dict(subscription(dep, cluster, name).get("status", {}).get("backfill") or {})
-
-
-def database(dep: Deployment, cluster: str, claim: str, file: str) -> Path:
-    return dep.directory / "pods" / cluster / NS / "claims" / claim / file
+    return delivery.backfill_status(dep.kubeconfigs[cluster], name)
 
 
 def wipe(path: Path, table: str) -> None:
@@ -84,44 +81,6 @@ def complete(dep: Deployment, cluster: str, name: str, trigger: str | None = Non
     found = backfill_of(dep, cluster, name)
     ours = trigger is None or found.get("trigger") == trigger
     return found if ours and found.get("phase") == "Complete" else None
-
-
-def delivery_manifest(dep: Deployment, cluster: str) -> dict[str, Any]:
-    """restaurant-menu's live Deployment (overlay applied) as a new service ``delivery``, sidecar removed."""
-    source = json.loads(dep.kubectl(cluster, "get", "deployment", "restaurant-menu", "-n", NS, "-o", "json"))
-    template = source["spec"]["template"]
-    template["spec"]["initContainers"] = [
-        c for c in template["spec"].get("initContainers", []) if c["name"] != "rabbitsync-sidecar"
-    ]
-    template["metadata"]["annotations"] = {
-        k: v for k, v in (template["metadata"].get("annotations") or {}).items() if not k.startswith("rabbitsync.io/")
-    }
-    spec = _renamed(source["spec"])
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "delivery", "namespace": NS, "annotations": {"rabbitsync.io/inject": "true"}},
-        "spec": spec,
-    }
-
-
-def _renamed(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _renamed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_renamed(v) for v in value]
-    if value == "restaurant-menu":
-        return "delivery"
-    if isinstance(value, str):
-        for old in ("rabbitsync-restaurant-menu", "restaurant-menu.sqlite3", "restaurant-menu-data"):
-            value = value.replace(old, old.replace("restaurant-menu", "delivery"))
-    return value
-
-
-def apply(dep: Deployment, cluster: str, manifest: dict[str, Any]) -> None:
-    path = dep.directory / f"backfill-{cluster}-{manifest['kind']}.json"
-    path.write_text(json.dumps(manifest))
-    dep.kubectl(cluster, "apply", "-f", str(path))
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +102,7 @@ def restaurants(deployment: Deployment) -> Iterator[set[tuple[Any, ...]]]:
     eventually(lambda: rows(west) >= source, 600, "the restaurants replicated to west")
     yield source
     for cluster in CLUSTERS:
-        deployment.kubectl(cluster, "delete", "syncsubscription", "delivery", "-n", NS, "--ignore-not-found")
-        deployment.kubectl(cluster, "delete", "deployment", "delivery", "-n", NS, "--ignore-not-found")
+        delivery.remove(deployment.kubeconfigs[cluster])
 
 
 def _all_there(east: str) -> set[tuple[Any, ...]] | None:
@@ -160,17 +118,7 @@ def test_a_new_subscriber_gets_exactly_the_live_restaurants_with_their_versions_
     deployment: Deployment, restaurants: set[tuple[Any, ...]]
 ) -> None:
     for cluster in CLUSTERS:
-        apply(deployment, cluster, delivery_manifest(deployment, cluster))
-        apply(
-            deployment,
-            cluster,
-            {
-                "apiVersion": "rabbitsync.io/v1alpha1",
-                "kind": "SyncSubscription",
-                "metadata": {"name": "delivery", "namespace": NS},
-                "spec": {"service": "delivery", "events": EVENTS, "backfill": "onCreate"},
-            },
-        )
+        delivery.add(deployment.directory, cluster, deployment.kubeconfigs[cluster])
     for cluster in CLUSTERS:
         done = eventually(
             lambda c=cluster: complete(deployment, c, "delivery"), BACKFILL_TIMEOUT, f"{cluster} backfill"
@@ -196,7 +144,7 @@ def test_a_wiped_copy_catches_up_after_rabbitsync_backfill_while_writes_run(
 
     east, west = url(deployment, "east", "restaurant"), url(deployment, "west", "restaurant")
     for cluster in CLUSTERS:
-        wipe(database(deployment, cluster, "delivery-data", "delivery.sqlite3"), "restaurant_menu_restaurant")
+        wipe(delivery.database(deployment.directory, cluster), delivery.TABLE)
     kubeconfigs = [arg for c in CLUSTERS for arg in ("--kubeconfig", str(deployment.kubeconfigs[c]))]
     ids = sorted(r[0] for r in live(restaurants))
     writer = threading.Thread(target=_writes, args=(east, west, ids), daemon=True)
@@ -245,7 +193,7 @@ def test_a_replica_without_a_publisher_of_its_own_is_seeded_by_the_other_cluster
 
     west = url(deployment, "west", "restaurant")
     expected = ours(rows(url(deployment, "east", "restaurant")))
-    wipe(database(deployment, "west", "restaurant-data", "restaurant.sqlite3"), "restaurant_restaurant")
+    wipe(delivery.database(deployment.directory, "west", "restaurant"), "restaurant_restaurant")
     assert not ours(rows(west))
     kubeconfigs = [arg for c in CLUSTERS for arg in ("--kubeconfig", str(deployment.kubeconfigs[c]))]
     assert (
@@ -259,8 +207,7 @@ def test_a_replica_without_a_publisher_of_its_own_is_seeded_by_the_other_cluster
 def test_a_sidecar_killed_mid_backfill_still_completes_and_never_claimed_it_early(
     deployment: Deployment, restaurants: set[tuple[Any, ...]]
 ) -> None:
-    path = database(deployment, "east", "delivery-data", "delivery.sqlite3")
-    table = "restaurant_menu_restaurant"
+    path, table = delivery.database(deployment.directory, "east"), delivery.TABLE
     wipe(path, table)
     expected = len(rows(url(deployment, "east", "restaurant")))  # every restaurant: tombstones are sent too
     stop, early = threading.Event(), []

@@ -180,3 +180,43 @@ def test_a_snapshot_whose_routing_key_names_another_type_is_dead_lettered_not_ap
     [(props, _body)] = service.take(spec.dead_letter_queue)
     assert props.headers["x-rabbitsync-reason"] == "misaddressed"
     assert not ItemCopy.objects.filter(key="item-x").exists()
+
+
+def test_backfill_throughput_against_the_live_throughput_of_the_same_sidecar(service, uid, items, sidecars):
+    """The figures of ``bench/backfill.py`` (which runs this test with RABBITSYNC_BENCH_JSON set).
+
+    Live: ``n`` events already in the queue, drained by a sidecar started on them. Backfill: a snapshot
+    of ``n`` rows requested of the serving sidecar, from the request to the end marker's ack.
+    """
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    from svcapp.models import Item, ItemCopy
+
+    from rabbitsync.django import relay
+
+    n = int(os.environ.get("RABBITSYNC_BENCH_ROWS", "1000"))
+    create_items(n, deleted=0)
+    spec = subscribe(service, uid, "bench")
+    for key in Item.objects.values_list("key", flat=True):
+        write(key, name="live")
+    wait_until(lambda: relay.backlog() == 0 and service.depth(spec.queue) >= n, 300, "the live events queued")
+    consumer = sidecars(spec).wait_ready(READY_UNDER_LOAD)
+    wait_until(lambda: consumer.metric("rabbitsync_applied_total") >= 1, 60, "the first live event applied")
+    started = time.monotonic()  # from the first event applied: the sidecar's start is not its throughput
+    wait_until(lambda: consumer.metric("rabbitsync_applied_total") >= n, 600, "the live events applied")
+    live_s = (time.monotonic() - started) * n / (n - 1)
+    ItemCopy.objects.all().delete()
+    sidecars(RABBITSYNC_SERVICE=PUBLISHER).wait_ready(READY_UNDER_LOAD)
+    started = time.monotonic()
+    request_backfill(service, spec.queue)
+    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 600, "the backfill complete")
+    backfill_s = time.monotonic() - started
+    assert state(ItemCopy) == state(Item)
+    figures = {"rows": n, "live_events_per_s": n / live_s, "backfill_events_per_s": n / backfill_s}
+    figures["backfill_over_live"] = figures["backfill_events_per_s"] / figures["live_events_per_s"]
+    print(figures)
+    if os.environ.get("RABBITSYNC_BENCH_JSON"):
+        Path(os.environ["RABBITSYNC_BENCH_JSON"]).write_text(json.dumps(figures))
