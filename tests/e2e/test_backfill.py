@@ -26,6 +26,8 @@ from e2e_support import Deployment, eventually
 
 from harness import delivery, demo, podrunner
 
+pytestmark = pytest.mark.timeout(2400)  # the deployment, 2,000 restaurants replicated, then the backfills
+
 NS = demo.APP_NAMESPACE
 CLUSTERS = ("east", "west")
 RESTAURANTS, DELETED = 2000, 100

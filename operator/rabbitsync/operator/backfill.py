@@ -265,5 +265,8 @@ def _age(state: BackfillStatus, now: datetime) -> float:
 
 
 def _dump(state: BackfillStatus) -> dict[str, Any]:
-    # None stays: in the status's merge patch it removes what an earlier backfill left (its completedAt).
-    return state.model_dump(by_alias=True)
+    # A None field stays at the top: in the status's merge patch it removes what an earlier backfill
+    # left (its completedAt). The requests list is replaced whole, so its entries leave theirs out.
+    found = state.model_dump(by_alias=True)
+    found["requests"] = [r.model_dump(by_alias=True, exclude_none=True) for r in state.requests]
+    return found

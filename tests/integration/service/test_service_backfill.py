@@ -17,7 +17,7 @@ from conftest import CLUSTER, NAMESPACE, PUBLISHER, PUBLISHING, channel, make_sp
 
 from rabbitsync.conventions import backfill_binding_key, backfill_routing_key, broker_username
 from rabbitsync.events import encode as encode_event
-from rabbitsync.events.backfill import REQUEST_TYPE, BackfillRequest, encode
+from rabbitsync.events.backfill import REQUEST_TYPE, BackfillRequest, decode_report, encode
 from rabbitsync.topology import naming
 
 pytestmark = pytest.mark.integration
@@ -86,11 +86,22 @@ def test_a_new_subscriber_gets_exactly_the_live_rows_and_tombstones_with_their_v
     server = sidecars(RABBITSYNC_SERVICE=PUBLISHER).wait_ready()
     consumer = sidecars(spec).wait_ready()
 
-    request_backfill(service, spec.queue)
+    reports = naming.backfill_status_queue(spec.queue)
+    with channel(service.amqp_url) as ch:  # the operator's status queue, as it declares it
+        ch.queue_declare(reports, durable=True, arguments={"x-queue-type": "quorum"})
+    request = request_backfill(service, spec.queue)
     wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 600, "the backfill complete")
 
     assert state(ItemCopy) == state(Item)
     assert ItemCopy.objects.filter(deleted=False).count() == 950
+    # What the operator reads: the sidecar's own word, confirmed before it acked the end marker.
+    said = [(props.user_id, decode_report(body)) for props, body in service.take(reports)]
+    assert said and said[-1][0] == PUBLISHER_USER  # the sidecars of these tests log in as the publisher
+    last = said[-1][1]
+    assert (last.request, last.sent, last.applied, last.complete) == (request.id, 1000, 1000, True)
+    assert all(not r.complete for _user, r in said[:-1])
+    with channel(service.amqp_url) as ch:
+        ch.queue_delete(reports)
     assert server.metric("rabbitsync_backfill_events_sent_total") == 1000
     assert consumer.metric("rabbitsync_applied_total") == 1000
     assert service.depth(bystander.queue) == 0 and service.depth(spec.dead_letter_queue) == 0
