@@ -97,9 +97,9 @@ def _register_reconciler(
 ) -> None:
     """``reconcile`` on create/update/resume (temporary failures retried with capped, jittered backoff),
     on a change of one of ``annotations`` (handler id -> annotation: the drift sweep's request, a
-    backfill asked for) and on a resync timer (fresh
-    counts), always writing the outcome to the status and Events. A change and the timer never run at
-    once on one object, nor the timer on a spec older than the last change's. An object ``watched``
+    backfill asked for) and on a resync timer (fresh counts), always writing the outcome to the status
+    and Events. A change and the timer never run at once on one object, nor the timer on a spec older
+    than the last change's. An object ``watched``
     (Ready; the drift sweep compares it) is resynced only every ``refresh_seconds``; any other (waiting
     for something outside it: a consumer, a broker that does not allow its namespace yet) every
     ``resync_seconds``."""
