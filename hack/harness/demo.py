@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from harness import environment, nodedeploy, operators, podrunner, processes
+from harness import delivery, environment, nodedeploy, operators, podrunner, processes
 from harness.nodes import Node
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,8 @@ def run() -> None:
         urls = deploy(env.directory, kubeconfigs, env.broker.amqp_url, env.broker.management_url)
     _say(f"==> services.json: {json.dumps(urls)}")
     story(urls)
+    if not env.nodes:  # the new service's database is a pod runner directory (see harness.delivery)
+        delivery.story(env.directory, kubeconfigs, urls, _say)
     for cluster, kubeconfig in kubeconfigs.items():
         _say(f"\n==> {cluster}: kubectl get syncsubscriptions -A")
         _say(operators.kubectl(kubeconfig, "get", "syncsubscriptions", "-A"))

@@ -191,6 +191,11 @@ class ManagementClient:
             return False
         return True
 
+    def topic_writers(self, exchange: str) -> dict[str, str]:
+        """User -> the regex of routing keys it may publish to ``exchange`` (its topic write permission)."""
+        items = self._get(f"/api/vhosts/{self._vhost}/topic-permissions")
+        return {str(i["user"]): str(i["write"]) for i in items or [] if i.get("exchange") == exchange}
+
     def exchange_policy(self, exchange: str) -> str | None:
         """The policy in effect on ``exchange`` (``None`` if none, or no such exchange)."""
         try:

@@ -18,6 +18,12 @@ from rabbitsync.conventions import EventType
 
 QueueType = Literal["quorum", "classic"]
 DeletionPolicy = Literal["delete", "retain"]
+BackfillPolicy = Literal["none", "onCreate"]
+
+BACKFILL_ANNOTATION = "rabbitsync.io/backfill"
+"""Set to any new value (``kubectl annotate``, ``rabbitsync backfill``) to ask for a backfill now."""
+BACKFILL_COMPLETE = "BackfillComplete"
+"""The condition reporting the last backfill asked for."""
 
 
 class RetryPolicy(ApiModel):
@@ -90,6 +96,45 @@ class SyncSubscriptionSpec(ApiModel):
         description="RabbitMQ queue type of all the subscription's queues. Immutable.",
         json_schema_extra=immutable("queueType"),
     )
+    backfill: BackfillPolicy = Field(
+        default="none",
+        description=(
+            "Whether the service gets the current state of its event types, not only future events. "
+            "onCreate: when the subscription is first set up, the publishers of its types (SyncPublications "
+            "of this cluster, else of the other cluster) send a snapshot of their entities, tombstones "
+            "included, to this subscription's queue only; status.backfill and the BackfillComplete "
+            "condition follow it. none (the default: a snapshot reads the publisher's whole table): only "
+            "future events. Either way, annotate the subscription with rabbitsync.io/backfill=<any new "
+            "value> (or run `rabbitsync backfill NAMESPACE/NAME`) for a backfill at any time, e.g. after "
+            "restoring the service's database."
+        ),
+    )
+
+
+class BackfillRequestStatus(ApiModel):
+    """One publisher's part of a backfill."""
+
+    publisher: str = Field(description="The publishing service's broker user (rabbitsync.<cluster>.<ns>.<service>).")
+    types: list[str] = Field(default_factory=list, description="Event types it was asked for.")
+    request: str = Field(description="Id of the request put in its request queue.")
+    sent: int | None = Field(default=None, ge=0, description="Events its snapshot run sent (known at its end).")
+    applied: int | None = Field(default=None, ge=0, description="Events of that run the service applied.")
+    complete: bool = Field(default=False, description="Every event of the run applied, as the sidecar reported.")
+
+
+class BackfillStatus(ApiModel):
+    """The last backfill asked for: by spec.backfill (onCreate) or the rabbitsync.io/backfill annotation."""
+
+    trigger: str = Field(description="onCreate, or the value of the rabbitsync.io/backfill annotation that asked.")
+    phase: Literal["Pending", "Running", "Complete"] = Field(
+        description="Pending: no request sent yet (see BackfillComplete); Running: requests sent; Complete."
+    )
+    requested_at: str | None = Field(default=None, description="When it was asked for (RFC 3339).")
+    completed_at: str | None = Field(default=None, description="When the last run was reported complete.")
+    sent: int = Field(default=0, ge=0, description="Snapshot events sent so far, over all publishers.")
+    applied: int = Field(default=0, ge=0, description="Snapshot events applied so far, over all publishers.")
+    missing: list[str] = Field(default_factory=list, description="Types no publisher answers for yet.")
+    requests: list[BackfillRequestStatus] = Field(default_factory=list, description="One entry per publisher asked.")
 
 
 class SyncSubscriptionStatus(ObservedStatus):
@@ -106,6 +151,7 @@ class SyncSubscriptionStatus(ObservedStatus):
     consumers: int | None = Field(default=None, ge=0, description="Consumers attached to the queue.")
     dead_lettered: int | None = Field(default=None, ge=0, description="Messages in the dead-letter queue.")
     event_count: int | None = Field(default=None, ge=0, description="Event types consumed (len(spec.events)).")
+    backfill: BackfillStatus | None = Field(default=None, description="Progress of the last backfill asked for.")
 
 
 class SyncSubscription(ApiObject[SyncSubscriptionSpec, SyncSubscriptionStatus]):
@@ -132,6 +178,9 @@ RESOURCE = ResourceInfo(
         PrinterColumn("Message", "string", f"{READY_PATH}.message", "What is wrong, if anything.", priority=1),
         PrinterColumn("Queue", "string", ".status.queue", "Broker-side queue name.", priority=1),
         PrinterColumn("Dead", "integer", ".status.deadLettered", "Messages dead-lettered.", priority=1),
+        PrinterColumn(
+            "Backfill", "string", ".status.backfill.phase", "Last backfill: Pending, Running, Complete.", priority=1
+        ),
         AGE_COLUMN,
     ),
     root_validations=(LABEL_NAME_RULE,),

@@ -1,136 +1,118 @@
-"""``rabbitsync backfill NAMESPACE/SUBSCRIPTION``: ask the publishers to send a subscriber their state.
+"""``rabbitsync backfill NAMESPACE/SUBSCRIPTION``: ask for a backfill of a subscription, and follow it.
 
-For the restored-database case, or a replica that started empty. For each event type the subscription
-consumes, the publisher is a SyncPublication of that type in the same namespace: the one in the
-subscription's own cluster if there is one (other than the subscribing service itself, which cannot
-seed its own copy), else one in another cluster named on the command line. Each chosen publisher gets
-one request with its types, in its request queue on the broker (``<its user>.@backfill-requests``),
-where its sidecar takes it and streams its snapshot to the subscription's queue alone.
-
-The broker is reached with the SyncBroker's Secret (``--amqp-url`` overrides). The request queue is
-declared if missing, the same way every time, so the command works before a publisher's sidecar
-first connects. Progress is on the subscriber's sidecar: ``rabbitsync_backfills_completed_total`` on
-its metrics, and a log line with the counts; an incomplete run's end marker ends in its dead-letter
-queue, saying how many events were applied.
+For the restored-database case, or a replica that started empty. The command sets the annotation
+``rabbitsync.io/backfill`` on the subscription to a new value (what ``kubectl annotate`` does too),
+and the subscription's operator does the rest: it asks the publishers of its types (its own cluster's,
+else the other cluster's) for their current state and reports progress in ``status.backfill`` and the
+``BackfillComplete`` condition. ``--wait`` follows that status until the backfill is complete (exit 0)
+or ``--timeout`` passes (exit 1), printing each change.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from rabbitsync.api.syncsubscription import BACKFILL_ANNOTATION, BACKFILL_COMPLETE
 from rabbitsync.cli import output
 from rabbitsync.cli.dlq import find_subscription
-from rabbitsync.cli.failures import OK, NothingMatched
+from rabbitsync.cli.failures import OK, PROBLEMS, NothingMatched
 from rabbitsync.cli.kube import Cluster
 from rabbitsync.cli.output import Column
-from rabbitsync.cli.resources import PUBLICATION, Resource
-from rabbitsync.events.backfill import REQUEST_TYPE, BackfillRequest, encode
-from rabbitsync.events.codec import MessageProperties
-from rabbitsync.topology import naming
-from rabbitsync.transport import BrokerEndpoint, ConfirmedPublisher, OutgoingMessage, Timeouts, declarations
+from rabbitsync.cli.resources import Resource
 
 NAME = "backfill"
-HELP = "ask the publishers to send a subscription their current state"
-CONNECTION_NAME = "rabbitsync-cli-backfill"
-TIMEOUTS = Timeouts()
+HELP = "ask the publishers to send a subscription their current state (and follow it with --wait)"
+POLL_SECONDS = 2.0
 COLUMNS = (
-    Column("REQUEST", "request"),
-    Column("PUBLISHER", "publisher"),
     Column("CLUSTER", "cluster"),
-    Column("TYPES", "types"),
-    Column("QUEUE", "queue"),
+    Column("SUBSCRIPTION", "subscription"),
+    Column("TRIGGER", "trigger"),
+    Column("PHASE", "phase"),
+    Column("SENT", "sent"),
+    Column("APPLIED", "applied"),
+    Column("REASON", "reason"),
 )
 
 
 def configure(parser: argparse.ArgumentParser, _parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("subscription", metavar="NAMESPACE/SUBSCRIPTION")
     parser.add_argument("--cluster", help="the subscription's cluster, when it exists in several")
+    parser.add_argument("--wait", action="store_true", help="follow the backfill until it is complete")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most (600)")
     parser.set_defaults(run=run)
 
 
-def choose(subscription: Resource, publications: Sequence[Resource]) -> list[tuple[Resource, tuple[str, ...]]]:
-    """Which publisher answers for which of the subscription's types: its own cluster's first.
-
-    Raises :class:`NothingMatched` naming the types nobody publishes.
-    """
-    local = subscription.cluster
-    candidates = [
-        p
-        for p in publications
-        if p.namespace == subscription.namespace and not (p.cluster == local and p.service == subscription.service)
-    ]
-    # Own cluster first, then the others in a stable order: the same command asks the same publisher.
-    candidates.sort(key=lambda p: (p.cluster != local, p.cluster, p.name))
-    chosen: dict[tuple[str, str], tuple[Resource, list[str]]] = {}
-    missing = []
-    for event_type in subscription.events:
-        publisher = next((p for p in candidates if event_type in p.events), None)
-        if publisher is None:
-            missing.append(event_type)
-        else:
-            chosen.setdefault((publisher.cluster, publisher.name), (publisher, []))[1].append(event_type)
-    if missing:
-        raise NothingMatched(f"no SyncPublication publishes {', '.join(missing)} in {subscription.namespace}")
-    return [(publisher, tuple(types)) for publisher, types in chosen.values()]
+def progress(resource: Resource, trigger: str) -> dict[str, Any]:
+    """One row: where the backfill ``trigger`` names stands, as the subscription's status says."""
+    backfill: Mapping[str, Any] = resource.status.get("backfill") or {}
+    ours = backfill.get("trigger") == trigger
+    condition = next((c for c in resource.status.get("conditions") or [] if c.get("type") == BACKFILL_COMPLETE), None)
+    return {
+        "cluster": resource.cluster,
+        "subscription": resource.ref,
+        "trigger": trigger,
+        "phase": backfill.get("phase") if ours else "Requested",
+        "sent": backfill.get("sent", 0) if ours else 0,
+        "applied": backfill.get("applied", 0) if ours else 0,
+        "reason": (condition or {}).get("reason", "") if ours else "",
+        "message": (condition or {}).get("message", "") if ours else "",
+    }
 
 
-def request_queue(publication: Resource) -> str:
-    """The publisher's request queue, from the broker user its status names."""
-    user = publication.status.get("user")
-    if not isinstance(user, str) or not user.startswith(f"{naming.PREFIX}."):
-        raise NothingMatched(f"{publication.cluster}: {publication.ref} has no status.user yet (not reconciled)")
-    return user + naming.BACKFILL_REQUESTS_SUFFIX
-
-
-def send(endpoint: BrokerEndpoint, queue: str, request: BackfillRequest) -> None:
-    """Declare ``queue`` if missing and put ``request`` in it, confirmed."""
-    with declarations(endpoint, name=CONNECTION_NAME, timeouts=TIMEOUTS) as broker:
-        broker.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
-    publisher = ConfirmedPublisher(endpoint, name=CONNECTION_NAME, timeouts=TIMEOUTS).start()
-    try:
-        properties = MessageProperties(
-            message_id=request.id, type="backfill-request", timestamp=int(time.time()), content_type=REQUEST_TYPE
-        )
-        message = OutgoingMessage("", queue, encode(request), properties, mandatory=True)
-        publisher.publish([message], timeout=TIMEOUTS.operation_s)
-    finally:
-        publisher.close()
+def follow(
+    read: Callable[[], Resource | None],
+    trigger: str,
+    timeout: float,
+    emit: Callable[[dict[str, Any]], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Emit each change of the backfill's progress until it is complete (True) or ``timeout`` passes."""
+    deadline, last = clock() + timeout, None
+    while True:
+        resource = read()
+        if resource is None:
+            raise NothingMatched("the subscription was deleted")
+        row = progress(resource, trigger)
+        if row != last:
+            emit(row)
+            last = row
+        if row["phase"] == "Complete":
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(POLL_SECONDS)
 
 
 def run(args: argparse.Namespace, clusters: Sequence[Cluster]) -> int:
     cluster, subscription = find_subscription(args, clusters)
-    queue = subscription.status.get("queue")
-    if not isinstance(queue, str):
-        raise NothingMatched(f"{cluster.label}: {subscription.ref} has no status.queue yet (not reconciled)")
-    publications = [p for c in clusters for p in c.resources(PUBLICATION) or []]
-    endpoint = (
-        BrokerEndpoint(args.amqp_url, args.management_url)
-        if args.amqp_url
-        else cluster.broker_endpoint(subscription.namespace, subscription.broker)
-    )
+    trigger = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    cluster.annotate_subscription(subscription.namespace, subscription.name, {BACKFILL_ANNOTATION: trigger})
     rows: list[dict[str, Any]] = []
-    for publisher, types in choose(subscription, publications):
-        request = BackfillRequest(
-            id=uuid.uuid4().hex,
-            namespace=subscription.namespace,
-            queue=queue,
-            types=types,
-            subscription=subscription.ref,
+    done = True
+    if args.wait:
+        table = args.fmt == "table"
+
+        def emit(row: dict[str, Any]) -> None:
+            rows.append(row)
+            if table:  # one line per change, as it happens
+                line = (
+                    f"{row['phase']}: {row['applied']} of {row['sent']} events applied {row['reason']} {row['message']}"
+                )
+                output.emit(line.rstrip(), args.stdout)
+
+        done = follow(
+            lambda: cluster.subscription(subscription.namespace, subscription.name), trigger, args.timeout, emit
         )
-        send(endpoint, request_queue(publisher), request)
-        rows.append(
-            {
-                "request": request.id,
-                "publisher": publisher.ref,
-                "cluster": publisher.cluster,
-                "types": ",".join(types),
-                "queue": queue,
-            }
+        if not table:
+            output.emit(output.serialise(rows[-1:], args.fmt), args.stdout)
+    else:
+        row = progress(subscription, trigger)
+        output.emit(
+            output.table([row], COLUMNS) if args.fmt == "table" else output.serialise([row], args.fmt), args.stdout
         )
-    text = output.table(rows, COLUMNS) if args.fmt == "table" else output.serialise(rows, args.fmt)
-    output.emit(text, args.stdout)
-    return OK
+    return OK if done else PROBLEMS

@@ -84,6 +84,10 @@ class Cluster(Protocol):
         """The service's own broker identity (its ``rabbitsync-<service>`` Secret), if the operator made one."""
         ...
 
+    def annotate_subscription(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """Set ``annotations`` on a SyncSubscription (a merge patch: others stay)."""
+        ...
+
 
 class KubeCluster:
     def __init__(self, label: str, api: client.ApiClient) -> None:
@@ -132,6 +136,12 @@ class KubeCluster:
         if SECRET_URI_KEY not in secret:
             return None
         return BrokerEndpoint(secret[SECRET_URI_KEY], None, secret.get(DEFAULT_CA_KEY) or None)
+
+    def annotate_subscription(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        with self._talking():
+            self._custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, SUBSCRIPTIONS.plural, name, {"metadata": {"annotations": annotations}}
+            )
 
     @contextmanager
     def _talking(self) -> Iterator[None]:

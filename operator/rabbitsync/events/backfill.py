@@ -30,7 +30,8 @@ BACKFILL_END = "x-rabbitsync-backfill-end"
 
 END_TYPE = "application/vnd.rabbitsync.backfill-end+json"
 REQUEST_TYPE = "application/vnd.rabbitsync.backfill-request+json"
-"""Content types of the two control messages, so that broker tools show what they are."""
+REPORT_TYPE = "application/vnd.rabbitsync.backfill-report+json"
+"""Content types of the control messages, so that broker tools show what they are."""
 
 
 class _Wire(BaseModel):
@@ -60,6 +61,20 @@ class BackfillEnd(_Wire):
     count: int = Field(ge=0)
 
 
+class BackfillReport(_Wire):
+    """The subscriber's word on run ``run`` of request ``request``: ``applied`` of its ``sent`` events.
+
+    Sent by the subscribing sidecar to its operator (:func:`rabbitsync.topology.naming.backfill_status_queue`)
+    each time it meets the run's end marker; ``complete`` only once every event of the run is applied.
+    """
+
+    request: str
+    run: str
+    sent: int = Field(ge=0)
+    applied: int = Field(ge=0)
+    complete: bool
+
+
 def new_run(request: BackfillRequest) -> str:
     """A fresh run id for one attempt at serving ``request``."""
     return f"{request.id}.{uuid.uuid4().hex[:12]}"
@@ -83,7 +98,11 @@ def decode_end(body: bytes) -> BackfillEnd:
     return _decode(BackfillEnd, body)
 
 
-def encode(message: BackfillRequest | BackfillEnd) -> bytes:
+def decode_report(body: bytes) -> BackfillReport:
+    return _decode(BackfillReport, body)
+
+
+def encode(message: BackfillRequest | BackfillEnd | BackfillReport) -> bytes:
     return message.model_dump_json().encode()
 
 

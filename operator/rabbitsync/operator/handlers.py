@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
+from rabbitsync.amqp.backfill import RabbitBackfill
 from rabbitsync.amqp.connections import ConnectionPool
 from rabbitsync.amqp.rabbit import RabbitBroker
 from rabbitsync.api.clustersyncbroker import RESOURCE as CLUSTER_BROKER
 from rabbitsync.api.meta import GROUP, VERSION
 from rabbitsync.api.syncbroker import RESOURCE as BROKER
 from rabbitsync.api.syncpublication import RESOURCE as PUBLICATION
+from rabbitsync.api.syncsubscription import BACKFILL_ANNOTATION
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
 from rabbitsync.backoff import retry_delay
-from rabbitsync.operator import drift
+from rabbitsync.operator import backfill, backfill_reconcile, drift
 from rabbitsync.operator import reconcile as rc
 from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import attempt_failed, cleanup
@@ -90,15 +92,16 @@ def _register_reconciler(
     reconcile: Reconcile,
     *,
     resync_seconds: float,
-    repair_annotation: str | None = None,
+    annotations: Mapping[str, str] | None = None,
     watched: Callable[[dict[str, Any]], bool] | None = None,
 ) -> None:
     """``reconcile`` on create/update/resume (temporary failures retried with capped, jittered backoff),
-    on a change of ``repair_annotation`` (the drift sweep's request) and on a resync timer (fresh
-    counts), always writing the outcome to the status and Events. A change and the timer never run at
-    once on one object, nor the timer on a spec older than the last change's. An object ``watched``
-    (Ready; the drift sweep compares it) is resynced only every ``refresh_seconds`` on average
-    (``refresh``: spread, so objects created together are not refreshed together); any other (waiting
+    on a change of one of ``annotations`` (handler id -> annotation: the drift sweep's request, a
+    backfill asked for) and on a resync timer (fresh counts), always writing the outcome to the status
+    and Events. A change and the timer never run at once on one object, nor the timer on a spec older
+    than the last change's. An object ``watched`` (Ready; the drift sweep compares it) is resynced only
+    every ``refresh_seconds`` on average (``refresh``: spread, so objects created together are not
+    refreshed together); any other (waiting
     for something outside it: a consumer, a broker that does not allow its namespace yet) every
     ``resync_seconds``. What is kept per object is forgotten once the object is deleted."""
     resource = (GROUP, VERSION, plural)
@@ -138,9 +141,9 @@ def _register_reconciler(
         kopf.on.resume(*resource, registry=registry, id="reconcile"),
     ):
         decorator(on_change)
-    if repair_annotation is not None:
-        annotation = ("metadata", "annotations", repair_annotation)
-        kopf.on.update(*resource, field=annotation, registry=registry, id="repair")(on_change)
+    for handler_id, annotation in (annotations or {}).items():
+        field = ("metadata", "annotations", annotation)
+        kopf.on.update(*resource, field=field, registry=registry, id=handler_id)(on_change)
     kopf.timer(*resource, interval=resync_seconds, initial_delay=resync_seconds, registry=registry, id="resync")(
         on_timer
     )
@@ -232,10 +235,18 @@ def register(
         settings,
         metrics,
         SUBSCRIPTION.plural,
-        lambda cluster, _, kw: rc.reconcile(_subscription(kw), cluster, brokers, settings),
+        lambda cluster, _, kw: backfill_reconcile.follow(
+            rc.reconcile(_subscription(kw), cluster, brokers, settings),
+            _subscription(kw),
+            kw["meta"].get("annotations") or {},
+            cluster,
+            lambda resolved: RabbitBackfill(resolved.endpoint),
+            settings,
+        ),
         resync_seconds=settings.resync_seconds,
-        repair_annotation=drift.DRIFT_ANNOTATION,
-        watched=lambda kw: _subscription(kw).healthy(),
+        annotations={"repair": drift.DRIFT_ANNOTATION, "backfill": BACKFILL_ANNOTATION},
+        # A running backfill is followed every resync interval, not every refresh.
+        watched=lambda kw: _subscription(kw).healthy() and not backfill.running(kw["status"].get("backfill")),
     )
     # One collector for every broker object: it remembers since when each orphan has been seen.
     orphans = OrphanCollector(settings.cluster, settings.namespaces, settings.orphan_grace_seconds)

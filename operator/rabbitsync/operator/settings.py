@@ -90,6 +90,11 @@ class OperatorSettings:
     """Broker-side cap on one service user's channels (``RABBITSYNC_SERVICE_MAX_CHANNELS``); rabbitsync
     opens one per connection."""
 
+    backfill_response_seconds: float = 60.0
+    """How long a backfill request may wait without any sidecar of its publisher consuming the request
+    queue before the subscription says ``PublisherNotResponding`` (``RABBITSYNC_BACKFILL_RESPONSE_SECONDS``):
+    long enough for a sidecar to (re)start, short enough to tell someone waiting for the data."""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
         env = os.environ if env is None else env
@@ -115,6 +120,7 @@ class OperatorSettings:
             operator_namespace=env.get("RABBITSYNC_OPERATOR_NAMESPACE") or "rabbitsync-system",
             service_max_connections=int(_positive(env, "RABBITSYNC_SERVICE_MAX_CONNECTIONS", 64)),
             service_max_channels=int(_positive(env, "RABBITSYNC_SERVICE_MAX_CHANNELS", 256)),
+            backfill_response_seconds=_positive(env, "RABBITSYNC_BACKFILL_RESPONSE_SECONDS", 60.0),
         )
 
 

@@ -11,17 +11,35 @@ complete when the inbox holds that many of the run's event ids (they are ``<run>
 that survives restarts and cannot be reached early. Until then the end marker goes the way of a
 failed delivery: to a delay queue, and back behind the events still being retried; if the count is
 never reached it ends in the dead-letter queue, where it says how far the run got.
+
+Each time it meets an end marker the sidecar tells its operator how far the run got
+(:func:`report`), before acking or retrying the marker: the operator's status says "complete" only
+on the sidecar's word that the inbox holds every event of the run, and a sidecar killed between its
+report and its ack reports again when the marker comes back.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from rabbitsync.conventions import backfill_key_type, broker_username
 from rabbitsync.events import CloudEvent, EventError, Origin
-from rabbitsync.events.backfill import BACKFILL_END, BackfillEnd, decode_end, run_prefix
+from rabbitsync.events.backfill import (
+    BACKFILL,
+    BACKFILL_END,
+    REPORT_TYPE,
+    BackfillEnd,
+    BackfillReport,
+    decode_end,
+    encode,
+    run_prefix,
+)
+from rabbitsync.events.codec import MessageProperties
 from rabbitsync.sidecar.trust import FOREIGN_NAMESPACE, FORGED_SOURCE, UNAUTHENTICATED, Untrusted
+from rabbitsync.topology import naming
+from rabbitsync.transport import OutgoingMessage
 
 MISADDRESSED = "misaddressed"
 """Trust refusal: the routing key names another type than the body, or another queue."""
@@ -29,6 +47,10 @@ MISADDRESSED = "misaddressed"
 
 class Incomplete(EventError):
     """The end marker arrived before every event of its run was applied."""
+
+    def __init__(self, message: str, applied: int) -> None:
+        super().__init__(message)
+        self.applied = applied
 
 
 def is_end(headers: Mapping[str, Any]) -> bool:
@@ -69,7 +91,7 @@ def confirm_complete(end: BackfillEnd) -> int:
     """The applied count when the run is complete; raises :class:`Incomplete` otherwise."""
     done = applied(end.run)
     if done < end.count:
-        raise Incomplete(f"backfill run {end.run}: {done} of {end.count} events applied so far")
+        raise Incomplete(f"backfill run {end.run}: {done} of {end.count} events applied so far", done)
     return done
 
 
@@ -79,3 +101,27 @@ def _origin(source: str) -> Origin:
     if len(parts) != 6 or parts[0::2] != ["clusters", "namespaces", "services"]:
         raise Untrusted(FORGED_SOURCE, f"end marker source {source!r} is not a service")
     return Origin(parts[1], parts[3], parts[5])
+
+
+def report(queue: str, end: BackfillEnd, applied: int) -> OutgoingMessage:
+    """The progress report on ``end``'s run for the operator of ``queue``'s subscription.
+
+    Through the default exchange to the operator's status queue, not mandatory: a backfill asked for
+    without the operator (or one it already closed) has no status queue, and the report has no reader.
+    """
+    message = BackfillReport(
+        request=end.request, run=end.run, sent=end.count, applied=applied, complete=applied >= end.count
+    )
+    return OutgoingMessage(
+        exchange="",
+        routing_key=naming.backfill_status_queue(queue),
+        body=encode(message),
+        properties=MessageProperties(
+            message_id=f"{end.run}-report-{applied}",
+            type="backfill-report",
+            timestamp=int(time.time()),
+            content_type=REPORT_TYPE,
+        ),
+        headers={BACKFILL: end.run},
+        mandatory=False,
+    )

@@ -63,6 +63,7 @@ from rabbitsync.transport import (
     ConfirmedPublisher,
     IncomingMessage,
     NotFound,
+    OutgoingMessage,
     Session,
     open_session,
 )
@@ -301,11 +302,20 @@ class Consumer:
             applied = future.result()
         except backfill.Incomplete as e:
             log.info("backfill not complete yet", extra={"run": end.run, "error": str(e)})
+            self._report_backfill(session, backfill.report(spec.queue, end, e.applied))
             self._reroute(session, delivery, routing.after_failure(spec, headers, e))
             return
+        self._report_backfill(session, backfill.report(spec.queue, end, applied))
         session.ack(message.tag, message.channel)
         self._metrics.backfills_completed.labels(spec.queue).inc()
         log.info("backfill complete", extra={"run": end.run, "sent": end.count, "applied": applied})
+
+    def _report_backfill(self, session: Session, report: OutgoingMessage) -> None:
+        """Tell the operator how far a run got, confirmed before the end marker is acked or retried."""
+        self._pump(session, self._publisher.ready, deadline=self._settings.confirm_timeout)
+        handle = self._publisher.submit([report])
+        self._pump(session, handle.done, deadline=self._settings.confirm_timeout)
+        handle.wait(0)  # raises BrokerError: the session ends, the marker comes back and is reported again
 
     def _in_worker(self, fn: Callable[[BackfillEnd], int], end: BackfillEnd) -> int:
         close_old_connections()

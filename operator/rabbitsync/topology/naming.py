@@ -64,3 +64,15 @@ def backfill_request_queue(cluster: str, namespace: str, service: str) -> str:
     ``@`` appears in no subscription name, so this never collides with a subscription's queues.
     """
     return ".".join((PREFIX, _part(cluster), _part(namespace), _part(service))) + BACKFILL_REQUESTS_SUFFIX
+
+
+BACKFILL_STATUS_SUFFIX = ".@backfill-status"
+
+
+def backfill_status_queue(queue: str) -> str:
+    """Where the sidecar consuming ``queue`` reports its backfills' progress to the operator.
+
+    Declared, read and deleted by the operator while a backfill runs; named after the main queue with
+    ``@``, so it is none of the subscription's own queues (nor an orphan to collect).
+    """
+    return queue + BACKFILL_STATUS_SUFFIX

@@ -17,7 +17,7 @@ from conftest import CLUSTER, NAMESPACE, PUBLISHER, PUBLISHING, channel, make_sp
 
 from rabbitsync.conventions import backfill_binding_key, backfill_routing_key, broker_username
 from rabbitsync.events import encode as encode_event
-from rabbitsync.events.backfill import REQUEST_TYPE, BackfillRequest, encode
+from rabbitsync.events.backfill import REQUEST_TYPE, BackfillRequest, decode_report, encode
 from rabbitsync.topology import naming
 
 pytestmark = pytest.mark.integration
@@ -86,11 +86,22 @@ def test_a_new_subscriber_gets_exactly_the_live_rows_and_tombstones_with_their_v
     server = sidecars(RABBITSYNC_SERVICE=PUBLISHER).wait_ready()
     consumer = sidecars(spec).wait_ready()
 
-    request_backfill(service, spec.queue)
+    reports = naming.backfill_status_queue(spec.queue)
+    with channel(service.amqp_url) as ch:  # the operator's status queue, as it declares it
+        ch.queue_declare(reports, durable=True, arguments={"x-queue-type": "quorum"})
+    request = request_backfill(service, spec.queue)
     wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 600, "the backfill complete")
 
     assert state(ItemCopy) == state(Item)
     assert ItemCopy.objects.filter(deleted=False).count() == 950
+    # What the operator reads: the sidecar's own word, confirmed before it acked the end marker.
+    said = [(props.user_id, decode_report(body)) for props, body in service.take(reports)]
+    assert said and said[-1][0] == PUBLISHER_USER  # the sidecars of these tests log in as the publisher
+    last = said[-1][1]
+    assert (last.request, last.sent, last.applied, last.complete) == (request.id, 1000, 1000, True)
+    assert all(not r.complete for _user, r in said[:-1])
+    with channel(service.amqp_url) as ch:
+        ch.queue_delete(reports)
     assert server.metric("rabbitsync_backfill_events_sent_total") == 1000
     assert consumer.metric("rabbitsync_applied_total") == 1000
     assert service.depth(bystander.queue) == 0 and service.depth(spec.dead_letter_queue) == 0
@@ -180,3 +191,49 @@ def test_a_snapshot_whose_routing_key_names_another_type_is_dead_lettered_not_ap
     [(props, _body)] = service.take(spec.dead_letter_queue)
     assert props.headers["x-rabbitsync-reason"] == "misaddressed"
     assert not ItemCopy.objects.filter(key="item-x").exists()
+
+
+@pytest.mark.timeout(1800)
+def test_backfill_throughput_against_the_live_throughput_of_the_same_sidecar(service, uid, items, sidecars):
+    """The figures of ``bench/backfill.py`` (which runs this test with RABBITSYNC_BENCH_JSON set).
+
+    Live: ``n`` events already in the queue, drained by a sidecar started on them. Backfill: a snapshot
+    of ``n`` rows requested of the serving sidecar, from the request to the end marker's ack.
+    """
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    from svcapp.models import Item, ItemCopy
+
+    from rabbitsync.django import relay
+
+    n = int(os.environ.get("RABBITSYNC_BENCH_ROWS", "1000"))
+    create_items(n, deleted=0)
+    spec = subscribe(service, uid, "bench")
+    from django.db import transaction
+
+    from rabbitsync.django import next_version, publish
+
+    with transaction.atomic():  # one transaction: the figure is the sidecar's, not this process's commits
+        for row in Item.objects.all():
+            publish(TYPES[0], {"name": "live"}, subject=row.key, version=next_version(row.sync_version))
+    wait_until(lambda: relay.backlog() == 0 and service.depth(spec.queue) >= n, 300, "the live events queued")
+    consumer = sidecars(spec).wait_ready(READY_UNDER_LOAD)
+    wait_until(lambda: consumer.metric("rabbitsync_applied_total") >= 1, 60, "the first live event applied")
+    started = time.monotonic()  # from the first event applied: the sidecar's start is not its throughput
+    wait_until(lambda: consumer.metric("rabbitsync_applied_total") >= n, 600, "the live events applied")
+    live_s = (time.monotonic() - started) * n / (n - 1)
+    ItemCopy.objects.all().delete()
+    sidecars(RABBITSYNC_SERVICE=PUBLISHER).wait_ready(READY_UNDER_LOAD)
+    started = time.monotonic()
+    request_backfill(service, spec.queue)
+    wait_until(lambda: consumer.metric("rabbitsync_backfills_completed_total") == 1, 600, "the backfill complete")
+    backfill_s = time.monotonic() - started
+    assert state(ItemCopy) == state(Item)
+    figures = {"rows": n, "live_events_per_s": n / live_s, "backfill_events_per_s": n / backfill_s}
+    figures["backfill_over_live"] = figures["backfill_events_per_s"] / figures["live_events_per_s"]
+    print(figures)
+    if os.environ.get("RABBITSYNC_BENCH_JSON"):
+        Path(os.environ["RABBITSYNC_BENCH_JSON"]).write_text(json.dumps(figures))

@@ -25,6 +25,7 @@ def ready(status: str = "True", reason: str = "TopologyVerified") -> dict[str, A
 class FakeCluster:
     def __init__(self, label: str, subscriptions: Sequence[dict[str, Any]] = (), publications: Any = None) -> None:
         self.label = label
+        self.annotated: list[tuple[str, str, dict[str, str]]] = []
         self._objects = {
             SUBSCRIPTION: [parse(SUBSCRIPTION, label, o) for o in subscriptions],
             PUBLICATION: None if publications is None else [parse(PUBLICATION, label, o) for o in publications],
@@ -45,6 +46,11 @@ class FakeCluster:
 
     def service_endpoint(self, namespace: str, service: str) -> BrokerEndpoint | None:
         return None
+
+    def annotate_subscription(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        found = self.subscription(namespace, name)
+        assert found is not None
+        self.annotated.append((namespace, name, annotations))
 
 
 class Done:

@@ -1,82 +1,81 @@
-"""``rabbitsync backfill``: which publisher answers which types, and what lands in its request queue."""
+"""``rabbitsync backfill``: it sets the annotation the operator acts on, and follows the status with --wait."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import io
+import json
+from typing import Any
 
 import pytest
 from clifakes import FakeCluster, obj
 
+from rabbitsync.api.syncsubscription import BACKFILL_ANNOTATION
 from rabbitsync.cli import backfill
-from rabbitsync.cli.failures import NothingMatched
-from rabbitsync.cli.resources import PUBLICATION, SUBSCRIPTION, parse
-from rabbitsync.events.backfill import decode_request
-from rabbitsync.topology import naming
+from rabbitsync.cli.resources import SUBSCRIPTION, parse
 
 main = importlib.import_module("rabbitsync.cli.main")
-TYPES = ("R_CREATED", "R_DELETED", "M_UPDATED")
+TYPES = ("R_CREATED", "R_DELETED")
 
 
-def _sub(cluster: str = "east", service: str = "delivery") -> backfill.Resource:
-    return parse(SUBSCRIPTION, cluster, obj("shop", "copy", service, TYPES, queue=f"rabbitsync.{cluster}.shop.copy"))
+def _copy(**status: Any) -> dict[str, Any]:
+    found = obj("shop", "copy", "delivery", TYPES, queue="rabbitsync.east.shop.copy")
+    found["status"].update(status)
+    return found
 
 
-def _pub(cluster: str, name: str, events: tuple[str, ...], service: str | None = None) -> backfill.Resource:
-    user = f"rabbitsync.{cluster}.shop.{service or name}"
-    return parse(PUBLICATION, cluster, obj("shop", name, service or name, events, user=user))
-
-
-def test_the_own_clusters_publisher_answers_and_the_other_cluster_only_for_what_it_lacks() -> None:
-    chosen = backfill.choose(
-        _sub(),
-        [
-            _pub("west", "restaurant", TYPES[:2]),
-            _pub("east", "restaurant", TYPES[:2]),
-            _pub("west", "menu", TYPES[2:]),
-            dataclasses.replace(_pub("east", "elsewhere", TYPES[2:]), namespace="other"),
-        ],
-    )
-    assert [(p.cluster, p.name, types) for p, types in chosen] == [
-        ("east", "restaurant", TYPES[:2]),
-        ("west", "menu", TYPES[2:]),
-    ]
-
-
-def test_a_subscriber_never_asks_itself_in_its_own_cluster_but_its_twin_in_the_other() -> None:
-    [(publisher, types)] = backfill.choose(
-        _sub(service="restaurant"), [_pub("east", "restaurant", TYPES), _pub("west", "restaurant", TYPES)]
-    )
-    assert (publisher.cluster, types) == ("west", TYPES)
-
-
-def test_types_nobody_else_publishes_are_an_error_naming_them() -> None:
-    with pytest.raises(NothingMatched, match="M_UPDATED"):
-        backfill.choose(_sub(service="restaurant"), [_pub("east", "restaurant", TYPES), _pub("west", "r", TYPES[:2])])
-
-
-def test_the_request_queue_is_the_publishers_user_with_a_suffix() -> None:
-    queue = backfill.request_queue(_pub("west", "restaurant", TYPES))
-    assert queue == naming.backfill_request_queue("west", "shop", "restaurant")
-    with pytest.raises(NothingMatched, match=r"status\.user"):
-        backfill.request_queue(parse(PUBLICATION, "east", obj("shop", "p", "p", TYPES)))
-
-
-def test_the_command_sends_one_request_per_publisher_to_its_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent = []
-    monkeypatch.setattr(backfill, "send", lambda endpoint, queue, request: sent.append((queue, request)))
-    east = FakeCluster("east", [obj("shop", "copy", "delivery", TYPES, queue="rabbitsync.east.shop.copy")], [])
-    west = FakeCluster(
-        "west", [], [obj("shop", "restaurant", "restaurant", TYPES, user="rabbitsync.west.shop.restaurant")]
-    )
-    monkeypatch.setattr(main.kube, "connect", lambda _targets: [east, west])
+def _run(monkeypatch: pytest.MonkeyPatch, clusters: list[FakeCluster], *argv: str) -> tuple[int, str]:
+    monkeypatch.setattr(main.kube, "connect", lambda _targets: clusters)
     monkeypatch.setattr(main.kube, "targets", lambda *_args: [])
     out = io.StringIO()
     monkeypatch.setattr(main.sys, "stdout", out)
-    assert main.main(["backfill", "shop/copy", "-o", "json"]) == 0
-    [(queue, request)] = sent
-    assert queue == "rabbitsync.west.shop.restaurant.@backfill-requests"
-    assert (request.queue, request.types, request.subscription) == ("rabbitsync.east.shop.copy", TYPES, "shop/copy")
-    assert decode_request(backfill.encode(request)) == request
-    assert request.id in out.getvalue()
+    return main.main(["backfill", *argv]), out.getvalue()
+
+
+def test_the_command_sets_a_new_annotation_value_on_the_subscription_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    east, west = FakeCluster("east", [_copy()], []), FakeCluster("west", [], [])
+    code, out = _run(monkeypatch, [east, west], "shop/copy", "-o", "json")
+    assert code == 0
+    [(namespace, name, annotations)] = east.annotated
+    assert (namespace, name, list(annotations)) == ("shop", "copy", [BACKFILL_ANNOTATION])
+    assert json.loads(out)[0]["trigger"] == annotations[BACKFILL_ANNOTATION]
+    assert west.annotated == []
+    _run(monkeypatch, [east, west], "shop/copy", "-o", "json")
+    assert east.annotated[0][2] != east.annotated[1][2], "each run asks anew"
+
+
+def test_progress_reads_the_status_of_this_trigger_only() -> None:
+    mine = {"trigger": "t1", "phase": "Running", "sent": 10, "applied": 4}
+    condition = {"type": "BackfillComplete", "status": "False", "reason": "Running", "message": "m"}
+    resource = parse(SUBSCRIPTION, "east", _copy(backfill=mine, conditions=[condition]))
+    assert backfill.progress(resource, "t1") | {} == {
+        "cluster": "east",
+        "subscription": "shop/copy",
+        "trigger": "t1",
+        "phase": "Running",
+        "sent": 10,
+        "applied": 4,
+        "reason": "Running",
+        "message": "m",
+    }
+    # The operator has not picked the new annotation up yet: the older backfill's numbers are not ours.
+    assert backfill.progress(resource, "t2")["phase"] == "Requested"
+    assert backfill.progress(resource, "t2")["applied"] == 0
+
+
+def test_follow_emits_each_change_until_complete_or_the_timeout() -> None:
+    states = [
+        {},
+        {"trigger": "t", "phase": "Running", "sent": 0, "applied": 0},
+        {"trigger": "t", "phase": "Running", "sent": 0, "applied": 0},
+        {"trigger": "t", "phase": "Complete", "sent": 5, "applied": 5},
+    ]
+    reads = iter(
+        parse(SUBSCRIPTION, "east", _copy(backfill=s)) if s else parse(SUBSCRIPTION, "east", _copy()) for s in states
+    )
+    seen: list[dict[str, Any]] = []
+    assert backfill.follow(lambda: next(reads), "t", 60, seen.append, sleep=lambda _s: None)
+    assert [r["phase"] for r in seen] == ["Requested", "Running", "Complete"]
+    now = iter([0.0, 0.0, 100.0])
+    stuck = parse(SUBSCRIPTION, "east", _copy(backfill={"trigger": "t", "phase": "Running"}))
+    assert not backfill.follow(lambda: stuck, "t", 10, seen.append, clock=lambda: next(now), sleep=lambda _s: None)

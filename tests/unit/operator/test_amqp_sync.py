@@ -129,7 +129,7 @@ def test_deleting_one_cluster_leaves_the_other_and_the_exchange() -> None:
 
 def test_all_is_complete() -> None:
     modules = {"admin", "claim", "connections", "endpoint", "errors", "fake", "identity", "management", "port"}
-    modules |= {"rabbit", "snapshot", "sync", "unroutable"}
+    modules |= {"backfill", "rabbit", "snapshot", "sync", "unroutable"}
     public = {name for name in vars(amqp) if not name.startswith("_")} - modules
     assert public == set(amqp.__all__)
 

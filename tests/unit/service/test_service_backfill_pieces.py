@@ -11,8 +11,10 @@ from rabbitsync.conventions import backfill_binding_key, backfill_key_type, back
 from rabbitsync.events import InvalidEvent, Origin, new_event
 from rabbitsync.events.backfill import (
     BackfillEnd,
+    BackfillReport,
     BackfillRequest,
     decode_end,
+    decode_report,
     decode_request,
     encode,
     new_run,
@@ -20,6 +22,7 @@ from rabbitsync.events.backfill import (
     snapshot_id,
 )
 from rabbitsync.sidecar import backfill, trust
+from rabbitsync.topology import naming
 
 pytestmark = pytest.mark.unit
 
@@ -94,3 +97,12 @@ def test_control_messages_round_trip_and_runs_never_share_ids() -> None:
     assert snapshot_id(first, 12).startswith(run_prefix(first))
     assert not snapshot_id(second, 1).startswith(run_prefix(first))
     assert not snapshot_id(first, 12).startswith(run_prefix(first)[:-1] + "1")
+
+
+def test_the_report_to_the_operator_goes_to_the_status_queue_and_says_complete_only_when_all_are_applied() -> None:
+    end = BackfillEnd(request="r1", run="r1.abc", source=MENU.source, types=("M_UPDATED",), count=5)
+    partial = backfill.report(QUEUE, end, 3)
+    assert (partial.exchange, partial.routing_key) == ("", naming.backfill_status_queue(QUEUE))
+    assert not partial.mandatory, "a backfill asked for without the operator has no status queue"
+    assert decode_report(partial.body) == BackfillReport(request="r1", run="r1.abc", sent=5, applied=3, complete=False)
+    assert decode_report(backfill.report(QUEUE, end, 5).body).complete

@@ -1,0 +1,165 @@
+"""The broker side of a backfill the operator runs: who may publish a type, requests out, reports in.
+
+The operator asks publishers for snapshots through their request queues and hears back from the
+subscribing sidecar through a status queue of the subscription (``naming.backfill_status_queue``).
+Who publishes a type is read from the broker, not from the Kubernetes API: every service's topic
+write permission on the events exchange is what its SyncPublication declared, in whichever cluster
+it lives, so the broker shared by the clusters is the one place where the other cluster's publishers
+are visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rabbitsync.amqp.fake import FakeBroker, FakeQueue
+from rabbitsync.amqp.management import ManagementClient
+from rabbitsync.events.backfill import REQUEST_TYPE, BackfillRequest, encode
+from rabbitsync.events.codec import MessageProperties
+from rabbitsync.transport import (
+    BrokerEndpoint,
+    BrokerUnreachable,
+    ConfirmedPublisher,
+    NotFound,
+    OutgoingMessage,
+    Timeouts,
+    declarations,
+    open_session,
+)
+
+CONNECTION_NAME = "rabbitsync-operator-backfill"
+QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
+"""Request and status queues: durable quorum queues, so a broker restart loses neither."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """A message from a status queue: its body, and the user the broker says published it."""
+
+    user_id: str | None
+    body: bytes
+
+
+class BackfillBroker(Protocol):
+    def topic_writers(self, exchange: str) -> dict[str, str]:
+        """User -> regex of the routing keys it may publish to ``exchange``. Raises a ``BrokerError``."""
+        ...
+
+    def consumers(self, queue: str) -> int | None:
+        """Consumers on ``queue``; None if it does not exist. Raises a ``BrokerError``."""
+        ...
+
+    def send_request(self, queue: str, request: BackfillRequest) -> None:
+        """Declare the request ``queue`` if missing and put ``request`` in it, confirmed. Raises a ``BrokerError``."""
+        ...
+
+    def open_reports(self, queue: str) -> None:
+        """Declare the status ``queue`` if missing. Raises a ``BrokerError``."""
+        ...
+
+    def take_reports(self, queue: str) -> list[Report]:
+        """Every report waiting in ``queue``, removed from it; none if it does not exist. Raises a ``BrokerError``."""
+        ...
+
+    def close_reports(self, queue: str) -> None:
+        """Delete the status ``queue`` (nothing if it is gone). Raises a ``BrokerError``."""
+        ...
+
+
+class RabbitBackfill:
+    """``BackfillBroker`` for one RabbitMQ endpoint; a short connection per call (a backfill is rare)."""
+
+    def __init__(self, endpoint: BrokerEndpoint, timeouts: Timeouts | None = None) -> None:
+        self._endpoint = endpoint
+        self._timeouts = timeouts or Timeouts()
+        self._management = ManagementClient(endpoint, self._timeouts)
+
+    def topic_writers(self, exchange: str) -> dict[str, str]:
+        return self._management.topic_writers(exchange)
+
+    def consumers(self, queue: str) -> int | None:
+        found = self._management.queues_matching(f"^{re.escape(queue)}$")
+        return found[0].consumers if found else None
+
+    def send_request(self, queue: str, request: BackfillRequest) -> None:
+        self.open_reports(queue)  # the same declaration: durable, quorum
+        publisher = ConfirmedPublisher(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts).start()
+        try:
+            properties = MessageProperties(
+                message_id=request.id, type="backfill-request", timestamp=int(time.time()), content_type=REQUEST_TYPE
+            )
+            message = OutgoingMessage("", queue, encode(request), properties, mandatory=True)
+            publisher.publish([message], timeout=self._timeouts.operation_s)
+        finally:
+            publisher.close()
+
+    def open_reports(self, queue: str) -> None:
+        with declarations(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as broker:
+            broker.queue_declare(queue, durable=True, arguments=QUEUE_ARGUMENTS)
+
+    def take_reports(self, queue: str) -> list[Report]:
+        reports: list[Report] = []
+        with (
+            contextlib.suppress(NotFound),
+            open_session(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as session,
+        ):
+            while (message := session.get(queue)) is not None:
+                reports.append(Report(message.user_id, message.body))
+                session.ack(message.tag)
+        return reports
+
+    def close_reports(self, queue: str) -> None:
+        with declarations(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as broker:
+            broker.queue_delete(queue)
+
+
+@dataclass
+class FakeBackfill:
+    """``BackfillBroker`` in memory over a :class:`FakeBroker` (its users' topic rights, its queues)."""
+
+    broker: FakeBroker
+    requests: dict[str, list[BackfillRequest]] = field(default_factory=dict)
+    """Request queue -> the requests put in it, in order."""
+    reports: dict[str, list[Report]] = field(default_factory=dict)
+    """Status queue -> reports waiting (a test puts the sidecar's here)."""
+
+    def topic_writers(self, exchange: str) -> dict[str, str]:
+        self._check()
+        return {u.username: u.topic.write for u in self.broker.users.values() if u.topic.exchange == exchange}
+
+    def consumers(self, queue: str) -> int | None:
+        self._check()
+        found = self.broker.queues.get(queue)
+        return None if found is None else found.consumers
+
+    def send_request(self, queue: str, request: BackfillRequest) -> None:
+        self._declare(queue)
+        self.requests.setdefault(queue, []).append(request)
+
+    def open_reports(self, queue: str) -> None:
+        self._declare(queue)
+        self.reports.setdefault(queue, [])
+
+    def take_reports(self, queue: str) -> list[Report]:
+        self._check()
+        if queue not in self.broker.queues:
+            return []
+        taken, self.reports[queue] = self.reports.get(queue, []), []
+        return taken
+
+    def close_reports(self, queue: str) -> None:
+        self._check()
+        self.broker.queues.pop(queue, None)
+        self.reports.pop(queue, None)
+
+    def _declare(self, queue: str) -> None:
+        self._check()
+        self.broker.queues.setdefault(queue, FakeQueue(dict(QUEUE_ARGUMENTS)))
+
+    def _check(self) -> None:
+        if not self.broker.reachable:
+            raise BrokerUnreachable("fake broker is down")

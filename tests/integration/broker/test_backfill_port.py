@@ -1,0 +1,65 @@
+"""The operator's backfill port on a real broker: who may publish a type, requests out, reports in."""
+
+from __future__ import annotations
+
+import pika
+import pytest
+
+from rabbitsync.amqp import BrokerUser, RabbitBroker, UserLimits, rights_for
+from rabbitsync.amqp.backfill import RabbitBackfill
+from rabbitsync.events.backfill import BackfillReport, BackfillRequest, decode_request, encode
+from rabbitsync.topology import naming
+from rabbitsync.transport import BrokerEndpoint
+
+pytestmark = pytest.mark.integration
+
+
+def test_topic_writers_requests_and_reports_round_trip(broker, uid):
+    exchange = f"rabbitsync.test.{uid}"
+    endpoint = BrokerEndpoint(broker.amqp_url, broker.management_url)
+    port, users = RabbitBackfill(endpoint), RabbitBroker(endpoint)
+    publisher = f"rabbitsync.east.ns{uid}.restaurant"
+    try:
+        permissions, topic = rights_for(
+            cluster="east",
+            namespace=f"ns{uid}",
+            exchange=exchange,
+            subscriptions=["copy"],
+            published=["R_UPDATED"],
+            service="restaurant",
+        )
+        users.put_user(BrokerUser(publisher, "pw", permissions, topic, UserLimits(8, 8)))
+        writers = port.topic_writers(exchange)
+        assert writers == {publisher: topic.write}, "only users with topic rights on this exchange"
+
+        requests = publisher + naming.BACKFILL_REQUESTS_SUFFIX
+        assert port.consumers(requests) is None
+        request = BackfillRequest(id=f"r{uid}", namespace=f"ns{uid}", queue="q", types=("R_UPDATED",))
+        port.send_request(requests, request)
+
+        status = naming.backfill_status_queue(f"rabbitsync.east.ns{uid}.copy")
+        assert port.take_reports(status) == [], "no status queue yet: nothing, no error"
+        port.open_reports(status)
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            report = BackfillReport(request=request.id, run="run", sent=2, applied=2, complete=True)
+            channel.basic_publish("", status, encode(report), pika.BasicProperties(user_id="guest"))
+            method, _props, body = channel.basic_get(requests, auto_ack=True)
+            assert method is not None and decode_request(body) == request
+        finally:
+            connection.close()
+        [taken] = port.take_reports(status)
+        assert (taken.user_id, taken.body) == ("guest", encode(report))
+        assert port.take_reports(status) == [], "taken means removed"
+        port.close_reports(status)
+        assert port.take_reports(status) == []
+    finally:
+        users.delete_user(publisher)
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        try:
+            channel = connection.channel()
+            channel.queue_delete(publisher + naming.BACKFILL_REQUESTS_SUFFIX)
+        finally:
+            connection.close()

@@ -1,0 +1,79 @@
+"""A backfill run by the operators against a real API server and broker: asked of the other cluster's
+publisher, followed in the status, complete only on the subscriber's own confirmed word.
+
+The subscriber's sidecar is played by this test with the service's own credentials (the Secret the
+operator wrote), which is exactly what the operator believes; the sidecar's side is proven in
+``tests/integration/service/test_service_backfill.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pika
+import pytest
+from opkit import CONVERGE, Kit, wait_for
+
+from rabbitsync.events.backfill import BackfillReport, decode_request, encode
+from rabbitsync.topology import naming
+
+pytestmark = pytest.mark.integration
+
+
+def _backfill(kit: Kit, name: str) -> dict[str, Any]:
+    return dict(((kit.get("east", name) or {}).get("status") or {}).get("backfill") or {})
+
+
+def _report(uri: str, queue: str, report: BackfillReport, user_id: str | None) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(uri))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish("", queue, encode(report), pika.BasicProperties(user_id=user_id, delivery_mode=2))
+    finally:
+        connection.close()
+
+
+def test_the_other_clusters_publisher_answers_and_the_status_completes_on_the_subscribers_word(kit: Kit) -> None:
+    kit.setup_broker("east")
+    kit.setup_broker("west")
+    kit.create_publication("west", "restaurant", ["R_UPDATED"])
+    publisher = kit.broker_user("west", "restaurant")
+    wait_for(
+        lambda: "R_UPDATED" in str(kit.mgmt.call("GET", f"/api/users/{kit.mgmt.q(publisher)}/topic-permissions")),
+        CONVERGE,
+        "the west publisher's rights",
+    )
+    kit.create_subscription("east", "copy", ["R_UPDATED"], backfill="onCreate")
+    running = wait_for(lambda: (b := _backfill(kit, "copy")).get("phase") == "Running" and b, CONVERGE, "requested")
+    [entry] = running["requests"]
+    assert entry["publisher"] == publisher, "east has no publisher of R_UPDATED: west's answers"
+    assert kit.condition(kit.get("east", "copy"), "BackfillComplete")["reason"] in ("Running", "PublisherNotResponding")
+
+    requests = publisher + naming.BACKFILL_REQUESTS_SUFFIX
+    connection = pika.BlockingConnection(pika.URLParameters(kit.broker.amqp_url))
+    try:
+        method, _props, body = connection.channel().basic_get(requests, auto_ack=True)
+    finally:
+        connection.close()
+    assert method is not None
+    request = decode_request(body)
+    queue = kit.queue_name("east", "copy")
+    assert (request.id, request.queue, request.types) == (entry["request"], queue, ("R_UPDATED",))
+
+    status_queue = naming.backfill_status_queue(queue)
+    own = wait_for(lambda: kit.service_secret("east", "copy"), CONVERGE, "the subscriber's Secret")["uri"]
+    done = BackfillReport(request=request.id, run=f"{request.id}.r", sent=7, applied=7, complete=True)
+    _report(kit.broker.amqp_url, status_queue, done, user_id=None)  # anyone else's word: not believed
+    _report(
+        own, status_queue, done.model_copy(update={"applied": 3, "complete": False}), kit.broker_user("east", "copy")
+    )
+    wait_for(lambda: _backfill(kit, "copy").get("applied") == 3, CONVERGE, "the partial report in the status")
+    assert _backfill(kit, "copy")["phase"] == "Running"
+    _report(own, status_queue, done, kit.broker_user("east", "copy"))
+    complete = wait_for(lambda: (b := _backfill(kit, "copy")).get("phase") == "Complete" and b, CONVERGE, "complete")
+    assert (complete["sent"], complete["applied"]) == (7, 7) and complete.get("completedAt")
+    condition = kit.condition(kit.get("east", "copy"), "BackfillComplete")
+    assert (condition["status"], condition["reason"]) == ("True", "Complete")
+    wait_for(lambda: status_queue not in kit.mgmt.queues(status_queue), CONVERGE, "the status queue removed")
+    kit.delete_publication("west", "restaurant")
