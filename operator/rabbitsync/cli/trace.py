@@ -117,15 +117,13 @@ def exchanges(args: argparse.Namespace, subscriptions: Sequence[Resource]) -> li
 def read_records(
     endpoint: BrokerEndpoint, stream: str, event_id: str, start: str | datetime
 ) -> list[trace.TraceRecord]:
-    progress = output.Progress(f"reading {stream}")
     try:
-        entries = read_stream(
-            endpoint, stream, start=start, select=lambda entry: entry.message_id == event_id, progress=progress
-        )
+        with output.progress(f"reading {stream}") as progress:
+            entries = read_stream(
+                endpoint, stream, start=start, select=lambda entry: entry.message_id == event_id, progress=progress
+            )
     except NotFound as e:
         raise CliError(f"no stream {stream} on the broker (operators older than trace, or pass --exchange)") from e
-    finally:
-        progress.done()
     return [r for r in (_decoded(e) for e in entries) if r is not None and r.event_id == event_id]
 
 

@@ -64,7 +64,7 @@ class Scene:
         topology = desired_topology(
             cluster=cluster, namespace=self.namespace, subscription=name, spec=parsed, exchange=self.exchange
         )
-        observe_and_sync(RabbitBroker(BrokerEndpoint(self.broker.amqp_url)), topology)
+        observe_and_sync(RabbitBroker(BrokerEndpoint(self.broker.amqp_url, self.broker.management_url)), topology)
         main = naming.queue_name(cluster, self.namespace, name)
         self.queues += [q.name for q in topology.queues]
         status = {

@@ -8,7 +8,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,7 +16,6 @@ import pytest
 from cliscene import rabbitsync
 from kubernetes import client
 
-from harness.identities import Identities
 from harness.polling import eventually
 from harness.processes import free_port
 from rabbitsync.conventions import broker_username, routing_key, service_secret_name
@@ -34,14 +32,6 @@ def depth(url: str, queue: str) -> int:
         return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
     finally:
         connection.close()
-
-
-@pytest.fixture
-def identities(broker) -> Iterator[Identities]:  # type: ignore[no-untyped-def]
-    """Broker users for the publisher and the consumer, as the operator would make them."""
-    made = Identities(broker.amqp_url, broker.management_url)
-    yield made
-    made.delete_all()
 
 
 @pytest.fixture
