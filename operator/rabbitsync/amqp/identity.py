@@ -79,14 +79,13 @@ def rights_for(
 ) -> tuple[Permissions, TopicPermissions]:
     """The permissions of a service with these subscriptions (names) publishing these event types.
 
-        read: its subscriptions' queues with their delay queues and DLQ (consume, get, purge; a passive
-        declare needs no permission); write: the events exchange if it publishes anything, the default
-        exchange if it consumes (retries and dead letters go to its own queues through it), and the trace
-    exchange (:mod:`rabbitsync.topology.trace`) if either; read also
-        ``service``'s backfill request queue if it publishes; topic write:
-        its declared types' keys, each optionally addressed to one queue (snapshots); configure:
-        nothing, the operator declares, binds and deletes everything. Binding needs read on the events
-        exchange, which nobody but the operator has.
+    read: its subscriptions' queues with their delay queues and DLQ (consume, get, purge; a passive
+    declare needs no permission); write: the events exchange if it publishes anything, the default
+    exchange if it consumes (retries and dead letters go to its own queues through it), and the trace
+    exchange if either (outcome records, :mod:`rabbitsync.topology.trace`); read also ``service``'s
+    backfill request queue if it publishes; topic write: its declared types' keys, each optionally
+    addressed to one queue (snapshots); configure: nothing, the operator declares, binds and deletes
+    everything. Binding needs read on the events exchange, which nobody but the operator has.
     """
     queues = [naming.queue_name(cluster, namespace, s) for s in subscriptions]
     own = f"({_alternatives(queues)})(\\.retry\\.[0-9]+ms|\\.dlq)?" if queues else ""

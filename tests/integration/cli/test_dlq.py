@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pika
@@ -86,14 +87,13 @@ def consumer(scene, namespace, tmp_path, broker, identities, clusters):  # type:
 
 
 def publish(url: str, exchange: str, namespace: str, subject: str, fail_times: int) -> str:
-    """As the publishing service does: through the events exchange (a sidecar refuses what reached its
+    return publish_event(url, exchange, namespace, "svc.flaky", {"fail_times": fail_times}, subject)
+
+
+def publish_event(url: str, exchange: str, namespace: str, event_type: str, data: dict[str, Any], subject: str) -> str:
+    """As east's service ``publisher`` does: through the events exchange (a sidecar refuses what reached its
     queue straight through the default exchange from anyone but itself)."""
-    event = new_event(
-        type="svc.flaky",
-        origin=Origin("east", namespace, "publisher"),
-        data={"fail_times": fail_times},
-        subject=subject,
-    )
+    event = new_event(type=event_type, origin=Origin("east", namespace, "publisher"), data=data, subject=subject)
     props = message_properties(event)
     connection = pika.BlockingConnection(pika.URLParameters(url))
     connection.channel().basic_publish(

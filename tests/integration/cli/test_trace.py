@@ -12,18 +12,17 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pika
 import pytest
 from cliscene import rabbitsync
 from test_dlq import SERVICE_PROJECT, applied
+from test_dlq import publish_event as publish
 
 from harness.polling import eventually
 from harness.processes import free_port
 from rabbitsync.amqp import BrokerEndpoint, RabbitBroker
-from rabbitsync.conventions import broker_username, routing_key, trace_name
-from rabbitsync.events import Origin, encode, message_properties, new_event
+from rabbitsync.conventions import broker_username, trace_name
 from rabbitsync.topology import sidecar_contract as contract
 from rabbitsync.topology.trace import trace_plan
 
@@ -106,28 +105,6 @@ def sidecars(scene, namespace, tmp_path, broker, identities) -> Iterator[Callabl
     for process in processes:
         process.kill()
         process.wait()
-
-
-def publish(url: str, exchange: str, namespace: str, event_type: str, data: dict[str, Any], subject: str) -> str:
-    """As service ``publisher`` of east, through the events exchange (no relay: no ``published`` record)."""
-    event = new_event(type=event_type, origin=Origin("east", namespace, "publisher"), data=data, subject=subject)
-    props = message_properties(event)
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    connection.channel().basic_publish(
-        exchange,
-        routing_key(namespace, event.type),
-        encode(event),
-        pika.BasicProperties(
-            message_id=props.message_id,
-            type=props.type,
-            timestamp=props.timestamp,
-            content_type=props.content_type,
-            delivery_mode=2,
-            user_id=urlsplit(url).username,
-        ),
-    )
-    connection.close()
-    return event.id
 
 
 def traced(kube: list[str], event_id: str) -> dict[str, Any] | None:
