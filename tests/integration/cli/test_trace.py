@@ -16,7 +16,7 @@ from typing import Any
 import pika
 import pytest
 from cliscene import rabbitsync
-from test_dlq import SERVICE_PROJECT, applied
+from test_dlq import SERVICE_PROJECT, applied, depth
 from test_dlq import publish_event as publish
 
 from harness.polling import eventually
@@ -132,14 +132,18 @@ def outbox_ids(db: Path) -> list[str]:
         return [row[0] for row in conn.execute("select event_id from rabbitsync_outbox where sent_at is not null")]
 
 
+@pytest.mark.timeout(1500)  # two clusters, two sidecars and a dozen CLI runs on a shared 2-core machine
 def test_trace_follows_events_to_every_replica_through_retries_and_dead_letters(
-    trace_stream, sidecars, scene, namespace, identities, kube_args, clusters
+    trace_stream, sidecars, scene, namespace, identities, kube_args, clusters, broker
 ):
     east_db, west_db = sidecars("east"), sidecars("west")
     publisher = identities.url(broker_username("east", namespace, "publisher"))
 
+    # Each `rabbitsync` run costs seconds (and tens of them on a loaded machine): wait on the databases
+    # and queues first, so the trace is asked once the records are there.
     fine = publish(publisher, scene.exchange, namespace, "svc.flaky", {"fail_times": 0}, "order-1")
-    story = eventually(settled(kube_args, fine, {"applied"}), 60, "the event applied in both clusters")
+    eventually(lambda: applied(east_db, fine) and applied(west_db, fine), 120, "applied in both clusters")
+    story = eventually(settled(kube_args, fine, {"applied"}), 240, "the event traced to both clusters")
     assert applied(east_db, fine) and applied(west_db, fine)
     assert {(r["cluster"], r["queue"]) for r in story["routes"]} == {
         ("east", f"rabbitsync.east.{namespace}.consumer"),
@@ -152,7 +156,10 @@ def test_trace_follows_events_to_every_replica_through_retries_and_dead_letters(
     assert story["event"]["subject"] == "order-1" and story["event"]["eventTime"]
 
     poison = publish(publisher, scene.exchange, namespace, "svc.flaky", {"fail_times": 99}, "order-2")
-    story = eventually(settled(kube_args, poison, {"dead-lettered (failed)"}), 60, "dead-lettered in both")
+    for cluster in ("east", "west"):
+        dlq = f"rabbitsync.{cluster}.{namespace}.consumer.dlq"
+        eventually(lambda q=dlq: depth(broker.amqp_url, q) == 1, 120, f"dead-lettered in {cluster}")
+    story = eventually(settled(kube_args, poison, {"dead-lettered (failed)"}), 240, "dead-lettered in both")
     assert [r["retries"] for r in story["routes"]] == [1, 1]
     retried = [r for r in story["records"] if r["kind"] == "retried"]
     assert {r["cluster"] for r in retried} == {"east", "west"}
@@ -164,8 +171,9 @@ def test_trace_follows_events_to_every_replica_through_retries_and_dead_letters(
 
     # A follow-up published by east's sidecar (its relay writes `published`): applied in west, own in east.
     publish(publisher, scene.exchange, namespace, "svc.traced", {"follow_up": True}, "order-3")
-    [follow_up] = eventually(lambda: outbox_ids(east_db) or None, 60, "east's follow-up sent")
-    story = eventually(settled(kube_args, follow_up, {"applied", "own"}), 60, "the follow-up settled")
+    [follow_up] = eventually(lambda: outbox_ids(east_db) or None, 120, "east's follow-up sent")
+    eventually(lambda: applied(west_db, follow_up), 120, "the follow-up applied in west")
+    story = eventually(settled(kube_args, follow_up, {"applied", "own"}), 240, "the follow-up settled")
     assert story["event"]["publisher"] == f"east/{namespace}/consumer"
     assert story["event"]["publisherPod"] == "consumer-east-0" and story["event"]["publishedAt"]
     assert {(r["cluster"], r["outcome"]) for r in story["routes"]} == {("east", "own"), ("west", "applied")}
