@@ -36,7 +36,10 @@ class Scene:
     def setup_broker(self, cluster: str) -> None:
         self.clusters[cluster].core.create_namespaced_secret(
             self.namespace,
-            client.V1Secret(metadata=client.V1ObjectMeta(name="rabbitmq"), string_data={"uri": self.broker.amqp_url, "managementUri": self.broker.management_url}),
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="rabbitmq"),
+                string_data={"uri": self.broker.amqp_url, "managementUri": self.broker.management_url},
+            ),
         )
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
