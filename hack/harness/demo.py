@@ -9,7 +9,8 @@
    services' namespace, so the operator runs in-cluster under its ServiceAccount and the sidecars it
    injects run exactly as it wrote them;
 4. a restaurant created in east shows up in west's restaurant service and in both clusters' menu and
-   order services; the subscriptions' status is printed from both clusters.
+   order services; once every subscription is Ready, their status is printed from both clusters
+   (``kubectl get`` and ``rabbitsync status``) and the topology drawn to ``topology.svg``.
 Everything keeps running until ``make dev-down``; ``services.json`` in the state directory lists
 each cluster's service base URLs.
 """
@@ -20,6 +21,9 @@ import base64
 import json
 import logging
 import secrets
+import shutil
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -185,9 +189,33 @@ def run() -> None:
     if not env.nodes:  # the new service's database is a pod runner directory (see harness.delivery)
         delivery.story(env.directory, kubeconfigs, urls, _say)
     for cluster, kubeconfig in kubeconfigs.items():
+        # A sidecar attached after the operator's last look shows NoConsumer until its next resync
+        # (RABBITSYNC_RESYNC_SECONDS, 30 in the manifests): print the table once it has looked again.
+        processes.wait_until(lambda k=kubeconfig: _all_ready(k), 180, f"{cluster} subscriptions Ready")
         _say(f"\n==> {cluster}: kubectl get syncsubscriptions -A")
         _say(operators.kubectl(kubeconfig, "get", "syncsubscriptions", "-A"))
+    flags = [a for k in kubeconfigs.values() for a in ("--kubeconfig", str(k))]
+    _say(f"\n==> rabbitsync {' '.join(flags)} status")
+    _say(_rabbitsync(*flags, "status"))
+    if shutil.which("dot"):
+        picture = env.directory / "topology.svg"
+        _rabbitsync(*flags, "topology", "--format", "svg", "--output", str(picture))
+        _say(f"==> the topology, drawn: {picture}")
     _say("The demo keeps running: try the URLs in services.json. Stop everything with: make dev-down")
+
+
+def _rabbitsync(*args: str) -> str:
+    """The ``rabbitsync`` command of this environment: its output and errors as one text."""
+    done = subprocess.run([str(Path(sys.executable).parent / "rabbitsync"), *args], capture_output=True, text=True)
+    return done.stdout + done.stderr
+
+
+def _all_ready(kubeconfig: Path) -> bool:
+    found = json.loads(operators.kubectl(kubeconfig, "get", "syncsubscriptions", "-A", "-o", "json"))["items"]
+    return bool(found) and all(
+        any(c["type"] == "Ready" and c["status"] == "True" for c in (item.get("status") or {}).get("conditions", []))
+        for item in found
+    )
 
 
 def find_item(url: str, entity_id: str) -> dict[str, Any] | None:

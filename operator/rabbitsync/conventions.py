@@ -89,3 +89,12 @@ def backfill_key_type(key: str, namespace: str, queue: str) -> str | None:
         return None
     event_type = key[len(prefix) : len(key) - len(suffix)]
     return event_type if is_event_type(event_type) else None
+
+
+def trace_name(exchange: str) -> str:
+    """The exchange and stream where relays and sidecars leave one small record per event outcome.
+
+    Derived from the shared exchange, like its unroutable queue, so that every cluster's operator,
+    every service and the CLI agree on it without configuration (``rabbitsync trace`` reads it).
+    """
+    return f"{exchange}.trace"

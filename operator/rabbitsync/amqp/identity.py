@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from rabbitsync.conventions import BACKFILL_MARK, routing_key
+from rabbitsync.conventions import BACKFILL_MARK, routing_key, trace_name
 from rabbitsync.topology import naming
 
 NOTHING = "^$"
@@ -81,11 +81,11 @@ def rights_for(
 
     read: its subscriptions' queues with their delay queues and DLQ (consume, get, purge; a passive
     declare needs no permission); write: the events exchange if it publishes anything, the default
-    exchange if it consumes (retries and dead letters go to its own queues through it); read also
-    ``service``'s backfill request queue if it publishes; topic write:
-    its declared types' keys, each optionally addressed to one queue (snapshots); configure:
-    nothing, the operator declares, binds and deletes everything. Binding needs read on the events
-    exchange, which nobody but the operator has.
+    exchange if it consumes (retries and dead letters go to its own queues through it), and the trace
+    exchange if either (outcome records, :mod:`rabbitsync.topology.trace`); read also ``service``'s
+    backfill request queue if it publishes; topic write: its declared types' keys, each optionally
+    addressed to one queue (snapshots); configure: nothing, the operator declares, binds and deletes
+    everything. Binding needs read on the events exchange, which nobody but the operator has.
     """
     queues = [naming.queue_name(cluster, namespace, s) for s in subscriptions]
     own = f"({_alternatives(queues)})(\\.retry\\.[0-9]+ms|\\.dlq)?" if queues else ""
@@ -96,6 +96,8 @@ def rights_for(
     writable = [re.escape(exchange)] if types else []
     if own:
         writable.append(re.escape(DEFAULT_EXCHANGE_RESOURCE))
+    if writable:  # outcome records for `rabbitsync trace`: that exchange routes only to its stream
+        writable.append(re.escape(trace_name(exchange)))
     permissions = Permissions(
         configure=NOTHING,
         write=f"^({'|'.join(writable)})$" if writable else NOTHING,

@@ -180,11 +180,8 @@ def render_show(entry: dict[str, Any], fmt: output.Format) -> str:
 
 
 def _look(located: Located) -> PassResult:
-    progress = output.Progress(f"reading {located.queue.queue}")
-    try:
+    with output.progress(f"reading {located.queue.queue}") as progress:
         return located.queue.look(progress)
-    finally:
-        progress.done()
 
 
 def do_list(args: argparse.Namespace, located: Located) -> int:
@@ -253,11 +250,8 @@ def report_replay(result: PassResult, queue: str, ids: Sequence[str], fmt: outpu
 
 def do_replay(args: argparse.Namespace, located: Located) -> int:
     select = selector(args)
-    progress = output.Progress(f"replaying from {located.queue.queue}")
-    try:
+    with output.progress(f"replaying from {located.queue.queue}") as progress:
         result = located.queue.replay(select, progress)
-    finally:
-        progress.done()
     return report_replay(result, located.queue.queue, args.ids, args.fmt)
 
 
@@ -278,11 +272,8 @@ def do_purge(args: argparse.Namespace, located: Located) -> int:
     if not args.yes and not confirmed(question):
         print("not purged", file=sys.stderr)
         return PROBLEMS
-    progress = output.Progress(f"purging {queue.queue}")
-    try:
+    with output.progress(f"purging {queue.queue}") as progress:
         purged = queue.purge(depth, progress)
-    finally:
-        progress.done()
     print(f"purged {purged} dead letter(s) from {queue.queue}")
     return OK
 

@@ -2,6 +2,7 @@
 
   rabbitsync status                      every subscription and publication: Ready, depth, dead letters
   rabbitsync topology [--format svg ...] who publishes and consumes each event type; parity problems
+  rabbitsync trace EVENT_ID              where one event went: published, applied, retried, dead-lettered
   rabbitsync dlq list NS/SUBSCRIPTION    dead letters: why each event failed (also show, replay, purge)
   rabbitsync unroutable list|replay      events no subscription took yet, kept by the exchange
   rabbitsync backfill NS/SUBSCRIPTION    ask the publishers to send the subscription their current state
@@ -19,7 +20,7 @@ import sys
 from typing import Any
 
 from rabbitsync import __version__
-from rabbitsync.cli import backfill, dlq, kube, output, status, topology, unroutable
+from rabbitsync.cli import backfill, dlq, kube, output, status, topology, trace, unroutable
 from rabbitsync.cli.failures import EXIT_CODES_HELP, explain
 
 
@@ -60,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="log to stderr and show tracebacks")
     top.set_defaults(needs_clusters=True)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (status, topology, dlq, unroutable, backfill):
+    for command in (status, topology, trace, dlq, unroutable, backfill):
         sub = commands.add_parser(
             command.NAME,
             parents=[shared],

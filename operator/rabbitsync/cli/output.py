@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
@@ -106,3 +107,13 @@ class Progress:
         if self._shown:
             self._stream.write("\r\033[K")
             self._stream.flush()
+
+
+@contextmanager
+def progress(what: str, stream: TextIO | None = None) -> Iterator[Progress]:
+    """A :class:`Progress` for the block, its line cleared on the way out (errors included)."""
+    shown = Progress(what, stream)
+    try:
+        yield shown
+    finally:
+        shown.done()

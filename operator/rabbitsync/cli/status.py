@@ -2,7 +2,7 @@
 
 The numbers are the operator's last observation (``status``), not a fresh look at the broker: the
 command needs no broker credentials and answers as fast as the API servers. Exit 1 when anything is
-not Ready, so ``rabbitsync status -n foodapp`` can gate a deployment script.
+not Ready or when nothing is found, so ``rabbitsync status -n foodapp`` can gate a deployment script.
 """
 
 from __future__ import annotations
@@ -90,4 +90,4 @@ def _short(events: list[str], keep: int = 3) -> str:
 def run(args: argparse.Namespace, clusters: Sequence[Cluster]) -> int:
     resources = collect(clusters, args.namespace)
     output.emit(render(resources, args.fmt, output.colour_wanted(args.stdout)), args.stdout)
-    return PROBLEMS if any(not r.is_ready for r in resources) else OK
+    return PROBLEMS if not resources or any(not r.is_ready for r in resources) else OK

@@ -172,4 +172,4 @@ def run(args: argparse.Namespace, clusters: Sequence[Cluster]) -> int:
         output.emit(output.serialise(document(topology), args.fmt), args.stdout)
     else:
         output.emit(render_table(topology, output.colour_wanted(args.stdout)), args.stdout)
-    return PROBLEMS if topology.problems else OK
+    return PROBLEMS if topology.problems or not resources else OK

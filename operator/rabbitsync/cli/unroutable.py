@@ -66,19 +66,23 @@ def _rows(entries: Sequence[Entry]) -> list[dict[str, Any]]:
 
 
 def do_list(args: argparse.Namespace) -> int:
-    entries = [e for e in _queue(args).look().entries if args.type in (None, e.type)]
+    queue = _queue(args)
+    with output.progress(f"reading {queue.queue}") as progress:
+        entries = [e for e in queue.look(progress).entries if args.type in (None, e.type)]
     if args.fmt != "table":
         output.emit(output.serialise(_rows(entries), args.fmt), args.stdout)
     elif not entries:
-        print("no unroutable events", file=sys.stderr)
+        print(f"no unroutable events{f' of type {args.type}' if args.type else ''}", file=sys.stderr)
     else:
         output.emit(output.table(_rows(entries), COLUMNS, colour=output.colour_wanted(args.stdout)), args.stdout)
-    return OK
+    return PROBLEMS if args.type and not entries else OK  # a filter that matched nothing
 
 
 def do_replay(args: argparse.Namespace) -> int:
     publishers = {e.username: e for e in (BrokerEndpoint(url) for url in args.publisher_url)}
-    outcome = _queue(args).replay(lambda entry: args.type in (None, entry.type), publishers)
+    queue = _queue(args)
+    with output.progress(f"replaying from {queue.queue}") as progress:
+        outcome = queue.replay(lambda entry: args.type in (None, entry.type), publishers, progress)
     failed = [{"id": e.message_id, "error": why} for e, why in outcome.failed]
     if args.fmt != "table":
         summary = {"replayed": [e.message_id for e in outcome.replayed], "failed": failed}
@@ -87,7 +91,8 @@ def do_replay(args: argparse.Namespace) -> int:
         for failure in failed:
             print(f"rabbitsync: not replayed: {failure['id']}: {failure['error']}; it stays", file=sys.stderr)
         print(f"replayed {len(outcome.replayed)} unroutable event(s) to {args.exchange}", file=args.stdout)
-    return PROBLEMS if outcome.failed else OK
+    matched = outcome.replayed or outcome.failed
+    return PROBLEMS if outcome.failed or (args.type and not matched) else OK
 
 
 def run(args: argparse.Namespace, _clusters: Sequence[Cluster]) -> int:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rabbitsync.conventions import routing_key
+from rabbitsync.deadletters.queue import Progress
 from rabbitsync.events import EventError, decode
 from rabbitsync.events.headers import vouched_publisher, with_publisher
 from rabbitsync.topology.naming import unroutable_name
@@ -85,14 +86,24 @@ class UnroutableQueue:
         with declarations(self.endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as broker:
             return broker.message_count(self.queue)
 
-    def look(self) -> Outcome:
-        return self._pass(lambda _entry: False, {})
+    def look(self, progress: Progress | None = None) -> Outcome:
+        return self._pass(lambda _entry: False, {}, progress)
 
-    def replay(self, select: Callable[[Entry], bool], publishers: Mapping[str, BrokerEndpoint]) -> Outcome:
+    def replay(
+        self,
+        select: Callable[[Entry], bool],
+        publishers: Mapping[str, BrokerEndpoint],
+        progress: Progress | None = None,
+    ) -> Outcome:
         """Send the selected events back to the exchange, each as its publisher (``publishers`` by user name)."""
-        return self._pass(select, publishers)
+        return self._pass(select, publishers, progress)
 
-    def _pass(self, select: Callable[[Entry], bool], publishers: Mapping[str, BrokerEndpoint]) -> Outcome:
+    def _pass(
+        self,
+        select: Callable[[Entry], bool],
+        publishers: Mapping[str, BrokerEndpoint],
+        progress: Progress | None,
+    ) -> Outcome:
         outcome = Outcome()
         count = self.depth()
         if count == 0:
@@ -108,12 +119,14 @@ class UnroutableQueue:
 
         try:
             with open_session(self.endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as session:
-                for _ in range(count):
+                for taken in range(1, count + 1):
                     message = session.get(self.queue)
                     if message is None:
                         break
                     self._settle(message, select, publishers, publisher, outcome, timeout)
                     session.ack(message.tag)
+                    if progress is not None:
+                        progress(taken, count)
         finally:
             for opened_publisher in opened.values():
                 opened_publisher.close()

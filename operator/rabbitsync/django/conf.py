@@ -54,6 +54,9 @@ class Settings(SidecarConfig):
     the unacknowledged delivery comes back. 0 disables the deadline."""
     relay_in_process: bool = True
     """Start a relay thread in any process that publishes, so events leave milliseconds after commit."""
+    trace: bool = True
+    """Append a small record of each event's outcome (published, applied, retried, dead-lettered) to the
+    trace stream that ``rabbitsync trace`` reads; best effort, off the delivery path."""
     relay_batch_size: int = 500
     """Rows published per pipelined batch before waiting for the confirms."""
     relay_sweep_interval: float = 1.0

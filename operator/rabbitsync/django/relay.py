@@ -49,10 +49,10 @@ from django.utils import timezone
 
 from rabbitsync.backoff import Backoff
 from rabbitsync.conventions import routing_key
-from rabbitsync.django import connection, leases, setbacks
+from rabbitsync.django import connection, leases, setbacks, tracelog
 from rabbitsync.django.conf import LEASE_MARGIN, Settings, get_settings
 from rabbitsync.django.models import OutboxMessage
-from rabbitsync.events import MessageProperties
+from rabbitsync.events import MessageProperties, trace
 from rabbitsync.transport import BrokerError, BrokerUnreachable, ConfirmedPublisher, OutgoingMessage, Unroutable
 
 log = logging.getLogger(__name__)
@@ -195,6 +195,8 @@ class OutboxRelay:
             self._set_back(row, error)
         leases.release([row for row, _ in result.away])
         self.sent_total += len(result.confirmed)
+        for row in result.confirmed:
+            tracelog.local().record(trace.PUBLISHED, row.event_id, type=row.type, event_time=row.created_at)
         return result
 
     def _publish(self, rows: list[OutboxMessage], result: Round) -> None:
@@ -325,6 +327,7 @@ def local_relay(*, sweep: bool = False) -> OutboxRelay:
     global _local, _local_pid
     with _local_lock:
         if _local is None or _local_pid != os.getpid():
+            tracelog.start(get_settings())  # the relay's records, and the sidecar's in a sidecar
             _local = OutboxRelay(get_settings(), sweep=sweep).start()
             _local_pid = os.getpid()
         elif sweep:
@@ -338,3 +341,4 @@ def stop_local_relay() -> None:
         relay, _local = _local, None
     if relay is not None:
         relay.stop()
+    tracelog.stop()

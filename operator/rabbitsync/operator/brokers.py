@@ -32,6 +32,7 @@ from rabbitsync.operator.references import (
     resolve_cluster_broker,
 )
 from rabbitsync.operator.settings import OperatorSettings
+from rabbitsync.topology.trace import trace_plan
 from rabbitsync.topology.unroutable import unroutable_for
 from rabbitsync.transport.errors import BrokerError
 
@@ -65,6 +66,7 @@ def reconcile_broker(
     try:
         message = ensure_exchange(broker, resolved.exchange)
         message += "; " + broker.keep_unroutable(unroutable_for(resolved.exchange))
+        broker.apply(trace_plan(resolved.exchange))  # the stream `rabbitsync trace` reads
         claim = None
         if settings is not None and settings.install_id:
             claim = check_claim(broker, settings.cluster, settings.install_id, resolved.endpoint.vhost)

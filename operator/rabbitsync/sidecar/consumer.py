@@ -51,7 +51,7 @@ from rabbitsync.django.inbox import NoHandler, Outcome, Reject, apply
 from rabbitsync.events import CloudEvent, InvalidEvent, decode
 from rabbitsync.events.backfill import BackfillEnd
 from rabbitsync.events.headers import EXCEPTION_MESSAGE, vouched_publisher, with_publisher
-from rabbitsync.sidecar import admission, backfill, outages, routing, trust
+from rabbitsync.sidecar import admission, backfill, outages, outcomes, routing, trust
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.logs import current_event_id
 from rabbitsync.sidecar.metrics import Metrics
@@ -260,7 +260,7 @@ class Consumer:
             error = future.exception()
             if error is None:
                 session.ack(delivery.message.tag, delivery.message.channel)
-                self._count(future.result(), event)
+                self._count(future.result(), event, delivery.spec.queue)
                 return None
             resume = self._pause(session, error) if outages.unavailable(error) else _Resume.COUNT
             if resume is _Resume.STOP:
@@ -375,7 +375,8 @@ class Consumer:
         self._pump(session, self._stop.is_set, deadline=seconds)
         return self._stop.is_set()
 
-    def _count(self, outcome: Outcome, event: CloudEvent) -> None:
+    def _count(self, outcome: Outcome, event: CloudEvent, queue: str) -> None:
+        outcomes.applied(self._metrics, outcome.value, event, queue)
         if outcome is Outcome.APPLIED:
             self._metrics.applied.labels(event.type).inc()
             log.info("applied", extra={"type": event.type})
@@ -401,6 +402,7 @@ class Consumer:
         self._pump(session, handle.done, deadline=self._settings.confirm_timeout)
         handle.wait(0)  # raises BrokerError: the session ends, the original is redelivered later
         session.ack(message.tag, message.channel)
+        outcomes.rerouted(message, spec.queue, action)
         if isinstance(action, routing.Retry):
             self._metrics.retried.labels(spec.queue).inc()
             log.info("scheduled retry", extra={"queue": action.queue, "next_attempt": action.attempt})

@@ -7,6 +7,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, math.inf)
+"""From a few milliseconds (same broker, idle consumer) to hours (a consumer that was down, a replay)."""
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -41,6 +44,13 @@ class Metrics:
             "rabbitsync_infrastructure_errors",
             "Handler runs that failed on an unreachable database (no attempt spent)",
             ["error"],
+            registry=r,
+        )
+        self.end_to_end_lag = Histogram(
+            "rabbitsync_end_to_end_lag_seconds",
+            "Now minus the event's time (its commit in the publisher's outbox) when a handler applied it",
+            ["type"],
+            buckets=LAG_BUCKETS,
             registry=r,
         )
         self.handler_in_flight = Gauge(

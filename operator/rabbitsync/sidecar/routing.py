@@ -10,7 +10,7 @@ the reason in headers, where it can be listed and replayed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rabbitsync.events.headers import (
@@ -36,6 +36,8 @@ class Retry:
     headers: dict[str, Any]
     attempt: int
     """The attempt the message will make when it comes back."""
+    error: str = field(default="", compare=False)
+    """Why the attempt failed, for the log and the trace (the copy does not carry it)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ def after_failure(spec: ConsumerSpec, headers: Mapping[str, Any] | None, error: 
             queue=spec.retry_queue(attempt),
             headers={**_carried(headers), ATTEMPT: attempt + 1},
             attempt=attempt + 1,
+            error=": ".join(p for p in describe(error) if p),
         )
     return _dead_letter(spec, headers, FAILED, error, attempt)
 

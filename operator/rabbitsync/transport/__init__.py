@@ -20,6 +20,7 @@ from rabbitsync.transport.errors import (
 from rabbitsync.transport.parameters import connection_parameters, tls_context
 from rabbitsync.transport.publisher import ConfirmedPublisher, OutgoingMessage, PublishHandle
 from rabbitsync.transport.session import IncomingMessage, Session, connect, open_session
+from rabbitsync.transport.stream import StreamEntry, read_stream
 from rabbitsync.transport.translation import IO_ERRORS, translate, translated
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "PublishHandle",
     "PublishRejected",
     "Session",
+    "StreamEntry",
     "Timeouts",
     "UndecodableValue",
     "Unroutable",
@@ -47,6 +49,7 @@ __all__ = [
     "declarations",
     "open_declarations",
     "open_session",
+    "read_stream",
     "tls_context",
     "translate",
     "translated",

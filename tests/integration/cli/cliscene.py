@@ -36,7 +36,10 @@ class Scene:
     def setup_broker(self, cluster: str) -> None:
         self.clusters[cluster].core.create_namespaced_secret(
             self.namespace,
-            client.V1Secret(metadata=client.V1ObjectMeta(name="rabbitmq"), string_data={"uri": self.broker.amqp_url}),
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="rabbitmq"),
+                string_data={"uri": self.broker.amqp_url, "managementUri": self.broker.management_url},
+            ),
         )
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
@@ -64,7 +67,7 @@ class Scene:
         topology = desired_topology(
             cluster=cluster, namespace=self.namespace, subscription=name, spec=parsed, exchange=self.exchange
         )
-        observe_and_sync(RabbitBroker(BrokerEndpoint(self.broker.amqp_url)), topology)
+        observe_and_sync(RabbitBroker(BrokerEndpoint(self.broker.amqp_url, self.broker.management_url)), topology)
         main = naming.queue_name(cluster, self.namespace, name)
         self.queues += [q.name for q in topology.queues]
         status = {

@@ -9,6 +9,7 @@ import pytest
 from cliscene import Scene
 
 from harness import apt, operators
+from harness.identities import Identities
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +37,11 @@ def scene(crds, clusters, broker, namespace: str, uid: str) -> Iterator[Scene]: 
 def kube_args(clusters) -> list[str]:  # type: ignore[no-untyped-def]
     """``--kubeconfig`` for east then west."""
     return [a for name in ("east", "west") for a in ("--kubeconfig", str(clusters[name].kubeconfig))]
+
+
+@pytest.fixture
+def identities(broker) -> Iterator[Identities]:  # type: ignore[no-untyped-def]
+    """Broker users for the publishers and the consumers, as the operator would make them."""
+    made = Identities(broker.amqp_url, broker.management_url)
+    yield made
+    made.delete_all()

@@ -8,8 +8,8 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pika
@@ -17,7 +17,6 @@ import pytest
 from cliscene import rabbitsync
 from kubernetes import client
 
-from harness.identities import Identities
 from harness.polling import eventually
 from harness.processes import free_port
 from rabbitsync.conventions import broker_username, routing_key, service_secret_name
@@ -34,14 +33,6 @@ def depth(url: str, queue: str) -> int:
         return int(connection.channel().queue_declare(queue, passive=True).method.message_count)
     finally:
         connection.close()
-
-
-@pytest.fixture
-def identities(broker) -> Iterator[Identities]:  # type: ignore[no-untyped-def]
-    """Broker users for the publisher and the consumer, as the operator would make them."""
-    made = Identities(broker.amqp_url, broker.management_url)
-    yield made
-    made.delete_all()
 
 
 @pytest.fixture
@@ -96,14 +87,13 @@ def consumer(scene, namespace, tmp_path, broker, identities, clusters):  # type:
 
 
 def publish(url: str, exchange: str, namespace: str, subject: str, fail_times: int) -> str:
-    """As the publishing service does: through the events exchange (a sidecar refuses what reached its
+    return publish_event(url, exchange, namespace, "svc.flaky", {"fail_times": fail_times}, subject)
+
+
+def publish_event(url: str, exchange: str, namespace: str, event_type: str, data: dict[str, Any], subject: str) -> str:
+    """As east's service ``publisher`` does: through the events exchange (a sidecar refuses what reached its
     queue straight through the default exchange from anyone but itself)."""
-    event = new_event(
-        type="svc.flaky",
-        origin=Origin("east", namespace, "publisher"),
-        data={"fail_times": fail_times},
-        subject=subject,
-    )
+    event = new_event(type=event_type, origin=Origin("east", namespace, "publisher"), data=data, subject=subject)
     props = message_properties(event)
     connection = pika.BlockingConnection(pika.URLParameters(url))
     connection.channel().basic_publish(

@@ -159,3 +159,43 @@ def test_a_replay_report_says_what_was_missing_and_exits_1(capsys):
     assert dlq.report_replay(done, "q.dlq", ["e1", "e9"], "json") == 1
     assert json.loads(capsys.readouterr().out)["missing"] == ["e9"]
     assert dlq.report_replay(PassResult(), "q.dlq", []) == 1  # nothing replayed: nothing matched
+
+
+def test_nothing_found_exits_1_in_status_topology_and_unroutable_filters(monkeypatch):
+    """Issue 12: "a nonzero code when nothing matched", for every command that can match nothing."""
+    from rabbitsync.cli import topology, unroutable
+    from rabbitsync.deadletters.unroutable import Entry, Outcome
+
+    empty = FakeCluster("east", [obj("other", "a", "a", ["x"], **ready())])
+    args = parser().parse_args(["status", "-n", "foodapp"])
+    args.fmt, args.stdout = "table", io.StringIO()
+    assert status.run(args, [empty]) == 1 and "no SyncSubscriptions" in args.stdout.getvalue()
+    args = parser().parse_args(["--management-url", "http://broker.invalid:1/", "topology", "-n", "foodapp"])
+    args.fmt, args.stdout, args.amqp_url = "table", io.StringIO(), None
+    monkeypatch.setattr(topology, "broker_queues", lambda _args, _clusters: [])
+    assert topology.run(args, [empty]) == 1
+
+    seen: list[tuple[int, int]] = []
+
+    class Queue:
+        queue = "rabbitsync.events.unroutable"
+
+        def look(self, progress):
+            progress(1, 1)
+            seen.append((1, 1))
+            return Outcome(entries=[Entry("id-1", "A", "p", "ns.A")])
+
+        def replay(self, select, publishers, progress):
+            return Outcome(entries=[Entry("id-1", "A", "p", "ns.A")])
+
+    monkeypatch.setattr(unroutable, "_queue", lambda _args: Queue())
+    for argv, code in (
+        (["unroutable", "list"], 0),
+        (["unroutable", "list", "--type", "A"], 0),
+        (["unroutable", "list", "--type", "B"], 1),
+        (["unroutable", "replay", "--type", "B"], 1),
+    ):
+        args = parser().parse_args(argv)
+        args.fmt, args.stdout = "json", io.StringIO()
+        assert unroutable.run(args, []) == code, argv
+    assert seen  # progress reaches the pass (shown only on a terminal's stderr)

@@ -16,8 +16,17 @@ def test_reachable_broker_gets_the_exchange_and_is_ready() -> None:
     assert condition(outcome, "BrokerReachable") == ("True", "Connected")
     assert condition(outcome, "Ready") == ("True", "ExchangeReady")
     # Issue 10: the exchange also gets its alternate exchange (by policy) for unroutable events.
-    assert scene.broker.exchanges == {"rabbitsync.events": "topic", "rabbitsync.events.unroutable": "fanout"}
+    # Issue 12: and the trace stream, which `rabbitsync trace` reads, with its exchange.
+    assert scene.broker.exchanges == {
+        "rabbitsync.events": "topic",
+        "rabbitsync.events.unroutable": "fanout",
+        "rabbitsync.events.trace": "topic",
+    }
     assert "rabbitsync.events.unroutable" in scene.broker.queues
+    assert scene.broker.queues["rabbitsync.events.trace"].arguments["x-queue-type"] == "stream"
+    assert ("rabbitsync.events.trace", "rabbitsync.events.trace", "record") in {
+        (b.exchange, b.queue, b.routing_key) for b in scene.broker.bindings
+    }
     assert scene.broker.policies["rabbitsync.events.unroutable"].definition == {
         "alternate-exchange": "rabbitsync.events.unroutable"
     }

@@ -55,6 +55,17 @@ def test_no_declaration_no_right() -> None:
     assert not re.fullmatch(consumer_only.write, "ev") and topic.write == "^$"
 
 
+def test_every_service_may_write_trace_records_and_nothing_else_more() -> None:
+    """Issue 12: the trace exchange routes only to its stream, so writing it widens nothing."""
+    for subscriptions, published in ((["s"], []), ([], ["A"]), (["s"], ["A"])):
+        perms, _topic = rights_for(
+            cluster="east", namespace="shop", exchange="ev", subscriptions=subscriptions, published=published
+        )
+        assert re.fullmatch(perms.write, "ev.trace")
+        assert not re.fullmatch(perms.write, "ev.trace2") and not re.fullmatch(perms.write, "ev.unroutable")
+        assert bool(re.fullmatch(perms.write, "amq.default")) == bool(subscriptions)
+
+
 def test_a_subscription_gives_its_service_a_user_and_a_secret_with_its_own_uri() -> None:
     scene = Scene.ready()
     outcome = scene.reconcile(scene.subscribe())

@@ -85,7 +85,7 @@ def test_invalid_event_chains_the_cause():
 
 def test_all_is_complete():
     public = {name for name in dir(events) if not name.startswith("_")}
-    modules = {"backfill", "clock", "codec", "envelope", "errors", "headers", "ordering"}
+    modules = {"backfill", "clock", "codec", "envelope", "errors", "headers", "ordering", "trace"}
     assert public - modules == set(events.__all__)
 
 
