@@ -81,7 +81,8 @@ def test_the_drift_sweep_and_the_orphan_collector_share_one_listing_whatever_the
                 len(scene.broker.applied) - before[2],
             )
         )
-    assert calls[0] == calls[1] == (1, 1, 0), "one listing, one exchange check, nothing applied"
+    # The one plan applied is the trace stream's idempotent declaration, once per broker.
+    assert calls[0] == calls[1] == (1, 1, 1), "one listing, one exchange check, one trace declaration"
 
 
 def test_an_unreachable_broker_asks_every_subscription_to_report_it() -> None:
