@@ -348,10 +348,10 @@ class Consumer:
                     before_each=partial(_started, tick),
                     apply_one=self._apply_event,
                 )
-            except BaseException as error:  # the batch as a whole: apply them one by one instead
-                if outages.unavailable(error):
-                    close_old_connections()  # one left broken by the failure is replaced, not reused
-                    return [], error
+            except BaseException as error:
+                # The batch as a whole failed (its commit, or an outage-like error of one handler):
+                # one by one, so that only the event at fault spends an attempt or stops the lane.
+                close_old_connections()  # one left broken by the failure is replaced, not reused
                 log.warning("batch failed as a whole, applying its events one by one", extra={"error": repr(error)})
             else:
                 self._timed(items, started)
@@ -507,15 +507,18 @@ class Consumer:
         return self._stop.is_set()
 
     def _count(self, outcome: Outcome, event: CloudEvent) -> None:
-        # Counters only: a log line per applied event cost more than the handler on a busy stream.
+        # One line per event is kept (it is how an event is traced through a service): the profile
+        # puts it under 1 % of the sidecar's time, far behind what the lanes removed.
+        extra = {"type": event.type, "event_id": event.id}
         if outcome is Outcome.APPLIED:
             self._metrics.applied.labels(event.type).inc()
+            log.info("applied", extra=extra)
         elif outcome is Outcome.DUPLICATE:
             self._metrics.duplicates.inc()
+            log.info("duplicate skipped", extra=extra)
         else:
             self._metrics.own.inc()
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(outcome.value, extra={"type": event.type, "event_id": event.id})
+            log.debug("own event skipped", extra=extra)
 
     def _ack(self, session: Session, delivery: Delivery, tags: list[int], acks: Acks) -> None:
         """Ack ``tags`` of ``delivery``'s consumer: runs of settled deliveries with one ``multiple`` ack."""

@@ -48,7 +48,7 @@ def test_parallel_workers_keep_each_entitys_updates_in_order_under_redelivery(se
     from svcapp.models import Effect
 
     spec = service.declare(make_spec(uid, ["svc.seq"], prefetch=100, batch=25))
-    sidecar = sidecars(spec, RABBITSYNC_CONSUME_WORKERS="4").wait_ready()
+    sidecar = sidecars(spec, RABBITSYNC_CONSUME_WORKERS="4").wait_ready(timeout=180)  # a loaded machine starts slowly
     keys = [f"{uid}-entity-{n}" for n in range(ENTITIES)]
     events = [
         new_event(type="svc.seq", origin=OTHER, data={"seq": n}, subject=keys[n % ENTITIES]) for n in range(UPDATES)
