@@ -170,7 +170,7 @@ def _measure(
             process = _start(command, env, log)
             ready = lambda: "consuming" in log.read_text()  # noqa: E731
         pid = _target_pid(process)
-        _wait(ready, 60, f"{variant} consuming", process, log)
+        _wait(ready, 300, f"{variant} consuming", process, log)
         time.sleep(1.0)
         rss_idle = _rss_mb(pid)
         _publish(identities, amqp_url, exchange, events)
