@@ -91,6 +91,16 @@ class SyncSubscriptionSpec(ApiModel):
     prefetch: int = Field(
         default=10, ge=1, le=1000, description="Deliveries the consumer may hold unacknowledged at once."
     )
+    batch: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description=(
+            "Deliveries the sidecar applies in one database transaction (each event in a savepoint of its "
+            "own, so a failing one is retried alone) and acknowledges with one ack; at most prefetch are "
+            "taken. 1 applies and acks them one by one."
+        ),
+    )
     queue_type: QueueType = Field(
         default="quorum",
         description="RabbitMQ queue type of all the subscription's queues. Immutable.",

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core import exceptions
-from pydantic import ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 
 from rabbitsync.events import Origin
@@ -52,6 +52,10 @@ class Settings(SidecarConfig):
     handler_deadline: float = 300.0
     """Seconds one handler may run: past it the sidecar's liveness fails, the kubelet restarts it and
     the unacknowledged delivery comes back. 0 disables the deadline."""
+    consume_workers: int = Field(default=1, ge=1, le=64)
+    """Threads applying received events at once. Events for the same entity (``subject``) always go
+    through the same thread, in order. More than 1 needs a database with concurrent writers
+    (PostgreSQL); on SQLite, which has one writer, the sidecar uses 1 and says so."""
     relay_in_process: bool = True
     """Start a relay thread in any process that publishes, so events leave milliseconds after commit."""
     trace: bool = True

@@ -6,6 +6,10 @@ rolled back with all their writes and the event can be retried. If it commits, a
 ack was lost, the sidecar was killed, the relay sent twice) finds the row and does nothing. The
 caller acks only after :func:`apply` returned.
 
+:func:`apply_many` applies several events in one transaction, each in a savepoint of its own: a
+handler that raises rolls back its own event only, the others commit together (the sidecar's batch
+mode, one commit for up to N deliveries).
+
 A database that cannot be reached is not the event's failure: :func:`probe` asks the database
 whether it answers now, so the sidecar can pause until it does
 (:mod:`rabbitsync.sidecar.outages`) and retry the same delivery without spending an attempt.
@@ -14,6 +18,7 @@ whether it answers now, so the sidecar can pause until it does
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 
 from django.db import close_old_connections, connections, router, transaction
 
@@ -62,6 +67,40 @@ def apply(event: CloudEvent, *, settings: Settings | None = None, handlers: Hand
             for fn in fns:
                 fn(event)
     return Outcome.APPLIED
+
+
+def apply_many(
+    events: Sequence[CloudEvent],
+    *,
+    settings: Settings | None = None,
+    handlers: HandlerRegistry = registry,
+    fatal: Callable[[BaseException], bool] = lambda _error: False,
+    before_each: Callable[[CloudEvent], None] = lambda _event: None,
+    apply_one: Callable[[CloudEvent], Outcome] | None = None,
+) -> list[Outcome | BaseException]:
+    """Apply ``events`` in one transaction, each in a savepoint: its outcome, or what its handler raised.
+
+    A handler's failure rolls back its savepoint only; the next event goes on. The whole transaction
+    is given up, and the error raised, when ``fatal(error)`` says so (a database that cannot be
+    reached) or when the savepoint itself could not be rolled back (the connection is unusable).
+    ``before_each`` runs before every event (the sidecar times each handler against its deadline);
+    ``apply_one`` replaces :func:`apply` for each event (a test's stand-in).
+    """
+    settings = settings or get_settings()
+    one = apply_one or (lambda event: apply(event, settings=settings, handlers=handlers))
+    db = router.db_for_write(InboxMessage)
+    results: list[Outcome | BaseException] = []
+    with transaction.atomic(using=db):
+        for event in events:
+            before_each(event)
+            try:
+                # apply()'s own atomic block is a savepoint inside this transaction.
+                results.append(one(event))
+            except BaseException as error:  # the event's failure, reported as its outcome
+                if fatal(error) or transaction.get_rollback(using=db):
+                    raise
+                results.append(error)
+    return results
 
 
 def probe() -> None:

@@ -45,6 +45,13 @@ class ConsumerSpec(BaseModel):
     )
     dead_letter: bool = Field(alias="deadLetter", default=True)
     prefetch: int = Field(ge=1, default=10)
+    batch: int = Field(ge=1, default=1)
+    """Deliveries applied per database transaction (each in a savepoint), acked together; 1: one by one."""
+
+    @property
+    def batch_size(self) -> int:
+        """The batch actually taken: never more than the deliveries the broker lets us hold."""
+        return min(self.batch, self.prefetch)
 
     def retry_queue(self, attempt: int) -> str:
         """Delay queue a delivery that failed on ``attempt`` (1-based) goes to."""
@@ -150,6 +157,7 @@ def build(
     max_backoff_ms: int,
     dead_letter: bool,
     prefetch: int,
+    batch: int = 1,
 ) -> ConsumerSpec:
     return ConsumerSpec(
         subscription=subscription,
@@ -159,6 +167,7 @@ def build(
         retryDelaysMs=tuple(retry.backoff_delays(max_attempts, initial_backoff_ms, max_backoff_ms)),
         deadLetter=dead_letter,
         prefetch=prefetch,
+        batch=batch,
     )
 
 
@@ -174,4 +183,5 @@ def for_subscription(*, cluster: str, namespace: str, subscription: str, spec: S
         max_backoff_ms=spec.retry.max_backoff_ms,
         dead_letter=spec.dead_letter,
         prefetch=spec.prefetch,
+        batch=spec.batch,
     )

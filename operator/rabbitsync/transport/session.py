@@ -157,10 +157,11 @@ class Session:
             return None
         return _incoming(method, properties, body, 0)
 
-    def ack(self, tag: int, channel: int = 0) -> None:
-        """Acknowledge delivery ``tag`` of ``channel`` (:attr:`IncomingMessage.channel`)."""
+    def ack(self, tag: int, channel: int = 0, *, multiple: bool = False) -> None:
+        """Acknowledge delivery ``tag`` of ``channel`` (:attr:`IncomingMessage.channel`), and with
+        ``multiple`` every unacknowledged delivery of that channel before it too."""
         with translated():
-            self._by_number(channel).basic_ack(tag)
+            self._by_number(channel).basic_ack(tag, multiple=multiple)
 
     def pump(self, seconds: float) -> None:
         """Serve the connection (heartbeats, deliveries, wake-ups) for up to ``seconds``."""

@@ -59,6 +59,27 @@ BOTH_DATABASES = pytest.mark.parametrize("database", ["sqlite", "postgres"], ind
 """Run a test once on the SQLite file and once on the throwaway PostgreSQL server."""
 
 
+@dataclass(frozen=True)
+class Mode:
+    """How the sidecar applies events: one by one, in batches, or in batches on parallel workers."""
+
+    batch: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+
+
+MODES = {
+    "one-by-one": Mode(),
+    "batched": Mode(batch=50),
+    "parallel": Mode(batch=50, env={"RABBITSYNC_CONSUME_WORKERS": "4"}),
+}
+EVERY_MODE = pytest.mark.parametrize(
+    ("database", "mode"),
+    [("sqlite", "one-by-one"), ("sqlite", "batched"), ("postgres", "parallel")],
+    indirect=["database"],
+)
+"""Run a test in each consumer mode; parallel workers need PostgreSQL (SQLite has one writer)."""
+
+
 def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
     return eventually(condition, timeout, what, interval=interval)
 
@@ -256,6 +277,7 @@ def make_spec(
     prefetch: int = 20,
     name: str = "sub",
     namespace: str = NAMESPACE,
+    batch: int = 1,
 ) -> contract.ConsumerSpec:
     return contract.build(
         cluster=CLUSTER,
@@ -267,6 +289,7 @@ def make_spec(
         max_backoff_ms=max_backoff_ms,
         dead_letter=True,
         prefetch=prefetch,
+        batch=batch,
     )
 
 

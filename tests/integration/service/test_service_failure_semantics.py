@@ -22,7 +22,7 @@ import pika
 import pika.data
 import pika.exceptions
 import pytest
-from conftest import NAMESPACE, make_spec, user_url, wait_until
+from conftest import MODES, NAMESPACE, make_spec, user_url, wait_until
 
 import harness
 from harness.processes import free_port, port_open
@@ -89,13 +89,19 @@ def through(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{port}"))
 
 
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
 def test_a_database_outage_longer_than_the_retry_schedule_pauses_and_dead_letters_nothing(
-    service, uid, sidecars, database, postgres, forwarder
+    service, uid, sidecars, database, postgres, forwarder, mode
 ):
     # Three attempts 0.2 + 0.4 s apart: without the pause, an outage of seconds dead-letters everything.
-    spec = service.declare(make_spec(uid, ["svc.effect"], max_attempts=3, initial_backoff_ms=200, max_backoff_ms=400))
-    sidecar = sidecars(spec, DATABASE_URL=through(postgres, forwarder.port)).wait_ready()
+    spec = service.declare(
+        make_spec(
+            uid, ["svc.effect"], max_attempts=3, initial_backoff_ms=200, max_backoff_ms=400, batch=MODES[mode].batch
+        )
+    )
+    env = {"DATABASE_URL": through(postgres, forwarder.port), **MODES[mode].env}
+    sidecar = sidecars(spec, **env).wait_ready()
     first = new_event(type="svc.effect", origin=MENU, data={}, subject="before")
     service.send_event(first)
     wait_until(lambda: effects(first.id) == 1, 15, "an event applied before the outage")

@@ -2,7 +2,8 @@
 
 The event count defaults to the issue's 5,000 (``RABBITSYNC_FAULT_EVENTS`` scales it). Events are
 published by this process with ``publish()`` in transactions of 100 *while* the faults happen, so
-the relay's reconnects are exercised together with the sidecar's.
+the relay's reconnects are exercised together with the sidecar's. Each test runs in every consumer
+mode (one by one, batched, batched on parallel workers over PostgreSQL).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 import time
 
 import pytest
-from conftest import make_spec, wait_until
+from conftest import EVERY_MODE, MODES, make_spec, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,9 +76,10 @@ def assert_exactly_once(ids: list[str]) -> None:
     assert set(counts) == set(ids)
 
 
-def test_connections_force_closed_every_few_seconds(service, uid, sidecars, broker):
-    spec = service.declare(make_spec(uid, ["svc.effect"], prefetch=50))
-    sidecar = sidecars(spec).wait_ready()
+@EVERY_MODE
+def test_connections_force_closed_every_few_seconds(service, uid, sidecars, broker, mode):
+    spec = service.declare(make_spec(uid, ["svc.effect"], prefetch=50, batch=MODES[mode].batch))
+    sidecar = sidecars(spec, **MODES[mode].env).wait_ready()
     publisher = Publisher(uid, EVENTS, pause=0.02)
     publisher.start()
     closes = 0
@@ -98,9 +100,10 @@ def test_connections_force_closed_every_few_seconds(service, uid, sidecars, brok
     )
 
 
-def test_broker_stopped_and_started_mid_stream(service, uid, sidecars, broker):
-    spec = service.declare(make_spec(uid, ["svc.effect"], prefetch=50))
-    sidecar = sidecars(spec).wait_ready()
+@EVERY_MODE
+def test_broker_stopped_and_started_mid_stream(service, uid, sidecars, broker, mode):
+    spec = service.declare(make_spec(uid, ["svc.effect"], prefetch=50, batch=MODES[mode].batch))
+    sidecar = sidecars(spec, **MODES[mode].env).wait_ready()
     first = Publisher(uid, EVENTS // 2)
     first.start()
     wait_until(lambda: applied() >= EVENTS // 10, 120, "the stream to be flowing")
@@ -121,16 +124,17 @@ def test_broker_stopped_and_started_mid_stream(service, uid, sidecars, broker):
     assert sidecar.process.poll() is None
 
 
-def test_sidecar_killed_mid_batch_and_restarted(service, uid, sidecars):
-    spec = service.declare(make_spec(uid, ["svc.effect"], prefetch=50))
-    first_sidecar = sidecars(spec).wait_ready()
+@EVERY_MODE
+def test_sidecar_killed_mid_batch_and_restarted(service, uid, sidecars, mode):
+    spec = service.declare(make_spec(uid, ["svc.effect"], prefetch=50, batch=MODES[mode].batch))
+    first_sidecar = sidecars(spec, **MODES[mode].env).wait_ready()
     publisher = Publisher(uid, EVENTS)
     publisher.start()
     wait_until(lambda: applied() >= EVENTS // 4, 120, "a quarter of the events applied")
     first_sidecar.kill()  # SIGKILL: no graceful anything, unacked prefetch and maybe an open transaction
     killed_at = applied()
     assert killed_at < EVENTS
-    second_sidecar = sidecars(spec).wait_ready()
+    second_sidecar = sidecars(spec, **MODES[mode].env).wait_ready()
     ids = publisher.finish()
     wait_until(lambda: applied() >= EVENTS, 240, f"all {EVENTS} events applied")
     assert_exactly_once(ids)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BOTH_DATABASES, CLUSTER, CONSUMER, NAMESPACE, make_spec, wait_until
+from conftest import BOTH_DATABASES, CLUSTER, CONSUMER, EVERY_MODE, MODES, NAMESPACE, make_spec, wait_until
 
 from rabbitsync.events import Origin, new_event
 
@@ -56,11 +56,20 @@ def test_handler_failing_twice_is_retried_with_backoff_then_applied_once(service
     assert service.depth(spec.dead_letter_queue) == 0
 
 
-def test_always_failing_handler_is_dead_lettered_with_reason_and_others_keep_flowing(service, uid, sidecars):
+@EVERY_MODE
+def test_always_failing_handler_is_dead_lettered_with_reason_and_others_keep_flowing(service, uid, sidecars, mode):
+    """In a batch, the failing event's savepoint rolls back alone: the events around it commit."""
     spec = service.declare(
-        make_spec(uid, ["svc.broken", "svc.effect"], max_attempts=3, initial_backoff_ms=100, max_backoff_ms=200)
+        make_spec(
+            uid,
+            ["svc.broken", "svc.effect"],
+            max_attempts=3,
+            initial_backoff_ms=100,
+            max_backoff_ms=200,
+            batch=MODES[mode].batch,
+        )
     )
-    sidecar = sidecars(spec).wait_ready()
+    sidecar = sidecars(spec, **MODES[mode].env).wait_ready()
     broken = new_event(type="svc.broken", origin=OTHER, data={}, subject="bad")
     service.send_event(broken)
     followers = [new_event(type="svc.effect", origin=OTHER, data={}, subject=f"after-{i}") for i in range(5)]

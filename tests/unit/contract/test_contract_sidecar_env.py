@@ -39,6 +39,7 @@ CONSUMERS = [
         max_backoff_ms=2000,
         dead_letter=dead_letter,
         prefetch=7,
+        batch=30 if dead_letter else 1,
     )
     for name, events, dead_letter in (("menus", ["MENU_ITEM_CREATED"], False), ("cafés", ["a.b", "C"], True))
 ]
@@ -116,3 +117,12 @@ def test_a_sidecar_started_by_hand_reads_the_subscriptions_variable() -> None:
     settings = resolve({}, {"RABBITSYNC_SUBSCRIPTIONS": dumps(CONSUMERS)})
     assert settings.subscriptions == tuple(CONSUMERS)
     assert to_env(SidecarConfig(subscriptions=tuple(CONSUMERS)))["RABBITSYNC_SUBSCRIPTIONS"] == dumps(CONSUMERS)
+
+
+def test_a_batch_is_carried_to_the_sidecar_and_never_above_the_prefetch() -> None:
+    menus, cafes = CONSUMERS
+    assert (menus.batch, menus.batch_size) == (1, 1)
+    assert (cafes.batch, cafes.batch_size) == (30, 7)
+    settings = resolve({}, {"RABBITSYNC_SUBSCRIPTIONS": dumps(CONSUMERS), "RABBITSYNC_CONSUME_WORKERS": "4"})
+    assert settings.subscriptions[1].batch == 30
+    assert settings.consume_workers == 4

@@ -95,3 +95,9 @@ def item_snapshot(row):
 def item(event):
     values = {"name": event.data["name"], "deleted": event.type == ITEM_DELETED}
     lww_upsert(ItemCopy, {"key": event.subject}, values, version=event.version, source=event.source)
+
+
+@handler("svc.seq")
+def sequenced(event):
+    """Records ``subject:seq`` in the order events are applied; the per-subject order test reads it back."""
+    Effect.objects.create(event_id=event.id, subject=f"{event.subject}:{event.data['seq']:05d}")
