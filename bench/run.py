@@ -12,7 +12,7 @@ and ``add_arguments(parser)`` for its own knobs.
   the time of one row goes;
 - ``e2e``: end to end on the demo's services (``e2e``): POST in east -> row in west's restaurant-menu,
   one write at a time and at fixed offered rates, with the per-stage breakdown;
-- ``sidecar``, ``sidecar_rss``: the sidecar vs a hand-written consumer, and its memory (``sidecar``);
+- ``sidecar``: the sidecar vs a hand-written consumer (per message, batched, ack only), and its RSS;
 - ``scale``: the operator at scale (``operator_scale``): N subscriptions to Ready, drift repair,
   operator RSS and idle CPU, its AMQP connections;
 - ``backfill``: a backfill's rate (``backfill``).
@@ -60,6 +60,14 @@ def _publish(module: ModuleType, args: argparse.Namespace, scratch: Path) -> dic
         rabbitmq.stop(broker)
 
 
+def _sidecar(module: ModuleType, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    broker = rabbitmq.start(scratch / "rabbitmq")
+    try:
+        return dict(module.run(broker.amqp_url, broker.management_url, events=args.sidecar_events, workdir=scratch))
+    finally:
+        rabbitmq.stop(broker)
+
+
 def publish_rows(rates: dict[str, Any]) -> list[Row]:
     seed, each, ours = rates["connection_per_publish"], rates["confirm_each"], rates["pipelined"]
     return [
@@ -88,8 +96,8 @@ SECTIONS: list[Section] = [
     Section("publish", "publish_throughput", _publish),
     Section("relay", "relay", lambda m, a, d: m.run(a.relay_rows, d)),
     Section("e2e", "e2e", lambda m, a, d: m.run(a.rates, a.duration, a.serial_writes)),
-    # sidecar-perf lane (bench/sidecar.py): Section("sidecar", "sidecar", lambda m, a, d: m.run(...)),
-    # backfill lane (bench/backfill.py): Section("backfill", "backfill", lambda m, a, d: m.run(...)),
+    Section("sidecar", "sidecar", _sidecar),
+    Section("backfill", "backfill", lambda m, a, d: m.run(a.backfill_rows)),
     Section("scale", "operator_scale", lambda m, a, d: m.run(a.subscriptions, a.idle_seconds, 600.0, d)),
 ]
 """Run in this order; the integrator adds one line per new section."""
@@ -156,6 +164,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rates", default="50,200", help="e2e: offered writes/s, comma-separated")
     p.add_argument("--duration", type=float, default=60.0, help="e2e: seconds per offered rate")
     p.add_argument("--serial-writes", type=int, default=200, help="e2e: writes one at a time")
+    p.add_argument("--sidecar-events", type=int, default=5000, help="sidecar: events per variant")
+    p.add_argument("--backfill-rows", type=int, default=2000, help="backfill: restaurants to backfill")
     p.add_argument("--subscriptions", type=int, default=1000, help="scale: subscriptions")
     p.add_argument("--idle-seconds", type=float, default=60.0, help="scale: quiet window for CPU")
     p.add_argument("--only", action="append", choices=[s.name for s in SECTIONS], help="run these sections")
