@@ -23,6 +23,7 @@ import secrets
 import shutil
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,7 +31,7 @@ from base64 import b64encode
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from harness import apt, debian_root, pki, processes, rabbitmq_teardown
+from harness import apt, debian_root, pki, polling, processes, rabbitmq_teardown
 from harness.rabbitmq_config import (
     ENABLED_PLUGINS,
     NodeFiles,
@@ -308,8 +309,31 @@ def launch(broker: Broker) -> None:
             stderr=subprocess.STDOUT,
             check=True,
         )
-    ctl(broker, "wait", str(broker.files.pid_file), "--timeout", "300", timeout=330)
-    processes.wait_until(lambda: ready(broker), 60, "RabbitMQ management API", str(log_file))
+    _wait_booted(broker)
+
+
+BOOT_TIMEOUT = 330.0
+"""Seconds a node may take to boot: a cluster member waits up to 300 s at boot for the peers it knew."""
+
+
+class NodeDiedAtBoot(RuntimeError):
+    """The node's VM exited before it answered: ``rabbitmqctl wait`` would wait its whole timeout for it."""
+
+
+def _wait_booted(broker: Broker) -> None:
+    """Until the node answers (AMQP and the management API); fail at once when its VM is gone."""
+    gone: list[float] = []
+
+    def booted() -> bool:
+        if ready(broker):
+            return True
+        alive = "beam.smp" in rabbitmq_teardown.node_processes(broker.files.pid_file).values()
+        gone[:] = [] if alive else [*gone, time.monotonic()]
+        if len(gone) >= 3:  # checked a few times: the detached start forks its VM before it returns
+            raise NodeDiedAtBoot(f"{broker.node} exited while booting; see {broker.files.logs}")
+        return False
+
+    polling.eventually(booted, BOOT_TIMEOUT, f"{broker.node} booted", interval=1.0)
 
 
 def stop(broker: Broker, shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> None:

@@ -9,6 +9,7 @@ harness's default: a cluster costs three boots.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from harness import rabbitmq, rabbitmq_teardown
 from harness.rabbitmq_config import allocate_ports, node_name, own_ports
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,26 @@ def restart(node: rabbitmq.Broker) -> None:
 
 
 def relaunch(cluster: Cluster) -> None:
-    """Start every member of a stopped cluster at once: each waits at boot for the others it knew."""
+    """Start every member of a stopped cluster at once: each waits at boot for the others it knew.
+
+    RabbitMQ 3.10 can lose a race there: a member that compares feature flags with a peer still
+    booting exits (``incompatible_feature_flags`` ... ``badmap``). It is started again once the others
+    are up, as an operator restarting a cluster would.
+    """
     with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
-        list(pool.map(rabbitmq.launch, cluster.nodes))
+        outcomes = list(pool.map(_launch, cluster.nodes))
+    for node, died in zip(cluster.nodes, outcomes, strict=True):
+        if died is not None:
+            log.warning("%s died while the cluster booted (%s): starting it again", node.node, died)
+            rabbitmq.launch(node)
+
+
+def _launch(node: rabbitmq.Broker) -> rabbitmq.NodeDiedAtBoot | None:
+    try:
+        rabbitmq.launch(node)
+    except rabbitmq.NodeDiedAtBoot as e:
+        return e
+    return None
 
 
 def stop(cluster: Cluster, shutdown_timeout: float = rabbitmq.SHUTDOWN_TIMEOUT) -> None:

@@ -134,3 +134,24 @@ def test_chroot_command_mounts_in_a_private_namespace_and_binds_paths_at_the_sam
 def test_debootstrap_command_is_minbase_with_the_packages():
     argv = debian_root.debootstrap_command("trixie", Path("/d"), ["rabbitmq-server"], "http://m/debian")
     assert argv == ["debootstrap", "--variant=minbase", "--include=rabbitmq-server", "trixie", "/d", "http://m/debian"]
+
+
+def _booting(tmp_path: Path) -> rabbitmq.Broker:
+    return rabbitmq.Broker("amqp://127.0.0.1:1/", "http://127.0.0.1:2", "n@localhost", True, str(tmp_path))
+
+
+def test_a_node_whose_vm_exits_at_boot_is_reported_at_once_not_after_the_boot_timeout(monkeypatch, tmp_path):
+    # rabbitmqctl wait kept waiting 300 s for the pid file of a cluster member that had crashed at boot.
+    monkeypatch.setattr(rabbitmq, "ready", lambda _broker: False)
+    monkeypatch.setattr(rabbitmq.rabbitmq_teardown, "node_processes", lambda _pid_file: {})
+    monkeypatch.setattr(rabbitmq.polling.time, "sleep", lambda _s: None)
+    with pytest.raises(rabbitmq.NodeDiedAtBoot, match="n@localhost exited while booting"):
+        rabbitmq._wait_booted(_booting(tmp_path))
+
+
+def test_a_booting_node_is_waited_for_while_its_vm_runs(monkeypatch, tmp_path):
+    answers = iter([False, False, False, False, True])
+    monkeypatch.setattr(rabbitmq, "ready", lambda _broker: next(answers))
+    monkeypatch.setattr(rabbitmq.rabbitmq_teardown, "node_processes", lambda _pid_file: {7: "beam.smp"})
+    monkeypatch.setattr(rabbitmq.polling.time, "sleep", lambda _s: None)
+    rabbitmq._wait_booted(_booting(tmp_path))
