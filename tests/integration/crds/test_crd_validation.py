@@ -154,6 +154,8 @@ def test_defaults_are_filled_in_by_the_server(api: client.CustomObjectsApi, name
         "deadLetter": True,
         "prefetch": 10,
         "queueType": "quorum",
+        "batch": 1,
+        "backfill": "none",
     }
 
 
