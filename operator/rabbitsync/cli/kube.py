@@ -10,7 +10,7 @@ the "not found" answers this module turns into ``None``.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +169,18 @@ class KubeCluster:
         with self._talking():
             data = self._core.read_namespaced_secret(name, namespace).data or {}
         return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def syncbroker_endpoints(
+    clusters: Sequence[Cluster], identity: Callable[[BrokerEndpoint], Hashable]
+) -> list[BrokerEndpoint]:
+    """Every SyncBroker's endpoint in ``clusters``, one per ``identity`` (two clusters share one broker)."""
+    found: dict[Hashable, BrokerEndpoint] = {}
+    for cluster in clusters:
+        for namespace, name in cluster.brokers():
+            endpoint = cluster.broker_endpoint(namespace, name)
+            found.setdefault(identity(endpoint), endpoint)
+    return list(found.values())
 
 
 def _not_found(error: InCluster) -> bool:

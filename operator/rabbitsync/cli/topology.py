@@ -21,7 +21,7 @@ from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.cli import output, render
 from rabbitsync.cli.failures import OK, PROBLEMS, UsageError
 from rabbitsync.cli.graph import Topology, build
-from rabbitsync.cli.kube import Cluster
+from rabbitsync.cli.kube import Cluster, syncbroker_endpoints
 from rabbitsync.cli.output import Column
 from rabbitsync.cli.resources import PUBLICATION, SUBSCRIPTION, Resource
 from rabbitsync.topology import naming
@@ -73,12 +73,7 @@ def endpoints(args: argparse.Namespace, clusters: Sequence[Cluster]) -> list[Bro
         return [BrokerEndpoint(amqp, args.management_url)]
     if args.amqp_url:
         return [BrokerEndpoint(args.amqp_url)]
-    seen: dict[tuple[str, str], BrokerEndpoint] = {}
-    for cluster in clusters:
-        for namespace, name in cluster.brokers():
-            endpoint = cluster.broker_endpoint(namespace, name)
-            seen.setdefault((endpoint.management().base_url, endpoint.vhost), endpoint)
-    return list(seen.values())
+    return syncbroker_endpoints(clusters, lambda endpoint: (endpoint.management().base_url, endpoint.vhost))
 
 
 def broker_queues(args: argparse.Namespace, clusters: Sequence[Cluster]) -> list[str] | None:

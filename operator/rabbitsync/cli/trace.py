@@ -27,7 +27,7 @@ from typing import Any
 
 from rabbitsync.cli import output
 from rabbitsync.cli.failures import OK, CliError, NothingMatched, UsageError
-from rabbitsync.cli.kube import Cluster
+from rabbitsync.cli.kube import Cluster, syncbroker_endpoints
 from rabbitsync.cli.output import Column
 from rabbitsync.cli.resources import SUBSCRIPTION, Resource
 from rabbitsync.conventions import DEFAULT_EXCHANGE, broker_username, trace_name
@@ -97,14 +97,10 @@ def endpoints(args: argparse.Namespace, clusters: Sequence[Cluster]) -> list[Bro
     """The brokers to read: ``--amqp-url``, else each distinct broker of the clusters' SyncBrokers."""
     if args.amqp_url:
         return [BrokerEndpoint(args.amqp_url)]
-    found: dict[tuple[str, str], BrokerEndpoint] = {}
-    for cluster in clusters:
-        for namespace, name in cluster.brokers():
-            endpoint = cluster.broker_endpoint(namespace, name)
-            found.setdefault((endpoint.host, endpoint.vhost), endpoint)
+    found = syncbroker_endpoints(clusters, lambda endpoint: (endpoint.host, endpoint.vhost))
     if not found:
         raise UsageError("no broker: no SyncBroker in the clusters given; pass --amqp-url (e.g. from .dev/broker.env)")
-    return list(found.values())
+    return found
 
 
 def exchanges(args: argparse.Namespace, subscriptions: Sequence[Resource]) -> list[str]:
