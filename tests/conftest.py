@@ -87,10 +87,10 @@ class BrokerHandle:
         rabbitmq.close_all_connections(self.info)
 
     def stop(self) -> None:
-        rabbitmq.stop_app(self.info)
+        rabbitmq.take_down(self.info)
 
     def start(self) -> None:
-        rabbitmq.start_app(self.info)
+        rabbitmq.bring_up(self.info)
 
 
 def _running_dev_env() -> environment.Environment | None:
