@@ -404,6 +404,7 @@ class PodRunner:
                 "containers": {
                     c.name: {
                         "pid": c.record.pid if c.record else None,
+                        "start_ticks": c.record.start_ticks if c.record else None,
                         "restarts": c.restarts,
                         "command": c.command,
                         "sidecar": c.sidecar,
@@ -481,7 +482,24 @@ def start_runner(
 
 
 def stop_runners(directory: Path) -> None:
-    """Stop the background runners recorded in ``directory``; each stops its pods first (SIGTERM)."""
+    """Stop the background runners recorded in ``directory``; each stops its pods first (SIGTERM).
+
+    A runner that was SIGKILLed (a killed test session) could not stop its pods, whose containers run
+    in sessions of their own: they would hold their pod IPs' ports for the next run. So the containers
+    its last ``pods.json`` lists are stopped as well when still alive (pid and start time both match).
+    """
     for path in directory.glob("podrunner-*.json"):
         processes.stop(processes.ProcessRecord(**json.loads(path.read_text())), timeout=60)
         path.unlink()
+    for path in directory.glob("pods/*/*/pods.json"):
+        for record in _container_records(json.loads(path.read_text())):
+            processes.stop(record)
+
+
+def _container_records(status: dict[str, Any]) -> list[processes.ProcessRecord]:
+    return [
+        processes.ProcessRecord(name=name, pid=c["pid"], start_ticks=c["start_ticks"], log="")
+        for pod in status.values()
+        for name, c in pod["containers"].items()
+        if c.get("pid") and c.get("start_ticks") is not None
+    ]
