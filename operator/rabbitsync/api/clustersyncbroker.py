@@ -18,6 +18,9 @@ from rabbitsync.api.syncbroker import SecretRef, SyncBrokerSpec, TLSSpec
 
 MAX_NAMESPACES = 256
 
+DEFAULT_OPERATOR_NAMESPACE = "rabbitsync-system"
+"""Where the operator runs unless ``RABBITSYNC_OPERATOR_NAMESPACE`` says otherwise: ClusterSyncBrokers' Secrets."""
+
 Namespace = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
 
 

@@ -2,14 +2,18 @@
 
 ``--kubeconfig`` and ``--context`` are repeatable and pair up into clusters (:func:`targets`). Each
 cluster is read with the caller's own credentials: SyncSubscriptions and SyncPublications in every
-namespace, a SyncBroker and its Secrets when the broker is needed. A failure of the client comes out
-as :class:`~rabbitsync.cli.failures.InCluster` (worded by ``failures``, with the cluster's name), except
+namespace, a SyncBroker or ClusterSyncBroker and its Secrets when the broker is needed (a
+ClusterSyncBroker's are in the operator's namespace: ``RABBITSYNC_OPERATOR_NAMESPACE``, else
+rabbitsync-system). A failure of the client comes out as :class:`~rabbitsync.cli.failures.InCluster`
+(worded by ``failures``, with the cluster's name), except
 the "not found" answers this module turns into ``None``.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import sys
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,11 +25,13 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from rabbitsync.api import GROUP, VERSION
+from rabbitsync.api.clustersyncbroker import DEFAULT_OPERATOR_NAMESPACE
+from rabbitsync.api.clustersyncbroker import RESOURCE as CLUSTER_BROKERS
 from rabbitsync.api.syncbroker import DEFAULT_CA_KEY
 from rabbitsync.api.syncbroker import RESOURCE as BROKERS
 from rabbitsync.api.syncpublication import RESOURCE as PUBLICATIONS
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTIONS
-from rabbitsync.cli.failures import InCluster, UsageError
+from rabbitsync.cli.failures import CliError, InCluster, UsageError, explain
 from rabbitsync.cli.resources import PUBLICATION, SUBSCRIPTION, Resource, parse
 from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY, service_secret_name
 from rabbitsync.transport import BrokerEndpoint
@@ -73,11 +79,11 @@ class Cluster(Protocol):
     def subscription(self, namespace: str, name: str) -> Resource | None: ...
 
     def brokers(self) -> list[tuple[str, str]]:
-        """(namespace, name) of every SyncBroker."""
+        """(namespace, name) of every SyncBroker, then ("", name) of every ClusterSyncBroker."""
         ...
 
     def broker_endpoint(self, namespace: str, broker: str) -> BrokerEndpoint:
-        """Where the SyncBroker ``broker`` says the broker is, credentials from its Secrets."""
+        """Where the SyncBroker (namespace "": ClusterSyncBroker) ``broker`` says the broker is, with its Secrets."""
         ...
 
     def service_endpoint(self, namespace: str, service: str) -> BrokerEndpoint | None:
@@ -90,8 +96,10 @@ class Cluster(Protocol):
 
 
 class KubeCluster:
-    def __init__(self, label: str, api: client.ApiClient) -> None:
+    def __init__(self, label: str, api: client.ApiClient, operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE) -> None:
         self.label = label
+        self.operator_namespace = operator_namespace
+        """Where ClusterSyncBrokers' Secrets are (the operator's namespace)."""
         self._custom = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
 
@@ -110,20 +118,32 @@ class KubeCluster:
 
     def brokers(self) -> list[tuple[str, str]]:
         found = self._list(BROKERS.plural)
-        return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in found.get("items", [])]
+        namespaced = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in found.get("items", [])]
+        try:
+            shared = self._list(CLUSTER_BROKERS.plural)
+        except InCluster as e:
+            if _not_found(e):  # a cluster whose CRDs predate ClusterSyncBroker
+                return namespaced
+            raise
+        return namespaced + [("", o["metadata"]["name"]) for o in shared.get("items", [])]
 
     def broker_endpoint(self, namespace: str, broker: str) -> BrokerEndpoint:
-        obj = self._get(namespace, BROKERS.plural, broker)
+        if namespace:
+            obj, secrets_in = self._get(namespace, BROKERS.plural, broker), namespace
+            what = f"SyncBroker {namespace}/{broker}"
+        else:
+            obj, secrets_in = self._get_cluster_scoped(CLUSTER_BROKERS.plural, broker), self.operator_namespace
+            what = f"ClusterSyncBroker {broker}"
         if obj is None:
-            raise UsageError(f"{self.label}: SyncBroker {namespace}/{broker} not found (or pass --amqp-url)")
+            raise UsageError(f"{self.label}: {what} not found (or pass --amqp-url)")
         spec = obj.get("spec") or {}
-        secret = self._secret(namespace, spec["secretRef"]["name"])
+        secret = self._secret(secrets_in, spec["secretRef"]["name"])
         if SECRET_URI_KEY not in secret:
             raise UsageError(
-                f"{self.label}: Secret {namespace}/{spec['secretRef']['name']} has no key {SECRET_URI_KEY}"
+                f"{self.label}: Secret {secrets_in}/{spec['secretRef']['name']} has no key {SECRET_URI_KEY}"
             )
         ca_ref = ((spec.get("tls") or {}).get("caSecretRef")) or None
-        ca = self._secret(namespace, ca_ref["name"]).get(ca_ref.get("key", "ca.crt")) if ca_ref else None
+        ca = self._secret(secrets_in, ca_ref["name"]).get(ca_ref.get("key", "ca.crt")) if ca_ref else None
         return BrokerEndpoint(secret[SECRET_URI_KEY], secret.get(SECRET_MANAGEMENT_URI_KEY), ca)
 
     def service_endpoint(self, namespace: str, service: str) -> BrokerEndpoint | None:
@@ -165,6 +185,16 @@ class KubeCluster:
             raise
         return cast(dict[str, Any], found)
 
+    def _get_cluster_scoped(self, plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            with self._talking():
+                found = self._custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+        except InCluster as e:
+            if _not_found(e):
+                return None
+            raise
+        return cast(dict[str, Any], found)
+
     def _secret(self, namespace: str, name: str) -> dict[str, str]:
         with self._talking():
             data = self._core.read_namespaced_secret(name, namespace).data or {}
@@ -174,11 +204,20 @@ class KubeCluster:
 def syncbroker_endpoints(
     clusters: Sequence[Cluster], identity: Callable[[BrokerEndpoint], Hashable]
 ) -> list[BrokerEndpoint]:
-    """Every SyncBroker's endpoint in ``clusters``, one per ``identity`` (two clusters share one broker)."""
+    """Every (Cluster)SyncBroker's endpoint in ``clusters``, one per ``identity`` (two clusters share one broker).
+
+    One whose resource or Secrets cannot be read (e.g. no right to read the operator's namespace) is
+    left out with a note on stderr rather than failing the command: it must not hide the others.
+    """
     found: dict[Hashable, BrokerEndpoint] = {}
     for cluster in clusters:
         for namespace, name in cluster.brokers():
-            endpoint = cluster.broker_endpoint(namespace, name)
+            try:
+                endpoint = cluster.broker_endpoint(namespace, name)
+            except CliError as e:
+                what = f"SyncBroker {namespace}/{name}" if namespace else f"ClusterSyncBroker {name}"
+                print(f"rabbitsync: note: {what} left out: {explain(e)[0]}", file=sys.stderr)
+                continue
             found.setdefault(identity(endpoint), endpoint)
     return list(found.values())
 
@@ -201,7 +240,9 @@ def connect(chosen: Sequence[Target]) -> list[Cluster]:
             client.ApiClient,
             config.new_client_from_config(config_file=target.kubeconfig, context=target.context),  # type: ignore[no-untyped-call]
         )
-        clusters.append(KubeCluster(label, api))
+        clusters.append(
+            KubeCluster(label, api, os.environ.get("RABBITSYNC_OPERATOR_NAMESPACE") or DEFAULT_OPERATOR_NAMESPACE)
+        )
     return clusters
 
 

@@ -85,7 +85,10 @@ def broker_queues(args: argparse.Namespace, clusters: Sequence[Cluster]) -> list
         print(f"rabbitsync: note: unowned queues not checked: {e}", file=sys.stderr)
         return None
     if not found:
-        print("rabbitsync: note: unowned queues not checked: no SyncBroker, pass --management-url", file=sys.stderr)
+        print(
+            "rabbitsync: note: unowned queues not checked: no readable (Cluster)SyncBroker, pass --management-url",
+            file=sys.stderr,
+        )
         return None
     return names
 

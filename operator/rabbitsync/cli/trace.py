@@ -94,12 +94,14 @@ def since(text: str | None, now: datetime | None = None) -> str | datetime:
 
 
 def endpoints(args: argparse.Namespace, clusters: Sequence[Cluster]) -> list[BrokerEndpoint]:
-    """The brokers to read: ``--amqp-url``, else each distinct broker of the clusters' SyncBrokers."""
+    """The brokers to read: ``--amqp-url``, else each distinct broker of the clusters' (Cluster)SyncBrokers."""
     if args.amqp_url:
         return [BrokerEndpoint(args.amqp_url)]
     found = syncbroker_endpoints(clusters, lambda endpoint: (endpoint.host, endpoint.vhost))
     if not found:
-        raise UsageError("no broker: no SyncBroker in the clusters given; pass --amqp-url (e.g. from .dev/broker.env)")
+        raise UsageError(
+            "no broker: no readable SyncBroker or ClusterSyncBroker in the clusters given; pass --amqp-url"
+        )
     return found
 
 

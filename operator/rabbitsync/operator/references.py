@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rabbitsync.amqp.port import Broker
-from rabbitsync.api.clustersyncbroker import allows
+from rabbitsync.api.clustersyncbroker import DEFAULT_OPERATOR_NAMESPACE, allows
 from rabbitsync.api.syncbroker import SyncBrokerSpec, TLSSpec
 from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY
 from rabbitsync.operator.kube import Cluster, Forbidden, Invalid, KubeError, NotFound
@@ -55,9 +55,6 @@ class ResolvedBroker:
 
 BrokerFactory = Callable[[ResolvedBroker], Broker]
 """The broker port: a client for a resolved broker (``RabbitBroker`` in production, a fake in tests)."""
-
-
-DEFAULT_OPERATOR_NAMESPACE = "rabbitsync-system"
 
 
 def resolve_broker(

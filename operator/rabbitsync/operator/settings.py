@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rabbitsync.api.clustersyncbroker import DEFAULT_OPERATOR_NAMESPACE
+
 _CLUSTER_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 
 # Values a template leaves for someone else to fill in. Valid names, so the grammar lets them through, but
@@ -78,7 +80,7 @@ class OperatorSettings:
     health_host: str = "0.0.0.0"
     """Address the liveness endpoint binds (``RABBITSYNC_HEALTH_HOST``); the manifests use the pod IP."""
 
-    operator_namespace: str = "rabbitsync-system"
+    operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
     """The operator's own namespace (``RABBITSYNC_OPERATOR_NAMESPACE``, the downward API in the manifests):
     where a ClusterSyncBroker's Secrets live, out of every tenant's reach."""
 
@@ -117,7 +119,7 @@ class OperatorSettings:
             health_port=int(_positive(env, "RABBITSYNC_HEALTH_PORT", 8080)),
             metrics_port=int(_positive(env, "RABBITSYNC_METRICS_PORT", 9090)),
             health_host=env.get("RABBITSYNC_HEALTH_HOST") or "0.0.0.0",
-            operator_namespace=env.get("RABBITSYNC_OPERATOR_NAMESPACE") or "rabbitsync-system",
+            operator_namespace=env.get("RABBITSYNC_OPERATOR_NAMESPACE") or DEFAULT_OPERATOR_NAMESPACE,
             service_max_connections=int(_positive(env, "RABBITSYNC_SERVICE_MAX_CONNECTIONS", 64)),
             service_max_channels=int(_positive(env, "RABBITSYNC_SERVICE_MAX_CHANNELS", 256)),
             backfill_response_seconds=_positive(env, "RABBITSYNC_BACKFILL_RESPONSE_SECONDS", 60.0),

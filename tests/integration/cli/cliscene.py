@@ -9,6 +9,7 @@ every namespace while its session lasts).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,18 +30,13 @@ class Scene:
         self.clusters, self.broker, self.namespace = clusters, broker, namespace
         self.exchange = f"rabbitsync.cli-test.{uid}"
         self.queues: list[str] = []
+        self.cluster_brokers: list[tuple[str, str]] = []
 
     def custom(self, cluster: str) -> client.CustomObjectsApi:
         return client.CustomObjectsApi(self.clusters[cluster].api)
 
     def setup_broker(self, cluster: str) -> None:
-        self.clusters[cluster].core.create_namespaced_secret(
-            self.namespace,
-            client.V1Secret(
-                metadata=client.V1ObjectMeta(name="rabbitmq"),
-                string_data={"uri": self.broker.amqp_url, "managementUri": self.broker.management_url},
-            ),
-        )
+        self._admin_secret(cluster)
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "SyncBroker",
@@ -48,6 +44,31 @@ class Scene:
             "spec": {"secretRef": {"name": "rabbitmq"}, "exchange": self.exchange},
         }
         self.custom(cluster).create_namespaced_custom_object(GROUP, VERSION, self.namespace, "syncbrokers", body)
+
+    def setup_cluster_broker(self, cluster: str, name: str) -> None:
+        """A ClusterSyncBroker, its Secret in this test's namespace (the CLI is told that is the operator's)."""
+        self._admin_secret(cluster)
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ClusterSyncBroker",
+            "metadata": {"name": name},
+            "spec": {
+                "secretRef": {"name": "rabbitmq"},
+                "exchange": self.exchange,
+                "allowedNamespaces": [self.namespace],
+            },
+        }
+        self.custom(cluster).create_cluster_custom_object(GROUP, VERSION, "clustersyncbrokers", body)
+        self.cluster_brokers.append((cluster, name))
+
+    def _admin_secret(self, cluster: str) -> None:
+        self.clusters[cluster].core.create_namespaced_secret(
+            self.namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="rabbitmq"),
+                string_data={"uri": self.broker.amqp_url, "managementUri": self.broker.management_url},
+            ),
+        )
 
     def subscribe(
         self, cluster: str, name: str, events: list[str], *, reconcile: bool = True, **spec: Any
@@ -102,6 +123,9 @@ class Scene:
     def cleanup(self) -> None:
         import pika
 
+        for cluster, name in self.cluster_brokers:
+            self.custom(cluster).delete_cluster_custom_object(GROUP, VERSION, "clustersyncbrokers", name)
+
         connection = pika.BlockingConnection(pika.URLParameters(self.broker.amqp_url))
         channel = connection.channel()
         for queue in self.queues:
@@ -110,7 +134,11 @@ class Scene:
         connection.close()
 
 
-def rabbitsync(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The installed console script, as a person runs it."""
+def rabbitsync(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as a person runs it (``env``: added to this process's environment)."""
     exe = Path(sys.executable).parent / "rabbitsync"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120, input=stdin)
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, timeout=120, input=stdin, env={**os.environ, **(env or {})}
+    )

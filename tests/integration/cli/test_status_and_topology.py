@@ -57,3 +57,16 @@ def test_topology_finds_an_unowned_queue_and_a_one_cluster_subscription(
     drawn = rabbitsync(*kube_args, "topology", "-n", namespace, "--format", "svg", "--output", str(picture))
     assert drawn.returncode == 1 and picture.read_text().lstrip().startswith(("<?xml", "<svg"))
     assert "one-cluster" in drawn.stderr
+
+
+def test_topology_reads_a_cluster_syncbroker_secret_in_the_operator_namespace(scene, kube_args, namespace, broker, uid):
+    """No SyncBroker in the namespace: the shared broker is found through a ClusterSyncBroker and its Secret."""
+    scene.setup_cluster_broker("east", f"shared-{uid}")
+    ghost = f"rabbitsync.east.{namespace}.ghost"
+    connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    connection.channel().queue_declare(ghost, durable=True)
+    scene.queues.append(ghost)
+    connection.close()
+
+    done = rabbitsync(*kube_args, "topology", "-n", namespace, env={"RABBITSYNC_OPERATOR_NAMESPACE": namespace})
+    assert ghost in done.stdout, done.stderr

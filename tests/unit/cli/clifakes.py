@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rabbitsync.cli.failures import CliError
 from rabbitsync.cli.resources import PUBLICATION, SUBSCRIPTION, Resource, parse
 from rabbitsync.transport import BrokerEndpoint, IncomingMessage, OutgoingMessage, PublishRejected
 
@@ -23,8 +24,16 @@ def ready(status: str = "True", reason: str = "TopologyVerified") -> dict[str, A
 
 
 class FakeCluster:
-    def __init__(self, label: str, subscriptions: Sequence[dict[str, Any]] = (), publications: Any = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        subscriptions: Sequence[dict[str, Any]] = (),
+        publications: Any = None,
+        brokers: Mapping[tuple[str, str], BrokerEndpoint | CliError] | None = None,
+    ) -> None:
+        """``brokers``: (namespace, name), "" for a ClusterSyncBroker, to its endpoint or the error reading it."""
         self.label = label
+        self._brokers = dict(brokers or {})
         self.annotated: list[tuple[str, str, dict[str, str]]] = []
         self._objects = {
             SUBSCRIPTION: [parse(SUBSCRIPTION, label, o) for o in subscriptions],
@@ -39,10 +48,13 @@ class FakeCluster:
         return found[0] if found else None
 
     def brokers(self) -> list[tuple[str, str]]:
-        return []
+        return list(self._brokers)
 
     def broker_endpoint(self, namespace: str, broker: str) -> BrokerEndpoint:
-        return BrokerEndpoint("amqp://guest:guest@broker.invalid/")
+        found = self._brokers.get((namespace, broker), BrokerEndpoint("amqp://guest:guest@broker.invalid/"))
+        if isinstance(found, CliError):
+            raise found
+        return found
 
     def service_endpoint(self, namespace: str, service: str) -> BrokerEndpoint | None:
         return None

@@ -12,9 +12,9 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from rabbitsync.cli import dlq, failures, main, output, status
-from rabbitsync.cli.kube import Target, targets
+from rabbitsync.cli.kube import Target, syncbroker_endpoints, targets
 from rabbitsync.cli.main import parser
-from rabbitsync.transport import AccessRefused, BrokerUnreachable
+from rabbitsync.transport import AccessRefused, BrokerEndpoint, BrokerUnreachable
 
 
 def test_tables_align_and_colour_only_when_asked():
@@ -199,3 +199,22 @@ def test_nothing_found_exits_1_in_status_topology_and_unroutable_filters(monkeyp
         args.fmt, args.stdout = "json", io.StringIO()
         assert unroutable.run(args, []) == code, argv
     assert seen  # progress reaches the pass (shown only on a terminal's stderr)
+
+
+def test_brokers_are_found_once_each_and_an_unreadable_one_is_a_note_not_a_failure(capsys):
+    shared = BrokerEndpoint("amqp://u:p@broker.example/sync")
+    east = FakeCluster(
+        "east",
+        brokers={
+            ("", "shared"): shared,
+            ("team-a", "default"): failures.InCluster("east", ApiException(status=403, reason="Forbidden")),
+        },
+    )
+    west = FakeCluster("west", brokers={("", "shared"): BrokerEndpoint("amqp://other:q@broker.example/sync")})
+
+    found = syncbroker_endpoints([east, west], lambda e: (e.host, e.vhost))
+
+    assert found == [shared]
+    note = capsys.readouterr().err
+    assert note.startswith("rabbitsync: note: SyncBroker team-a/default left out: east: Kubernetes API:"), note
+    assert "p@" not in note
