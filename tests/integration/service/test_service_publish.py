@@ -132,12 +132,15 @@ def test_purge_deletes_only_rows_past_their_retention(service):
 
     from django.utils import timezone
 
-    from rabbitsync.django import publish, retention
+    from rabbitsync.django import publish, relay, retention
     from rabbitsync.django.conf import get_settings
     from rabbitsync.django.models import InboxMessage, OutboxMessage
 
     with transaction.atomic():
         old, recent, unsent = (publish("svc.nothing", {}, subject=s) for s in ("old", "recent", "unsent"))
+    # The commit woke this process's relay: stopped (joined) before the rows are aged by hand, or its
+    # late "sent now" would overwrite them (seen in CI on a loaded machine: nothing was old enough).
+    relay.stop_local_relay()
     long_ago = timezone.now() - timedelta(days=30)
     OutboxMessage.objects.filter(event_id=old.id).update(sent_at=long_ago)
     OutboxMessage.objects.filter(event_id=recent.id).update(sent_at=timezone.now())
