@@ -4,9 +4,7 @@ a broker that is gone when the subscription is deleted. The operator repairs, re
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 from opkit import DELETE_ATTEMPTS, MAX_BACKOFF_SECONDS, RESYNC_SECONDS, Kit, closed_port, wait_for
@@ -40,20 +38,6 @@ def test_out_of_band_deletions_are_repaired_and_reported(kit: Kit) -> None:
     kit.wait_synced("east", "orders", timeout=5)
 
 
-@pytest.fixture
-def node_rabbitmqctl(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the harness's ``rabbitmqctl`` the node's own, not Debian's /usr/sbin wrapper.
-
-    The wrapper switches to the ``rabbitmq`` user, whose Erlang cookie is not the one of a node the
-    harness started as root, so ``stop_app`` fails to reach it. Workaround until the harness prefers
-    /usr/lib/rabbitmq/bin itself.
-    """
-    node_bin = Path("/usr/lib/rabbitmq/bin")
-    if (node_bin / "rabbitmqctl").exists():
-        monkeypatch.setenv("PATH", f"{node_bin}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-@pytest.mark.usefixtures("node_rabbitmqctl")
 def test_stopped_broker_is_reported_and_recovered_without_loss(kit: Kit, broker) -> None:  # type: ignore[no-untyped-def]
     kit.setup_broker("east")
     kit.create_subscription("east", "orders", ["a.created"])
