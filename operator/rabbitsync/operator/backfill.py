@@ -8,7 +8,7 @@ backfill``). Each step (every reconcile of the subscription while one runs) does
    queue. The publisher of a type is a service whose broker user may publish it in this namespace
    (what its SyncPublication declared): this cluster's first (never the subscribing service itself,
    which cannot seed its own copy), else the other cluster's, so a new cluster is seeded by the old;
-2. reads the subscribing sidecar's reports from the subscription's status queue, believing only
+2. reads the subscribing sidecar's reports in the subscription's status queue, believing only
    those its own broker user published (the broker checks ``user_id``), about requests of this
    backfill (an older backfill's late reports are dropped);
 3. says where it stands: ``status.backfill`` (requested, events sent and applied per publisher) and
@@ -21,8 +21,14 @@ Why this is safe to interrupt anywhere: the requests and reports live in durable
 that dies mid-run leaves its request unacknowledged and the next sidecar serves a new run; a
 subscriber's sidecar reports "complete" only once its inbox holds every event of a run, confirmed
 before it acks the end marker (so a kill in between reports again); and nothing here marks a request
-complete but such a report. A state the operator could not write (an API server away) is recomputed
-from the same queues on the next step: reports not yet read wait in the status queue.
+complete but such a report. Reports are read, never taken: they stay in the status queue (until the
+next backfill starts afresh, or the subscription's cleanup deletes the queue), so every step
+recomputes the same state from them, whatever ``previous`` it was given. That matters: a state the
+operator could not write (an API server away) is lost, and the resync timer and a retried change
+handler each start from a body without the other's last patch, so a step may well begin from an older
+status than the one last written. (Taking the reports, and deleting the queue once complete, let such
+a step overwrite ``Complete`` with ``Running`` for good.) A status queue missing while requests are
+out may have lost reports with it: the backfill then asks every publisher again.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from rabbitsync.api.syncsubscription import (
 )
 from rabbitsync.conventions import broker_username, routing_key
 from rabbitsync.events import InvalidEvent
-from rabbitsync.events.backfill import BackfillRequest, decode_report
+from rabbitsync.events.backfill import BackfillReport, BackfillRequest, decode_report
 from rabbitsync.operator import status as st
 from rabbitsync.topology import naming
 from rabbitsync.transport.errors import BrokerError
@@ -128,11 +134,14 @@ def step(
     if state.phase == "Complete":
         return Step(_dump(state), _complete(state), running=False)
     try:
-        _ask(sub, state, broker, exchange)
-        _read(sub, state, broker.take_reports(sub.status_queue))
+        _ask(sub, state, broker, exchange, fresh=trigger is not None)
+        reports = broker.read_reports(sub.status_queue, lambda report: _believed(sub, report) is None)
+        if reports is None:
+            _start_over(sub, state, broker, exchange)
+            reports = []
+        _read(state, reports, sub)
         if _total(state):
             state.completed_at = format_time(now)
-            broker.close_reports(sub.status_queue)
             log.info("backfill of %s/%s complete: %d events", sub.namespace, sub.name, state.applied)
             return Step(_dump(state), _complete(state), running=False)
         observation = _waiting(state, broker, now, response_seconds)
@@ -176,14 +185,16 @@ def _may_write(pattern: str, key: str) -> bool:
         return False
 
 
-def _ask(sub: Subscriber, state: BackfillStatus, broker: BackfillBroker, exchange: str) -> None:
-    """Send a request for every type not asked for yet; record each as soon as it is sent."""
+def _ask(sub: Subscriber, state: BackfillStatus, broker: BackfillBroker, exchange: str, *, fresh: bool) -> None:
+    """Send a request for every type not asked for yet; record each as soon as it is sent.
+
+    ``fresh``: a new backfill, whose status queue starts without an earlier one's reports."""
     done = {t for r in state.requests for t in r.types}
     todo = [t for t in sub.events if t not in done]
     if not todo:
         state.missing = []
         return
-    broker.open_reports(sub.status_queue)  # before any request: the first report must find it
+    broker.open_reports(sub.status_queue, fresh=fresh)  # before any request: the first report must find it
     chosen, state.missing = choose(todo, broker.topic_writers(exchange), sub)
     for user, types in chosen.items():
         request = BackfillRequest(
@@ -199,21 +210,41 @@ def _ask(sub: Subscriber, state: BackfillStatus, broker: BackfillBroker, exchang
         log.info("backfill of %s/%s asked of %s for %s", sub.namespace, sub.name, user, ", ".join(types))
 
 
-def _read(sub: Subscriber, state: BackfillStatus, reports: Sequence[Report]) -> None:
+def _start_over(sub: Subscriber, state: BackfillStatus, broker: BackfillBroker, exchange: str) -> None:
+    """The status queue is gone while requests are out (deleted by hand, lost with a broker's data):
+    reports may have gone with it, so every publisher is asked again, into a status queue declared anew.
+    A snapshot costs more than a wait, but a wait for a report that was lost would never end."""
+    log.warning(
+        "backfill of %s/%s: status queue %s missing, asking every publisher again",
+        sub.namespace,
+        sub.name,
+        sub.status_queue,
+    )
+    state.requests = []
+    _ask(sub, state, broker, exchange, fresh=True)
+
+
+def _believed(sub: Subscriber, report: Report) -> BackfillReport | None:
+    """What ``report`` says, if the subscriber's own broker user sent it; None for a report never to
+    believe (the port then removes it: it is logged once, not on every step)."""
+    if report.user_id != sub.user:
+        log.warning("backfill report for %s dropped: published by %r", sub.status_queue, report.user_id)
+        return None
+    try:
+        return decode_report(report.body)
+    except InvalidEvent as e:
+        log.warning("backfill report for %s dropped: %s", sub.status_queue, e)
+        return None
+
+
+def _read(state: BackfillStatus, reports: Sequence[Report], sub: Subscriber) -> None:
     by_id = {r.request: r for r in state.requests}
-    for report in reports:
-        if report.user_id != sub.user:
-            log.warning("backfill report for %s dropped: published by %r", sub.status_queue, report.user_id)
-            continue
-        try:
-            found = decode_report(report.body)
-        except InvalidEvent as e:
-            log.warning("backfill report for %s dropped: %s", sub.status_queue, e)
-            continue
+    for found in filter(None, (_believed(sub, report) for report in reports)):
         entry = by_id.get(found.request)
         if entry is None or entry.complete:
             continue  # an older backfill's, or a repeat of a run already complete
-        entry.sent, entry.applied, entry.complete = found.sent, found.applied, found.complete
+        if found.complete or found.applied >= (entry.applied or 0):  # reports are read in no set order
+            entry.sent, entry.applied, entry.complete = found.sent, found.applied, found.complete
 
 
 def _total(state: BackfillStatus) -> bool:

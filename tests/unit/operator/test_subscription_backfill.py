@@ -113,9 +113,55 @@ def test_complete_only_on_the_subscribers_own_word_that_every_event_is_applied()
     assert condition(outcome, "BackfillComplete") == ("True", "Complete")
     assert run.backfill["phase"] == "Complete" and run.backfill["completedAt"] == "2026-11-29T12:00:05Z"
     assert outcome.temporary_failure is None
-    assert STATUS_QUEUE not in run.scene.broker.queues, "the status queue goes with the backfill"
+    assert STATUS_QUEUE in run.scene.broker.queues, "kept: a step may yet start from an older status"
     again = run.step()
     assert condition(again, "BackfillComplete") == ("True", "Complete") and again.notes == []
+    assert run.port.reports[STATUS_QUEUE] and all(r.user_id == SUBSCRIBER for r in run.port.reports[STATUS_QUEUE]), (
+        "the reports never to believe are removed; the subscriber's are kept"
+    )
+
+
+def test_a_step_from_an_older_status_than_the_last_written_still_sees_the_backfill_complete() -> None:
+    """The resync timer and a retried change handler each hold a body without the other's last patch:
+    the one that runs second starts from the status before the first one's. It must not write the
+    backfill back to Running (it used to, for good: the first had taken the report and deleted the queue)."""
+    run = _run()
+    publisher = _publisher(run.scene, "east", "restaurant", EVENTS)
+    running = run.step()
+    [request] = run.requests(publisher)
+    run.report(request.id, sent=1900, applied=1900)
+    first = run.step()
+    assert condition(first, "BackfillComplete") == ("True", "Complete")
+    run.outcome = running  # the second handler's body: the status before the first's patch
+    second = run.step(timedelta(seconds=1))
+    assert condition(second, "BackfillComplete") == ("True", "Complete")
+    assert run.backfill["phase"] == "Complete" and run.backfill["applied"] == 1900
+    assert len(run.requests(publisher)) == 1, "nothing asked twice"
+
+
+def test_a_status_queue_lost_mid_backfill_asks_every_publisher_again_and_never_claims_done() -> None:
+    run = _run()
+    publisher = _publisher(run.scene, "east", "restaurant", EVENTS)
+    run.step()
+    [first] = run.requests(publisher)
+    del run.scene.broker.queues[STATUS_QUEUE]  # deleted by hand, or lost with the broker's data
+    run.report(first.id, sent=1900, applied=1900)  # what the sidecar sent meanwhile: dropped, no queue
+    outcome = run.step()
+    assert condition(outcome, "BackfillComplete") == ("False", "Running") and run.backfill["phase"] == "Running"
+    assert STATUS_QUEUE in run.scene.broker.queues, "declared again before the new request"
+    [_, second] = run.requests(publisher)
+    assert [r["request"] for r in run.backfill["requests"]] == [second.id]
+    run.report(second.id, sent=1900, applied=1900)
+    assert condition(run.step(), "BackfillComplete") == ("True", "Complete")
+
+
+def test_the_status_queue_goes_with_the_subscription() -> None:
+    run = _run()
+    _publisher(run.scene, "east", "restaurant", EVENTS)
+    run.step()
+    assert STATUS_QUEUE in run.scene.broker.queues
+    deleted = run.scene.delete(run.sub)
+    assert deleted.done and STATUS_QUEUE not in run.scene.broker.queues
 
 
 def test_the_other_cluster_answers_for_the_types_this_one_lacks_and_never_the_subscriber_itself() -> None:
