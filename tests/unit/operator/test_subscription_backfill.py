@@ -265,3 +265,14 @@ def test_choose_prefers_this_cluster_then_names_the_types_nobody_publishes() -> 
     chosen, missing = backfill.choose(["A", "B", "C"], writers, sub)
     assert chosen == {"rabbitsync.east.shop.r": ["A"], "rabbitsync.west.shop.r": ["B"]}
     assert missing == ["C"]
+
+
+def test_a_services_request_queue_goes_with_its_last_publication() -> None:
+    scene = Scene.ready()
+    requests = naming.backfill_request_queue("east", NS, "orders")
+    scene.broker.queues[requests] = FakeQueue({"x-queue-type": "quorum"})  # a backfill asked the service once
+    first, second = scene.publish("a"), scene.publish("b", events=["ORDER_PAID"])
+    for pub in (first, second):
+        scene.reconcile_publication(pub)
+    assert scene.delete_publication(first).done and requests in scene.broker.queues, "it still publishes"
+    assert scene.delete_publication(second).done and requests not in scene.broker.queues
