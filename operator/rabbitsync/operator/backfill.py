@@ -14,8 +14,10 @@ backfill``). Each step (every reconcile of the subscription while one runs) does
 3. says where it stands: ``status.backfill`` (requested, events sent and applied per publisher) and
    the ``BackfillComplete`` condition: True once every publisher's run is reported complete, else
    ``Running``, ``NoPublisher`` (a type nobody publishes: asked again each step, a publisher may come),
-   ``PublisherNotResponding`` (a request nobody consumes after ``response_seconds``) or the broker's
-   error.
+   ``PublisherNotResponding`` (after ``response_seconds`` without a report, a request queue that no
+   sidecar consumes, or that is gone) or the broker's error. A request taken but not answered by then
+   stays ``Running``, its publisher named: a large table and a request that could not be served look
+   the same from here.
 
 Why this is safe to interrupt anywhere: the requests and reports live in durable queues; a publisher
 that dies mid-run leaves its request unacknowledged and the next sidecar serves a new run; a
@@ -266,22 +268,32 @@ def _waiting(state: BackfillStatus, broker: BackfillBroker, now: datetime, respo
             f"no service publishes {', '.join(state.missing)} in this namespace, in any cluster",
         )
     silent = [r.publisher for r in state.requests if r.sent is None]
+    late = ""
     if silent and _age(state, now) >= response_seconds:
-        idle = [p for p in silent if not broker.consumers(p + naming.BACKFILL_REQUESTS_SUFFIX)]
-        if idle:
-            return st.Observation(
-                BACKFILL_COMPLETE,
-                "False",
-                "PublisherNotResponding",
-                f"no sidecar takes the requests of {', '.join(idle)}: is that service running with rabbitsync?",
-            )
+        consumers = {p: broker.consumers(p + naming.BACKFILL_REQUESTS_SUFFIX) for p in silent}
+        if not_responding := _not_responding(consumers):
+            return st.Observation(BACKFILL_COMPLETE, "False", "PublisherNotResponding", not_responding)
+        # Taken, not answered yet: a large table, or a request its sidecar could not serve. Only a
+        # report tells them apart, so this is said, not judged.
+        late = f"; {', '.join(silent)} took the request, no end marker has reached the subscriber yet"
     done = sum(1 for r in state.requests if r.complete)
     return st.Observation(
         BACKFILL_COMPLETE,
         "False",
         "Running",
-        f"{done} of {len(state.requests)} publishers done; {state.applied} of {state.sent} events reported applied",
+        f"{done} of {len(state.requests)} publishers done; {state.applied} of {state.sent} events reported applied"
+        + late,
     )
+
+
+def _not_responding(consumers: Mapping[str, int | None]) -> str:
+    """What ``PublisherNotResponding`` says it saw: request queues gone, or consumed by no sidecar."""
+    gone = [p for p, count in consumers.items() if count is None]
+    idle = [p for p, count in consumers.items() if count == 0]
+    said = [f"the request queue of {', '.join(gone)} is gone (its last SyncPublication deleted?)"] if gone else []
+    if idle:
+        said.append(f"no sidecar takes the requests of {', '.join(idle)}: is that service running with rabbitsync?")
+    return "; ".join(said)
 
 
 def _complete(state: BackfillStatus) -> st.Observation:
