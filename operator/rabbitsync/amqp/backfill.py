@@ -4,8 +4,8 @@ The operator asks publishers for snapshots through their request queues and hear
 subscribing sidecar through a status queue of the subscription (``naming.backfill_status_queue``).
 Reading that queue leaves the reports in it: the status the operator derives from them may never be
 written (an API server away) or be overwritten by a reconcile that started from an older status, and
-then the next read must find them again. They leave with the next backfill's fresh start or with the
-subscription (its cleanup deletes the status queue with its other queues).
+then the next read must find them again. Only the ones the caller calls worthless are removed; the
+rest leave with the subscription (its cleanup deletes the status queue with its other queues).
 Who publishes a type is read from the broker, not from the Kubernetes API: every service's topic
 write permission on the events exchange is what its SyncPublication declared, in whichever cluster
 it lives, so the broker shared by the clusters is the one place where the other cluster's publishers
@@ -46,6 +46,8 @@ class Report:
 
     user_id: str | None
     body: bytes
+    timestamp: int | None = None
+    """When the sidecar sent it (seconds since the epoch), if it said."""
 
 
 class BackfillBroker(Protocol):
@@ -61,9 +63,8 @@ class BackfillBroker(Protocol):
         """Declare the request ``queue`` if missing and put ``request`` in it, confirmed. Raises a ``BrokerError``."""
         ...
 
-    def open_reports(self, queue: str, *, fresh: bool = False) -> None:
-        """Declare the status ``queue`` if missing; ``fresh``: drop the reports an earlier backfill left
-        in it. Raises a ``BrokerError``."""
+    def open_reports(self, queue: str) -> None:
+        """Declare the status ``queue`` if missing. Raises a ``BrokerError``."""
         ...
 
     def read_reports(self, queue: str, worthless: Callable[[Report], bool]) -> list[Report] | None:
@@ -99,11 +100,9 @@ class RabbitBackfill:
         finally:
             publisher.close()
 
-    def open_reports(self, queue: str, *, fresh: bool = False) -> None:
+    def open_reports(self, queue: str) -> None:
         with declarations(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as broker:
             broker.queue_declare(queue, durable=True, arguments=QUEUE_ARGUMENTS)
-            if fresh:
-                broker.queue_purge(queue)
 
     def read_reports(self, queue: str, worthless: Callable[[Report], bool]) -> list[Report] | None:
         reports: list[Report] = []
@@ -111,7 +110,7 @@ class RabbitBackfill:
             # Closing the session hands every report not acked back to the queue.
             with open_session(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as session:
                 while (message := session.get(queue)) is not None:
-                    report = Report(message.user_id, message.body)
+                    report = Report(message.user_id, message.body, message.timestamp)
                     if worthless(report):
                         session.ack(message.tag)
                     else:
@@ -144,10 +143,9 @@ class FakeBackfill:
         self._declare(queue)
         self.requests.setdefault(queue, []).append(request)
 
-    def open_reports(self, queue: str, *, fresh: bool = False) -> None:
+    def open_reports(self, queue: str) -> None:
         self._declare(queue)
-        if fresh or queue not in self.reports:
-            self.reports[queue] = []
+        self.reports.setdefault(queue, [])
 
     def read_reports(self, queue: str, worthless: Callable[[Report], bool]) -> list[Report] | None:
         self._check()

@@ -23,9 +23,10 @@ Why this is safe to interrupt anywhere: the requests and reports live in durable
 that dies mid-run leaves its request unacknowledged and the next sidecar serves a new run; a
 subscriber's sidecar reports "complete" only once its inbox holds every event of a run, confirmed
 before it acks the end marker (so a kill in between reports again); and nothing here marks a request
-complete but such a report. Reports are read, never taken: they stay in the status queue (until the
-next backfill starts afresh, or the subscription's cleanup deletes the queue), so every step
-recomputes the same state from them, whatever ``previous`` it was given. That matters: a state the
+complete but such a report. Reports are read, never taken: they stay in the status queue (until
+``OTHER_REPORTS_KEPT_SECONDS`` after they were sent if they concern none of the backfill's requests,
+else until the subscription's cleanup deletes the queue), so every step recomputes the same state
+from them, whatever ``previous`` it was given. That matters: a state the
 operator could not write (an API server away) is lost, and the resync timer and a retried change
 handler each start from a body without the other's last patch, so a step may well begin from an older
 status than the one last written. (Taking the reports, and deleting the queue once complete, let such
@@ -38,7 +39,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 
 ON_CREATE = "onCreate"
 """The trigger recorded for the backfill ``spec.backfill: onCreate`` asked for."""
+OTHER_REPORTS_KEPT_SECONDS = 3600.0
+"""How long a report about none of the current backfill's requests stays in the status queue: far
+longer than a step may lag behind the status last written (seconds), so none a backfill needs goes."""
 
 
 @dataclass(frozen=True)
@@ -136,8 +140,8 @@ def step(
     if state.phase == "Complete":
         return Step(_dump(state), _complete(state), running=False)
     try:
-        _ask(sub, state, broker, exchange, fresh=trigger is not None)
-        reports = broker.read_reports(sub.status_queue, lambda report: _believed(sub, report) is None)
+        _ask(sub, state, broker, exchange)
+        reports = broker.read_reports(sub.status_queue, _worthless(sub, state, now))
         if reports is None:
             _start_over(sub, state, broker, exchange)
             reports = []
@@ -187,16 +191,14 @@ def _may_write(pattern: str, key: str) -> bool:
         return False
 
 
-def _ask(sub: Subscriber, state: BackfillStatus, broker: BackfillBroker, exchange: str, *, fresh: bool) -> None:
-    """Send a request for every type not asked for yet; record each as soon as it is sent.
-
-    ``fresh``: a new backfill, whose status queue starts without an earlier one's reports."""
+def _ask(sub: Subscriber, state: BackfillStatus, broker: BackfillBroker, exchange: str) -> None:
+    """Send a request for every type not asked for yet; record each as soon as it is sent."""
     done = {t for r in state.requests for t in r.types}
     todo = [t for t in sub.events if t not in done]
     if not todo:
         state.missing = []
         return
-    broker.open_reports(sub.status_queue, fresh=fresh)  # before any request: the first report must find it
+    broker.open_reports(sub.status_queue)  # before any request: the first report must find it
     chosen, state.missing = choose(todo, broker.topic_writers(exchange), sub)
     for user, types in chosen.items():
         request = BackfillRequest(
@@ -223,7 +225,23 @@ def _start_over(sub: Subscriber, state: BackfillStatus, broker: BackfillBroker, 
         sub.status_queue,
     )
     state.requests = []
-    _ask(sub, state, broker, exchange, fresh=True)
+    _ask(sub, state, broker, exchange)
+
+
+def _worthless(sub: Subscriber, state: BackfillStatus, now: datetime) -> Callable[[Report], bool]:
+    """Which reports the status queue need not keep: those never to believe, and those about none of
+    this backfill's requests sent long ago (an earlier backfill's). A recent one about an unknown
+    request is kept: this step may start from an older status than the backfill it belongs to."""
+    known = {r.request for r in state.requests}
+
+    def worthless(report: Report) -> bool:
+        found = _believed(sub, report)
+        if found is None:
+            return True
+        sent = report.timestamp if report.timestamp is not None else 0
+        return found.request not in known and now.timestamp() - sent > OTHER_REPORTS_KEPT_SECONDS
+
+    return worthless
 
 
 def _believed(sub: Subscriber, report: Report) -> BackfillReport | None:

@@ -81,10 +81,6 @@ class Declarations:
     def queue_delete(self, queue: str) -> None:
         _call(self._channel.queue_delete, queue)
 
-    def queue_purge(self, queue: str) -> None:
-        """Drop every ready message of ``queue``."""
-        _call(self._channel.queue_purge, queue)
-
     def message_count(self, queue: str) -> int:
         """Ready messages in ``queue`` (a passive declare: :class:`NotFound` if it does not exist)."""
         declared = _call(self._channel.queue_declare, queue, passive=True)

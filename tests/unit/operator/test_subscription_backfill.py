@@ -13,7 +13,7 @@ from rabbitsync.amqp import BrokerUser, UserLimits, rights_for
 from rabbitsync.amqp.backfill import FakeBackfill, Report
 from rabbitsync.amqp.fake import FakeQueue
 from rabbitsync.api.syncsubscription import BACKFILL_ANNOTATION
-from rabbitsync.events.backfill import BackfillReport, encode
+from rabbitsync.events.backfill import BackfillReport, decode_report, encode
 from rabbitsync.operator import backfill
 from rabbitsync.operator.backfill_reconcile import RUNNING, follow
 from rabbitsync.operator.outcome import ReconcileOutcome
@@ -67,11 +67,13 @@ class Run:
     def requests(self, user: str) -> list[Any]:
         return self.port.requests.get(user + naming.BACKFILL_REQUESTS_SUFFIX, [])
 
-    def report(self, request: str, sent: int, applied: int, *, by: str = SUBSCRIBER) -> None:
+    def report(
+        self, request: str, sent: int, applied: int, *, by: str = SUBSCRIBER, at: timedelta = timedelta()
+    ) -> None:
         body = encode(
             BackfillReport(request=request, run=f"{request}.r1", sent=sent, applied=applied, complete=applied >= sent)
         )
-        self.port.reports.setdefault(STATUS_QUEUE, []).append(Report(by, body))
+        self.port.reports.setdefault(STATUS_QUEUE, []).append(Report(by, body, int((NOW + at).timestamp())))
 
 
 def _run(policy: str = "onCreate", **kwargs: Any) -> Run:
@@ -256,6 +258,10 @@ def test_each_new_annotation_value_asks_anew_and_the_same_value_does_not() -> No
     assert condition(outcome, "BackfillComplete") == ("False", "Running")
     run.report(first.id, sent=2, applied=2)  # the first backfill's report again: not this one's
     assert run.step().status["backfill"]["phase"] == "Running"
+    kept = [decode_report(r.body).request for r in run.port.reports[STATUS_QUEUE]]
+    assert first.id in kept, "recent: a step may lag behind the backfill it belongs to"
+    run.step(timedelta(seconds=backfill.OTHER_REPORTS_KEPT_SECONDS + 1))
+    assert run.port.reports[STATUS_QUEUE] == [], "an earlier backfill's reports go after a while"
 
 
 def test_choose_prefers_this_cluster_then_names_the_types_nobody_publishes() -> None:
