@@ -107,12 +107,17 @@ def asked(
     ``onCreate`` asks once, and an existing subscription that gains ``onCreate`` (or meets an upgraded
     operator) is not backfilled out of the blue.
     """
-    value = annotations.get(BACKFILL_ANNOTATION)
-    if value and (previous is None or value != previous.get("trigger")):
+    if value := annotated(previous, annotations):
         return value
     if policy == ON_CREATE and previous is None and first_setup:
         return ON_CREATE
     return None
+
+
+def annotated(previous: Mapping[str, Any] | None, annotations: Mapping[str, str]) -> str | None:
+    """A value of the backfill annotation no backfill was asked for with yet."""
+    value = annotations.get(BACKFILL_ANNOTATION)
+    return value if value and (previous is None or value != previous.get("trigger")) else None
 
 
 def running(previous: Mapping[str, Any] | None) -> bool:

@@ -13,8 +13,9 @@ from typing import Any
 
 import pika
 import pytest
-from opkit import CONVERGE, RESYNC_SECONDS, Kit, wait_for
+from opkit import CONVERGE, GROUP, RESYNC_SECONDS, VERSION, Kit, wait_for
 
+from rabbitsync.api.syncsubscription import BACKFILL_ANNOTATION
 from rabbitsync.events.backfill import BackfillReport, BackfillRequest, decode_request, encode
 from rabbitsync.topology import naming
 
@@ -80,6 +81,20 @@ def test_the_other_clusters_publisher_answers_and_the_status_completes_on_the_su
     time.sleep(2 * RESYNC_SECONDS)  # resyncs and retried reconciles, some from an older body, come and go
     assert _backfill(kit, "copy")["phase"] == "Complete", "no later reconcile took the completion back"
     assert status_queue in kit.mgmt.queues(status_queue), "kept while the subscription exists"
+
+    # Asked again by the annotation (`kubectl annotate`, `rabbitsync backfill`) on a Ready subscription:
+    # no change handler sees it (kopf's own prefix), the resync must, within an interval, not a refresh.
+    kit.custom("east").patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        kit.namespace,
+        "syncsubscriptions",
+        "copy",
+        {"metadata": {"annotations": {BACKFILL_ANNOTATION: "again"}}},
+    )
+    again = _take_request(kit, requests)
+    assert wait_for(lambda: _backfill(kit, "copy").get("trigger") == "again", CONVERGE, "the new trigger")
+    assert _backfill(kit, "copy")["requests"][0]["request"] == again.id
     kit.delete_subscription("east", "copy")
     kit.wait_gone("east", "copy")
     assert status_queue not in kit.mgmt.queues(status_queue), "deleted with the subscription's queues"

@@ -15,7 +15,7 @@ from rabbitsync.amqp.fake import FakeQueue
 from rabbitsync.api.syncsubscription import BACKFILL_ANNOTATION
 from rabbitsync.events.backfill import BackfillReport, decode_report, encode
 from rabbitsync.operator import backfill
-from rabbitsync.operator.backfill_reconcile import RUNNING, follow
+from rabbitsync.operator.backfill_reconcile import RUNNING, due, follow
 from rabbitsync.operator.outcome import ReconcileOutcome
 from rabbitsync.operator.subscription import Subscription
 from rabbitsync.topology import naming
@@ -288,3 +288,12 @@ def test_a_services_request_queue_goes_with_its_last_publication() -> None:
         scene.reconcile_publication(pub)
     assert scene.delete_publication(first).done and requests in scene.broker.queues, "it still publishes"
     assert scene.delete_publication(second).done and requests not in scene.broker.queues
+
+
+def test_a_running_backfill_and_an_annotation_not_acted_on_are_resynced_every_interval_not_every_refresh() -> None:
+    """No change handler sees the annotation (kopf leaves out its own storage prefix, ``rabbitsync.io/``):
+    only a resync does, so a Ready subscription asked for a backfill must not wait for its next refresh."""
+    done = {"backfill": {"trigger": "t1", "phase": "Complete"}}
+    assert not due({}, {}) and not due(done, {BACKFILL_ANNOTATION: "t1"})
+    assert due(done, {BACKFILL_ANNOTATION: "t2"}) and due({}, {BACKFILL_ANNOTATION: "t1"})
+    assert due({"backfill": {"trigger": "onCreate", "phase": "Running"}}, {})
