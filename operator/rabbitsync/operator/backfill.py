@@ -26,12 +26,12 @@ before it acks the end marker (so a kill in between reports again); and nothing 
 complete but such a report. Reports are read, never taken: they stay in the status queue (until
 ``OTHER_REPORTS_KEPT_SECONDS`` after they were sent if they concern none of the backfill's requests,
 else until the subscription's cleanup deletes the queue), so every step recomputes the same state
-from them, whatever ``previous`` it was given. That matters: a state the
-operator could not write (an API server away) is lost, and the resync timer and a retried change
-handler each start from a body without the other's last patch, so a step may well begin from an older
-status than the one last written. (Taking the reports, and deleting the queue once complete, let such
-a step overwrite ``Complete`` with ``Running`` for good.) A status queue missing while requests are
-out may have lost reports with it: the backfill then asks every publisher again.
+from them, whatever ``previous`` it was given. That matters: a state the operator could not write
+(an API server away) is lost, and the resync timer and a retried change handler each start from a
+body without the other's last patch, so a step may well begin from an older status than the one
+last written. (Taking the reports, and deleting the queue once complete, let such a step overwrite
+``Complete`` with ``Running`` for good.) A status queue missing while requests are out may have lost
+reports with it: the backfill then asks every publisher again.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def step(
         if reports is None:
             _start_over(sub, state, broker, exchange)
             reports = []
-        _read(state, reports, sub)
+        _read(sub, state, reports)
         if _total(state):
             state.completed_at = format_time(now)
             log.info("backfill of %s/%s complete: %d events", sub.namespace, sub.name, state.applied)
@@ -262,7 +262,7 @@ def _believed(sub: Subscriber, report: Report) -> BackfillReport | None:
         return None
 
 
-def _read(state: BackfillStatus, reports: Sequence[Report], sub: Subscriber) -> None:
+def _read(sub: Subscriber, state: BackfillStatus, reports: Sequence[Report]) -> None:
     by_id = {r.request: r for r in state.requests}
     for found in filter(None, (_believed(sub, report) for report in reports)):
         entry = by_id.get(found.request)
