@@ -33,10 +33,13 @@ CLUSTERS = ("east", "west")
 RESTAURANTS, DELETED = 2000, 100
 SHARED = ("id", "name", "deleted", "version")
 BACKFILL_TIMEOUT = 600
+HTTP_TIMEOUT = 120
 
 
 def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-    return demo.http(method, url, body)
+    # Not the demo's 10 s: on a loaded machine (CI beside other jobs) a write waiting behind the
+    # fixture's own concurrent ones can take longer, and a POST cannot simply be sent again.
+    return demo.http(method, url, body, timeout=HTTP_TIMEOUT)
 
 
 def rows(url: str) -> set[tuple[Any, ...]]:
