@@ -46,10 +46,10 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+def http(method: str, url: str, body: dict[str, Any] | None = None, *, timeout: float = 10) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         raw = resp.read()
         return json.loads(raw) if raw else None
 

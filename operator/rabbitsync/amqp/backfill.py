@@ -2,6 +2,10 @@
 
 The operator asks publishers for snapshots through their request queues and hears back from the
 subscribing sidecar through a status queue of the subscription (``naming.backfill_status_queue``).
+Reading that queue leaves the reports in it: the status the operator derives from them may never be
+written (an API server away) or be overwritten by a reconcile that started from an older status, and
+then the next read must find them again. Only the ones the caller calls worthless are removed; the
+rest leave with the subscription (its cleanup deletes the status queue with its other queues).
 Who publishes a type is read from the broker, not from the Kubernetes API: every service's topic
 write permission on the events exchange is what its SyncPublication declared, in whichever cluster
 it lives, so the broker shared by the clusters is the one place where the other cluster's publishers
@@ -10,9 +14,9 @@ are visible.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,6 +46,8 @@ class Report:
 
     user_id: str | None
     body: bytes
+    timestamp: int | None = None
+    """When the sidecar sent it (seconds since the epoch), if it said."""
 
 
 class BackfillBroker(Protocol):
@@ -61,12 +67,9 @@ class BackfillBroker(Protocol):
         """Declare the status ``queue`` if missing. Raises a ``BrokerError``."""
         ...
 
-    def take_reports(self, queue: str) -> list[Report]:
-        """Every report waiting in ``queue``, removed from it; none if it does not exist. Raises a ``BrokerError``."""
-        ...
-
-    def close_reports(self, queue: str) -> None:
-        """Delete the status ``queue`` (nothing if it is gone). Raises a ``BrokerError``."""
+    def read_reports(self, queue: str, worthless: Callable[[Report], bool]) -> list[Report] | None:
+        """Every report waiting in ``queue``, left in it but for the ``worthless`` ones, which are removed
+        (and not returned); None if the queue does not exist. Raises a ``BrokerError``."""
         ...
 
 
@@ -101,20 +104,20 @@ class RabbitBackfill:
         with declarations(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as broker:
             broker.queue_declare(queue, durable=True, arguments=QUEUE_ARGUMENTS)
 
-    def take_reports(self, queue: str) -> list[Report]:
+    def read_reports(self, queue: str, worthless: Callable[[Report], bool]) -> list[Report] | None:
         reports: list[Report] = []
-        with (
-            contextlib.suppress(NotFound),
-            open_session(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as session,
-        ):
-            while (message := session.get(queue)) is not None:
-                reports.append(Report(message.user_id, message.body))
-                session.ack(message.tag)
+        try:
+            # Closing the session hands every report not acked back to the queue.
+            with open_session(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as session:
+                while (message := session.get(queue)) is not None:
+                    report = Report(message.user_id, message.body, message.timestamp)
+                    if worthless(report):
+                        session.ack(message.tag)
+                    else:
+                        reports.append(report)
+        except NotFound:
+            return None
         return reports
-
-    def close_reports(self, queue: str) -> None:
-        with declarations(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as broker:
-            broker.queue_delete(queue)
 
 
 @dataclass
@@ -144,17 +147,13 @@ class FakeBackfill:
         self._declare(queue)
         self.reports.setdefault(queue, [])
 
-    def take_reports(self, queue: str) -> list[Report]:
+    def read_reports(self, queue: str, worthless: Callable[[Report], bool]) -> list[Report] | None:
         self._check()
         if queue not in self.broker.queues:
-            return []
-        taken, self.reports[queue] = self.reports.get(queue, []), []
-        return taken
-
-    def close_reports(self, queue: str) -> None:
-        self._check()
-        self.broker.queues.pop(queue, None)
-        self.reports.pop(queue, None)
+            self.reports.pop(queue, None)  # a deleted queue's messages go with it
+            return None
+        self.reports[queue] = [r for r in self.reports.get(queue, []) if not worthless(r)]
+        return list(self.reports[queue])
 
     def _declare(self, queue: str) -> None:
         self._check()

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue, Policy
 
-# A queue's owner: its name without a delay queue's or the DLQ's suffix (the suffixes of
-# ``naming.owned_queue_pattern``, which the unit tests hold this to).
-_OWNER = re.compile(r"^(?P<main>.+?)(\.retry\.[0-9]+ms|\.dlq)?$")
+# A queue's owner: its name without a delay queue's, the DLQ's or the backfill status queue's suffix
+# (the suffixes of ``naming.owned_queue_pattern``, which the unit tests hold this to).
+_OWNER = re.compile(r"^(?P<main>.+?)(\.retry\.[0-9]+ms|\.dlq|\.@backfill-status)?$")
 
 
 def owner_of(queue: str) -> str:

@@ -132,8 +132,9 @@ def unowned_queues(
 ) -> list[str]:
     """Queues of the given clusters (by their broker-side names) that no subscription owns.
 
-    A subscription owns its main queue, its DLQ and every delay queue of its main queue (also ones an
-    earlier retry policy left: the operator removes those itself once empty).
+    A subscription owns its main queue, its DLQ, its backfill status queue and every delay queue of its
+    main queue (also ones an earlier retry policy left: the operator removes those itself once empty).
+    A service's backfill request queue is no subscription's, and not reported.
     """
     owned: set[str] = set()
     patterns: list[re.Pattern[str]] = []
@@ -143,7 +144,12 @@ def unowned_queues(
         patterns.append(re.compile(naming.owned_queue_pattern(naming.queue_name(cluster, s.namespace, s.name))))
     prefixes = tuple(f"{naming.PREFIX}.{c}.{namespace + '.' if namespace else ''}" for c in broker_clusters.values())
     return sorted(
-        q for q in queues if q.startswith(prefixes) and q not in owned and not any(p.match(q) for p in patterns)
+        q
+        for q in queues
+        if q.startswith(prefixes)
+        and not q.endswith(naming.BACKFILL_REQUESTS_SUFFIX)
+        and q not in owned
+        and not any(p.match(q) for p in patterns)
     )
 
 

@@ -27,6 +27,18 @@ RUNNING = "backfill running"
 """The retry reason of a reconcile whose subscription has a backfill in progress."""
 
 
+def due(status: Mapping[str, Any], annotations: Mapping[str, str]) -> bool:
+    """A backfill runs, or is asked for by a value of the annotation not acted on yet: the subscription
+    is resynced every resync interval, not only every refresh.
+
+    The annotation needs this: no change handler can react to it, since kopf leaves the annotations
+    under its own storage prefix (``rabbitsync.io/``) out of the changes it reacts to, so a
+    ``kubectl annotate`` on a Ready subscription would wait for its next refresh (minutes).
+    """
+    previous = status.get("backfill")
+    return backfill.running(previous) or backfill.annotated(previous, annotations) is not None
+
+
 def follow(
     outcome: ReconcileOutcome,
     sub: Subscription,

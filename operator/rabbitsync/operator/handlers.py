@@ -22,10 +22,9 @@ from rabbitsync.api.clustersyncbroker import RESOURCE as CLUSTER_BROKER
 from rabbitsync.api.meta import GROUP, VERSION
 from rabbitsync.api.syncbroker import RESOURCE as BROKER
 from rabbitsync.api.syncpublication import RESOURCE as PUBLICATION
-from rabbitsync.api.syncsubscription import BACKFILL_ANNOTATION
 from rabbitsync.api.syncsubscription import RESOURCE as SUBSCRIPTION
 from rabbitsync.backoff import retry_delay
-from rabbitsync.operator import backfill, backfill_reconcile, drift
+from rabbitsync.operator import backfill_reconcile, drift
 from rabbitsync.operator import reconcile as rc
 from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.cleanup import attempt_failed, cleanup
@@ -96,8 +95,8 @@ def _register_reconciler(
     watched: Callable[[dict[str, Any]], bool] | None = None,
 ) -> None:
     """``reconcile`` on create/update/resume (temporary failures retried with capped, jittered backoff),
-    on a change of one of ``annotations`` (handler id -> annotation: the drift sweep's request, a
-    backfill asked for) and on a resync timer (fresh counts), always writing the outcome to the status
+    on a change of one of ``annotations`` (handler id -> annotation, outside kopf's storage prefix:
+    the drift sweep's request) and on a resync timer (fresh counts), always writing the outcome to the status
     and Events. A change and the timer never run at once on one object, nor the timer on a spec older
     than the last change's. An object ``watched`` (Ready; the drift sweep compares it) is resynced only
     every ``refresh_seconds`` on average (``refresh``: spread, so objects created together are not
@@ -244,9 +243,12 @@ def register(
             settings,
         ),
         resync_seconds=settings.resync_seconds,
-        annotations={"repair": drift.DRIFT_ANNOTATION, "backfill": BACKFILL_ANNOTATION},
-        # A running backfill is followed every resync interval, not every refresh.
-        watched=lambda kw: _subscription(kw).healthy() and not backfill.running(kw["status"].get("backfill")),
+        annotations={"repair": drift.DRIFT_ANNOTATION},
+        # A backfill running or asked for is looked at every resync interval, not every refresh.
+        watched=lambda kw: (
+            _subscription(kw).healthy()
+            and not backfill_reconcile.due(kw["status"], kw["meta"].get("annotations") or {})
+        ),
     )
     # One collector for every broker object: it remembers since when each orphan has been seen.
     orphans = OrphanCollector(settings.cluster, settings.namespaces, settings.orphan_grace_seconds)

@@ -3,7 +3,9 @@
 A publication owns nothing on the broker but rights: its reconcile resolves the broker, brings the
 service's identity (user, permissions, Secret) in line with all its declarations, and makes sure the
 service has a sidecar to send its outbox. Its deletion does the same without it, removing user and
-Secret with the service's last declaration. Failures become conditions through the one table.
+Secret with the service's last declaration, and the service's backfill request queue (which a
+backfill declared when it first asked the service) with its last publication: nobody asks a service
+that publishes nothing. Failures become conditions through the one table.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from rabbitsync.operator.outcome import CleanupOutcome, ReconcileOutcome, SpecVi
 from rabbitsync.operator.references import BrokerFactory, MissingReference, ResolvedBroker, resolve_broker
 from rabbitsync.operator.resolution import spec_and_broker
 from rabbitsync.operator.settings import OperatorSettings
+from rabbitsync.topology import naming
+from rabbitsync.topology.diff import Plan, QueueDeletion
 from rabbitsync.transport.errors import BrokerError
 
 KIND = "SyncPublication"
@@ -104,9 +108,35 @@ def _cleanup_publication(
         broker = None
     creds = credentials.sync_credentials(cluster, settings, pub.namespace, spec.service, broker, brokers)
     notes = credential_notes(creds)
+    retired = _retire_requests(cluster, settings, pub.namespace, spec.service, broker, brokers)
+    notes += [] if retired is None else [st.Note("Warning", retired.reason, str(retired))]
     sidecar = injection.sync_service(cluster, settings, pub.namespace, spec.service, broker)
-    failure = creds.failure or sidecar.refused
+    failure = creds.failure or retired or sidecar.refused
     last = attempt + 1 >= settings.delete_give_up_attempts
     if failure is not None and failures.retry_soon(failure) and not last:
         return CleanupOutcome(False, notes)
     return CleanupOutcome(True, notes)
+
+
+def _retire_requests(
+    cluster: Cluster,
+    settings: OperatorSettings,
+    namespace: str,
+    service: str,
+    broker: ResolvedBroker | None,
+    brokers: BrokerFactory,
+) -> KubeError | BrokerError | None:
+    """Delete the service's backfill request queue once it publishes nothing; the failure, if any.
+
+    Requests still in it are dropped with it: the asking subscription sees its publisher gone
+    (``PublisherNotResponding``) rather than wait for a service that will never answer.
+    """
+    queue = naming.backfill_request_queue(settings.cluster, namespace, service)
+    try:
+        if broker is None or credentials.declarations(cluster, namespace, service).published:
+            return None
+        brokers(broker).apply(Plan(delete_queues=(QueueDeletion(queue, if_empty=False),)))
+    except (KubeError, BrokerError) as e:
+        log.warning("backfill request queue %s not deleted: %s", queue, e)
+        return e
+    return None

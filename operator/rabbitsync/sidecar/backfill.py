@@ -107,7 +107,9 @@ def report(queue: str, end: BackfillEnd, applied: int) -> OutgoingMessage:
     """The progress report on ``end``'s run for the operator of ``queue``'s subscription.
 
     Through the default exchange to the operator's status queue, not mandatory: a backfill asked for
-    without the operator (or one it already closed) has no status queue, and the report has no reader.
+    without the operator has no status queue, and the report has no reader. The operator declares
+    its status queue before it asks, keeps it while the subscription exists, and asks again if it
+    ever finds it gone, so a report dropped for want of it is not waited for forever.
     """
     message = BackfillReport(
         request=end.request, run=end.run, sent=end.count, applied=applied, complete=applied >= end.count

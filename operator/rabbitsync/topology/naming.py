@@ -44,14 +44,20 @@ def unroutable_name(exchange: str) -> str:
     return f"{exchange}.unroutable"
 
 
+BACKFILL_STATUS_SUFFIX = ".@backfill-status"
+"""Appended to a subscription's main queue name to name its backfill status queue."""
+
+
 def owned_queue_pattern(queue: str) -> str:
-    """Regex matching exactly ``queue``, its delay queues and its DLQ.
+    """Regex matching exactly ``queue``, its delay queues, its DLQ and its backfill status queue.
 
     Not a plain prefix: observing "orders" must not pick up "orders-v2" or another subscription's
     queues. Anchored at both ends, in the syntax both Python and the management API's Erlang ``re``
-    read the same way.
+    read the same way. The status queue is the subscription's although no topology declares it (a
+    backfill does, when it starts): so the subscription's cleanup deletes it with the others, and
+    the orphan collector collects it with them.
     """
-    return f"^{re.escape(queue)}(\\.retry\\.[0-9]+ms|\\.dlq)?$"
+    return f"^{re.escape(queue)}(\\.retry\\.[0-9]+ms|\\.dlq|{re.escape(BACKFILL_STATUS_SUFFIX)})?$"
 
 
 BACKFILL_REQUESTS_SUFFIX = ".@backfill-requests"
@@ -66,13 +72,11 @@ def backfill_request_queue(cluster: str, namespace: str, service: str) -> str:
     return ".".join((PREFIX, _part(cluster), _part(namespace), _part(service))) + BACKFILL_REQUESTS_SUFFIX
 
 
-BACKFILL_STATUS_SUFFIX = ".@backfill-status"
-
-
 def backfill_status_queue(queue: str) -> str:
     """Where the sidecar consuming ``queue`` reports its backfills' progress to the operator.
 
-    Declared, read and deleted by the operator while a backfill runs; named after the main queue with
-    ``@``, so it is none of the subscription's own queues (nor an orphan to collect).
+    Declared by the operator when a backfill starts, read on every step, deleted with the subscription
+    (it is one of the queues ``owned_queue_pattern`` matches). The ``@`` keeps it apart from any
+    subscription's main queue name.
     """
     return queue + BACKFILL_STATUS_SUFFIX

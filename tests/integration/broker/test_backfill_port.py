@@ -9,6 +9,7 @@ from rabbitsync.amqp import BrokerUser, RabbitBroker, UserLimits, rights_for
 from rabbitsync.amqp.backfill import RabbitBackfill
 from rabbitsync.events.backfill import BackfillReport, BackfillRequest, decode_request, encode
 from rabbitsync.topology import naming
+from rabbitsync.topology.diff import Plan, QueueDeletion
 from rabbitsync.transport import BrokerEndpoint
 
 pytestmark = pytest.mark.integration
@@ -38,23 +39,24 @@ def test_topic_writers_requests_and_reports_round_trip(broker, uid):
         port.send_request(requests, request)
 
         status = naming.backfill_status_queue(f"rabbitsync.east.ns{uid}.copy")
-        assert port.take_reports(status) == [], "no status queue yet: nothing, no error"
+        assert port.read_reports(status, lambda _r: False) is None, "no status queue yet: None, no error"
         port.open_reports(status)
         connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
         try:
             channel = connection.channel()
             channel.confirm_delivery()
             report = BackfillReport(request=request.id, run="run", sent=2, applied=2, complete=True)
-            channel.basic_publish("", status, encode(report), pika.BasicProperties(user_id="guest"))
+            sent = pika.BasicProperties(user_id="guest", timestamp=1700000000)
+            channel.basic_publish("", status, encode(report), sent)
+            channel.basic_publish("", status, b"not a report", pika.BasicProperties(user_id="guest"))
             method, _props, body = channel.basic_get(requests, auto_ack=True)
             assert method is not None and decode_request(body) == request
         finally:
             connection.close()
-        [taken] = port.take_reports(status)
-        assert (taken.user_id, taken.body) == ("guest", encode(report))
-        assert port.take_reports(status) == [], "taken means removed"
-        port.close_reports(status)
-        assert port.take_reports(status) == []
+        [read] = port.read_reports(status, lambda r: r.body == b"not a report") or []
+        assert (read.user_id, read.body, read.timestamp) == ("guest", encode(report), 1700000000)
+        assert port.read_reports(status, lambda _r: False) == [read], "read, not taken; the worthless one removed"
+        users.apply(Plan(delete_queues=(QueueDeletion(status, if_empty=False),)))
     finally:
         users.delete_user(publisher)
         connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))

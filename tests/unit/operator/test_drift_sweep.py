@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from opscene import NS, SETTINGS, Scene
 
+from rabbitsync.amqp.fake import FakeQueue
 from rabbitsync.amqp.snapshot import BrokerSnapshot, owner_of
 from rabbitsync.operator import drift
 from rabbitsync.operator.brokers import reconcile_broker
@@ -63,6 +64,15 @@ def test_one_listing_checks_every_subscription_and_flags_only_the_drifted() -> N
     scene.broker.bindings = {b for b in scene.broker.bindings if b.queue != naming.queue_name("east", NS, "orders-9")}
     assert _sweep(scene, subs) == [(NS, "orders-7"), (NS, "orders-9")]
     assert scene.broker.snapshots == 2
+
+
+def test_a_backfill_status_queue_holding_reports_is_neither_drift_nor_a_count_to_refresh() -> None:
+    scene = Scene.ready()
+    subs = _synced(scene, 2)
+    status = naming.backfill_status_queue(naming.queue_name("east", NS, "orders-1"))
+    scene.broker.queues[status] = FakeQueue({"x-queue-type": "quorum"}, messages=3)
+    assert _sweep(scene, subs) == []
+    assert status in scene.broker.queues, "kept, as long as its subscription exists"
 
 
 def test_the_drift_sweep_and_the_orphan_collector_share_one_listing_whatever_the_count() -> None:
@@ -131,7 +141,13 @@ def test_candidates_follow_reference_resolution() -> None:
 
 @pytest.mark.parametrize(
     "queue",
-    ["east.shop.orders", "east.shop.orders.retry.1000ms", "east.shop.orders.dlq", "east.shop.orders-v2.dlq"],
+    [
+        "east.shop.orders",
+        "east.shop.orders.retry.1000ms",
+        "east.shop.orders.dlq",
+        "east.shop.orders-v2.dlq",
+        "east.shop.orders.@backfill-status",
+    ],
 )
 def test_owner_agrees_with_the_observation_pattern(queue: str) -> None:
     import re

@@ -20,23 +20,26 @@ GONE = naming.queue_name("east", NS, "gone")
 
 def _left_behind(scene: Scene) -> None:
     """What a namespace deletion leaves: a subscription's queues, bound, without the subscription."""
-    for name in (GONE, f"{GONE}.retry.1000ms", f"{GONE}.dlq"):
+    for name in (GONE, f"{GONE}.retry.1000ms", f"{GONE}.dlq", naming.backfill_status_queue(GONE)):
         scene.broker.queues[name] = FakeQueue({"x-queue-type": "quorum"})
 
 
 def test_orphans_are_reported_at_once_and_removed_after_the_grace() -> None:
     scene = Scene.ready()
     scene.reconcile(scene.subscribe("orders"))
+    owned = naming.backfill_status_queue(naming.queue_name("east", NS, "orders"))
+    scene.broker.queues[owned] = FakeQueue({"x-queue-type": "quorum"})  # a backfill of a live subscription
     _left_behind(scene)
     scene.broker.queues[naming.queue_name("west", NS, "gone")] = FakeQueue({})  # the other cluster's: never ours
     collector = OrphanCollector("east", (), grace_seconds=60)
     first = collector.sweep(scene.broker.snapshot(), scene.broker, "b", scene.kube.subscription_names(), now=0)
-    assert first.orphans == first.new == (GONE, f"{GONE}.dlq", f"{GONE}.retry.1000ms")
+    status = naming.backfill_status_queue(GONE)  # its backfill's status queue goes with it
+    assert first.orphans == first.new == (GONE, status, f"{GONE}.dlq", f"{GONE}.retry.1000ms")
     assert first.removed == () and GONE in scene.broker.queues
     second = collector.sweep(scene.broker.snapshot(), scene.broker, "b", scene.kube.subscription_names(), now=61)
     assert second.new == () and set(second.removed) == set(first.orphans)
     assert not any(q.startswith(GONE) for q in scene.broker.queues)
-    assert naming.queue_name("east", NS, "orders") in scene.broker.queues
+    assert naming.queue_name("east", NS, "orders") in scene.broker.queues and owned in scene.broker.queues
     assert naming.queue_name("west", NS, "gone") in scene.broker.queues
 
 
@@ -57,7 +60,7 @@ def test_an_unwatched_namespace_and_a_retained_queue_are_left_alone() -> None:
         scene.broker.snapshot(), scene.broker, "b", scene.kube.subscription_names(), now=0
     )
     assert kept in scene.broker.queues and not any(q.startswith(kept) for q in sweep.orphans)
-    assert set(sweep.removed) == {GONE, f"{GONE}.dlq", f"{GONE}.retry.1000ms"}
+    assert set(sweep.removed) == {GONE, f"{GONE}.dlq", f"{GONE}.retry.1000ms", naming.backfill_status_queue(GONE)}
 
 
 def test_the_broker_status_and_events_say_so() -> None:
