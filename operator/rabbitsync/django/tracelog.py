@@ -130,7 +130,7 @@ class TraceLog:
         if self._in_flight is not None:
             if not self._in_flight.done():
                 return False
-            self._settled(self._in_flight)
+            self._count_outcome(self._in_flight)
             self._in_flight = None
         publisher = self._publisher
         if publisher is None or not self._buffer or self._clock() < self._resume_at or not publisher.ready():
@@ -139,7 +139,7 @@ class TraceLog:
         self._in_flight = publisher.submit([self._message(entry) for entry in batch])
         return True
 
-    def _settled(self, handle: PublishHandle) -> None:
+    def _count_outcome(self, handle: PublishHandle) -> None:
         lost = sum(outcome is not None for outcome in handle.outcomes())
         if lost:
             self.dropped += lost
