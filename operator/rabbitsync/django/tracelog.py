@@ -7,7 +7,10 @@ broker that is away can neither slow down nor break delivery. A thread of its ow
 every :data:`FLUSH_INTERVAL` through a publisher on a connection of its own (a blocked or closed trace
 connection stalls nothing else). When the buffer is full the oldest records go first, and records
 the broker does not take are not retried: the trace is a debugging aid, the inbox and the queues
-stay the truth. ``dropped`` counts what was lost.
+stay the truth. ``dropped`` counts what was lost. After a batch the broker refused, the log waits
+(:data:`PAUSE_INITIAL`, doubling up to :data:`PAUSE_CAP`) before the next: a missing trace exchange
+closes the channel, so sending every flush would redial the broker five times a second from every
+process of every service, and log each time.
 
 One log per process (:func:`start` / :func:`local`): the outbox relay starts it with the process's
 relay (web process and sidecar alike), and everything else finds it with :func:`local`, which is a
@@ -21,9 +24,11 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from rabbitsync.backoff import Backoff
 from rabbitsync.conventions import trace_name
 from rabbitsync.django import connection
 from rabbitsync.django.conf import Settings
@@ -39,6 +44,10 @@ FLUSH_INTERVAL = 0.2
 """Seconds between sends: records leave in batches, a few hundred milliseconds after the fact."""
 BATCH = 500
 """Records per publish at most."""
+PAUSE_INITIAL = 1.0
+"""Seconds without sending after the broker refused a batch (the first time; jittered)."""
+PAUSE_CAP = 60.0
+"""The longest pause while the broker keeps refusing: a stream declared later is written within it."""
 
 
 @dataclass(frozen=True)
@@ -56,12 +65,20 @@ class Writer:
 class TraceLog:
     """The records of one process on their way to the trace stream; without a publisher, none are kept."""
 
-    def __init__(self, writer: Writer, publisher: ConfirmedPublisher | None = None) -> None:
+    def __init__(
+        self,
+        writer: Writer,
+        publisher: ConfirmedPublisher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._writer = writer
         self._exchange = trace_name(writer.exchange)
         self._publisher = publisher
+        self._clock = clock
         self._buffer: collections.deque[trace.TraceRecord] = collections.deque(maxlen=CAPACITY)
         self._in_flight: PublishHandle | None = None
+        self._pauses = Backoff(initial=PAUSE_INITIAL, cap=PAUSE_CAP)
+        self._resume_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0
@@ -108,15 +125,27 @@ class TraceLog:
             self._publisher.close(timeout)
 
     def flush(self) -> bool:
-        """Send one batch if the previous one is settled and the connection is up; whether one was sent."""
+        """Send one batch if the previous one is settled, no pause is on and the connection is up;
+        whether one was sent."""
+        if self._in_flight is not None:
+            if not self._in_flight.done():
+                return False
+            self._count_outcome(self._in_flight)
+            self._in_flight = None
         publisher = self._publisher
-        if publisher is None or not self._buffer or not publisher.ready():
-            return False
-        if self._in_flight is not None and not self._in_flight.done():
+        if publisher is None or not self._buffer or self._clock() < self._resume_at or not publisher.ready():
             return False
         batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
         self._in_flight = publisher.submit([self._message(entry) for entry in batch])
         return True
+
+    def _count_outcome(self, handle: PublishHandle) -> None:
+        lost = sum(outcome is not None for outcome in handle.outcomes())
+        if lost:
+            self.dropped += lost
+            self._resume_at = self._clock() + self._pauses.next()
+        else:
+            self._pauses.reset()
 
     def _message(self, entry: trace.TraceRecord) -> OutgoingMessage:
         return OutgoingMessage(

@@ -12,7 +12,7 @@ from rabbitsync.events import Origin, new_event, trace
 from rabbitsync.sidecar import outcomes, routing
 from rabbitsync.sidecar.metrics import Metrics
 from rabbitsync.topology import sidecar_contract as contract
-from rabbitsync.transport import BrokerUnreachable, IncomingMessage, OutgoingMessage
+from rabbitsync.transport import BrokerError, BrokerUnreachable, IncomingMessage, OutgoingMessage, PublishRejected
 
 pytestmark = pytest.mark.unit
 
@@ -20,15 +20,19 @@ WRITER = tracelog.Writer("east", "shop", "menu", "menu-7d9-x", "rabbitsync.event
 
 
 class Handle:
-    def __init__(self, settled: bool) -> None:
-        self.settled = settled
+    def __init__(self, count: int) -> None:
+        self.settled = False
+        self.outcome: list[BrokerError | None] = [None] * count
 
     def done(self) -> bool:
         return self.settled
 
+    def outcomes(self) -> list[BrokerError | None]:
+        return self.outcome
+
 
 class FakePublisher:
-    """Takes batches while ``up``; each stays in flight until ``settle``."""
+    """Takes batches while ``up``; each stays in flight until ``settle`` confirms it (or ``refuse``)."""
 
     def __init__(self) -> None:
         self.up = True
@@ -40,12 +44,26 @@ class FakePublisher:
 
     def submit(self, messages: list[OutgoingMessage]) -> Handle:
         self.batches.append(list(messages))
-        self.handles.append(Handle(False))
+        self.handles.append(Handle(len(messages)))
         return self.handles[-1]
 
     def settle(self) -> None:
         for handle in self.handles:
             handle.settled = True
+
+    def refuse(self) -> None:
+        """What a missing trace exchange does: the channel closes and fails the batch in flight."""
+        handle = self.handles[-1]
+        handle.outcome = [PublishRejected("channel closed by the broker: (404) NOT_FOUND")] * len(handle.outcome)
+        handle.settled = True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_records_go_in_batches_to_the_trace_exchange_one_batch_in_flight_at_a_time() -> None:
@@ -77,6 +95,50 @@ def test_a_stream_that_is_away_keeps_records_bounded_and_drops_the_oldest(monkey
     publisher.up = True
     assert log.flush()
     assert [m.properties.message_id for m in publisher.batches[0]] == ["ev-2", "ev-3", "ev-4"]
+
+
+def test_after_a_refused_batch_the_log_pauses_longer_each_time_and_a_taken_batch_ends_the_pauses() -> None:
+    # A missing trace exchange refuses every batch by closing the channel: without pauses every flush
+    # (5 a second) would redial the broker, from every process of every service.
+    publisher, clock = FakePublisher(), Clock()
+    log = tracelog.TraceLog(WRITER, publisher, clock=clock)  # type: ignore[arg-type]
+
+    def paused_for(at_least: float, at_most: float) -> None:
+        """The next batch waits at least ``at_least`` seconds and at most ``at_most`` (jitter), then goes."""
+        log.record(trace.APPLIED, f"ev-{len(publisher.batches)}")
+        clock.now += at_least - 0.01
+        assert not log.flush(), f"sent again within {at_least}s"
+        clock.now += at_most - at_least + 0.01
+        assert log.flush(), f"still paused after {at_most}s"
+
+    log.record(trace.APPLIED, "ev-first")
+    assert log.flush()
+    for pause in (1, 2, 4):
+        publisher.refuse()
+        assert not log.flush()  # the refusal noticed (the log's thread flushes every 200 ms)
+        paused_for(pause * tracelog.PAUSE_INITIAL / 2, pause * tracelog.PAUSE_INITIAL)
+    publisher.settle()  # taken: no pause, and the next refusal pauses briefly again
+    log.record(trace.APPLIED, "ev-taken")
+    assert log.flush()
+    publisher.refuse()
+    assert not log.flush()
+    paused_for(tracelog.PAUSE_INITIAL / 2, tracelog.PAUSE_INITIAL)
+    assert log.dropped == 4, "refused records are lost, and counted"
+    assert len(publisher.batches) == 6
+
+
+def test_the_pause_is_capped() -> None:
+    publisher, clock = FakePublisher(), Clock()
+    log = tracelog.TraceLog(WRITER, publisher, clock=clock)  # type: ignore[arg-type]
+    for _ in range(12):  # 2**12 seconds uncapped
+        log.record(trace.APPLIED, "ev")
+        clock.now += tracelog.PAUSE_CAP
+        assert log.flush()
+        publisher.refuse()
+        assert not log.flush()
+    log.record(trace.APPLIED, "ev")
+    clock.now += tracelog.PAUSE_CAP
+    assert log.flush()
 
 
 def test_recording_never_raises_and_a_log_without_publisher_keeps_nothing() -> None:
