@@ -14,9 +14,10 @@ are visible.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,14 +31,23 @@ from rabbitsync.transport import (
     ConfirmedPublisher,
     NotFound,
     OutgoingMessage,
+    PreconditionFailed,
     Timeouts,
     declarations,
     open_session,
 )
 
+log = logging.getLogger(__name__)
+
 CONNECTION_NAME = "rabbitsync-operator-backfill"
-QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
-"""Request and status queues: durable quorum queues, so a broker restart loses neither."""
+REQUEST_QUEUE_ARGUMENTS: Mapping[str, object] = {"x-queue-type": "quorum"}
+"""Request queues: durable quorum queues, so a broker restart loses none (the broker's delivery limit
+stays: a request that kills every sidecar taking it must not come back forever)."""
+STATUS_READS = 1_000_000
+"""Reads a report survives. Each read hands it back to its quorum queue, which counts that as a failed
+delivery, and RabbitMQ 4 drops a message after 20 by default (seen: gone after the 21st read), while a
+long backfill reads its early reports once per step."""
+STATUS_QUEUE_ARGUMENTS: Mapping[str, object] = {"x-queue-type": "quorum", "x-delivery-limit": STATUS_READS}
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ class RabbitBackfill:
         return found[0].consumers if found else None
 
     def send_request(self, queue: str, request: BackfillRequest) -> None:
-        self.open_reports(queue)  # the same declaration: durable, quorum
+        self._declare(queue, REQUEST_QUEUE_ARGUMENTS)
         publisher = ConfirmedPublisher(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts).start()
         try:
             properties = MessageProperties(
@@ -101,8 +111,16 @@ class RabbitBackfill:
             publisher.close()
 
     def open_reports(self, queue: str) -> None:
+        try:
+            self._declare(queue, STATUS_QUEUE_ARGUMENTS)
+        except PreconditionFailed:
+            # Declared by a release before STATUS_READS: it exists, which is all a report needs. Deleting
+            # it could lose the reports of a backfill under way; it goes with its subscription.
+            log.warning("status queue %s has no delivery limit of its own: reports may drop after 20 reads", queue)
+
+    def _declare(self, queue: str, arguments: Mapping[str, object]) -> None:
         with declarations(self._endpoint, name=CONNECTION_NAME, timeouts=self._timeouts) as broker:
-            broker.queue_declare(queue, durable=True, arguments=QUEUE_ARGUMENTS)
+            broker.queue_declare(queue, durable=True, arguments=dict(arguments))
 
     def read_reports(self, queue: str, worthless: Callable[[Report], bool]) -> list[Report] | None:
         reports: list[Report] = []
@@ -140,11 +158,11 @@ class FakeBackfill:
         return None if found is None else found.consumers
 
     def send_request(self, queue: str, request: BackfillRequest) -> None:
-        self._declare(queue)
+        self._declare(queue, REQUEST_QUEUE_ARGUMENTS)
         self.requests.setdefault(queue, []).append(request)
 
     def open_reports(self, queue: str) -> None:
-        self._declare(queue)
+        self._declare(queue, STATUS_QUEUE_ARGUMENTS)
         self.reports.setdefault(queue, [])
 
     def read_reports(self, queue: str, worthless: Callable[[Report], bool]) -> list[Report] | None:
@@ -155,9 +173,9 @@ class FakeBackfill:
         self.reports[queue] = [r for r in self.reports.get(queue, []) if not worthless(r)]
         return list(self.reports[queue])
 
-    def _declare(self, queue: str) -> None:
+    def _declare(self, queue: str, arguments: Mapping[str, object]) -> None:
         self._check()
-        self.broker.queues.setdefault(queue, FakeQueue(dict(QUEUE_ARGUMENTS)))
+        self.broker.queues.setdefault(queue, FakeQueue(dict(arguments)))
 
     def _check(self) -> None:
         if not self.broker.reachable:

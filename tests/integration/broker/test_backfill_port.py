@@ -65,3 +65,24 @@ def test_topic_writers_requests_and_reports_round_trip(broker, uid):
             channel.queue_delete(publisher + naming.BACKFILL_REQUESTS_SUFFIX)
         finally:
             connection.close()
+
+
+def test_a_report_survives_more_reads_than_the_brokers_default_delivery_limit(broker, uid):
+    """A long backfill reads its early reports once per step; RabbitMQ 4 drops a quorum queue's message
+    handed back 20 times unless the queue says otherwise (this test runs on 3.10 and 4.0)."""
+    endpoint = BrokerEndpoint(broker.amqp_url, broker.management_url)
+    port = RabbitBackfill(endpoint)
+    status = naming.backfill_status_queue(f"rabbitsync.east.ns{uid}.copy")
+    port.open_reports(status)
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.basic_publish("", status, b"report", pika.BasicProperties(user_id="guest"))
+        finally:
+            connection.close()
+        for read in range(30):
+            assert [r.body for r in port.read_reports(status, lambda _r: False) or []] == [b"report"], read
+    finally:
+        RabbitBroker(endpoint).apply(Plan(delete_queues=(QueueDeletion(status, if_empty=False),)))
