@@ -113,11 +113,10 @@ def _renamed(value: Any) -> Any:
 
 
 def restaurants(base_url: str) -> set[tuple[Any, ...]]:
-    """Every restaurant a service holds (tombstones too) as (id, name, deleted, version), up to 1,000."""
+    """Every restaurant a service holds (tombstones too) as (id, name, deleted, version)."""
     from harness import demo
 
-    page = demo.http("GET", f"{base_url}/api/restaurants/?include_deleted=true&limit=1000")
-    return {(r["id"], r["name"], r["deleted"], r["version"]) for r in page["items"]}
+    return {(r["id"], r["name"], r["deleted"], r["version"]) for r in demo.restaurants(base_url)}
 
 
 def story(directory: Path, kubeconfigs: dict[str, Path], urls: dict[str, dict[str, str]], say: Any) -> None:

@@ -54,6 +54,18 @@ def http(method: str, url: str, body: dict[str, Any] | None = None, *, timeout: 
         return json.loads(raw) if raw else None
 
 
+def restaurants(base_url: str, *, timeout: float = 10) -> list[dict[str, Any]]:
+    """Every restaurant a service holds, tombstones included: the API answers 1,000 at most a page."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = http(
+            "GET", f"{base_url}/api/restaurants/?include_deleted=true&limit=1000&offset={len(found)}", timeout=timeout
+        )
+        found += page["items"]
+        if not page["items"] or len(found) >= page["count"]:
+            return found
+
+
 def reachable(url: str) -> bool:
     """A 2xx answer (health endpoints answer plain text, so the body is not parsed)."""
     try:

@@ -44,14 +44,7 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
 
 def rows(url: str) -> set[tuple[Any, ...]]:
     """Every restaurant a service holds, tombstones included, as comparable tuples."""
-    found: set[tuple[Any, ...]] = set()
-    offset = 0
-    while True:
-        page = http("GET", f"{url}/api/restaurants/?include_deleted=true&limit=1000&offset={offset}")
-        found |= {tuple(r[k] for k in SHARED) for r in page["items"]}
-        offset += len(page["items"])
-        if not page["items"] or offset >= page["count"]:
-            return found
+    return {tuple(r[k] for k in SHARED) for r in demo.restaurants(url, timeout=HTTP_TIMEOUT)}
 
 
 def live(copy: set[tuple[Any, ...]]) -> set[tuple[Any, ...]]:

@@ -13,7 +13,7 @@ import urllib.error
 from typing import Any
 
 from e2e_support import Deployment
-from test_two_clusters import RESTAURANT_COPIES, SHARED, create_restaurant, http
+from test_two_clusters import RESTAURANT_COPIES, SHARED, create_restaurant
 
 from harness import demo
 
@@ -50,13 +50,7 @@ def stream(deployment: Deployment, created: list[str], refused: list[str], stop:
 
 def copy_of(deployment: Deployment, cluster: str, service: str) -> dict[str, dict[str, Any]]:
     """Every restaurant one service of one cluster holds, by id (paged: the API returns 1,000 at most)."""
-    rows: dict[str, dict[str, Any]] = {}
-    while True:
-        path = f"/api/restaurants/?include_deleted=true&limit=1000&offset={len(rows)}"
-        page = http("GET", deployment.url(cluster, service, path))["items"]
-        rows |= {r["id"]: {k: r[k] for k in SHARED} for r in page}
-        if len(page) < 1000:
-            return rows
+    return {r["id"]: {k: r[k] for k in SHARED} for r in demo.restaurants(deployment.url(cluster, service, ""))}
 
 
 def missing_or_diverged(deployment: Deployment, ids: list[str]) -> dict[str, list[str]]:

@@ -59,10 +59,12 @@ def test_stopped_broker_is_reported_and_recovered_without_loss(kit: Kit, broker)
     assert kit.condition(obj, "BrokerReachable")["status"] == "True"
     assert set(kit.queues("east", "orders")) == before
     assert kit.bindings("east", "orders") == kit.keys("a.created")
-    # One Event per distinct diagnosis, not one per failed attempt: no storm while the broker was down.
-    # (The management API and the kept AMQP connection fail with different messages: up to four.)
+    # An Event per condition flip, not one per failed attempt (a retry every few seconds: dozens over
+    # the outage): no storm while the broker was down. Three conditions carry the reason, and a node
+    # that boots may answer AMQP before its management API does (500s), so each may flip once or twice
+    # more before the node settles.
     unreachable = [e for e in kit.events("east", "orders") if e[1] == "BrokerUnreachable"]
-    assert 1 <= len(unreachable) <= 4, unreachable
+    assert 1 <= len(unreachable) <= 9, unreachable
 
 
 def test_missing_syncbroker_then_secret_are_named_then_ready_without_restart(kit: Kit) -> None:
