@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import demo, polling
+from harness import demo, podrunner, polling
 from harness.nodes import Node
 
 
@@ -32,3 +32,9 @@ class Deployment:
 def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
     """Poll ``check`` until it returns something truthy; a service restarting counts as "not yet"."""
     return polling.eventually(check, timeout, what, interval=0.3, tolerate=(OSError, ValueError))
+
+
+def pods_ready(dep: Deployment, cluster: str) -> dict[str, bool]:
+    """Each service's pod Ready as the pod runner's kubelet-like probes say (pod-runner deployments)."""
+    pods = podrunner.status(dep.directory, cluster, demo.APP_NAMESPACE)
+    return {service: bool(pods.get(service, {}).get("ready")) for service in demo.SERVICES}

@@ -12,24 +12,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from e2e_support import Deployment, eventually
+from e2e_support import Deployment, eventually, pods_ready
 from test_two_clusters import converged, create_restaurant, restaurant
-
-from harness import demo, podrunner
-
-SERVICES = ("restaurant", "restaurant-menu", "order")
-
-
-def _pods_ready(dep: Deployment, cluster: str) -> dict[str, bool]:
-    pods = podrunner.status(dep.directory, cluster, demo.APP_NAMESPACE)
-    return {service: bool(pods.get(service, {}).get("ready")) for service in SERVICES}
 
 
 @pytest.mark.usefixtures("broker")
 def test_services_stay_ready_and_accept_writes_while_the_broker_is_stopped(deployment: Deployment, broker):
     if not deployment.local or deployment.nodes:
         pytest.skip("stops the broker of a local deployment run by the pod runner")
-    eventually(lambda: all(_pods_ready(deployment, "east").values()), 60, "east pods ready before the outage")
+    eventually(lambda: all(pods_ready(deployment, "east").values()), 60, "east pods ready before the outage")
     broker.stop()
     try:
         # Several probe periods of the pod runner (1 s) with the broker gone; create_restaurant raises
@@ -40,7 +31,7 @@ def test_services_stay_ready_and_accept_writes_while_the_broker_is_stopped(deplo
             created.append(rid)
             assert restaurant(deployment, "east", "restaurant", rid) is not None
             time.sleep(2)
-        ready = _pods_ready(deployment, "east")
+        ready = pods_ready(deployment, "east")
         assert all(ready.values()), f"pods NotReady while the broker is away: {ready}"
     finally:
         broker.start()

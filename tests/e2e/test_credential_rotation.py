@@ -12,7 +12,7 @@ import time
 import urllib.error
 from typing import Any
 
-from e2e_support import Deployment
+from e2e_support import Deployment, eventually, pods_ready
 from test_two_clusters import RESTAURANT_COPIES, SHARED, create_restaurant
 
 from harness import demo
@@ -88,3 +88,6 @@ def test_a_rotation_under_a_steady_stream_loses_no_event(deployment: Deployment)
             wrong = error
         time.sleep(1)
     assert not wrong, f"of {len(created)} accepted writes, copies lack or differ on: {wrong}"
+    # The deployment is shared: the rolled pods serve again before the next test writes to them.
+    for cluster in () if deployment.nodes else ("east", "west"):
+        eventually(lambda c=cluster: all(pods_ready(deployment, c).values()), 120, f"{cluster} pods ready again")
