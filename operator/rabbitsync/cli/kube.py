@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -35,6 +35,8 @@ from rabbitsync.cli.failures import CliError, InCluster, UsageError, explain
 from rabbitsync.cli.resources import PUBLICATION, SUBSCRIPTION, Resource, parse
 from rabbitsync.conventions import SECRET_MANAGEMENT_URI_KEY, SECRET_URI_KEY, service_secret_name
 from rabbitsync.transport import BrokerEndpoint
+
+_T = TypeVar("_T")
 
 PLURALS = {SUBSCRIPTION: SUBSCRIPTIONS.plural, PUBLICATION: PUBLICATIONS.plural}
 """SyncPublication (short name ``spub``) is newer than some clusters: its absence is not an error."""
@@ -104,13 +106,8 @@ class KubeCluster:
         self._core = client.CoreV1Api(api)
 
     def resources(self, kind: str) -> list[Resource] | None:
-        try:
-            found = self._list(PLURALS[kind])
-        except InCluster as e:
-            if _not_found(e):
-                return None
-            raise
-        return [parse(kind, self.label, obj) for obj in found.get("items", [])]
+        found = self._unless_absent(lambda: self._list(PLURALS[kind]))
+        return None if found is None else [parse(kind, self.label, obj) for obj in found.get("items", [])]
 
     def subscription(self, namespace: str, name: str) -> Resource | None:
         obj = self._get(namespace, SUBSCRIPTIONS.plural, name)
@@ -119,21 +116,14 @@ class KubeCluster:
     def brokers(self) -> list[tuple[str, str]]:
         found = self._list(BROKERS.plural)
         namespaced = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in found.get("items", [])]
-        try:
-            shared = self._list(CLUSTER_BROKERS.plural)
-        except InCluster as e:
-            if _not_found(e):  # a cluster whose CRDs predate ClusterSyncBroker
-                return namespaced
-            raise
+        # None: a cluster whose CRDs predate ClusterSyncBroker.
+        shared = self._unless_absent(lambda: self._list(CLUSTER_BROKERS.plural)) or {}
         return namespaced + [("", o["metadata"]["name"]) for o in shared.get("items", [])]
 
     def broker_endpoint(self, namespace: str, broker: str) -> BrokerEndpoint:
-        if namespace:
-            obj, secrets_in = self._get(namespace, BROKERS.plural, broker), namespace
-            what = f"SyncBroker {namespace}/{broker}"
-        else:
-            obj, secrets_in = self._get_cluster_scoped(CLUSTER_BROKERS.plural, broker), self.operator_namespace
-            what = f"ClusterSyncBroker {broker}"
+        obj = self._get(namespace, BROKERS.plural if namespace else CLUSTER_BROKERS.plural, broker)
+        secrets_in = namespace or self.operator_namespace
+        what = f"SyncBroker {namespace}/{broker}" if namespace else f"ClusterSyncBroker {broker}"
         if obj is None:
             raise UsageError(f"{self.label}: {what} not found (or pass --amqp-url)")
         spec = obj.get("spec") or {}
@@ -147,13 +137,8 @@ class KubeCluster:
         return BrokerEndpoint(secret[SECRET_URI_KEY], secret.get(SECRET_MANAGEMENT_URI_KEY), ca)
 
     def service_endpoint(self, namespace: str, service: str) -> BrokerEndpoint | None:
-        try:
-            secret = self._secret(namespace, service_secret_name(service))
-        except InCluster as e:
-            if _not_found(e):
-                return None
-            raise
-        if SECRET_URI_KEY not in secret:
+        secret = self._unless_absent(lambda: self._secret(namespace, service_secret_name(service)))
+        if secret is None or SECRET_URI_KEY not in secret:
             return None
         return BrokerEndpoint(secret[SECRET_URI_KEY], None, secret.get(DEFAULT_CA_KEY) or None)
 
@@ -176,24 +161,26 @@ class KubeCluster:
             return cast(dict[str, Any], self._custom.list_cluster_custom_object(GROUP, VERSION, plural))
 
     def _get(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
-        try:
-            with self._talking():
-                found = self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-        except InCluster as e:
-            if _not_found(e):
-                return None
-            raise
-        return cast(dict[str, Any], found)
+        """The object, or None if absent; ``namespace`` "" for a cluster-scoped kind."""
 
-    def _get_cluster_scoped(self, plural: str, name: str) -> dict[str, Any] | None:
+        def get() -> dict[str, Any]:
+            if namespace:
+                return cast(
+                    dict[str, Any], self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+                )
+            return cast(dict[str, Any], self._custom.get_cluster_custom_object(GROUP, VERSION, plural, name))
+
+        return self._unless_absent(get)
+
+    def _unless_absent(self, call: Callable[[], _T]) -> _T | None:
+        """``call``'s answer, or None for the API server's 404 (no such object, or no such CRD)."""
         try:
             with self._talking():
-                found = self._custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+                return call()
         except InCluster as e:
             if _not_found(e):
                 return None
             raise
-        return cast(dict[str, Any], found)
 
     def _secret(self, namespace: str, name: str) -> dict[str, str]:
         with self._talking():
