@@ -31,7 +31,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pika
 from kubernetes import client, config
@@ -68,6 +68,9 @@ def _subscription(i: int) -> dict[str, Any]:
     }
 
 
+LISTING = "/api/queues/%2F?columns=name"
+
+
 class StandInSidecars:
     """One AMQP connection consuming every bench subscription's queue as soon as the operator declared it."""
 
@@ -98,15 +101,18 @@ class StandInSidecars:
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self._broker.amqp_url))
-        query = urllib.parse.urlencode({"name": self._pattern, "use_regex": "true", "columns": "name"})
+        # Matched here: the management API applies ``name``/``use_regex`` only to paged listings, and an
+        # unpaged one also returns the trace stream, which refuses a consumer without a prefetch.
+        pattern = re.compile(self._pattern)
         try:
             channel = connection.channel()
             while not self._stop.is_set():
                 try:
-                    found = rabbitmq.management_get(self._broker.management_url, f"/api/queues/%2F?{query}")
+                    found = cast(list[dict[str, str]], rabbitmq.management_get(self._broker.management_url, LISTING))
                 except OSError:
                     found = []
-                for queue in {q["name"] for q in found} - self.consuming:  # type: ignore[attr-defined]
+                names = {q["name"] for q in found if pattern.match(q["name"])}
+                for queue in names - self.consuming:
                     channel.basic_consume(queue, lambda ch, method, *_: ch.basic_ack(method.delivery_tag))
                     self.consuming.add(queue)
                 connection.process_data_events(time_limit=2)

@@ -100,8 +100,15 @@ def _menu_item(restaurant_id: str) -> dict[str, Any]:
 class Stream:
     """Writers sharing one accepted-writes counter, held at ``barrier`` until the next fault starts."""
 
-    def __init__(self, urls: dict[str, dict[str, str]], seeds: Seeds, target: int, seed: int = 0) -> None:
-        self.urls, self.seeds, self.target = urls, seeds, target
+    def __init__(
+        self,
+        urls: dict[str, dict[str, str]],
+        seeds: Seeds,
+        target: int,
+        seed: int = 0,
+        writers: int = WRITERS_PER_CLUSTER,
+    ) -> None:
+        self.urls, self.seeds, self.target, self.writers = urls, seeds, target, writers
         self.accepted = 0
         self.attempts: list[Attempt] = []
         self.barrier = target
@@ -120,9 +127,13 @@ class Stream:
         with self._cond:
             self._cond.wait_for(lambda: self.accepted >= events or self._stop.is_set())
 
+    def wait_stopped(self, timeout: float) -> bool:
+        """True once the stream has ended (joined or stopped), False after ``timeout`` seconds of it running."""
+        return self._stop.wait(timeout)
+
     def start(self) -> None:
         for cluster in self.urls:
-            for index in range(WRITERS_PER_CLUSTER):
+            for index in range(self.writers):
                 thread = threading.Thread(target=self._write, args=(cluster,), name=f"writer-{cluster}-{index}")
                 thread.start()
                 self._threads.append(thread)

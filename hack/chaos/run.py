@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 CI_EVENTS = 5_000
 SOAK_EVENTS = 100_000
+CI_MAX_MINUTES = 60.0
+SOAK_MAX_MINUTES = 360.0
+PROGRESS_S = 60.0
 SUBSCRIPTIONS = {
     "restaurant": frozenset({"RESTAURANT_CREATED", "RESTAURANT_UPDATED", "RESTAURANT_DELETED"}),
     "restaurant-menu": frozenset(
@@ -50,12 +53,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--settle", type=float, default=240.0, help="seconds to wait for convergence after the stream")
     parser.add_argument(
-        "--max-minutes", type=float, default=60.0, help="stop writing after this long, whatever the count"
+        "--max-minutes",
+        type=float,
+        help=f"stop writing after this long, whatever the count (default {CI_MAX_MINUTES:.0f}; "
+        f"{SOAK_MAX_MINUTES:.0f} for a soak)",
+    )
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=load.WRITERS_PER_CLUSTER,
+        help=f"concurrent writers per cluster (default {load.WRITERS_PER_CLUSTER})",
     )
     parser.add_argument("--keep", action="store_true", help="leave the lab running (make dev-down stops it)")
     args = parser.parse_args(argv)
     if args.soak:
         args.events = max(args.events, SOAK_EVENTS)
+    if args.max_minutes is None:
+        args.max_minutes = SOAK_MAX_MINUTES if args.soak else CI_MAX_MINUTES
     return args
 
 
@@ -122,18 +136,34 @@ def settle(the_lab: lab.Lab, excluded: set[str], timeout: float) -> tuple[Snapsh
         time.sleep(5)
 
 
-def drive(
-    the_lab: lab.Lab, plan: list[schedule.Fault], events: int, seed: int, max_minutes: float
-) -> tuple[load.Stream, faults.Record]:
+def _report_progress(stream: load.Stream, every: float) -> None:
+    """A line per ``every`` seconds while the stream runs: a soak takes hours, and its log must show it moving."""
+    began, last = time.monotonic(), 0
+    while not stream.wait_stopped(every):
+        now = stream.accepted
+        log.info(
+            "stream: %d of %d writes accepted (%.1f/s over the last %.0fs)",
+            now,
+            stream.target,
+            (now - last) / every,
+            every,
+        )
+        last = now
+    log.info("stream: stopped after %.0fs", time.monotonic() - began)
+
+
+def drive(the_lab: lab.Lab, plan: list[schedule.Fault], args: argparse.Namespace) -> tuple[load.Stream, faults.Record]:
     """The write stream with the faults of ``plan`` injected at their event counts, one at a time."""
+    events, max_minutes = args.events, args.max_minutes
     seeds = load.seed(the_lab.urls)
-    stream = load.Stream(the_lab.urls, seeds, events, seed=seed)
+    stream = load.Stream(the_lab.urls, seeds, events, seed=args.seed, writers=args.writers)
     record = faults.Record()
     stream.hold_at(plan[0].at_event if plan else events)
     deadline = threading.Timer(max_minutes * 60, stream.stop)
     deadline.daemon = True
     deadline.start()
     stream.start()
+    threading.Thread(target=_report_progress, args=(stream, PROGRESS_S), name="progress", daemon=True).start()
     try:
         for index, fault in enumerate(plan):
             stream.wait_for(fault.at_event)
@@ -222,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         the_lab = lab.up()
         log.info("lab up in %.0fs; %d faults planned over %d events", time.monotonic() - began, len(plan), args.events)
-        stream, record = drive(the_lab, plan, args.events, args.seed, args.max_minutes)
+        stream, record = drive(the_lab, plan, args)
         wrote = time.monotonic()
         log.info(
             "stream done: %d writes accepted of %d attempts in %.0fs",
