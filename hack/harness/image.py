@@ -13,6 +13,11 @@ Everything lives under ``<cache root>/image`` and is keyed by content: the root 
 suite and package list, the base by that and the host's CA bundle, the application image by the
 Dockerfile, every file it copies and the base's key, the pause image by its source. A second run
 finds the archives and builds nothing.
+
+After each call the cache keeps only what the current keys name (:func:`prune`): the archives, and
+in buildah's store the rootfs and base images the next application build starts from. vfs storage
+copies the whole filesystem for every layer, so every build's layers and every older archive left
+in place had grown the cache to 18 GB after a few dozen builds.
 """
 
 from __future__ import annotations
@@ -63,11 +68,13 @@ def image_dir() -> Path:
     return binaries.cache_root() / "image"
 
 
-def _run(argv: list[str], cwd: Path | None = None) -> None:
+def _run(argv: list[str], cwd: Path | None = None) -> str:
+    """``argv``'s standard output; raises with the end of its output when it fails."""
     log.info("%s", " ".join(argv))
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"`{' '.join(argv)}` failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}")
+    return proc.stdout
 
 
 def _buildah(*args: str) -> list[str]:
@@ -143,6 +150,11 @@ def _locked() -> Iterator[None]:
         yield
 
 
+def _stored(name: str) -> bool:
+    """Whether buildah's store holds the image ``name`` (a marker alone outlives a wiped store)."""
+    return subprocess.run(_buildah("inspect", "--type", "image", name), capture_output=True).returncode == 0
+
+
 def _export(local_name: str, archive: Path, name: str) -> None:
     partial = archive.with_suffix(".partial")
     partial.unlink(missing_ok=True)
@@ -154,7 +166,7 @@ def _rootfs_image(key: str) -> str:
     """Debian from debootstrap as a local image (``localhost/rabbitsync-rootfs:<key>``)."""
     name = f"localhost/rabbitsync-rootfs:{key}"
     marker = image_dir() / f"rootfs-{key}.built"
-    if marker.exists():
+    if marker.exists() and _stored(name):
         return name
     with tempfile.TemporaryDirectory(dir=image_dir()) as tmp:
         rootfs = Path(tmp) / "rootfs"
@@ -178,7 +190,7 @@ def _base_image(rootfs: str, key: str) -> str:
     """
     name = f"localhost/rabbitsync-base:{key}"
     marker = image_dir() / f"base-{key}.built"
-    if marker.exists():
+    if marker.exists() and _stored(name):
         return name
     with tempfile.TemporaryDirectory(dir=image_dir()) as tmp:
         shutil.copy(HOST_CA_BUNDLE, Path(tmp) / "ca-certificates.crt")
@@ -232,6 +244,35 @@ def _pause(key: str) -> Archive:
     return archive
 
 
+def stale_images(listing: str, keep: set[str]) -> list[str]:
+    """The ids in ``buildah images --all`` output (``<id> <name>:<tag>`` lines) that no kept name is on.
+
+    An image with several names is listed once per name: it stays if any of them is kept.
+    """
+    named = [line.split(maxsplit=1) for line in listing.splitlines() if line.strip()]
+    kept = {fields[0] for fields in named if len(fields) == 2 and fields[1] in keep}
+    return sorted({fields[0] for fields in named} - kept)
+
+
+def stale_files(directory: Path, keep: set[str]) -> list[Path]:
+    """Archives and build markers in ``directory`` that no current key names."""
+    return sorted(p for pattern in ("*.tar", "*.built") for p in directory.glob(pattern) if p.name not in keep)
+
+
+def prune(keep_images: set[str], keep_files: set[str]) -> None:
+    """Remove every archive, marker and stored image an older build left; working containers too."""
+    for path in stale_files(image_dir(), keep_files):
+        log.info("pruning %s", path.name)
+        path.unlink()
+    _run(_buildah("rm", "--all"))
+    stale = stale_images(
+        _run(_buildah("images", "--all", "--noheading", "--format", "{{.ID}} {{.Name}}:{{.Tag}}")), keep_images
+    )
+    if stale:
+        log.info("pruning %d stored images", len(stale))
+        _run(_buildah("rmi", "--force", *stale))
+
+
 def ensure_images() -> Images:
     """The application and pause images as OCI archives, built on first use (or after a change) only."""
     missing = [tool for tool in ("buildah", "debootstrap") if shutil.which(tool) is None]
@@ -241,8 +282,14 @@ def ensure_images() -> Images:
         started = time.monotonic()
         rootfs = rootfs_key()
         base = base_key(rootfs)
-        app = _app(_base_image(_rootfs_image(rootfs), base), app_key(REPO_ROOT, base))
+        rootfs_image = _rootfs_image(rootfs)
+        base_image = _base_image(rootfs_image, base)
+        app = _app(base_image, app_key(REPO_ROOT, base))
         pause = _pause(content_key([PAUSE_SOURCE.read_bytes()]))
+        prune(
+            {rootfs_image, base_image},
+            {app.path.name, pause.path.name, f"rootfs-{rootfs}.built", f"base-{base}.built"},
+        )
         log.info("images ready in %.1fs: %s, %s", time.monotonic() - started, app.path.name, pause.path.name)
     return Images(app=app, pause=pause)
 

@@ -150,3 +150,22 @@ def test_a_volume_directory_is_writable_by_the_pods_non_root_user(tmp_path: Path
     nodedeploy.make_volume_directory(path)
     nodedeploy.make_volume_directory(path)
     assert path.stat().st_mode & 0o777 == 0o777
+
+
+def test_the_image_cache_keeps_only_what_the_current_keys_name(tmp_path: Path) -> None:
+    listing = (
+        "aaa localhost/rabbitsync-rootfs:r1\n"
+        "bbb localhost/rabbitsync-base:b1\n"
+        "bbb localhost/rabbitsync-base:old\n"
+        "ccc localhost/rabbitsync:a0\n"
+        "ddd <none>:<none>\n"
+        "ddd <none>:<none>\n"
+    )
+    kept = {"localhost/rabbitsync-rootfs:r1", "localhost/rabbitsync-base:b1"}
+    # The base listed under a second name stays: removing its id would remove the kept name too.
+    assert image.stale_images(listing, kept) == ["ccc", "ddd"]
+    assert image.stale_images("", kept) == []
+    for name in ("rabbitsync-a1.tar", "rabbitsync-a0.tar", "pause-p1.tar", "base-b1.built", "base-b0.built", "lock"):
+        (tmp_path / name).touch()
+    stale = image.stale_files(tmp_path, {"rabbitsync-a1.tar", "pause-p1.tar", "base-b1.built"})
+    assert [p.name for p in stale] == ["base-b0.built", "rabbitsync-a0.tar"]
