@@ -15,7 +15,9 @@ and ``add_arguments(parser)`` for its own knobs.
 - ``sidecar``: the sidecar vs a hand-written consumer (per message, batched, ack only), and its RSS;
 - ``scale``: the operator at scale (``operator_scale``): N subscriptions to Ready, drift repair,
   operator RSS and idle CPU, its AMQP connections;
-- ``backfill``: a backfill's rate (``backfill``).
+- ``backfill``: a backfill's rate (``backfill``);
+- ``policies``: what the broker spends on a subscription's quorum queues and on its per-queue
+  delivery-limit policy (``broker_policies``), the cost that grows with queues times policies.
 
 Ratios first: the machine is shared and noisy, so absolute numbers compare only within one run.
 
@@ -68,6 +70,14 @@ def _sidecar(module: ModuleType, args: argparse.Namespace, scratch: Path) -> dic
         rabbitmq.stop(broker)
 
 
+def _policies(module: ModuleType, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    broker = rabbitmq.start(scratch / "rabbitmq")
+    try:
+        return dict(module.run(broker, args.policy_subscriptions))
+    finally:
+        rabbitmq.stop(broker)
+
+
 def publish_rows(rates: dict[str, Any]) -> list[Row]:
     seed, each, ours = rates["connection_per_publish"], rates["confirm_each"], rates["pipelined"]
     return [
@@ -99,6 +109,7 @@ SECTIONS: list[Section] = [
     Section("sidecar", "sidecar", _sidecar),
     Section("backfill", "backfill", lambda m, a, d: m.run(a.backfill_rows)),
     Section("scale", "operator_scale", lambda m, a, d: m.run(a.subscriptions, a.idle_seconds, 600.0, d)),
+    Section("policies", "broker_policies", _policies),
 ]
 """Run in this order; the integrator adds one line per new section."""
 

@@ -152,7 +152,12 @@ def ctl(broker: Broker, *args: str, timeout: float = 60) -> str:
 
 
 def management_request(
-    management_url: str, method: str, path: str, body: object | None = None, ca_pem: str | None = None
+    management_url: str,
+    method: str,
+    path: str,
+    body: object | None = None,
+    ca_pem: str | None = None,
+    timeout: float = 5,
 ) -> object:
     """Call the management API; credentials come from the URL's userinfo, ``ca_pem`` verifies https."""
     parts = urllib.parse.urlsplit(management_url)
@@ -162,7 +167,7 @@ def management_request(
     headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
     req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     context = ssl.create_default_context(cadata=ca_pem) if parts.scheme == "https" else None
-    with urllib.request.urlopen(req, timeout=5, context=context) as resp:
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
         raw = resp.read()
         return json.loads(raw) if raw else None
 

@@ -42,6 +42,16 @@ RESULTS: dict[str, Any] = {
         "idle_cpu_percent": 2.0,
         "operator_connections": 1,
     },
+    "policies": {
+        "subscriptions": 100,
+        "queues": 600,
+        "declare_queues_per_s": 30.0,
+        "declare_queues_per_s_one_policy_vhost": 31.0,
+        "one_policy_s": 0.05,
+        "per_queue_policies_s": 71.0,
+        "first_policy_s": 0.01,
+        "last_policy_s": 1.1,
+    },
 }
 
 
@@ -79,6 +89,8 @@ def test_the_table_renders_every_section_with_a_row_per_target(bench):
         assert "| e2e 200/s offered for 60 s: p99 (ms) | 9.9 | <= 250 | met |" in lines
     if "scale" in present:
         assert "| drift repaired (s) | — | <= 60 | not measured |" in lines
+    if "policies" in present:
+        assert any(line.startswith("| broker: 100 per-queue delivery-limit policies / one") for line in lines)
 
 
 def test_a_failed_absent_or_unknown_section_is_one_row_not_a_crash(bench):
