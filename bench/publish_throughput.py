@@ -109,12 +109,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=5000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        broker = rabbitmq.start(Path(tmp) / "rabbitmq")
-        try:
-            rates = run(broker.amqp_url, args.events)
-        finally:
-            rabbitmq.stop(broker)
+    with tempfile.TemporaryDirectory() as tmp, rabbitmq.running(Path(tmp) / "rabbitmq") as broker:
+        rates = run(broker.amqp_url, args.events)
     ours = rates["pipelined"]
     print(
         f"pipelined / connection-per-publish = {ours / rates['connection_per_publish']:.1f}x; "

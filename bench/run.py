@@ -55,27 +55,18 @@ class Section:
 
 
 def _publish(module: ModuleType, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    broker = rabbitmq.start(scratch / "rabbitmq")
-    try:
+    with rabbitmq.running(scratch / "rabbitmq") as broker:
         return dict(module.run(broker.amqp_url, args.events))
-    finally:
-        rabbitmq.stop(broker)
 
 
 def _sidecar(module: ModuleType, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    broker = rabbitmq.start(scratch / "rabbitmq")
-    try:
+    with rabbitmq.running(scratch / "rabbitmq") as broker:
         return dict(module.run(broker.amqp_url, broker.management_url, events=args.sidecar_events, workdir=scratch))
-    finally:
-        rabbitmq.stop(broker)
 
 
 def _policies(module: ModuleType, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    broker = rabbitmq.start(scratch / "rabbitmq")
-    try:
+    with rabbitmq.running(scratch / "rabbitmq") as broker:
         return dict(module.run(broker, args.policy_subscriptions))
-    finally:
-        rabbitmq.stop(broker)
 
 
 def publish_rows(rates: dict[str, Any]) -> list[Row]:

@@ -16,6 +16,7 @@ running side by side (several worktrees on one machine) never stop each other's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from base64 import b64encode
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -152,12 +154,7 @@ def ctl(broker: Broker, *args: str, timeout: float = 60) -> str:
 
 
 def management_request(
-    management_url: str,
-    method: str,
-    path: str,
-    body: object | None = None,
-    ca_pem: str | None = None,
-    timeout: float = 5,
+    management_url: str, method: str, path: str, body: object | None = None, ca_pem: str | None = None
 ) -> object:
     """Call the management API; credentials come from the URL's userinfo, ``ca_pem`` verifies https."""
     parts = urllib.parse.urlsplit(management_url)
@@ -167,7 +164,7 @@ def management_request(
     headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
     req = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     context = ssl.create_default_context(cadata=ca_pem) if parts.scheme == "https" else None
-    with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
+    with urllib.request.urlopen(req, timeout=5, context=context) as resp:
         raw = resp.read()
         return json.loads(raw) if raw else None
 
@@ -354,6 +351,16 @@ def stop(broker: Broker, shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> None:
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         log.warning("rabbitmqctl shutdown of %s failed, signalling its processes: %s", broker.node, e)
     rabbitmq_teardown.kill_node(broker.files.pid_file, (broker.ports or Ports.default()).epmd)
+
+
+@contextlib.contextmanager
+def running(base: Path) -> Iterator[Broker]:
+    """A node laid out under ``base`` (or the reused one) for the block, stopped after it."""
+    broker = start(base)
+    try:
+        yield broker
+    finally:
+        stop(broker)
 
 
 # Fault helpers for the tests: they act on the running node, owned or reused.
