@@ -30,7 +30,7 @@ from rows import Row
 from harness import rabbitmq
 from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
-from rabbitsync.topology.delivery_limit import delivery_limit_policy
+from rabbitsync.topology.delivery_limit import delivery_limit, delivery_limit_policy
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.model import Policy, QueueRole, Topology
 from rabbitsync.transport import BrokerEndpoint, Timeouts
@@ -83,7 +83,11 @@ def run(broker: rabbitmq.Broker, subscriptions: int = 100) -> dict[str, Any]:
     )
     one_policy = _put(broker, shared, every_main)
     per_declare = _declare(own, topologies)
-    each = [_put(broker, own, delivery_limit_policy(main, 5)) for t in topologies for main in _main_queues(t)]
+    each = [
+        _put(broker, own, delivery_limit_policy(main, delivery_limit(5)))
+        for t in topologies
+        for main in _main_queues(t)
+    ]
     return {
         "subscriptions": subscriptions,
         "queues": queues,

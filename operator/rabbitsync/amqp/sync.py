@@ -60,6 +60,7 @@ def observe_and_sync(
         or remaining.bind
         or remaining.unbind
         or remaining.put_policies
+        or remaining.delete_policies
     )
     return SyncResult(
         topology=desired,

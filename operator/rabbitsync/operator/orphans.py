@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from rabbitsync.amqp.port import Broker
 from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.topology import naming
-from rabbitsync.topology.delivery_limit import delivery_limit_policy
+from rabbitsync.topology.delivery_limit import delivery_limit, delivery_limit_policy
 from rabbitsync.topology.diff import Plan, QueueDeletion
 from rabbitsync.topology.model import Policy
 
@@ -36,7 +36,7 @@ RETAINED_PREFIX = "rabbitsync-retained:"
 
 def retained_marker(main_queue: str, max_attempts: int) -> Policy:
     """The policy that marks ``main_queue`` (and its delay queues and DLQ) as retained on purpose."""
-    limit = delivery_limit_policy(main_queue, max_attempts)
+    limit = delivery_limit_policy(main_queue, delivery_limit(max_attempts))
     return Policy(
         name=RETAINED_PREFIX + main_queue,
         pattern=naming.owned_queue_pattern(main_queue),

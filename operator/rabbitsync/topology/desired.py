@@ -21,7 +21,8 @@ All queues share the spec's queue type. Quorum queues carry a queue-level messag
 3.10, so delay queues need not fall back to classic ones; quorum queues that dead-letter use the
 ``at-least-once`` strategy (which needs ``x-overflow: reject-publish``), because the default
 ``at-most-once`` drops a message if the target queue is briefly unavailable. A quorum main queue
-also gets an explicit delivery limit, by policy (``delivery_limit`` says why and how much).
+also gets an explicit delivery limit, as an argument (``delivery_limit`` says why, how much, and when
+a policy still has to add to it).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.conventions import backfill_binding_key, routing_key
 from rabbitsync.topology import naming, retry
-from rabbitsync.topology.delivery_limit import delivery_limit_policy
+from rabbitsync.topology.delivery_limit import ARGUMENT, delivery_limit
 from rabbitsync.topology.model import Binding, Queue, QueueRole, Topology
 
 
@@ -45,8 +46,12 @@ def desired_topology(
     delays = sorted(
         set(retry.backoff_delays(spec.retry.max_attempts, spec.retry.initial_backoff_ms, spec.retry.max_backoff_ms))
     )
+    main_arguments = _dead_lettering(queue_type, to=dlq)
+    # Only quorum queues know a delivery limit (see ``delivery_limit``).
+    if queue_type == "quorum":
+        main_arguments[ARGUMENT] = delivery_limit(spec.retry.max_attempts)
     queues = (
-        Queue(main, QueueRole.MAIN, _dead_lettering(queue_type, to=dlq)),
+        Queue(main, QueueRole.MAIN, main_arguments),
         *(
             Queue(
                 naming.retry_queue_name(main, delay),
@@ -65,9 +70,7 @@ def desired_topology(
             Binding(exchange, main, backfill_binding_key(namespace, main)),
         )
     )
-    # Only quorum queues know a delivery limit (see ``delivery_limit``).
-    policies = (delivery_limit_policy(main, spec.retry.max_attempts),) if queue_type == "quorum" else ()
-    return Topology(exchange=exchange, queues=queues, bindings=bindings, policies=policies)
+    return Topology(exchange=exchange, queues=queues, bindings=bindings)
 
 
 def _dead_lettering(queue_type: str, *, to: str) -> dict[str, Any]:

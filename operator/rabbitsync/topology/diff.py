@@ -7,9 +7,10 @@ Rules, each a promise of the product:
 - delay queues no longer in the schedule are deleted only if empty (checked with a passive declare
   right before the delete: quorum queues refuse ``if-empty`` deletes);
 - a queue whose arguments differ from the desired ones is reported as a conflict and left alone:
-  RabbitMQ cannot change arguments in place, and redeclaring would fail with 406;
-- what must change on existing queues (the delivery limit) is a policy: put when missing or different,
-  deleted with the subscription.
+  RabbitMQ cannot change arguments in place, and redeclaring would fail with 406. The one exception
+  is the delivery limit, which a policy named after the main queue adjusts where the argument cannot
+  (``delivery_limit.limit_policy``): put when needed and missing or different, deleted when no longer
+  needed, and with the subscription.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rabbitsync.topology.delivery_limit import ARGUMENT as DELIVERY_LIMIT
+from rabbitsync.topology.delivery_limit import limit_policy
 from rabbitsync.topology.model import Binding, Observed, Policy, Queue, Topology
 
 EXCHANGE_TYPE = "topic"
@@ -100,7 +103,7 @@ def diff(desired: Topology, observed: Observed) -> Plan:
         found = observed.queues.get(queue.name)
         if found is None:
             declare.append(queue)
-        elif dict(found.arguments) != dict(queue.arguments):
+        elif _fixed(found.arguments) != _fixed(queue.arguments):
             conflicts.append(Conflict(f"queue {queue.name}", queue.arguments, found.arguments))
 
     wanted = {q.name for q in desired.queues}
@@ -109,6 +112,7 @@ def diff(desired: Topology, observed: Observed) -> Plan:
         for name in sorted(observed.queues)
         if name not in wanted and _is_retry_queue(desired, name)
     )
+    put_policies, delete_policies = _policies(desired, observed, conflicts)
     return Plan(
         declare_exchange=declare_exchange,
         declare_queues=tuple(declare),
@@ -116,12 +120,8 @@ def diff(desired: Topology, observed: Observed) -> Plan:
         unbind=tuple(sorted(observed.bindings - desired.bindings)),
         delete_queues=obsolete,
         conflicts=tuple(conflicts),
-        # A policy is named after the queue it is for: a queue in conflict is left alone altogether.
-        put_policies=tuple(
-            p
-            for p in desired.policies
-            if observed.policies.get(p.name) != p and not any(c.name == f"queue {p.name}" for c in conflicts)
-        ),
+        put_policies=put_policies,
+        delete_policies=delete_policies,
     )
 
 
@@ -134,6 +134,31 @@ def teardown(observed: Observed) -> Plan:
         delete_queues=tuple(QueueDeletion(name, if_empty=False) for name in sorted(observed.queues)),
         delete_policies=tuple(sorted(observed.policies)),
     )
+
+
+def _fixed(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments a queue must have been declared with; the delivery limit may differ (a policy adjusts it)."""
+    return {key: value for key, value in arguments.items() if key != DELIVERY_LIMIT}
+
+
+def _policies(
+    desired: Topology, observed: Observed, conflicts: list[Conflict]
+) -> tuple[tuple[Policy, ...], tuple[str, ...]]:
+    """The main queue's delivery-limit policy to put, and the policies to delete (``observed`` lists only it).
+
+    A queue not declared yet gets the limit as an argument, so any policy of its name is stale; a queue
+    in conflict is left alone altogether.
+    """
+    main = desired.main_queue
+    if any(c.name == f"queue {main.name}" for c in conflicts):
+        return (), ()
+    found = observed.queues.get(main.name)
+    policy = None
+    if found is not None:
+        policy = limit_policy(main.name, main.arguments.get(DELIVERY_LIMIT), found.arguments.get(DELIVERY_LIMIT))
+    put = (policy,) if policy and observed.policies.get(policy.name) != policy else ()
+    stale = tuple(sorted(name for name in observed.policies if not policy or name != policy.name))
+    return put, stale
 
 
 def _is_retry_queue(desired: Topology, name: str) -> bool:

@@ -63,7 +63,6 @@ class Topology:
     exchange: str
     queues: tuple[Queue, ...]
     bindings: frozenset[Binding]
-    policies: tuple[Policy, ...] = ()
 
     @property
     def main_queue(self) -> Queue:
@@ -116,4 +115,4 @@ class Observed:
     queues: Mapping[str, ObservedQueue]
     bindings: frozenset[Binding]
     policies: Mapping[str, Policy] = field(default_factory=dict)
-    """The desired topology's policies that exist, by name (other policies are not ours to look at)."""
+    """The policy named after the main queue, if it exists (other policies are not ours to look at)."""

@@ -46,13 +46,9 @@ def test_apply_creates_verified_topology_and_status(kit: Kit, operators_running,
         assert (args["x-message-ttl"], args["x-dead-letter-routing-key"]) == (delay, main)
     assert kit.bindings("east", "orders") == kit.keys("restaurant.created", "menu.updated")
 
-    # Quorum queues get an explicit delivery limit, by policy (issue 10 point 2).
-    policy = wait_for(
-        lambda: kit.mgmt.call("GET", f"/api/queues/%2F/{kit.mgmt.q(main)}").get("effective_policy_definition"),
-        30,
-        "delivery-limit policy in effect",
-    )
-    assert policy == {"delivery-limit": 5 + 20}, policy
+    # Quorum queues get an explicit delivery limit (issue 10 point 2), as an argument (issue 11).
+    assert queues[main]["arguments"]["x-delivery-limit"] == 5 + 20, queues[main]
+    assert not kit.mgmt.call("GET", f"/api/queues/%2F/{kit.mgmt.q(main)}").get("policy")
 
     # Nothing consumes yet (no Deployment, no pod): not Ready, and the table says why (issue 12).
     obj = kit.wait_condition("east", "orders", "Ready", "False", reason="DeploymentNotFound")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rabbitsync.api import SyncSubscriptionSpec
 from rabbitsync.api.syncbroker import DEFAULT_EXCHANGE as API_DEFAULT_EXCHANGE
 from rabbitsync.topology import sidecar_contract as consumer
+from rabbitsync.topology.delivery_limit import REDELIVERY_ALLOWANCE, delivery_limit_policy
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.diff import Plan, QueueDeletion, diff, teardown
 from rabbitsync.topology.model import Binding, Observed, ObservedExchange, ObservedQueue, Topology
@@ -34,7 +37,6 @@ def _observe(topology: Topology, **messages: int) -> Observed:
         exchange=ObservedExchange(EX, "topic", True),
         queues={q.name: ObservedQueue(q.name, dict(q.arguments), messages.get(q.name, 0)) for q in topology.queues},
         bindings=topology.bindings,
-        policies={p.name: p for p in topology.policies},
     )
 
 
@@ -52,6 +54,7 @@ def test_main_queue_dead_letters_to_dlq_with_at_least_once_for_quorum() -> None:
         "x-dead-letter-routing-key": f"{MAIN}.dlq",
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
+        "x-delivery-limit": 5 + 20,
     }
     assert topo.dead_letter_queue.arguments == {"x-queue-type": "quorum"}
 
@@ -61,6 +64,7 @@ def test_classic_queues_have_no_quorum_only_arguments() -> None:
     for queue in topo.queues:
         assert queue.arguments["x-queue-type"] == "classic"
         assert "x-dead-letter-strategy" not in queue.arguments
+        assert "x-delivery-limit" not in queue.arguments
 
 
 def test_one_delay_queue_per_distinct_backoff_step_returning_to_main() -> None:
@@ -203,27 +207,65 @@ def test_teardown_deletes_our_queues_but_not_the_exchange() -> None:
     assert plan.declare_exchange is None and not plan.unbind
 
 
-def test_a_quorum_main_queue_gets_a_delivery_limit_policy_from_its_retry_schedule() -> None:
-    """Issue 10 point 2: explicit, the same on 3.x (no default) and 4.x (20), by policy."""
-    import re
+def _with(observed: Observed, limit: int | None = None, policy: int | None = None) -> Observed:
+    """``observed`` with its main queue declared with delivery limit ``limit`` (``None``: an older release's
+    queue, without the argument) and a delivery-limit policy of ``policy`` (``None``: none)."""
+    arguments = {k: v for k, v in observed.queues[MAIN].arguments.items() if k != "x-delivery-limit"}
+    if limit is not None:
+        arguments["x-delivery-limit"] = limit
+    queues = {**observed.queues, MAIN: ObservedQueue(MAIN, arguments)}
+    policies = {MAIN: delivery_limit_policy(MAIN, policy)} if policy is not None else {}
+    return Observed(observed.exchange, queues, observed.bindings, policies)
 
-    from rabbitsync.topology.delivery_limit import REDELIVERY_ALLOWANCE
 
+def test_a_quorum_main_queue_is_declared_with_its_delivery_limit_and_needs_no_policy() -> None:
+    """Issue 11: an argument, not one policy per queue (every policy PUT re-matches the whole vhost)."""
     topo = _desired(retry={"maxAttempts": 7})
-    [policy] = topo.policies
+    assert topo.main_queue.arguments["x-delivery-limit"] == 7 + REDELIVERY_ALLOWANCE
+    assert all("x-delivery-limit" not in q.arguments for q in (*topo.retry_queues, topo.dead_letter_queue))
+    fresh = Observed(exchange=ObservedExchange(EX, "topic", True), queues={}, bindings=frozenset())
+    assert not diff(topo, fresh).put_policies, "a queue declared now carries the argument"
+    assert diff(topo, _observe(topo)).empty
+
+
+def test_an_older_releases_queue_keeps_its_policy_and_teardown_removes_it() -> None:
+    """A queue declared without the argument cannot get it: its policy stays, put again if it went missing."""
+    topo = _desired(retry={"maxAttempts": 7})
+    legacy = _with(_observe(topo), limit=None, policy=7 + REDELIVERY_ALLOWANCE)
+    assert diff(topo, legacy).empty, "not a conflict, and its policy is still needed"
+    plan = diff(topo, _with(legacy, limit=None, policy=None))
+    [policy] = plan.put_policies
     assert policy.name == MAIN and policy.apply_to == "queues"
     assert policy.definition == {"delivery-limit": 7 + REDELIVERY_ALLOWANCE}
     matched = [q.name for q in topo.queues if re.fullmatch(policy.pattern, q.name)]
     assert matched == [MAIN], "only the main queue: the DLQ has nowhere to dead-letter to"
     assert not re.fullmatch(policy.pattern, MAIN.replace(".", "x"))
-    assert _desired(queueType="classic").policies == ()
+    assert not plan.conflicts and not plan.amqp_work
+    assert teardown(legacy).delete_policies == (MAIN,)
 
 
-def test_an_existing_queue_gets_the_limit_without_a_redeclare_and_teardown_removes_it() -> None:
-    topo = _desired()
-    old = _observe(topo)
-    old = Observed(exchange=old.exchange, queues=old.queues, bindings=old.bindings)  # an older release: no policy
-    plan = diff(topo, old)
-    assert plan.put_policies == topo.policies
-    assert not plan.conflicts and not plan.declare_queues and not plan.amqp_work
-    assert teardown(_observe(topo)).delete_policies == (MAIN,)
+def test_fewer_attempts_lower_the_declared_limit_by_policy_and_more_keep_it() -> None:
+    declared = _observe(_desired(retry={"maxAttempts": 10}))
+    lower = diff(_desired(retry={"maxAttempts": 2}), declared)
+    assert [p.definition for p in lower.put_policies] == [{"delivery-limit": 2 + REDELIVERY_ALLOWANCE}]
+    assert not lower.conflicts and MAIN not in {q.name for q in lower.declare_queues}
+    higher = diff(_desired(retry={"maxAttempts": 20}), declared)
+    assert not higher.put_policies and not higher.conflicts, "a policy cannot raise the limit: it stays"
+
+
+def test_a_policy_no_longer_needed_is_deleted() -> None:
+    """Back to at least the declared limit, or an older release's policy left on a queue declared anew."""
+    topo = _desired(retry={"maxAttempts": 10})
+    lowered_before = _with(_observe(topo), limit=10 + REDELIVERY_ALLOWANCE, policy=2 + REDELIVERY_ALLOWANCE)
+    assert diff(topo, lowered_before).delete_policies == (MAIN,)
+    queue_gone = Observed(lowered_before.exchange, {}, frozenset(), lowered_before.policies)
+    plan = diff(topo, queue_gone)
+    assert plan.delete_policies == (MAIN,) and not plan.put_policies
+    assert MAIN in {q.name for q in plan.declare_queues}
+
+
+def test_a_main_queue_in_conflict_keeps_its_policy_untouched() -> None:
+    classic = _with(_observe(_desired(queueType="classic")), limit=None, policy=25)
+    plan = diff(_desired(), classic)
+    assert f"queue {MAIN}" in {c.name for c in plan.conflicts}
+    assert not plan.put_policies and not plan.delete_policies
