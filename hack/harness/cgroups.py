@@ -18,13 +18,19 @@ from pathlib import Path
 MOUNTS = Path("/proc/self/mounts")
 
 
-def hierarchies(mounts: str) -> list[Path]:
-    """The mount points of the v1 hierarchies (the unified v2 mount of a hybrid host is not used)."""
-    return [Path(fields[1]) for fields in (line.split() for line in mounts.splitlines()) if fields[2] == "cgroup"]
+def hierarchies(mounts: str, kinds: tuple[str, ...] = ("cgroup",)) -> list[Path]:
+    """The mount points of the v1 hierarchies (by default the unified v2 mount of a hybrid host is not used)."""
+    return [Path(fields[1]) for fields in (line.split() for line in mounts.splitlines()) if fields[2] in kinds]
 
 
 def _hierarchies() -> list[Path]:
     return hierarchies(MOUNTS.read_text())
+
+
+def _hierarchies_to_clean() -> list[Path]:
+    # libcontainer (the kubelet, runc) mirrors the pods' cgroups into the unified mount of a hybrid host,
+    # and nothing removes them once the node is gone: empty directories there piled up run after run.
+    return hierarchies(MOUNTS.read_text(), ("cgroup", "cgroup2"))
 
 
 def create(path: str) -> None:
@@ -83,7 +89,7 @@ def stop(path: str, timeout: float = 5.0) -> None:
             time.sleep(0.2)
         if not pids(path):
             break
-    for root in _hierarchies():
+    for root in _hierarchies_to_clean():
         # Deepest first: a cgroup directory can only go once it has no children.
         for cgroup in _subtree(root / path.lstrip("/")):
             with contextlib.suppress(OSError):
@@ -92,6 +98,6 @@ def stop(path: str, timeout: float = 5.0) -> None:
 
 def remove_if_empty(path: str) -> None:
     """Remove ``path`` where no other node's cgroup is left below it."""
-    for root in _hierarchies():
+    for root in _hierarchies_to_clean():
         with contextlib.suppress(OSError):
             (root / path.lstrip("/")).rmdir()

@@ -59,6 +59,8 @@ def test_cgroup_v1_hierarchies_exclude_the_unified_mount() -> None:
         "proc /proc proc rw 0 0\n"
     )
     assert cgroups.hierarchies(mounts) == [Path("/sys/fs/cgroup/memory")]
+    both = [Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup/unified")]
+    assert cgroups.hierarchies(mounts, ("cgroup", "cgroup2")) == both
 
 
 DOCKERFILE = """FROM ${PYTHON_IMAGE} AS build
