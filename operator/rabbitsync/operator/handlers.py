@@ -310,14 +310,18 @@ WORKERS_BESIDES_BROKER = 16
 """kopf worker threads at least (handlers are synchronous); twice the broker connections if more."""
 
 
+def workers(settings: OperatorSettings) -> int:
+    """kopf's worker threads, which run our synchronous handlers."""
+    # Each holds its thread (kopf's default is cores + 4, 6 on 2 cores) while it waits, also for one of
+    # the broker's kept connections. With as many workers as connections, a burst of new subscriptions
+    # would leave no worker for the timers and the reconciles that need only the API server.
+    return max(WORKERS_BESIDES_BROKER, 2 * settings.broker_connections)
+
+
 def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings | None = None) -> None:
     """kopf settings: our own annotations for its bookkeeping, no chatter in Events, and enough workers."""
     if settings is not None:
-        # Our handlers are synchronous: each holds one of kopf's worker threads (by default cores + 4,
-        # 6 on 2 cores) while it waits, also for one of the broker's kept connections. With as many
-        # workers as connections, a burst of new subscriptions would leave no worker for the timers
-        # and the reconciles that need only the API server.
-        kopf_settings.execution.max_workers = max(WORKERS_BESIDES_BROKER, 2 * settings.broker_connections)
+        kopf_settings.execution.max_workers = workers(settings)
     # The CRD schema has no status.kopf field: keep kopf's progress and diff-base in annotations.
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

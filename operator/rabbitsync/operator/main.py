@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as e:
         print(f"rabbitsync-operator: error: {e}", file=sys.stderr)
         return 2
-    api = api_client()
+    api = api_client(handlers.workers(settings))
     try:
         settings = _with_install_id(settings, api)
     except SettingsError as e:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from rabbitsync.operator.handlers import workers
+from rabbitsync.operator.kube.api import api_client
 from rabbitsync.operator.main import main
 from rabbitsync.operator.settings import PLACEHOLDER_CLUSTERS, OperatorSettings, SettingsError
 
@@ -38,3 +42,22 @@ def test_the_operator_exits_with_a_clear_error_on_the_overlay_placeholder(
     assert main([]) == 2
     err = capsys.readouterr().err
     assert "RABBITSYNC_CLUSTER='set-by-overlay' is a placeholder" in err and err[-1] == "\n" and err.count("\n") == 1
+
+
+def test_the_kubernetes_client_keeps_a_connection_for_every_worker_thread(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """urllib3's default (5 per core) made every call past 10 concurrent ones a new TLS connection."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    # The loader read $KUBECONFIG when it was imported.
+    monkeypatch.setattr("kubernetes.config.kube_config.KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    settings = OperatorSettings.from_env({"RABBITSYNC_CLUSTER": "east", "RABBITSYNC_BROKER_CONNECTIONS": "20"})
+    api = api_client(workers(settings))
+    assert api.configuration.host == "https://127.0.0.1:6443"
+    assert api.rest_client.pool_manager.connection_pool_kw["maxsize"] == workers(settings) == 40

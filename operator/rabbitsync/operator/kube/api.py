@@ -36,14 +36,21 @@ from rabbitsync.operator.status import Note
 _EVENT_MESSAGE_LIMIT = 1024
 
 
-def api_client() -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the KUBECONFIG (as kopf itself does)."""
+def api_client(threads: int) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the KUBECONFIG (as kopf itself does).
+
+    ``threads``: how many threads share the client. urllib3 keeps 5 connections per core by default
+    (10 on 2 cores): with more handler threads, every call beyond those opened a new TLS connection
+    and threw it away after ("Connection pool is full, discarding connection").
+    """
+    configuration = client.Configuration()
     # kubernetes' config loaders carry no annotations.
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        return cast(client.ApiClient, config.new_client_from_config())  # type: ignore[no-untyped-call]
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, threads)
+    return client.ApiClient(configuration)
 
 
 class ApiCluster:
