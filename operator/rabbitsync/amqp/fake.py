@@ -10,6 +10,7 @@ to simulate drift. Users are kept whole (``users``), as the management API store
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class FakeBroker:
     """How many times ``snapshot`` listed everything, for asserting one listing per sweep."""
     observations: int = 0
     """How many times ``observe`` was called."""
+    listings: int = 0
+    """How many of those looked for every queue named after the subscription (no ``queues`` given)."""
     applied: list[Plan] = field(default_factory=list)
     """Every plan ``apply`` was called with, for asserting that nothing was done."""
     users: dict[str, BrokerUser] = field(default_factory=dict)
@@ -55,14 +58,15 @@ class FakeBroker:
     consumers_on_declare: int = 0
     """Consumers a newly declared queue gets at once: stands in for the running sidecars."""
 
-    def observe(self, exchange: str, main_queue: str) -> Observed:
+    def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None) -> Observed:
         self._check_reachable()
         self.observations += 1
+        self.listings += queues is None
         pattern = re.compile(naming.owned_queue_pattern(main_queue))
         ours = {
             name: ObservedQueue(name, dict(q.arguments), q.messages, q.consumers, q.dead_lettering)
             for name, q in self.queues.items()
-            if pattern.match(name)
+            if (pattern.match(name) if queues is None else name in queues)
         }
         found = self.exchanges.get(exchange)
         return Observed(

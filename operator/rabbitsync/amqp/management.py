@@ -16,6 +16,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -49,10 +50,11 @@ class ManagementClient:
         # Built here, not per request: a CA bundle that is not PEM is an InvalidEndpoint at once.
         self._context = tls_context(endpoint.ca_pem) if self._base.startswith("https") else None
 
-    def observe(self, exchange: str, main_queue: str) -> Observed:
-        """The exchange, the queues named after ``main_queue``, every binding to them, and the policy named
-        after ``main_queue``."""
-        queues = {q.name: q for q in self._queues(main_queue)}
+    def observe(self, exchange: str, main_queue: str, names: Collection[str] | None = None) -> Observed:
+        """The exchange, the queues named after ``main_queue`` (only ``names``, if given), every binding
+        to them, and the policy named after ``main_queue``."""
+        found = self._queues(main_queue) if names is None else [q for n in names if (q := self._queue(n))]
+        queues = {q.name: q for q in found}
         bindings: set[Binding] = set()
         for name in queues:
             bindings |= self._bindings_to(name)
@@ -122,6 +124,12 @@ class ManagementClient:
         """The queues named after ``main_queue``; every queue of the vhost for ``None``."""
         return self.queues_matching(naming.owned_queue_pattern(main_queue) if main_queue is not None else ".*")
 
+    def _queue(self, name: str) -> ObservedQueue | None:
+        try:
+            return _observed_queue(self._get(f"/api/queues/{self._vhost}/{quote(name, safe='')}"))
+        except NotFound:
+            return None
+
     def queues_matching(self, pattern: str) -> list[ObservedQueue]:
         """The vhost's queues whose name matches the regex ``pattern``, with their counts."""
         found: list[ObservedQueue] = []
@@ -138,17 +146,7 @@ class ManagementClient:
             )
             body = self._get(f"/api/queues/{self._vhost}?{query}")
             pages = int(body.get("page_count", 1))
-            for item in body.get("items", []):
-                found.append(
-                    ObservedQueue(
-                        name=item["name"],
-                        arguments=item.get("arguments") or {},
-                        # Absent until the first statistics emission after the queue was declared.
-                        messages=int(item.get("messages") or 0),
-                        consumers=int(item.get("consumers") or 0),
-                        dead_lettering=int(item.get("messages_dlx") or 0),
-                    )
-                )
+            found += [_observed_queue(item) for item in body.get("items", [])]
             page += 1
         return found
 
@@ -256,4 +254,15 @@ def _policy(found: dict[str, Any]) -> Policy:
         definition=found.get("definition") or {},
         priority=int(found.get("priority") or 0),
         apply_to=found.get("apply-to", "all"),
+    )
+
+
+def _observed_queue(item: dict[str, Any]) -> ObservedQueue:
+    return ObservedQueue(
+        name=item["name"],
+        arguments=item.get("arguments") or {},
+        # Absent until the first statistics emission after the queue was declared.
+        messages=int(item.get("messages") or 0),
+        consumers=int(item.get("consumers") or 0),
+        dead_lettering=int(item.get("messages_dlx") or 0),
     )

@@ -6,6 +6,7 @@ interface, so the whole observe-diff-apply-verify flow is unit-tested without a 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,8 +27,12 @@ class ApplyOutcome:
 
 
 class Broker(Protocol):
-    def observe(self, exchange: str, main_queue: str) -> Observed:
+    def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None) -> Observed:
         """The exchange, the queues named after ``main_queue``, and every binding to those queues.
+
+        ``queues``: look only at these queues, by name, instead of finding every queue named after
+        ``main_queue``. Finding them lists the whole vhost's queues (the management API filters after
+        listing), whose cost grows with every subscription on the broker; by name costs the same at any size.
 
         Raises a ``rabbitsync.transport.errors.BrokerError``.
         """

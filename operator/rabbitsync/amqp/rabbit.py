@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from rabbitsync.amqp.admin import BrokerAdmin
 from rabbitsync.amqp.claim import ClusterClaim
 from rabbitsync.amqp.connections import Connections
@@ -26,8 +28,8 @@ class RabbitBroker:
         self._management = ManagementClient(endpoint, timeouts)
         self._admin = BrokerAdmin(endpoint, timeouts, connections)
 
-    def observe(self, exchange: str, main_queue: str) -> Observed:
-        return self._management.observe(exchange, main_queue)
+    def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None) -> Observed:
+        return self._management.observe(exchange, main_queue, queues)
 
     def snapshot(self) -> BrokerSnapshot:
         return self._management.snapshot()

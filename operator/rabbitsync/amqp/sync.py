@@ -38,21 +38,31 @@ class SyncResult:
 
 
 def observe_and_sync(
-    broker: Broker, desired: Topology, *, previously_synced: bool = False, retire: bool = True
+    broker: Broker,
+    desired: Topology,
+    *,
+    previously_synced: bool = False,
+    retire: bool = True,
+    obsolete_queues: bool = True,
 ) -> SyncResult:
     """Make the broker hold ``desired``, verify it, and report what was done.
 
     ``previously_synced``: the caller had verified this same spec generation before; anything repaired
     now was then changed out of band, and is reported as ``drift``. ``retire``: no publisher can still
     use a delay queue the schedule dropped (the caller checked the service's rollout), so an empty one
-    may go; otherwise every obsolete delay queue stays. Raises ``BrokerError`` subclasses.
+    may go; otherwise every obsolete delay queue stays. ``obsolete_queues``: look for delay queues
+    the schedule dropped (the caller knows there can be none when this generation was verified and
+    none was left); that lists the vhost's queues, while the desired ones are looked up by name, at a
+    cost that does not grow with the broker. The verification looks them up by name in any case.
+    Raises ``BrokerError`` subclasses.
     """
-    observed = broker.observe(desired.exchange, desired.main_queue.name)
+    names = [q.name for q in desired.queues]
+    observed = broker.observe(desired.exchange, desired.main_queue.name, None if obsolete_queues else names)
     plan, retiring, waiting = _withhold_retirements(diff(desired, observed), observed, retire=retire)
     kept: tuple[str, ...] = ()
     if not plan.empty:
         kept = broker.apply(plan).kept_not_empty
-        observed = broker.observe(desired.exchange, desired.main_queue.name)
+        observed = broker.observe(desired.exchange, desired.main_queue.name, names)
     remaining = diff(desired, observed)
     unfinished = (
         remaining.declare_exchange

@@ -155,6 +155,13 @@ class SyncSubscriptionStatus(ObservedStatus):
     retry_queues: list[str] = Field(
         default_factory=list, description="Broker-side names of the delay queues, shortest delay first."
     )
+    retiring_queues: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Delay queues the retry schedule dropped, kept until they are empty and the service's pods all "
+            "run the new schedule."
+        ),
+    )
     dead_letter_queue: str | None = Field(default=None, description="Broker-side name of the DLQ.")
     exchange: str | None = Field(default=None, description="Exchange the queue is bound to.")
     queue_depth: int | None = Field(default=None, ge=0, description="Messages in the queue.")

@@ -46,7 +46,13 @@ def reconcile(
     # Delay queues the schedule dropped go only once the service's pods all run the new schedule.
     retire = rollout.delay_queues_retirable(cluster, sub.namespace, spec.service, sub.name, topology)
     try:
-        result = observe_and_sync(brokers(broker), topology, previously_synced=sub.previously_synced(), retire=retire)
+        result = observe_and_sync(
+            brokers(broker),
+            topology,
+            previously_synced=sub.previously_synced(),
+            retire=retire,
+            obsolete_queues=sub.may_have_obsolete_queues(),
+        )
     except BrokerError as e:
         diagnosis = failures.for_subscription(e, f"broker {broker.endpoint.host}: {e}")
         observations, temporary = diagnosis.observations, diagnosis.temporary_failure

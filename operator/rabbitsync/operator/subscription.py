@@ -35,6 +35,11 @@ class Subscription(SpecView):
         synced = get_condition(st.conditions_of(self.status), TOPOLOGY_SYNCED)
         return bool(synced and synced.status == "True" and self.status.get("observedGeneration") == self.generation)
 
+    def may_have_obsolete_queues(self) -> bool:
+        """Delay queues the schedule dropped may be on the broker: this generation is not verified yet, or
+        some were left (``retiringQueues``; absent in an older release's status, which did not say)."""
+        return not self.previously_synced() or self.status.get("retiringQueues") != []
+
     def healthy(self) -> bool:
         """Ready at this generation: nothing waits on a change elsewhere (a consumer, a broker)."""
         ready = get_condition(st.conditions_of(self.status), READY)
@@ -57,6 +62,7 @@ def status_fields(result: SyncResult) -> dict[str, Any]:
     return {
         "queue": topology.main_queue.name,
         "retryQueues": [q.name for q in topology.retry_queues],
+        "retiringQueues": sorted({*result.retiring, *result.kept_not_empty}),
         "deadLetterQueue": topology.dead_letter_queue.name,
         "exchange": topology.exchange,
         "queueDepth": result.queue_depth,

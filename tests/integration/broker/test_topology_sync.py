@@ -332,3 +332,21 @@ def test_one_listing_serves_the_drift_sweep_and_the_orphan_collector(env: Env) -
     after = env.rabbit.snapshot()
     assert not any(q.name.startswith(gone.main_queue.name) for q in after.queues)
     assert any(q.name == kept.main_queue.name for q in after.queues)
+
+
+def test_observing_by_name_sees_what_the_listing_sees_of_those_queues(env: Env) -> None:
+    """Issue 11: by name costs the same at any broker size; only the listing finds dropped delay queues."""
+    old = env.topology(["a"], retry={"maxAttempts": 2, "initialBackoffMs": 2000, "maxBackoffMs": 2000})
+    new = env.topology(["a", "b"], retry={"maxAttempts": 2, "initialBackoffMs": 500, "maxBackoffMs": 500})
+    assert observe_and_sync(env.rabbit, old).verified
+    assert observe_and_sync(env.rabbit, new, retire=False).verified
+    main = new.main_queue.name
+    listed = env.rabbit.observe(new.exchange, main)
+    names = [q.name for q in new.queues]
+    by_name = env.rabbit.observe(new.exchange, main, names)
+    assert set(listed.queues) - set(by_name.queues) == {old.retry_queues[0].name}, "the dropped one"
+    assert {n: by_name.queues[n] for n in names} == {n: listed.queues[n] for n in names}
+    assert by_name.bindings == listed.bindings == new.bindings
+    assert by_name.exchange == listed.exchange
+    env.delete_queue_out_of_band(new.dead_letter_queue.name)
+    assert new.dead_letter_queue.name not in env.rabbit.observe(new.exchange, main, names).queues

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +42,7 @@ class FailingBroker:
 
     error: Exception
 
-    def observe(self, exchange: str, main_queue: str) -> Observed:
+    def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None) -> Observed:
         raise self.error
 
     def snapshot(self) -> BrokerSnapshot:
