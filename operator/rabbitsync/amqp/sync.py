@@ -52,12 +52,15 @@ def observe_and_sync(
     use a delay queue the schedule dropped (the caller checked the service's rollout), so an empty one
     may go; otherwise every obsolete delay queue stays. ``obsolete_queues``: look for delay queues
     the schedule dropped (the caller knows there can be none when this generation was verified and
-    none was left); that lists the vhost's queues, while the desired ones are looked up by name, at a
-    cost that does not grow with the broker. The verification looks them up by name in any case.
-    Raises ``BrokerError`` subclasses.
+    none was left). That lists the vhost's queues, so it is done only if the main queue exists (a
+    delay queue left without it has nowhere to return its messages: a subscription new on the broker
+    has nothing to retire); the desired queues are looked up by name, at a cost that does not grow
+    with the broker, and so is everything the verification looks at. Raises ``BrokerError`` subclasses.
     """
     names = [q.name for q in desired.queues]
-    observed = broker.observe(desired.exchange, desired.main_queue.name, None if obsolete_queues else names)
+    observed = broker.observe(desired.exchange, desired.main_queue.name, names)
+    if obsolete_queues and desired.main_queue.name in observed.queues:
+        observed = broker.observe(desired.exchange, desired.main_queue.name)
     plan, retiring, waiting = _withhold_retirements(diff(desired, observed), observed, retire=retire)
     kept: tuple[str, ...] = ()
     if not plan.empty:

@@ -82,12 +82,14 @@ def test_once_verified_with_nothing_left_a_reconcile_lists_no_queues() -> None:
     scene = Scene.ready()
     sub = scene.subscribe(retry=OLD)
     first = scene.reconcile(sub)
-    assert (first.status["retiringQueues"], scene.broker.listings) == ([], 1), "a new generation looks"
+    assert (first.status["retiringQueues"], scene.broker.listings) == ([], 0), "new on the broker: none to find"
     del scene.broker.queues[f"{QUEUE}.dlq"]  # drift: found and repaired by name
     repaired = scene.again(sub, first)
     assert f"{QUEUE}.dlq" in scene.broker.queues and "DriftRepaired" in reasons(repaired.notes)
     scene.again(sub, repaired)
-    assert scene.broker.listings == 1 and scene.broker.observations == 5
+    assert scene.broker.listings == 0 and scene.broker.observations == 5
+    scene.reconcile(scene.subscribe(retry=NEW, generation=2))
+    assert scene.broker.listings == 1, "a new generation of an existing queue looks"
 
 
 def test_dropped_delay_queues_are_looked_for_until_none_is_left() -> None:
