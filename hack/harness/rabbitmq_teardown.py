@@ -124,5 +124,21 @@ def kill_node(
     if left := node_only():
         raise RuntimeError(f"node processes survived {escalation[-1][0].name}: {left}")
     epmd = [pid for pid, cmd in node_processes(pid_file).items() if cmd == "epmd"]
-    if epmd and not keep_epmd and not epmd_names(epmd_port):
+    if epmd and not keep_epmd and _epmd_released(epmd_port, EPMD_RELEASE_WAIT):
         _signal_all(epmd, signal.SIGKILL)
+
+
+EPMD_RELEASE_WAIT = 5.0
+"""How long epmd may keep a dead node's name: it drops it when it reads the closed connection, which
+under load came after the node's processes were gone (CI saw the epmd left running)."""
+
+
+def _epmd_released(port: int, timeout: float) -> bool:
+    """Whether the epmd on ``port`` has no name registered, or none answers, within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while names := epmd_names(port):
+        if time.monotonic() >= deadline:
+            log.info("epmd on %d kept for %s", port, names)
+            return False
+        time.sleep(0.2)
+    return True
