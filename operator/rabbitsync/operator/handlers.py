@@ -43,6 +43,24 @@ from rabbitsync.operator.subscription import Subscription
 log = logging.getLogger(__name__)
 
 
+RESYNC = "resync"
+"""The resync timer's handler id."""
+
+
+class QuietResync(logging.Filter):
+    """Drops kopf's "Timer 'resync' succeeded." (a filter for the ``kopf.objects`` logger).
+
+    kopf logs it at INFO for every tick of every object's timer, Ready or skipped alike: about 33 lines
+    a second at 1,000 subscriptions, none naming its object in the default format. What a resync
+    finds or repairs is in the object's status, Events and the reconcile metrics; its failures still log.
+    """
+
+    _LINE = f"Timer {RESYNC!r} succeeded."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self._LINE
+
+
 def _broker_factory(pool: ConnectionPool) -> BrokerFactory:
     """Brokers whose AMQP connections come from ``pool``: one kept connection per broker."""
 
@@ -143,9 +161,7 @@ def _register_reconciler(
     for handler_id, annotation in (annotations or {}).items():
         field = ("metadata", "annotations", annotation)
         kopf.on.update(*resource, field=field, registry=registry, id=handler_id)(on_change)
-    kopf.timer(*resource, interval=resync_seconds, initial_delay=resync_seconds, registry=registry, id="resync")(
-        on_timer
-    )
+    kopf.timer(*resource, interval=resync_seconds, initial_delay=resync_seconds, registry=registry, id=RESYNC)(on_timer)
     forget_on_deletion(registry, plural, gate.forget, refreshed.forget)
 
 

@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # pika logs ~20 INFO lines per connection, i.e. per reconcile and resync: they would drown our own.
     logging.getLogger("pika").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    if not args.verbose:
+        logging.getLogger("kopf.objects").addFilter(handlers.QuietResync())
     metrics = OperatorMetrics()
     prometheus_client.start_http_server(settings.metrics_port, settings.health_host, registry=metrics.registry)
     registry = kopf.OperatorRegistry()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import kopf
 import pytest
+from kopf._core.actions import loggers as kopf_loggers
 
 from rabbitsync.operator import handlers
 from rabbitsync.operator.gate import ObjectGate
@@ -70,3 +72,28 @@ def test_kopf_keeps_workers_beside_those_waiting_for_a_broker_connection(connect
     kopf_settings = kopf.OperatorSettings()
     handlers.configure(kopf_settings, OperatorSettings(cluster="east", broker_connections=connections))
     assert kopf_settings.execution.max_workers == workers
+
+
+def test_kopfs_line_for_every_successful_resync_tick_is_dropped_and_its_failures_are_kept() -> None:
+    """kopf logs "Timer 'resync' succeeded." per object per tick: 33 lines a second at 1,000 subscriptions."""
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, OperatorSettings(cluster="east"))
+    [timer, *_] = [h for h in registry._spawning.get_all_handlers() if h.id == handlers.RESYNC]
+    body = kopf.Body({"apiVersion": "rabbitsync.io/v1alpha1", "kind": "SyncSubscription", "metadata": {"name": "s"}})
+    # kopf's own per-object logger, as its handler execution uses it.
+    object_logger = kopf_loggers.ObjectLogger(body=body, settings=kopf.OperatorSettings())
+    seen: list[str] = []
+    recorder = logging.Handler()
+    recorder.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    quiet, level = handlers.QuietResync(), kopf_loggers.logger.level
+    kopf_loggers.logger.setLevel(logging.INFO)  # as kopf.configure() sets it on the root logger
+    kopf_loggers.logger.addHandler(recorder)
+    kopf_loggers.logger.addFilter(quiet)
+    try:
+        object_logger.info(f"{timer} succeeded.")  # as kopf._core.actions.execution words it
+        object_logger.error(f"{timer} failed with an exception and will try again in 30 seconds: boom")
+    finally:
+        kopf_loggers.logger.removeFilter(quiet)
+        kopf_loggers.logger.removeHandler(recorder)
+        kopf_loggers.logger.setLevel(level)
+    assert seen == ["Timer 'resync' failed with an exception and will try again in 30 seconds: boom"]
