@@ -3,7 +3,7 @@
 One kube-apiserver, one broker (``RABBITSYNC_BROKER_PRIVATE=1`` for a node of one's own), one operator
 process as ``make operators-up`` runs it, at the production resync interval (30 s). The subscriptions
 are spread over ten services (ten Deployments, the sidecar injected into each), created all at once;
-a stand-in for their sidecars (one AMQP connection) consumes each subscription's queue as soon as it
+a stand-in for their sidecars (``StandInSidecars``) consumes each subscription's queue as soon as it
 exists, since Ready means "events will be consumed". The figures are:
 
 - ``ready_s``: from the first create until every subscription's ``Ready`` is ``True``;
@@ -29,6 +29,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -71,15 +72,27 @@ def _subscription(i: int) -> dict[str, Any]:
 LISTING = "/api/queues/%2F?columns=name"
 
 
+QUEUES_PER_CONNECTION = 100
+"""Stand-in consumers per AMQP connection: a connection the broker closes takes only these with it."""
+
+
 class StandInSidecars:
-    """One AMQP connection consuming every bench subscription's queue as soon as the operator declared it."""
+    """Consumers of every bench subscription's queue, each added as soon as the operator declared it.
+
+    Each queue has a channel of its own, a hundred channels to a connection: a loaded broker closes a
+    channel whose quorum queue has not started in time, or a connection that missed heartbeats, and
+    only those consumers are added again on the next pass. (With one channel for all, each such close
+    dropped every consumer, and the subscriptions waited for consumers, not for the operator.)
+    """
 
     def __init__(self, broker: rabbitmq.Broker, cluster: str) -> None:
         self._broker = broker
-        self._pattern = "^" + re.escape(naming.queue_name(cluster, NAMESPACE, "sub-")) + "[0-9]+$"
+        self._pattern = re.compile("^" + re.escape(naming.queue_name(cluster, NAMESPACE, "sub-")) + "[0-9]+$")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stand-in-sidecars", daemon=True)
-        self.consuming: set[str] = set()
+        self._consumers: dict[str, tuple[pika.BlockingConnection, Any]] = {}
+        """queue -> its connection and channel"""
+        self._connections: list[pika.BlockingConnection] = []
 
     def start(self) -> StandInSidecars:
         self._thread.start()
@@ -90,35 +103,64 @@ class StandInSidecars:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            # A loaded broker may close the connection (a quorum queue not started in time): start over.
-            self.consuming = set()
-            try:
-                self._consume()
-            except (pika.exceptions.AMQPError, OSError) as e:
-                print(f"  stand-in sidecars reconnect: {e!r}", flush=True)
-                time.sleep(2)
+        try:
+            while not self._stop.is_set():
+                for queue in sorted(self._declared() - self._consumers.keys()):
+                    self._consume(queue)
+                for connection in list(self._connections):
+                    try:
+                        connection.process_data_events(time_limit=0.1)
+                    except (pika.exceptions.AMQPError, OSError) as e:
+                        self._drop(connection, e)
+                self._consumers = {q: (conn, ch) for q, (conn, ch) in self._consumers.items() if ch.is_open}
+                time.sleep(0.5)
+        finally:
+            for connection in self._connections:
+                if connection.is_open:
+                    connection.close()
 
-    def _consume(self) -> None:
-        connection = pika.BlockingConnection(pika.URLParameters(self._broker.amqp_url))
+    def _declared(self) -> set[str]:
         # Matched here: the management API applies ``name``/``use_regex`` only to paged listings, and an
         # unpaged one also returns the trace stream, which refuses a consumer without a prefetch.
-        pattern = re.compile(self._pattern)
+        try:
+            found = cast(list[dict[str, str]], rabbitmq.management_get(self._broker.management_url, LISTING))
+        except OSError:
+            return set()
+        return {q["name"] for q in found if self._pattern.match(q["name"])}
+
+    def _consume(self, queue: str) -> None:
+        connection = self._connection()
+        if connection is None:
+            return
         try:
             channel = connection.channel()
-            while not self._stop.is_set():
-                try:
-                    found = cast(list[dict[str, str]], rabbitmq.management_get(self._broker.management_url, LISTING))
-                except OSError:
-                    found = []
-                names = {q["name"] for q in found if pattern.match(q["name"])}
-                for queue in names - self.consuming:
-                    channel.basic_consume(queue, lambda ch, method, *_: ch.basic_ack(method.delivery_tag))
-                    self.consuming.add(queue)
-                connection.process_data_events(time_limit=2)
-        finally:
-            if connection.is_open:
-                connection.close()
+            channel.basic_consume(queue, lambda ch, method, *_: ch.basic_ack(method.delivery_tag))
+        except pika.exceptions.ChannelClosed as e:  # the queue's Raft group not started yet: next pass
+            print(f"  stand-in sidecar for {queue}: {e!r}", flush=True)
+        except (pika.exceptions.AMQPError, OSError) as e:
+            self._drop(connection, e)
+        else:
+            self._consumers[queue] = (connection, channel)
+
+    def _connection(self) -> pika.BlockingConnection | None:
+        load = Counter(id(conn) for conn, _ in self._consumers.values())
+        for connection in self._connections:
+            if connection.is_open and load[id(connection)] < QUEUES_PER_CONNECTION:
+                return connection
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(self._broker.amqp_url))
+        except (pika.exceptions.AMQPError, OSError) as e:
+            print(f"  stand-in sidecars cannot connect: {e!r}", flush=True)
+            return None
+        self._connections.append(connection)
+        return connection
+
+    def _drop(self, connection: pika.BlockingConnection, error: BaseException) -> None:
+        print(f"  stand-in sidecars: a connection closed, its consumers start again: {error!r}", flush=True)
+        self._connections.remove(connection)
+        self._consumers = {q: (conn, ch) for q, (conn, ch) in self._consumers.items() if conn is not connection}
+        if connection.is_open:
+            connection.close()
 
 
 def _reconciles(op: operators.OperatorProcess) -> dict[str, float]:
