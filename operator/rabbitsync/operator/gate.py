@@ -6,6 +6,11 @@ change handler, or after it with the body it was given before the spec changed, 
 change did (re-declare a delay queue the new schedule dropped, re-inject the old sidecar). The
 change handler waits for a running timer; a timer finding the object busy skips its turn (the next
 interval comes soon), and one holding a generation older than the change handler's gives way.
+A timer also gives way on an object no change handler has started on yet: kopf's create handler
+(or, after a restart, its resume handler) reconciles every object first. With 1,000 objects
+created at once and 16 workers, the timers' first ticks (30 s) came while most creates still
+waited for a worker: two full reconciles per object, and the create's second one, on the body of
+the creation event (no status), had to list the vhost's queues for delay queues to retire.
 An entry (a lock and a number) stays per object until the object is deleted (``forget``).
 """
 
@@ -22,6 +27,8 @@ class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
     generation: int = 0
     """The newest generation a change handler has started on."""
+    changed: bool = False
+    """A change handler has started on the object in this process."""
 
 
 class ObjectGate:
@@ -39,17 +46,19 @@ class ObjectGate:
         entry = self._entry(uid)
         with entry.lock:
             entry.generation = max(entry.generation, generation or 0)
+            entry.changed = True
             yield
 
     @contextmanager
     def resync(self, uid: str, generation: int | None) -> Iterator[bool]:
-        """Around a timer: yields whether to run (the object is idle and the timer's spec not stale)."""
+        """Around a timer: yields whether to run (a change handler has started on the object, which is
+        idle now, and the timer's spec is not stale)."""
         entry = self._entry(uid)
         if not entry.lock.acquire(blocking=False):
             yield False
             return
         try:
-            yield (generation or 0) >= entry.generation
+            yield entry.changed and (generation or 0) >= entry.generation
         finally:
             entry.lock.release()
 

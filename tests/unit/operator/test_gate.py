@@ -39,13 +39,24 @@ def test_a_resync_holding_an_older_generation_gives_way() -> None:
         assert not run
     with gate.resync("uid", 3) as run:
         assert run
-    with gate.resync("other", 1) as run:
+
+
+def test_a_resync_waits_for_the_first_change_handler_on_its_object() -> None:
+    # 1,000 new objects: their timers ticked while their creates still waited for a worker.
+    gate = ObjectGate()
+    with gate.resync("new", 1) as run:
+        assert not run
+    with gate.change("new", 1):
+        pass
+    with gate.resync("new", 1) as run:
         assert run
 
 
 def test_the_change_handler_waits_for_a_running_resync() -> None:
     gate = ObjectGate()
     order: list[str] = []
+    with gate.change("uid", 1):
+        pass
     with gate.resync("uid", 1) as run:
         assert run
         # A change arriving now blocks until the resync is done.
