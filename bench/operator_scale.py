@@ -21,6 +21,7 @@ exists, since Ready means "events will be consumed". The figures are:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -116,7 +117,7 @@ class StandInSidecars:
                 time.sleep(0.5)
         finally:
             for connection in self._connections:
-                if connection.is_open:
+                with contextlib.suppress(pika.exceptions.AMQPError, OSError):  # the broker may be gone first
                     connection.close()
 
     def _declared(self) -> set[str]:
@@ -159,7 +160,7 @@ class StandInSidecars:
         print(f"  stand-in sidecars: a connection closed, its consumers start again: {error!r}", flush=True)
         self._connections.remove(connection)
         self._consumers = {q: (conn, ch) for q, (conn, ch) in self._consumers.items() if conn is not connection}
-        if connection.is_open:
+        with contextlib.suppress(pika.exceptions.AMQPError, OSError):
             connection.close()
 
 
