@@ -34,9 +34,21 @@ class BrokerAdmin:
             return ApplyOutcome()
         return self.run(lambda broker: _apply(broker, plan))
 
+    def consumers(self, queue: str) -> int | None:
+        """Consumers on ``queue`` now; None if it does not exist."""
+        return self.run(lambda broker: _consumers(broker, queue))
+
     def run(self, work: Callable[[Declarations], T]) -> T:
         """``work`` on this broker's connection (in the operator, the pool's kept one)."""
         return self._connections.run(self._endpoint, self._timeouts, work)
+
+
+def _consumers(broker: Declarations, queue: str) -> int | None:
+    try:
+        return broker.consumer_count(queue)
+    except NotFound:
+        broker.reopen()
+        return None
 
 
 def _apply(broker: Declarations, plan: Plan) -> ApplyOutcome:

@@ -32,6 +32,11 @@ class FakeQueue:
     messages: int = 0
     consumers: int = 0
     dead_lettering: int = 0
+    reported_consumers: int | None = None
+    """What the management API's statistics report when they lag behind ``consumers`` (None: they do not)."""
+
+    def reported(self) -> int:
+        return self.consumers if self.reported_consumers is None else self.reported_consumers
 
 
 @dataclass
@@ -64,7 +69,7 @@ class FakeBroker:
         self.listings += queues is None
         pattern = re.compile(naming.owned_queue_pattern(main_queue))
         ours = {
-            name: ObservedQueue(name, dict(q.arguments), q.messages, q.consumers, q.dead_lettering)
+            name: ObservedQueue(name, dict(q.arguments), q.messages, q.reported(), q.dead_lettering)
             for name, q in self.queues.items()
             if (pattern.match(name) if queues is None else name in queues)
         }
@@ -82,7 +87,7 @@ class FakeBroker:
         return BrokerSnapshot(
             exchanges={name: ObservedExchange(name, kind, True) for name, kind in self.exchanges.items()},
             queues=[
-                ObservedQueue(name, dict(q.arguments), q.messages, q.consumers, q.dead_lettering)
+                ObservedQueue(name, dict(q.arguments), q.messages, q.reported(), q.dead_lettering)
                 for name, q in self.queues.items()
             ],
             bindings=set(self.bindings),
@@ -120,6 +125,11 @@ class FakeBroker:
         for name in plan.delete_policies:
             self.policies.pop(name, None)
         return ApplyOutcome(kept_not_empty=tuple(kept))
+
+    def consumers(self, queue: str) -> int | None:
+        self._check_reachable()
+        found = self.queues.get(queue)
+        return None if found is None else found.consumers
 
     def keep_unroutable(self, spec: UnroutableTopology) -> str:
         self._check_reachable()

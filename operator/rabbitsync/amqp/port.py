@@ -46,6 +46,12 @@ class Broker(Protocol):
         """Carry out ``plan`` in order. Raises a ``rabbitsync.transport.errors.BrokerError``."""
         ...
 
+    def consumers(self, queue: str) -> int | None:
+        """Consumers on ``queue`` as the queue counts them now (``observe``'s counts are the management
+        API's statistics, collected every few seconds and later under load); None if it does not exist.
+        Raises a ``rabbitsync.transport.errors.BrokerError``."""
+        ...
+
     def put_user(self, user: BrokerUser) -> None:
         """Create or update a service's user: password, permissions, topic permissions, limits.
 

@@ -12,6 +12,7 @@ from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.amqp.unroutable import keep_unroutable
+from rabbitsync.amqp.users import RecentUsers
 from rabbitsync.topology.diff import Plan
 from rabbitsync.topology.model import Observed
 from rabbitsync.topology.unroutable import UnroutableTopology
@@ -20,13 +21,20 @@ from rabbitsync.transport import BrokerEndpoint, Timeouts
 
 class RabbitBroker:
     """``Broker`` for one RabbitMQ endpoint. Cheap to build: connects only inside ``apply``/``observe``,
-    on a connection from ``connections`` (the operator's pool; a connection per plan without one)."""
+    on a connection from ``connections`` (the operator's pool; a connection per plan without one).
+    ``users``: what the process put lately (the operator's), so an identical user is not put again."""
 
     def __init__(
-        self, endpoint: BrokerEndpoint, timeouts: Timeouts | None = None, connections: Connections | None = None
+        self,
+        endpoint: BrokerEndpoint,
+        timeouts: Timeouts | None = None,
+        connections: Connections | None = None,
+        users: RecentUsers | None = None,
     ) -> None:
         self._management = ManagementClient(endpoint, timeouts)
         self._admin = BrokerAdmin(endpoint, timeouts, connections)
+        self._users = users
+        self._key = f"{endpoint.management().base_url}/{endpoint.vhost}"
 
     def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None) -> Observed:
         return self._management.observe(exchange, main_queue, queues)
@@ -43,10 +51,22 @@ class RabbitBroker:
             self._management.delete_policy(name)
         return outcome
 
+    def consumers(self, queue: str) -> int | None:
+        return self._admin.consumers(queue)
+
     def put_user(self, user: BrokerUser) -> None:
+        if self._users is None:
+            self._management.put_user(user)
+            return
+        if self._users.current(self._key, user):
+            return
+        self._users.forget(self._key, user.username)
         self._management.put_user(user)
+        self._users.put(self._key, user)
 
     def delete_user(self, username: str) -> bool:
+        if self._users is not None:
+            self._users.forget(self._key, username)
         return self._management.delete_user(username)
 
     def keep_unroutable(self, spec: UnroutableTopology) -> str:

@@ -18,6 +18,7 @@ import kopf
 from rabbitsync.amqp.backfill import RabbitBackfill
 from rabbitsync.amqp.connections import ConnectionPool
 from rabbitsync.amqp.rabbit import RabbitBroker
+from rabbitsync.amqp.users import RecentUsers
 from rabbitsync.api.clustersyncbroker import RESOURCE as CLUSTER_BROKER
 from rabbitsync.api.meta import GROUP, VERSION
 from rabbitsync.api.syncbroker import RESOURCE as BROKER
@@ -38,6 +39,7 @@ from rabbitsync.operator.publication import Publication, cleanup_publication, re
 from rabbitsync.operator.references import BrokerFactory, ResolvedBroker
 from rabbitsync.operator.refresh import RefreshSchedule
 from rabbitsync.operator.settings import OperatorSettings
+from rabbitsync.operator.statuses import StatusMemory
 from rabbitsync.operator.subscription import Subscription
 
 log = logging.getLogger(__name__)
@@ -61,11 +63,12 @@ class QuietResync(logging.Filter):
         return record.getMessage() != self._LINE
 
 
-def _broker_factory(pool: ConnectionPool) -> BrokerFactory:
-    """Brokers whose AMQP connections come from ``pool``: one kept connection per broker."""
+def _broker_factory(pool: ConnectionPool, users: RecentUsers) -> BrokerFactory:
+    """Brokers whose AMQP connections come from ``pool`` (one kept connection per broker), and which put
+    a service's user only when it changed or ``users`` has not put it lately."""
 
     def broker(resolved: ResolvedBroker) -> RabbitBroker:
-        return RabbitBroker(resolved.endpoint, connections=pool)
+        return RabbitBroker(resolved.endpoint, connections=pool, users=users)
 
     return broker
 
@@ -124,6 +127,11 @@ def _register_reconciler(
     resource = (GROUP, VERSION, plural)
     gate = ObjectGate()
     refreshed = RefreshSchedule(settings.refresh_seconds)
+    statuses = StatusMemory()
+
+    def newest(kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with the status this process last wrote instead of the body's, which may lag."""
+        return {**kwargs, "status": statuses.newest(kwargs["uid"], kwargs["status"])}
 
     def run(
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any], trigger: str
@@ -131,11 +139,13 @@ def _register_reconciler(
         cluster = _cluster(memo, kwargs)
         outcome = metrics.observe(_key(plural, kwargs), trigger, lambda: reconcile(cluster, memo, kwargs))
         patch.status.update(outcome.status)
+        statuses.wrote(kwargs["uid"], kwargs["status"], outcome.status)
         cluster.post_events(ObjectRef.from_body(body), outcome.notes)
         return outcome
 
     def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
         with gate.change(kwargs["uid"], kwargs["meta"].get("generation")):
+            kwargs = newest(kwargs)
             outcome = run(body, patch, memo, kwargs, "change")
         refreshed.done(kwargs["uid"], time.monotonic())
         if outcome.temporary_failure is not None:
@@ -143,7 +153,7 @@ def _register_reconciler(
             raise kopf.TemporaryError(outcome.temporary_failure, delay=retry_delay(retry, settings.max_backoff_seconds))
 
     def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
-        uid, now = kwargs["uid"], time.monotonic()
+        uid, now, kwargs = kwargs["uid"], time.monotonic(), newest(kwargs)
         if watched is not None and watched(kwargs) and not refreshed.due(uid, now):
             return
         # Failures are already in the status, and the interval itself is the retry schedule: no raise.
@@ -162,7 +172,7 @@ def _register_reconciler(
         field = ("metadata", "annotations", annotation)
         kopf.on.update(*resource, field=field, registry=registry, id=handler_id)(on_change)
     kopf.timer(*resource, interval=resync_seconds, initial_delay=resync_seconds, registry=registry, id=RESYNC)(on_timer)
-    forget_on_deletion(registry, plural, gate.forget, refreshed.forget)
+    forget_on_deletion(registry, plural, gate.forget, refreshed.forget, statuses.forget)
 
 
 def forget_on_deletion(registry: kopf.OperatorRegistry, plural: str, *forget: Callable[[str], None]) -> None:
@@ -247,7 +257,7 @@ def register(
         drift.synced_by_broker
     )
     pool = ConnectionPool(per_broker=settings.broker_connections)
-    brokers = _broker_factory(pool)
+    brokers = _broker_factory(pool, RecentUsers(fresh_seconds=settings.resync_seconds))
     # Closed when the operator stops: the broker sees the connections end instead of timing them out.
     kopf.on.cleanup(registry=registry, id="close-connections")(lambda **_: pool.close())
     _register_reconciler(

@@ -100,7 +100,7 @@ def consumed(
             READY, "False", "SidecarNotInjected", f"{sidecar.observation.reason}: {sidecar.observation.message}"
         )
     elif not consumers:
-        # The management API's counts lag a few seconds behind a consumer that just attached.
+        # Usually the pod is starting and its sidecar about to attach: look again soon.
         message = f"no consumer on {ready.message.removeprefix('queue ')}: is the {service} pod running?"
         return [*(o for o in observations if o is not ready), st.Observation(READY, "False", "NoConsumer", message)], (
             "waiting for a consumer"

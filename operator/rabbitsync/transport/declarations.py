@@ -86,6 +86,12 @@ class Declarations:
         declared = _call(self._channel.queue_declare, queue, passive=True)
         return int(declared.method.message_count)
 
+    def consumer_count(self, queue: str) -> int:
+        """Consumers on ``queue`` now, as the queue itself counts them (a passive declare: :class:`NotFound`
+        if it does not exist)."""
+        declared = _call(self._channel.queue_declare, queue, passive=True)
+        return int(declared.method.consumer_count)
+
 
 def _call(method: Callable[..., T], *args: object, **kwargs: object) -> T:
     with translated():

@@ -350,3 +350,18 @@ def test_observing_by_name_sees_what_the_listing_sees_of_those_queues(env: Env) 
     assert by_name.exchange == listed.exchange
     env.delete_queue_out_of_band(new.dead_letter_queue.name)
     assert new.dead_letter_queue.name not in env.rabbit.observe(new.exchange, main, names).queues
+
+
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
+def test_a_consumer_just_attached_is_counted_before_the_statistics_show_it(env: Env, queue_type: str) -> None:
+    """The management API's consumer count comes from statistics emitted every few seconds; the sync
+    asks the queue itself when they show none (at 1,000 subscriptions they were minutes behind)."""
+    topo = env.topology(["restaurant.created"], queueType=queue_type)
+    assert observe_and_sync(env.rabbit, topo).consumers == 0
+    channel = env.channel()
+    channel.basic_consume(topo.main_queue.name, lambda *_: None)
+    assert env.rabbit.consumers(topo.main_queue.name) == 1
+    assert observe_and_sync(env.rabbit, topo, previously_synced=True).consumers == 1
+    channel.close()
+    assert env.rabbit.consumers(topo.main_queue.name) == 0
+    assert env.rabbit.consumers(f"{topo.main_queue.name}.absent") is None

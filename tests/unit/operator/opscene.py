@@ -51,6 +51,9 @@ class FailingBroker:
     def apply(self, plan: Plan) -> ApplyOutcome:
         raise self.error
 
+    def consumers(self, queue: str) -> int | None:
+        raise self.error
+
     def put_user(self, user: BrokerUser) -> None:
         raise self.error
 

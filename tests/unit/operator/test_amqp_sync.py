@@ -105,6 +105,16 @@ def test_counts_come_from_main_queue_and_dlq() -> None:
     assert (status["queueDepth"], status["consumers"], status["deadLettered"]) == (7, 2, 1)
 
 
+def test_no_consumer_in_the_statistics_is_checked_with_the_queue_itself() -> None:
+    broker, topo = FakeBroker(), _topology(["a"])
+    observe_and_sync(broker, topo)
+    main = broker.queues[topo.main_queue.name]
+    main.consumers, main.reported_consumers = 1, 0  # attached after the management API's last sample
+    assert observe_and_sync(broker, topo).consumers == 1
+    main.consumers = 0
+    assert observe_and_sync(broker, topo).consumers == 0
+
+
 def test_conflicting_arguments_are_reported_and_not_ready() -> None:
     topo = _topology(["a"])
     broker = FakeBroker(queues={topo.main_queue.name: FakeQueue({"x-queue-type": "classic"})})
@@ -129,7 +139,7 @@ def test_deleting_one_cluster_leaves_the_other_and_the_exchange() -> None:
 
 def test_all_is_complete() -> None:
     modules = {"admin", "claim", "connections", "endpoint", "errors", "fake", "identity", "management", "port"}
-    modules |= {"backfill", "rabbit", "snapshot", "sync", "unroutable"}
+    modules |= {"backfill", "rabbit", "snapshot", "sync", "unroutable", "users"}
     public = {name for name in vars(amqp) if not name.startswith("_")} - modules
     assert public == set(amqp.__all__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 
 from rabbitsync.amqp import AccessRefused, BrokerUnreachable, BrokerUser, Permissions, TopicPermissions, UserLimits
 from rabbitsync.amqp.management import ManagementClient
+from rabbitsync.amqp.rabbit import RabbitBroker
+from rabbitsync.amqp.users import RecentUsers
 from rabbitsync.operator.kube import Conflict, Forbidden, ObjectRef, SecretWrite
 from rabbitsync.operator.kube.fake import FakeCluster
 from rabbitsync.transport import BrokerEndpoint
@@ -47,7 +50,8 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def management() -> Iterator[tuple[ManagementClient, type[_Recorder]]]:
+def served() -> Iterator[tuple[BrokerEndpoint, type[_Recorder]]]:
+    """An endpoint whose management API is a recorder."""
     handler = type("Recorder", (_Recorder,), {"calls": [], "status": 204})
     server = HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -56,9 +60,15 @@ def management() -> Iterator[tuple[ManagementClient, type[_Recorder]]]:
         f"amqp://admin:adm1n@127.0.0.1:{server.server_port}/prod", f"http://127.0.0.1:{server.server_port}"
     )
     try:
-        yield ManagementClient(endpoint), handler
+        yield endpoint, handler
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def management(served: tuple[BrokerEndpoint, type[_Recorder]]) -> tuple[ManagementClient, type[_Recorder]]:
+    endpoint, handler = served
+    return ManagementClient(endpoint), handler
 
 
 def test_put_user_sets_password_rights_topic_rights_and_limits(management: tuple[ManagementClient, Any]) -> None:
@@ -93,6 +103,39 @@ def test_delete_user_says_whether_there_was_one(management: tuple[ManagementClie
     recorder.status = 404
     assert client.delete_user("u") is False
     assert [c[:2] for c in recorder.calls] == [("DELETE", "/api/users/u")] * 2
+
+
+def test_an_identical_user_put_lately_is_not_put_again_a_changed_or_older_one_is(
+    served: tuple[BrokerEndpoint, Any],
+) -> None:
+    """A hundred subscriptions of one service reconciled together put their shared user once (issue 11)."""
+    endpoint, recorder = served
+    now = [0.0]
+    broker = RabbitBroker(endpoint, users=RecentUsers(fresh_seconds=30.0, clock=lambda: now[0]))
+    broker.put_user(USER)
+    broker.put_user(USER)
+    assert len(recorder.calls) == 5, "the same user again at once: nothing sent"
+    broker.put_user(replace(USER, password="rotated"))
+    assert len(recorder.calls) == 10, "a new password is put at once"
+    now[0] = 31.0
+    broker.put_user(replace(USER, password="rotated"))
+    assert len(recorder.calls) == 15, "put again once it is not fresh: a user deleted out of band comes back"
+    broker.delete_user(USER.username)
+    broker.put_user(replace(USER, password="rotated"))
+    assert [c[0] for c in recorder.calls[15:]] == ["DELETE"] + ["PUT"] * 5, "deleted: put again"
+
+
+def test_after_a_failed_put_the_user_is_put_whole_again(served: tuple[BrokerEndpoint, Any]) -> None:
+    """A put that fails half-way may leave the broker with neither version: nothing is skipped after it."""
+    endpoint, recorder = served
+    broker = RabbitBroker(endpoint, users=RecentUsers(fresh_seconds=30.0))
+    broker.put_user(USER)
+    recorder.status = 503
+    with pytest.raises(BrokerUnreachable):
+        broker.put_user(replace(USER, password="rotated"))
+    recorder.status = 204
+    broker.put_user(USER)
+    assert len(recorder.calls) == 5 + 1 + 5, "the first put, the failed call, the whole user again"
 
 
 def _write(version: str | None) -> SecretWrite:
