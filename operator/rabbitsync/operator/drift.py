@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rabbitsync.amqp.snapshot import BrokerSnapshot
@@ -69,6 +69,7 @@ def synced_by_broker(body: Mapping[str, Any], **_: Any) -> dict[str, Subscriptio
             generation=sub.generation,
             status=kept,
             raw_spec=copy.deepcopy(dict(spec)),
+            uid=sub.uid,
         )
     }
 
@@ -80,6 +81,26 @@ def candidates(synced: SyncedIndex, sync_brokers: BrokerIndex, broker: ObjectVie
     if broker.namespace:
         return [s for s in found if s.namespace == broker.namespace]
     return [s for s in found if (s.namespace, broker.name) not in sync_brokers]
+
+
+def as_last_written(
+    subscriptions: Iterable[Subscription], written: Callable[[str], Mapping[str, Any] | None]
+) -> list[Subscription]:
+    """``subscriptions`` with the status this process last ``written`` for them, where it wrote one.
+
+    The index holds the status of the last watch event kopf processed, which lags behind the
+    operator's own patches under load: at 1,000 subscriptions a third of them were asked for a
+    reconcile at every sweep, for counts their status no longer had. One whose last written status
+    is not verified at its generation any more (its broker failed since) is not the sweep's.
+    """
+    current = []
+    for sub in subscriptions:
+        status = written(sub.uid) if sub.uid else None
+        if status is None:
+            current.append(sub)
+        elif (latest := replace(sub, status=status)).previously_synced():
+            current.append(latest)
+    return current
 
 
 @dataclass(frozen=True)

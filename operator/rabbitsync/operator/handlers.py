@@ -114,6 +114,7 @@ def _register_reconciler(
     resync_seconds: float,
     annotations: Mapping[str, str] | None = None,
     watched: Callable[[dict[str, Any]], bool] | None = None,
+    statuses: StatusMemory,
 ) -> None:
     """``reconcile`` on create/update/resume (temporary failures retried with capped, jittered backoff),
     on a change of one of ``annotations`` (handler id -> annotation, outside kopf's storage prefix:
@@ -123,11 +124,12 @@ def _register_reconciler(
     every ``refresh_seconds`` on average (``refresh``: spread, so objects created together are not
     refreshed together); any other (waiting
     for something outside it: a consumer, a broker that does not allow its namespace yet) every
-    ``resync_seconds``. What is kept per object is forgotten once the object is deleted."""
+    ``resync_seconds``. Each reconcile starts from the status this process last wrote (``statuses``,
+    shared with whoever else reads them), not the body's. What is kept per object is forgotten once
+    the object is deleted."""
     resource = (GROUP, VERSION, plural)
     gate = ObjectGate()
     refreshed = RefreshSchedule(settings.refresh_seconds)
-    statuses = StatusMemory()
 
     def newest(kwargs: dict[str, Any]) -> dict[str, Any]:
         """``kwargs`` with the status this process last wrote instead of the body's, which may lag."""
@@ -146,6 +148,9 @@ def _register_reconciler(
     def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
         with gate.change(kwargs["uid"], kwargs["meta"].get("generation")):
             kwargs = newest(kwargs)
+            # A retry (after "waiting for a consumer", say) whose object a resync has made Ready since.
+            if retry and _settled(watched, refreshed, kwargs, time.monotonic()):
+                return
             outcome = run(body, patch, memo, kwargs, "change")
         refreshed.done(kwargs["uid"], time.monotonic())
         if outcome.temporary_failure is not None:
@@ -154,7 +159,7 @@ def _register_reconciler(
 
     def on_timer(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any) -> None:
         uid, now, kwargs = kwargs["uid"], time.monotonic(), newest(kwargs)
-        if watched is not None and watched(kwargs) and not refreshed.due(uid, now):
+        if _settled(watched, refreshed, kwargs, now):
             return
         # Failures are already in the status, and the interval itself is the retry schedule: no raise.
         with gate.resync(uid, kwargs["meta"].get("generation")) as due:
@@ -162,17 +167,34 @@ def _register_reconciler(
                 run(body, patch, memo, kwargs, "resync")
                 refreshed.done(uid, now)
 
+    _on_changes(registry, resource, annotations or {}, on_change)
+    kopf.timer(*resource, interval=resync_seconds, initial_delay=resync_seconds, registry=registry, id=RESYNC)(on_timer)
+    forget_on_deletion(registry, plural, gate.forget, refreshed.forget, statuses.forget)
+
+
+def _on_changes(
+    registry: kopf.OperatorRegistry,
+    resource: tuple[str, str, str],
+    annotations: Mapping[str, str],
+    handler: Callable[..., None],
+) -> None:
+    """``handler`` on create, spec update and resume, and on a change of each of ``annotations``."""
     for decorator in (
         kopf.on.create(*resource, registry=registry, id="reconcile"),
         kopf.on.update(*resource, field="spec", registry=registry, id="reconcile"),
         kopf.on.resume(*resource, registry=registry, id="reconcile"),
     ):
-        decorator(on_change)
-    for handler_id, annotation in (annotations or {}).items():
+        decorator(handler)
+    for handler_id, annotation in annotations.items():
         field = ("metadata", "annotations", annotation)
-        kopf.on.update(*resource, field=field, registry=registry, id=handler_id)(on_change)
-    kopf.timer(*resource, interval=resync_seconds, initial_delay=resync_seconds, registry=registry, id=RESYNC)(on_timer)
-    forget_on_deletion(registry, plural, gate.forget, refreshed.forget, statuses.forget)
+        kopf.on.update(*resource, field=field, registry=registry, id=handler_id)(handler)
+
+
+def _settled(
+    watched: Callable[[dict[str, Any]], bool] | None, refreshed: RefreshSchedule, kwargs: dict[str, Any], now: float
+) -> bool:
+    """Watched (Ready) and not due a refresh: nothing for a reconcile to do now."""
+    return watched is not None and watched(kwargs) and not refreshed.due(kwargs["uid"], now)
 
 
 def forget_on_deletion(registry: kopf.OperatorRegistry, plural: str, *forget: Callable[[str], None]) -> None:
@@ -191,9 +213,13 @@ def _deleted(event: kopf.RawEvent, **_: Any) -> bool:
     return event.get("type") == "DELETED"
 
 
-def _sweep(memo: kopf.Memo, settings: OperatorSettings, kwargs: dict[str, Any]) -> drift.Candidates:
-    """What the drift sweep of the broker object in ``kwargs`` compares: its verified subscriptions."""
-    subscriptions = drift.candidates(kwargs[drift.SYNCED_BY_BROKER], kwargs[indexes.SYNC_BROKERS], _view(kwargs))
+def _sweep(
+    memo: kopf.Memo, settings: OperatorSettings, kwargs: dict[str, Any], statuses: StatusMemory
+) -> drift.Candidates:
+    """What the drift sweep of the broker object in ``kwargs`` compares: its verified subscriptions, with
+    the statuses this process last wrote for them (``statuses``)."""
+    found = drift.candidates(kwargs[drift.SYNCED_BY_BROKER], kwargs[indexes.SYNC_BROKERS], _view(kwargs))
+    subscriptions = drift.as_last_written(found, statuses.written)
     return drift.Candidates(tuple(subscriptions), settings, _repair_requester(memo))
 
 
@@ -256,6 +282,8 @@ def register(
     kopf.index(GROUP, VERSION, SUBSCRIPTION.plural, registry=registry, id=drift.SYNCED_BY_BROKER)(
         drift.synced_by_broker
     )
+    # The subscriptions' last written statuses: their reconciles start from them, the drift sweeps compare them.
+    subscription_statuses = StatusMemory()
     pool = ConnectionPool(per_broker=settings.broker_connections)
     brokers = _broker_factory(pool, RecentUsers(fresh_seconds=settings.resync_seconds))
     # Closed when the operator stops: the broker sees the connections end instead of timing them out.
@@ -275,6 +303,7 @@ def register(
         ),
         resync_seconds=settings.resync_seconds,
         annotations={"repair": drift.DRIFT_ANNOTATION},
+        statuses=subscription_statuses,
         # A backfill running or asked for is looked at every resync interval, not every refresh.
         watched=lambda kw: (
             _subscription(kw).healthy()
@@ -289,9 +318,15 @@ def register(
         metrics,
         BROKER.plural,
         lambda cluster, memo, kw: reconcile_broker(
-            _view(kw), cluster, brokers, settings=settings, orphans=orphans, sweep=_sweep(memo, settings, kw)
+            _view(kw),
+            cluster,
+            brokers,
+            settings=settings,
+            orphans=orphans,
+            sweep=_sweep(memo, settings, kw, subscription_statuses),
         ),
         resync_seconds=settings.resync_seconds,
+        statuses=StatusMemory(),
     )
     _register_reconciler(
         registry,
@@ -305,9 +340,10 @@ def register(
             operator_namespace=settings.operator_namespace,
             settings=settings,
             orphans=orphans,
-            sweep=_sweep(memo, settings, kw),
+            sweep=_sweep(memo, settings, kw, subscription_statuses),
         ),
         resync_seconds=settings.resync_seconds,
+        statuses=StatusMemory(),
     )
     _register_reconciler(
         registry,
@@ -316,6 +352,7 @@ def register(
         PUBLICATION.plural,
         lambda cluster, _, kw: reconcile_publication(_publication(kw), cluster, brokers, settings),
         resync_seconds=settings.resync_seconds,
+        statuses=StatusMemory(),
     )
 
     _register_cleanup(
@@ -336,6 +373,9 @@ def register(
     # credentials as the kubernetes client.
     kopf.on.login(registry=registry, id="login")(kopf.login_via_client)
 
+
+CONSISTENCY_TIMEOUT_SECONDS = 60.0
+"""How long kopf waits for its own patch to come back in the watch stream (``configure``)."""
 
 WORKERS_BESIDES_BROKER = 16
 """kopf worker threads at least (handlers are synchronous); twice the broker connections if more."""
@@ -362,3 +402,9 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings |
     # Our Events say what changed on the broker; kopf's per-handler "succeeded" Events would drown them.
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.peering.standalone = True
+    # After patching an object, kopf waits this long for the patched version to come back in the watch
+    # stream before it runs change handlers on the body it has. At 1,000 subscriptions the stream lagged
+    # more than kopf's 5 s: handlers ran again on bodies without kopf's own record of the last handled
+    # spec, i.e. as creations (1,980 creations processed for 1,000 objects), and each such run patched
+    # again, which made the stream lag further. Waiting longer costs nothing when the stream keeps up.
+    kopf_settings.persistence.consistency_timeout = CONSISTENCY_TIMEOUT_SECONDS

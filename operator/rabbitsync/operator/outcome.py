@@ -26,12 +26,20 @@ class SpecView(ObjectView):
     deletion, a released finalizer), not an exception in the handler."""
 
     raw_spec: Mapping[str, Any]
+    uid: str = ""
 
     @classmethod
     def from_body(
         cls, namespace: str, name: str, meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]
     ) -> Self:
-        return cls(namespace=namespace, name=name, generation=meta.get("generation"), status=status, raw_spec=spec)
+        return cls(
+            namespace=namespace,
+            name=name,
+            generation=meta.get("generation"),
+            status=status,
+            raw_spec=spec,
+            uid=str(meta.get("uid") or ""),
+        )
 
 
 @dataclass

@@ -28,8 +28,13 @@ class StatusMemory:
 
     def newest(self, uid: str, stored: Mapping[str, Any]) -> Mapping[str, Any]:
         """``uid``'s status as this process last wrote it; ``stored`` (the body's) if it wrote none yet."""
+        written = self.written(uid)
+        return stored if written is None else written
+
+    def written(self, uid: str) -> Mapping[str, Any] | None:
+        """``uid``'s status as this process last wrote it; None if it wrote none."""
         with self._lock:
-            return self._statuses.get(uid, stored)
+            return self._statuses.get(uid)
 
     def wrote(self, uid: str, previous: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
         """``patch`` was sent for ``uid``, whose reconcile started from ``previous``."""

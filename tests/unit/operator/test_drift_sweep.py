@@ -177,6 +177,29 @@ def test_moved_counts_are_refreshed_by_a_reconcile_idle_ones_cost_nothing() -> N
     assert requested == [(NS, "orders-1")]
 
 
+def test_counts_are_compared_with_the_status_last_written_not_the_indexs_lagging_copy() -> None:
+    """At 1,000 subscriptions kopf's index was behind the operator's own status patches: a third of the
+    subscriptions were reconciled at every sweep for counts they no longer had."""
+    scene = Scene.ready()
+    [lagging, current, failed] = [dataclasses.replace(s, uid=f"uid-{i}") for i, s in enumerate(_synced(scene, 3))]
+    stale_copy = {**lagging.status, "consumers": 0}  # indexed before its consumer attached
+    written = {
+        lagging.uid: {**_verified(scene, lagging), "consumers": 1},
+        failed.uid: {**_verified(scene, failed), "observedGeneration": 0},  # not verified any more
+    }
+    subs = drift.as_last_written([dataclasses.replace(lagging, status=stale_copy), current, failed], written.get)
+    assert [s.name for s in subs] == [lagging.name, current.name], "the failed one is not the sweep's"
+    requested: list[tuple[str, str]] = []
+    sweep = drift.Candidates(tuple(subs), SETTINGS, lambda ns, name: requested.append((ns, name)))
+    assert drift.sweep_listing(scene.broker.snapshot(), "rabbitsync.events", sweep, "default").stale == ()
+    assert requested == []
+
+
+def _verified(scene: Scene, sub: Subscription) -> dict[str, Any]:
+    """The whole status a reconcile of ``sub`` writes (the index keeps only the counts)."""
+    return dict(scene.reconcile(scene.subscribe(sub.name)).status)
+
+
 def test_a_slow_listing_on_a_broker_that_answers_asks_nothing() -> None:
     """The listing of thousands of queues timed out on a loaded broker: no fan-out of reconciles onto it."""
     scene = Scene.ready()

@@ -74,6 +74,15 @@ def test_kopf_keeps_workers_beside_those_waiting_for_a_broker_connection(connect
     assert kopf_settings.execution.max_workers == workers
 
 
+def test_kopf_waits_longer_than_its_default_for_its_own_patches_to_come_back() -> None:
+    """At 1,000 subscriptions the watch stream lagged more than kopf's 5 s: every object's create
+    handler ran twice, the second time on a body without kopf's record of the first."""
+    kopf_settings = kopf.OperatorSettings()
+    default = kopf_settings.persistence.consistency_timeout
+    handlers.configure(kopf_settings, OperatorSettings(cluster="east"))
+    assert kopf_settings.persistence.consistency_timeout == handlers.CONSISTENCY_TIMEOUT_SECONDS > default
+
+
 def test_kopfs_line_for_every_successful_resync_tick_is_dropped_and_its_failures_are_kept() -> None:
     """kopf logs "Timer 'resync' succeeded." per object per tick: 33 lines a second at 1,000 subscriptions."""
     registry = kopf.OperatorRegistry()

@@ -3,6 +3,7 @@ not caught up with (at 1,000 subscriptions timers were handed bodies minutes beh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -61,7 +62,7 @@ class Recorder:
         return ReconcileOutcome(status={"observedGeneration": generation, "conditions": [READY]})
 
 
-def _handlers(recorder: Recorder) -> tuple[Any, Any]:
+def _handlers(recorder: Callable[..., ReconcileOutcome]) -> tuple[Any, Any]:
     registry = kopf.OperatorRegistry()
     handlers._register_reconciler(
         registry,
@@ -70,6 +71,7 @@ def _handlers(recorder: Recorder) -> tuple[Any, Any]:
         "syncsubscriptions",
         recorder,
         resync_seconds=30.0,
+        statuses=StatusMemory(),
         # As the subscriptions' own: a Ready one is left to the refresh schedule.
         watched=lambda kw: (
             READY in kw["status"].get("conditions", [])
@@ -116,3 +118,20 @@ def test_a_change_starts_from_the_status_written_last_not_from_the_bodys() -> No
     on_change(retry=0, **_kwargs({}))
     on_change(retry=0, **_kwargs({"conditions": []}))  # e.g. the drift sweep's request, on a lagging body
     assert recorder.seen == [{}, {"observedGeneration": 1, "conditions": [READY]}]
+
+
+def test_a_retry_of_an_object_a_resync_has_made_ready_since_does_nothing() -> None:
+    """1,000 subscriptions waited for consumers; the resync timers found most of them Ready before kopf's
+    retry came: 230 reconciles in the first idle minute that had nothing left to do."""
+    recorder = Recorder()
+    waiting = ReconcileOutcome(status={"observedGeneration": 1, "conditions": []}, temporary_failure="no consumer")
+    answers = iter([waiting])
+    on_change, on_timer = _handlers(lambda *args: next(answers, None) or recorder(*args))
+    with pytest.raises(kopf.TemporaryError):
+        on_change(retry=0, **_kwargs({}))
+    on_timer(**_kwargs({}))
+    assert len(recorder.seen) == 1, "the resync found the consumer: Ready"
+    on_change(retry=1, **_kwargs({}))
+    assert len(recorder.seen) == 1, "kopf's retry came after the resync made it Ready"
+    on_change(retry=0, **_kwargs({}))  # a new cause (the drift sweep's request): reconciled
+    assert len(recorder.seen) == 2
