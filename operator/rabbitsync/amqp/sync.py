@@ -89,9 +89,9 @@ def observe_and_sync(
 
 
 def _live_consumers(broker: Broker, desired: Topology, observed: Observed, found: dict[str, int]) -> dict[str, int]:
-    """``found`` with the main queue's consumers asked of the queue when the statistics say none: they
-    lag behind a consumer that just attached by seconds, by minutes at 1,000 subscriptions (half of
-    them waited for consumers every one of which the broker had)."""
+    """``found`` with the main queue's consumers asked of the queue when the statistics say none: the
+    statistics are emitted every few seconds (later on a busy broker), so right after a sidecar
+    attached they still say 0, and the subscription would wait a retry for a consumer it has."""
     if found["consumers"] or desired.main_queue.name not in observed.queues:
         return found
     return {**found, "consumers": broker.consumers(desired.main_queue.name) or 0}
