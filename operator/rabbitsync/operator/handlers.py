@@ -406,5 +406,7 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings |
     # stream before it runs change handlers on the body it has. At 1,000 subscriptions the stream lagged
     # more than kopf's 5 s: handlers ran again on bodies without kopf's own record of the last handled
     # spec, i.e. as creations (1,980 creations processed for 1,000 objects), and each such run patched
-    # again, which made the stream lag further. Waiting longer costs nothing when the stream keeps up.
+    # again, which made the stream lag further. Waiting longer costs nothing when the stream keeps up,
+    # with one exception: a patch that changes nothing (a resume that found everything as it was) has
+    # no version to wait for, so a spec change within the next 60 s is handled at their end.
     kopf_settings.persistence.consistency_timeout = CONSISTENCY_TIMEOUT_SECONDS
