@@ -114,14 +114,15 @@ def exchanges(args: argparse.Namespace, subscriptions: Sequence[Resource]) -> li
 
 def read_records(
     endpoint: BrokerEndpoint, stream: str, event_id: str, start: str | datetime
-) -> list[trace.TraceRecord]:
+) -> list[trace.TraceRecord] | None:
+    """The records of ``event_id`` in ``stream``; None if the broker has no such stream."""
     try:
         with output.progress(f"reading {stream}") as progress:
             entries = read_stream(
                 endpoint, stream, start=start, select=lambda entry: entry.message_id == event_id, progress=progress
             )
-    except NotFound as e:
-        raise CliError(f"no stream {stream} on the broker (operators older than trace, or pass --exchange)") from e
+    except NotFound:
+        return None
     return [r for r in (_decoded(e) for e in entries) if r is not None and r.event_id == event_id]
 
 
@@ -220,12 +221,21 @@ def run(args: argparse.Namespace, clusters: Sequence[Cluster]) -> int:
     start = since(args.since)
     subscriptions = [r for c in clusters for r in c.resources(SUBSCRIPTION) or []]
     records: list[trace.TraceRecord] = []
+    # Each exchange's stream is on its own broker only, and a subscription being deleted may name an
+    # exchange whose stream is gone: a stream missing is skipped, unless none is there at all.
+    read: list[str] = []
+    streams = [trace_name(e) for e in exchanges(args, subscriptions)]
     for endpoint in endpoints(args, clusters):
-        for exchange in exchanges(args, subscriptions):
-            records += read_records(endpoint, trace_name(exchange), args.event_id, start)
+        for stream in streams:
+            found = read_records(endpoint, stream, args.event_id, start)
+            if found is not None:
+                read.append(stream)
+                records += found
+    if not read:
+        names = ", ".join(streams)
+        raise CliError(f"no stream {names} on the broker (operators older than trace, or pass --exchange)")
     if not records:
-        read = ", ".join(trace_name(e) for e in exchanges(args, subscriptions))
-        raise NothingMatched(f"no trace record of event {args.event_id} in {read}")
+        raise NothingMatched(f"no trace record of event {args.event_id} in {', '.join(sorted(set(read)))}")
     records.sort(key=lambda r: r.at)
     found = routes(records, subscriptions)
     if args.fmt != "table":
