@@ -107,6 +107,42 @@ def _sidecar_ready(directory: Path, cluster: str, service: str) -> bool:
     return reachable(f"http://{pod['ip']}:8088/readyz")
 
 
+ROLLOUT_QUIET_S = 10.0
+"""How long every service's pod must have run its Deployment's current template for ``deploy`` to return."""
+
+
+def _wait_rolled_out(directory: Path, cluster: str, kubeconfig: Path) -> None:
+    """Until each service's pod runs its Deployment's current pod template, and has for ROLLOUT_QUIET_S.
+
+    Deployments left by an earlier deployment in the same clusters start with the sidecar already
+    injected; the operator, starting beside them, injects again once it resumes (the Secret now points
+    at this deployment's vhost), and the pods roll. Returning on the first pods let writes meet the
+    rollout (connection refused).
+    """
+    steady: dict[str, str] = {}
+    since = time.monotonic()
+
+    def rolled_out() -> bool:
+        nonlocal steady, since
+        pods = {s: _current_pod(directory, cluster, kubeconfig, s) for s in SERVICES}
+        if any(p is None for p in pods.values()) or not all(_sidecar_ready(directory, cluster, s) for s in SERVICES):
+            steady = {}
+            return False
+        if pods != steady:
+            steady, since = {s: p for s, p in pods.items() if p is not None}, time.monotonic()
+        return time.monotonic() - since >= ROLLOUT_QUIET_S
+
+    processes.wait_until(rolled_out, 180, f"{cluster} services rolled out")
+
+
+def _current_pod(directory: Path, cluster: str, kubeconfig: Path, service: str) -> str | None:
+    """The name of ``service``'s pod if it runs the Deployment's current template, else None."""
+    pod = podrunner.status(directory, cluster, APP_NAMESPACE).get(service)
+    if not pod or pod["pod"] != podrunner.pod_name(kubeconfig, APP_NAMESPACE, service):
+        return None
+    return str(pod["pod"])
+
+
 def deploy(
     directory: Path,
     kubeconfigs: dict[str, Path],
@@ -145,6 +181,7 @@ def deploy(
             processes.wait_until(
                 lambda c=cluster, s=service: _sidecar_ready(directory, c, s), 180, f"{cluster} {service} sidecar"
             )
+        _wait_rolled_out(directory, cluster, kubeconfigs[cluster])
     urls = {cluster: service_urls(directory, cluster) for cluster in kubeconfigs}
     (directory / "services.json").write_text(json.dumps(urls, indent=2))
     return urls

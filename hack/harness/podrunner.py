@@ -110,6 +110,16 @@ def template_hash(template: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def pod_name(kubeconfig: Path, namespace: str, deployment: str) -> str:
+    """The name the runner gives the pod of ``deployment``'s current template (read as the runner reads it)."""
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        found = api.sanitize_for_serialization(client.AppsV1Api(api).read_namespaced_deployment(deployment, namespace))
+    finally:
+        api.close()
+    return f"{deployment}-{template_hash(found['spec']['template'])[:8]}-local"
+
+
 def expand(value: str, env: dict[str, str]) -> str:
     """Kubernetes ``$(VAR)`` expansion: known variables are replaced, unknown ones stay as written."""
     return _VAR_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
@@ -248,7 +258,7 @@ class PodRunner:
             self._ips[name] = f"{self.ip_prefix}.{self._ip_base + len(self._ips)}"
         pod = Pod(
             deployment=name,
-            name=f"{name}-{digest[:8]}-local",
+            name=f"{name}-{digest[:8]}-local",  # as pod_name() says
             ip=self._ips[name],
             template_hash=digest,
             directory=self.state / f"{name}-{digest}",

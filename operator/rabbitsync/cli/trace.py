@@ -227,10 +227,10 @@ def run(args: argparse.Namespace, clusters: Sequence[Cluster]) -> int:
     streams = [trace_name(e) for e in exchanges(args, subscriptions)]
     for endpoint in endpoints(args, clusters):
         for stream in streams:
-            found = read_records(endpoint, stream, args.event_id, start)
-            if found is not None:
+            in_stream = read_records(endpoint, stream, args.event_id, start)
+            if in_stream is not None:
                 read.append(stream)
-                records += found
+                records += in_stream
     if not read:
         names = ", ".join(streams)
         raise CliError(f"no stream {names} on the broker (operators older than trace, or pass --exchange)")

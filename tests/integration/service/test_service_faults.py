@@ -20,6 +20,8 @@ pytestmark = pytest.mark.integration
 
 EVENTS = int(os.environ.get("RABBITSYNC_FAULT_EVENTS", "5000"))
 BATCH = 100
+PUBLISH_SPAN_S = 10.0
+"""How long the publisher of the forced-closes test takes at least: five closes, two seconds apart."""
 
 
 class Publisher(threading.Thread):
@@ -80,7 +82,9 @@ def assert_exactly_once(ids: list[str]) -> None:
 def test_connections_force_closed_every_few_seconds(service, uid, sidecars, broker, mode):
     spec = service.declare(make_spec(uid, ["svc.effect"], prefetch=50, batch=MODES[mode].batch))
     sidecar = sidecars(spec, **MODES[mode].env).wait_ready()
-    publisher = Publisher(uid, EVENTS, pause=0.02)
+    # Paced to span PUBLISH_SPAN_S whatever the machine: on an idle one, 5,000 unpaced events were all
+    # applied within two of the closes below, which then did not overlap the flow.
+    publisher = Publisher(uid, EVENTS, pause=PUBLISH_SPAN_S / max(1, EVENTS // BATCH))
     publisher.start()
     closes = 0
     deadline = time.monotonic() + 400
