@@ -385,9 +385,42 @@ def take_down(broker: Broker) -> None:
         ctl(broker, "stop_app", timeout=120)
 
 
-def bring_up(broker: Broker) -> None:
+DLX_SETTLE_S = 8.0
+"""How long after a restart ``bring_up`` watches for the loss of ``rabbit_fifo_dlx_sup`` (RabbitMQ 3.10.8).
+
+A quorum queue with at-least-once dead-lettering deleted while the booting node recovers it crashes
+its dead-letter worker; two such crashes end the supervisor (``reached_max_restart_intensity``), and
+from then on no such queue starts on the node: every consume gets 541 INTERNAL_ERROR until a restart.
+In CI the operator deleted two queues a second after a fault test's restart, and every later test on
+the shared node failed. Deletions come right after a boot, when a cleanup held back by the outage
+goes through; the node is restarted once more if it happened."""
+
+
+def bring_up(broker: Broker, settle_s: float = DLX_SETTLE_S) -> None:
+    """The end of ``take_down``'s outage; then ``settle_s`` watching for the dead-letter supervisor's loss."""
+    _boot(broker)
+    deadline = time.monotonic() + settle_s
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        if _dead_lettering_lost(broker):
+            log.warning("%s lost rabbit_fifo_dlx_sup after booting: restarting it once more", broker.node)
+            take_down(broker)
+            _boot(broker)
+            return
+
+
+def _boot(broker: Broker) -> None:
     if broker.owned:
         launch(broker)
     else:
         ctl(broker, "start_app", timeout=120)
         processes.wait_until(lambda: ready(broker), 60, "RabbitMQ after start_app")
+
+
+def _dead_lettering_lost(broker: Broker) -> bool:
+    """The node has the dead-letter supervisor's module but not the supervisor (RabbitMQ 3.10's loss)."""
+    check = "code:which(rabbit_fifo_dlx_sup) =/= non_existing andalso whereis(rabbit_fifo_dlx_sup) =:= undefined."
+    try:
+        return ctl(broker, "eval", check, timeout=30).strip() == "true"
+    except (RuntimeError, subprocess.TimeoutExpired):  # a node that does not answer is not this failure
+        return False
