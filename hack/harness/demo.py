@@ -129,7 +129,7 @@ def _wait_rolled_out(directory: Path, cluster: str, kubeconfig: Path) -> None:
             steady = {}
             return False
         if pods != steady:
-            steady, since = {s: p for s, p in pods.items() if p is not None}, time.monotonic()
+            steady, since = {s: str(p) for s, p in pods.items()}, time.monotonic()
         return time.monotonic() - since >= ROLLOUT_QUIET_S
 
     processes.wait_until(rolled_out, 180, f"{cluster} services rolled out")

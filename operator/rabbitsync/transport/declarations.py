@@ -83,14 +83,15 @@ class Declarations:
 
     def message_count(self, queue: str) -> int:
         """Ready messages in ``queue`` (a passive declare: :class:`NotFound` if it does not exist)."""
-        declared = _call(self._channel.queue_declare, queue, passive=True)
-        return int(declared.method.message_count)
+        return int(self._passive(queue).message_count)
 
     def consumer_count(self, queue: str) -> int:
         """Consumers on ``queue`` now, as the queue itself counts them (a passive declare: :class:`NotFound`
         if it does not exist)."""
-        declared = _call(self._channel.queue_declare, queue, passive=True)
-        return int(declared.method.consumer_count)
+        return int(self._passive(queue).consumer_count)
+
+    def _passive(self, queue: str) -> Any:
+        return _call(self._channel.queue_declare, queue, passive=True).method
 
 
 def _call(method: Callable[..., T], *args: object, **kwargs: object) -> T:
