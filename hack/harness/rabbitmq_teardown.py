@@ -114,6 +114,9 @@ def kill_node(
     def node_only() -> dict[int, str]:
         return {pid: cmd for pid, cmd in node_processes(pid_file).items() if cmd != "epmd"}
 
+    def epmd_only() -> dict[int, str]:
+        return {pid: cmd for pid, cmd in node_processes(pid_file).items() if cmd == "epmd"}
+
     for sig, wait in escalation:
         left = node_only()
         if not left:
@@ -123,9 +126,12 @@ def kill_node(
         _wait_gone(node_only, wait)
     if left := node_only():
         raise RuntimeError(f"node processes survived {escalation[-1][0].name}: {left}")
-    epmd = [pid for pid, cmd in node_processes(pid_file).items() if cmd == "epmd"]
+    epmd = epmd_only()
     if epmd and not keep_epmd and _epmd_released(epmd_port, EPMD_RELEASE_WAIT):
         _signal_all(epmd, signal.SIGKILL)
+        # kill() returns before the process is gone: on a loaded machine CI's next look still found it.
+        if left := _wait_gone(epmd_only, 10.0):
+            raise RuntimeError(f"epmd survived SIGKILL: {left}")
 
 
 EPMD_RELEASE_WAIT = 5.0
@@ -138,7 +144,7 @@ def _epmd_released(port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while names := epmd_names(port):
         if time.monotonic() >= deadline:
-            log.info("epmd on %d kept for %s", port, names)
+            log.warning("epmd on %d kept: %s still registered", port, names)
             return False
         time.sleep(0.2)
     return True
