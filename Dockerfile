@@ -13,21 +13,30 @@
 
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
-# -- build: a virtualenv holding the package and its pinned dependencies ---------------------------
-FROM ${PYTHON_IMAGE} AS build
-# PIP_CONSTRAINT pins the build backend in pip's isolated build environment too.
+# -- deps: a virtualenv holding the pinned dependencies, in a stage of its own ---------------------
+# constraints.txt pins the whole runtime closure, so this layer is rebuilt only when the pins change:
+# a change to the sources reuses it (`--target deps` builds just this stage).
+FROM ${PYTHON_IMAGE} AS deps
+# PIP_CONSTRAINT holds every install below to the pins.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_CONSTRAINT=/src/constraints.txt
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY constraints.txt pyproject.toml README.md ./
+COPY constraints.txt ./
+RUN /opt/venv/bin/pip install --requirement constraints.txt \
+    && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
+
+# -- build: the package itself, over the dependencies ---------------------------------------------
+FROM deps AS build
+COPY pyproject.toml README.md ./
 COPY operator ./operator
 # One image runs every part: the operator and the CLI (their extras pull kopf and kubernetes), the
 # sidecar and the example services (`django`, served by gunicorn: `services`). psycopg[binary] (the
 # `postgres` extra) lets services use DATABASE_URL=postgres://... Every dependency has a wheel for amd64
-# and arm64: no compiler in the image.
-RUN /opt/venv/bin/pip install ".[operator,django,cli,postgres,services]" \
+# and arm64: no compiler in the image. The deps stage installed them all, the build backend too: with
+# no index, this step fails if constraints.txt misses one, rather than fetch it unpinned.
+RUN /opt/venv/bin/pip install --no-index --no-build-isolation ".[operator,django,cli,postgres,services]" \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 # -- runtime ------------------------------------------------------------------------------------------

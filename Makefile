@@ -55,7 +55,7 @@ image: venv ## Build the Dockerfile with buildah on a debootstrapped base (no Do
 	$(HARNESS) image
 
 .PHONY: dev-up
-dev-up: venv ## Start clusters east and west and the broker (RABBITSYNC_NODES=real: plus a real node each)
+dev-up: venv ## Start clusters east and west, a real node each, and the broker (RABBITSYNC_NODES=podrunner: no nodes)
 	$(HARNESS) up
 
 .PHONY: dev-down
@@ -91,7 +91,7 @@ lint: venv ## ruff, the formatter check, mypy --strict, the layer contracts (.im
 
 ##@ Tests
 .PHONY: test
-test: venv lint ## The whole suite: unit, integration and e2e against real servers
+test: venv lint ## The whole suite: unit, integration, and e2e on real nodes against real servers
 	$(VENV)/bin/pytest
 
 .PHONY: test-unit
@@ -125,9 +125,19 @@ REAL_NODE_TESTS := tests/e2e/test_real_nodes.py tests/e2e/test_two_clusters.py
 test-real-nodes: venv ## The kubelet-only e2e tests and the two-cluster e2e on real nodes and pods (root, containerd, buildah)
 	RABBITSYNC_NODES=real $(VENV)/bin/pytest $(REAL_NODE_TESTS)
 
+# The e2e tests real nodes skip, with the pod runner (see README "Pods, two ways"): the backfill e2e
+# reads the services' databases in its state directory, the broker outage stops a local deployment's
+# broker; and the two-cluster story, whose last test checks the pod runner runs exactly the pod templates.
+PODRUNNER_TESTS := tests/e2e/test_backfill_two_clusters.py tests/e2e/test_broker_outage.py \
+	tests/e2e/test_two_clusters.py
+
+.PHONY: test-podrunner
+test-podrunner: venv ## The e2e tests only the pod runner (the fast inner loop) can run, and the two-cluster story on it
+	RABBITSYNC_NODES=podrunner $(VENV)/bin/pytest $(PODRUNNER_TESTS)
+
 ##@ Demo
 .PHONY: demo
-demo: venv ## The two-cluster story (RABBITSYNC_NODES=real: on real nodes and pods); runs until dev-down
+demo: venv ## The two-cluster story on real nodes and pods (RABBITSYNC_NODES=podrunner: the pod runner); runs until dev-down
 	$(HARNESS) demo
 
 # The fault suite restarts its broker: always a node of its own, in a state directory of its own.

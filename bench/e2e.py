@@ -271,7 +271,8 @@ def _observing(west_db: Path, amqp_url: str) -> Iterator[tuple[Watcher, Tap]]:
 def deployment() -> tuple[environment.Environment, dict[str, dict[str, str]]]:
     """The demo's services, (re)started from this checkout: pods left running by an earlier
     ``make demo`` would run the code they started with."""
-    env = environment.up()
+    # The pod runner, whatever RABBITSYNC_NODES says: the bench reads the services' databases as files.
+    env = environment.up(real_nodes=False)
     operators.down(env.directory)
     kubeconfigs = {name: Path(c.kubeconfig) for name, c in env.clusters.items()}
     return env, demo.deploy(env.directory, kubeconfigs, env.broker.amqp_url, env.broker.management_url)

@@ -93,7 +93,8 @@ class Lab:
 def up() -> Lab:
     """The environment, the deployment, the PostgreSQL move and the flaky handlers, all ready for writes."""
     os.environ["RABBITSYNC_BROKER_PRIVATE"] = "1"
-    env = environment.up()
+    # The pod runner, whatever RABBITSYNC_NODES says: the faults kill pods' processes by pid.
+    env = environment.up(real_nodes=False)
     if not env.broker.owned:
         raise RuntimeError(f"the broker at {env.broker.amqp_url} is not ours: a fault run restarts it")
     operators.down(env.directory)

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import binaries, controlplane, image, nodes, operators, podrunner, rabbitmq
+from harness import apt, binaries, controlplane, image, nodes, operators, podrunner, rabbitmq
 from harness.nodes import Node
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,18 @@ def _save(env: Environment) -> None:
     )
 
 
-def up(directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS) -> Environment:
-    """Bring the environment up (or return the one already running there) once everything is ready."""
+def up(
+    directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS, real_nodes: bool | None = None
+) -> Environment:
+    """Bring the environment up (or return the one already running there) once everything is ready.
+
+    With a real node per cluster unless ``real_nodes`` is False (default: ``nodes.enabled()``).
+    """
+    real_nodes = nodes.enabled() if real_nodes is None else real_nodes
     directory = directory or state_dir()
     existing = load(directory)
     if existing is not None:
-        same_pods = bool(existing.nodes) == nodes.enabled()
+        same_pods = bool(existing.nodes) == real_nodes
         if existing.alive() and set(names) <= set(existing.clusters) and same_pods:
             log.info("environment in %s is already up", directory)
             return existing
@@ -106,7 +112,7 @@ def up(directory: Path | None = None, names: tuple[str, ...] = DEFAULT_CLUSTERS)
         broker = broker_future.result()
     env = Environment(directory=directory, clusters=clusters, broker=broker)
     _save(env)
-    if nodes.enabled():
+    if real_nodes:
         kubeconfigs = {name: Path(c.kubeconfig) for name, c in clusters.items()}
         env = Environment(directory, clusters, broker, start_nodes(directory / "nodes", kubeconfigs, broker))
         _save(env)
@@ -126,7 +132,8 @@ def broker_ports(broker: rabbitmq.Broker) -> tuple[int, ...]:
 
 
 def start_nodes(directory: Path, kubeconfigs: dict[str, Path], broker: rabbitmq.Broker) -> dict[str, nodes.Node]:
-    """One real node per cluster (binaries and images built first, once), all Ready."""
+    """One real node per cluster (packages, binaries and images first, once), all Ready."""
+    apt.ensure(nodes.PACKAGES)
     node_bins = binaries.ensure_node_binaries()
     images = image.ensure_images()
     with ThreadPoolExecutor(max_workers=len(kubeconfigs)) as pool:

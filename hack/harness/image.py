@@ -15,7 +15,9 @@ Dockerfile, every file it copies and the base's key, the pause image by its sour
 finds the archives and builds nothing.
 
 After each call the cache keeps only what the current keys name (:func:`prune`): the archives, and
-in buildah's store the rootfs and base images the next application build starts from. vfs storage
+in buildah's store the rootfs and base images the next application build starts from, and the
+Dockerfile's ``deps`` stage with the layers under it, so that a change to the sources does not run
+the dependencies' ``pip install`` again (the stage copies only ``constraints.txt``). vfs storage
 copies the whole filesystem for every layer, so every build's layers and every older archive left
 in place had grown the cache to 18 GB after a few dozen builds.
 """
@@ -32,11 +34,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import binaries
+from harness import apt, binaries
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3")
 PAUSE_SOURCE = REPO_ROOT / "hack" / "pause" / "pause.go"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+DEPS_IMAGE = "localhost/rabbitsync-deps:current"
+"""The Dockerfile's ``deps`` stage as last built: the pinned dependencies, reused while the pins stay."""
 
 
 @dataclass(frozen=True)
@@ -207,23 +211,17 @@ def _app(base: str, key: str) -> Archive:
     archive = Archive(image_dir() / f"rabbitsync-{key}.tar", IMAGE_NAME)
     if archive.path.exists():
         return archive
+
+    def bud(*args: str) -> None:
+        dockerfile = ["-f", str(REPO_ROOT / "Dockerfile"), str(REPO_ROOT)]
+        build_arg = ["--build-arg", f"PYTHON_IMAGE={base}"]
+        _run(_buildah("bud", "--isolation", "chroot", "--pull-never", "--layers", *build_arg, *args, *dockerfile))
+
+    # The deps stage under a name of its own first: prune keeps it and the layers under it, so that the
+    # next build after a change to the sources finds its `pip install` in buildah's layer cache.
+    bud("--target", "deps", "-t", DEPS_IMAGE)
     local = f"localhost/rabbitsync:{key}"
-    _run(
-        _buildah(
-            "bud",
-            "--isolation",
-            "chroot",
-            "--pull-never",
-            "--layers",
-            "--build-arg",
-            f"PYTHON_IMAGE={base}",
-            "-t",
-            local,
-            "-f",
-            str(REPO_ROOT / "Dockerfile"),
-            str(REPO_ROOT),
-        )
-    )
+    bud("-t", local)
     _export(local, archive.path, IMAGE_NAME)
     return archive
 
@@ -244,19 +242,36 @@ def _pause(key: str) -> Archive:
     return archive
 
 
-def stale_images(listing: str, keep: set[str]) -> list[str]:
-    """The ids in ``buildah images --all`` output (``<id> <name>:<tag>`` lines) that no kept name is on.
+def stale_images(listing: str, keep: set[str], layers: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """The ids in ``buildah images --all`` output (``<id> <name>:<tag>`` lines) to remove.
 
-    An image with several names is listed once per name: it stays if any of them is kept.
+    An image stays if a kept name is on it (an image with several names is listed once per name), or
+    if its layers (``layers``: id -> diff ids) are the first layers of a kept one: the intermediate
+    images of a kept image's build, which buildah's layer cache looks up step by step.
     """
     named = [line.split(maxsplit=1) for line in listing.splitlines() if line.strip()]
     kept = {fields[0] for fields in named if len(fields) == 2 and fields[1] in keep}
-    return sorted({fields[0] for fields in named} - kept)
+    chains = [layers.get(image_id, ()) for image_id in kept]
+    under = {image_id for image_id, own in layers.items() if any(chain[: len(own)] == own for chain in chains)}
+    return sorted({fields[0] for fields in named} - kept - under)
 
 
 def stale_files(directory: Path, keep: set[str]) -> list[Path]:
     """Archives and build markers in ``directory`` that no current key names."""
     return sorted(p for pattern in ("*.tar", "*.built") for p in directory.glob(pattern) if p.name not in keep)
+
+
+def _ids(listing: str) -> set[str]:
+    return {line.split()[0] for line in listing.splitlines() if line.strip()}
+
+
+def _layers(image_id: str) -> tuple[str, ...]:
+    """The image's layers' diff ids, bottom first."""
+    return tuple(
+        _run(
+            _buildah("inspect", "--type", "image", "--format", "{{range .OCIv1.RootFS.DiffIDs}}{{.}} {{end}}", image_id)
+        ).split()
+    )
 
 
 def prune(keep_images: set[str], keep_files: set[str]) -> None:
@@ -265,9 +280,8 @@ def prune(keep_images: set[str], keep_files: set[str]) -> None:
         log.info("pruning %s", path.name)
         path.unlink()
     _run(_buildah("rm", "--all"))
-    stale = stale_images(
-        _run(_buildah("images", "--all", "--noheading", "--format", "{{.ID}} {{.Name}}:{{.Tag}}")), keep_images
-    )
+    listing = _run(_buildah("images", "--all", "--noheading", "--format", "{{.ID}} {{.Name}}:{{.Tag}}"))
+    stale = stale_images(listing, keep_images, {image_id: _layers(image_id) for image_id in _ids(listing)})
     if stale:
         log.info("pruning %d stored images", len(stale))
         _run(_buildah("rmi", "--force", *stale))
@@ -275,9 +289,7 @@ def prune(keep_images: set[str], keep_files: set[str]) -> None:
 
 def ensure_images() -> Images:
     """The application and pause images as OCI archives, built on first use (or after a change) only."""
-    missing = [tool for tool in ("buildah", "debootstrap") if shutil.which(tool) is None]
-    if missing:
-        raise RuntimeError(f"building the image needs {' and '.join(missing)}: apt-get install -y buildah debootstrap")
+    apt.ensure(("buildah", "debootstrap"))
     with _locked():
         started = time.monotonic()
         rootfs = rootfs_key()
@@ -287,7 +299,7 @@ def ensure_images() -> Images:
         app = _app(base_image, app_key(REPO_ROOT, base))
         pause = _pause(content_key([PAUSE_SOURCE.read_bytes()]))
         prune(
-            {rootfs_image, base_image},
+            {rootfs_image, base_image, DEPS_IMAGE},
             {app.path.name, pause.path.name, f"rootfs-{rootfs}.built", f"base-{base}.built"},
         )
         log.info("images ready in %.1fs: %s, %s", time.monotonic() - started, app.path.name, pause.path.name)

@@ -210,9 +210,20 @@ def _node_ready(admin_kubeconfig: Path, name: str) -> bool:
     return out.strip() == "True"
 
 
+PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "conntrack")
+"""What a node runs, from Debian 12: installed on first use (``apt.ensure``); the image build has its own."""
+
+
 def enabled() -> bool:
-    """Whether the demo and the e2e suite run on real nodes (``RABBITSYNC_NODES=real``) or the pod runner."""
-    return os.environ.get("RABBITSYNC_NODES", "podrunner") == "real"
+    """Whether the demo and the e2e suite run on real nodes (the default) or the pod runner.
+
+    ``RABBITSYNC_NODES=podrunner`` picks the pod runner: the checkout as it is, in seconds, without
+    root or an image; what only a kubelet enforces then goes untested.
+    """
+    choice = os.environ.get("RABBITSYNC_NODES", "real")
+    if choice not in ("real", "podrunner"):
+        raise ValueError(f"RABBITSYNC_NODES={choice!r}: use real (the default) or podrunner")
+    return choice == "real"
 
 
 def start(

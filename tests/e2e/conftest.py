@@ -1,8 +1,8 @@
 """The e2e deployment: both overlays applied, operators and services running, one shared broker.
 
-Locally, ``demo.deploy`` applies the manifests and the pod runner plays the kubelet, exactly as
-``make demo`` does; with ``RABBITSYNC_NODES=real`` each cluster gets a real node (kubelet,
-containerd, the image built from the Dockerfile) and ``demo.deploy_on_nodes`` deploys onto it.
+Locally, exactly as ``make demo`` does, each cluster gets a real node (kubelet, containerd, the image
+built from the Dockerfile) and ``demo.deploy_on_nodes`` deploys onto it; with
+``RABBITSYNC_NODES=podrunner``, ``demo.deploy`` applies the manifests and the pod runner plays the kubelet.
 On machines with Docker, ``hack/kind/e2e.sh`` deploys to two kind clusters and
 points ``RABBITSYNC_E2E_STATE_DIR`` at a directory holding ``east.kubeconfig``, ``west.kubeconfig`` and
 ``services.json`` (port-forwarded base URLs): the same tests then run against kind.

@@ -20,7 +20,7 @@ class Deployment:
     vhost: str = "/"
     """The broker vhost the deployment's SyncBrokers point at."""
     nodes: dict[str, Node] = field(default_factory=dict)
-    """Real nodes (``RABBITSYNC_NODES=real``); empty when the pod runner runs the pods."""
+    """The real nodes (the default); empty when the pod runner (``RABBITSYNC_NODES=podrunner``) runs the pods."""
 
     def url(self, cluster: str, service: str, path: str) -> str:
         return self.urls[cluster][service] + path

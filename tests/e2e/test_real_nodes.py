@@ -1,4 +1,4 @@
-"""Issue 14's proof: real nodes run the overlays as real pods (``RABBITSYNC_NODES=real`` only).
+"""Issue 14's proof: real nodes run the overlays as real pods (skipped with ``RABBITSYNC_NODES=podrunner``).
 
 What only a kubelet does: node registration, readiness from the probes (and a Service routing only
 to ready pods), the pod spec as the API server holds it (with the sidecar the operator injected), a
@@ -19,8 +19,14 @@ from harness import demo, nodedeploy, nodes
 
 pytestmark = pytest.mark.skipif(
     not nodes.enabled(),
-    reason="real nodes are off: set RABBITSYNC_NODES=real (the pod runner runs the pods otherwise)",
+    reason="RABBITSYNC_NODES=podrunner: the pod runner runs the pods, and it enforces none of this",
 )
+
+
+@pytest.fixture(autouse=True)
+def _harness_nodes(deployment: Deployment) -> None:
+    if not deployment.nodes:
+        pytest.skip("the harness's own nodes only: on kind (hack/kind/e2e.sh) the nodes are kind's")
 
 
 BROKER_OUTAGE = 45

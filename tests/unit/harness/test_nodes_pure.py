@@ -165,9 +165,25 @@ def test_the_image_cache_keeps_only_what_the_current_keys_name(tmp_path: Path) -
     )
     kept = {"localhost/rabbitsync-rootfs:r1", "localhost/rabbitsync-base:b1"}
     # The base listed under a second name stays: removing its id would remove the kept name too.
-    assert image.stale_images(listing, kept) == ["ccc", "ddd"]
-    assert image.stale_images("", kept) == []
+    assert image.stale_images(listing, kept, {}) == ["ccc", "ddd"]
+    assert image.stale_images("", kept, {}) == []
+    # Kept too: the intermediate images of a kept image's build (their layers are its first layers),
+    # not those of another build on the same base.
+    listing += "eee localhost/rabbitsync-deps:current\nfff <none>:<none>\n"
+    layers = {"bbb": ("l1",), "ddd": ("l1", "venv"), "eee": ("l1", "venv", "deps"), "fff": ("l1", "app")}
+    kept.add("localhost/rabbitsync-deps:current")
+    assert image.stale_images(listing, kept, layers) == ["ccc", "fff"]
     for name in ("rabbitsync-a1.tar", "rabbitsync-a0.tar", "pause-p1.tar", "base-b1.built", "base-b0.built", "lock"):
         (tmp_path / name).touch()
     stale = image.stale_files(tmp_path, {"rabbitsync-a1.tar", "pause-p1.tar", "base-b1.built"})
     assert [p.name for p in stale] == ["base-b0.built", "rabbitsync-a0.tar"]
+
+
+def test_real_nodes_are_the_default_and_a_misspelt_choice_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RABBITSYNC_NODES", raising=False)
+    assert nodes.enabled()
+    monkeypatch.setenv("RABBITSYNC_NODES", "podrunner")
+    assert not nodes.enabled()
+    monkeypatch.setenv("RABBITSYNC_NODES", "pod-runner")
+    with pytest.raises(ValueError, match=r"use real \(the default\) or podrunner"):
+        nodes.enabled()
