@@ -15,7 +15,7 @@ from typing import Any
 from e2e_support import Deployment, eventually, pods_ready
 from test_two_clusters import RESTAURANT_COPIES, SHARED, create_restaurant
 
-from harness import demo
+from harness import demo, nodedeploy
 
 RATE_PER_S = 10
 STREAM_S = 20.0
@@ -31,6 +31,27 @@ def rotate(deployment: Deployment, cluster: str, service: str, value: str) -> No
         f"deployment/{service}",
         f"rabbitsync.io/rotate-credentials={value}",
         "--overwrite",
+    )
+
+
+def credentials_checksum(deployment: Deployment, cluster: str, service: str) -> str:
+    """The pod template's credentials checksum: a rotation taken up changes it, and the pods roll."""
+    template = "jsonpath={.spec.template.metadata.annotations.rabbitsync\\.io/credentials}"
+    return deployment.kubectl(cluster, "-n", demo.APP_NAMESPACE, "get", f"deployment/{service}", "-o", template)
+
+
+def rolled_out(deployment: Deployment, cluster: str, service: str) -> None:
+    """Wait until ``service``'s pods run the Deployment's current template, ready."""
+    if not deployment.nodes:
+        eventually(lambda: pods_ready(deployment, cluster)[service], 120, f"{cluster}/{service} ready again")
+        return
+    rollout = ("rollout", "status", f"deployment/{service}", "--timeout=180s")
+    deployment.kubectl(cluster, "-n", demo.APP_NAMESPACE, *rollout)
+    kubeconfig = deployment.kubeconfigs[cluster]
+    eventually(
+        lambda: nodedeploy.settled(nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE), (service,)),
+        120,
+        f"{cluster}/{service}'s old pod gone",
     )
 
 
@@ -68,12 +89,24 @@ def test_a_rotation_under_a_steady_stream_loses_no_event(deployment: Deployment)
     refused: list[str] = []
     stop = threading.Event()
     writer = threading.Thread(target=stream, args=(deployment, created, refused, stop))
+    before = {(c, s): credentials_checksum(deployment, c, s) for _, c, s in ROTATIONS}
     begun = time.monotonic()
     writer.start()
     try:
         for at, cluster, service in ROTATIONS:
             time.sleep(max(0.0, at - (time.monotonic() - begun)))
             rotate(deployment, cluster, service, f"under-stream-{int(begun)}")
+        # The operator takes a rotation up at its next reconcile of the service (the publication's
+        # resync, every 30 s): the stream goes on until both are taken up and their pods have rolled.
+        # This also leaves the shared deployment serving on the rolled pods for the next test.
+        for _, cluster, service in ROTATIONS:
+            eventually(
+                lambda c=cluster, s=service: credentials_checksum(deployment, c, s) != before[c, s],
+                120,
+                f"{cluster}/{service}'s rotation taken up",
+            )
+        for _, cluster, service in ROTATIONS:
+            rolled_out(deployment, cluster, service)
         time.sleep(max(0.0, STREAM_S - (time.monotonic() - begun)))
     finally:
         stop.set()
@@ -88,6 +121,3 @@ def test_a_rotation_under_a_steady_stream_loses_no_event(deployment: Deployment)
             wrong = error
         time.sleep(1)
     assert not wrong, f"of {len(created)} accepted writes, copies lack or differ on: {wrong}"
-    # The deployment is shared: the rolled pods serve again before the next test writes to them.
-    for cluster in () if deployment.nodes else ("east", "west"):
-        eventually(lambda c=cluster: all(pods_ready(deployment, c).values()), 120, f"{cluster} pods ready again")

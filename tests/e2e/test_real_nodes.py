@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,15 +114,10 @@ def test_a_sidecar_over_its_memory_limit_is_oom_killed_and_restarted_and_nothing
         )
 
     def oom_killed() -> bool:
-        for pod in nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE):
-            if pod["metadata"]["labels"].get("app.kubernetes.io/name") != service:
-                continue
-            for status in pod["status"].get("initContainerStatuses", []):
-                if status["name"] != nodedeploy.SIDECAR:
-                    continue
-                ends = [status.get("lastState", {}).get("terminated"), status.get("state", {}).get("terminated")]
-                if any(end and end.get("reason") == "OOMKilled" for end in ends):
-                    return status["restartCount"] >= 1
+        for status in _sidecar_statuses(kubeconfig, service):
+            ends = [status.get("lastState", {}).get("terminated"), status.get("state", {}).get("terminated")]
+            if any(end and end.get("reason") == "OOMKilled" for end in ends):
+                return status["restartCount"] >= 1
         return False
 
     def scale_operator(replicas: int) -> None:
@@ -129,12 +125,19 @@ def test_a_sidecar_over_its_memory_limit_is_oom_killed_and_restarted_and_nothing
             cluster, "scale", "deployment", "rabbitsync-operator", "-n", "rabbitsync-system", f"--replicas={replicas}"
         )
 
-    # The operator owns the sidecar's resources and repairs drift at once: it is paused while the
-    # limit is below what the sidecar needs, so that only the kubelet's enforcement is under test.
+    # The operator owns the sidecar's resources and puts them back whenever it reconciles the
+    # service's SyncPublication (every resync, 30 s): it is paused while the limit is below what the
+    # sidecar needs, so that only the kubelet's enforcement is under test. Paused means its pod is
+    # gone, not merely asked to go: until the kubelet has stopped it, it still reconciles and would
+    # put the limit back before a pod with the low one had run.
     scale_operator(0)
     try:
+        eventually(lambda: not _operator_pods(kubeconfig), 120, "the operator's pod gone")
         set_memory("20Mi", "20Mi")
-        eventually(oom_killed, 300, "sidecar OOM-killed (reason OOMKilled) and restarted by the kubelet")
+        try:
+            eventually(oom_killed, 300, "sidecar OOM-killed (reason OOMKilled) and restarted by the kubelet")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the sidecars' statuses: {_sidecar_statuses(kubeconfig, service)}") from None
         # Published while the sidecar cannot consume: it waits in the sidecar's queue.
         created = demo.http(
             "POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": f"During OOM {time.time()}"}
@@ -147,6 +150,26 @@ def test_a_sidecar_over_its_memory_limit_is_oom_killed_and_restarted_and_nothing
     )
     url = deployment.url(cluster, service, "/api/restaurants/")
     eventually(lambda: demo.find_item(url, created["id"]), 120, "event published during the OOM loop consumed")
+
+
+def _sidecar_statuses(kubeconfig: Path, service: str) -> list[dict[str, Any]]:
+    """The kubelet's statuses of ``service``'s sidecars, one per pod."""
+    return [
+        status
+        for pod in nodedeploy.pods(kubeconfig, demo.APP_NAMESPACE)
+        if pod["metadata"]["labels"].get("app.kubernetes.io/name") == service
+        for status in pod["status"].get("initContainerStatuses", [])
+        if status["name"] == nodedeploy.SIDECAR
+    ]
+
+
+def _operator_pods(kubeconfig: Path) -> list[str]:
+    """The operator's pods, terminating ones included: it reconciles until the kubelet has stopped it."""
+    return [
+        pod["metadata"]["name"]
+        for pod in nodedeploy.pods(kubeconfig, "rabbitsync-system")
+        if pod["metadata"]["labels"].get("app.kubernetes.io/name") == "rabbitsync-operator"
+    ]
 
 
 def _pod_states(dep: Deployment, cluster: str) -> dict[str, tuple[bool, int]]:
