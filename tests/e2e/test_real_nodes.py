@@ -125,17 +125,25 @@ def test_a_sidecar_over_its_memory_limit_is_oom_killed_and_restarted_and_nothing
             cluster, "scale", "deployment", "rabbitsync-operator", "-n", "rabbitsync-system", f"--replicas={replicas}"
         )
 
+    def squeezed_and_oom_killed() -> bool:
+        if _sidecar_memory_limit(deployment, cluster, service, index) != "20Mi":
+            set_memory("20Mi", "20Mi")
+            return False
+        return oom_killed()
+
     # The operator owns the sidecar's resources and puts them back whenever it reconciles the
     # service's SyncPublication (every resync, 30 s): it is paused while the limit is below what the
-    # sidecar needs, so that only the kubelet's enforcement is under test. Paused means its pod is
-    # gone, not merely asked to go: until the kubelet has stopped it, it still reconciles and would
-    # put the limit back before a pod with the low one had run.
+    # sidecar needs, so that only the kubelet's enforcement is under test. Paused means its pod gone,
+    # and even then the limit is set again whenever it is found put back: in CI an apply of the
+    # stopping operator still landed after the patch (the operator's apply was the Deployment's last
+    # write, the patch's field manager gone) and no pod ever ran with the low limit.
     scale_operator(0)
     try:
         eventually(lambda: not _operator_pods(kubeconfig), 120, "the operator's pod gone")
-        set_memory("20Mi", "20Mi")
         try:
-            eventually(oom_killed, 300, "sidecar OOM-killed (reason OOMKilled) and restarted by the kubelet")
+            eventually(
+                squeezed_and_oom_killed, 300, "sidecar OOM-killed (reason OOMKilled) and restarted by the kubelet"
+            )
         except AssertionError as e:
             raise AssertionError(f"{e}; the sidecars' statuses: {_sidecar_statuses(kubeconfig, service)}") from None
         # Published while the sidecar cannot consume: it waits in the sidecar's queue.
@@ -161,6 +169,12 @@ def _sidecar_statuses(kubeconfig: Path, service: str) -> list[dict[str, Any]]:
         for status in pod["status"].get("initContainerStatuses", [])
         if status["name"] == nodedeploy.SIDECAR
     ]
+
+
+def _sidecar_memory_limit(dep: Deployment, cluster: str, service: str, index: int) -> str:
+    """The memory limit of the sidecar in ``service``'s pod template, as the API server holds it now."""
+    path = f"jsonpath={{.spec.template.spec.initContainers[{index}].resources.limits.memory}}"
+    return dep.kubectl(cluster, "get", "deployment", service, "-n", demo.APP_NAMESPACE, "-o", path)
 
 
 def _operator_pods(kubeconfig: Path) -> list[str]:
