@@ -124,7 +124,7 @@ def _wait_rolled_out(directory: Path, cluster: str, kubeconfig: Path) -> None:
 
     def rolled_out() -> bool:
         nonlocal steady, since
-        pods = {s: _current_pod(directory, cluster, kubeconfig, s) for s in SERVICES}
+        pods = {s: current_pod(directory, cluster, kubeconfig, s) for s in SERVICES}
         if any(p is None for p in pods.values()) or not all(_sidecar_ready(directory, cluster, s) for s in SERVICES):
             steady = {}
             return False
@@ -135,7 +135,7 @@ def _wait_rolled_out(directory: Path, cluster: str, kubeconfig: Path) -> None:
     processes.wait_until(rolled_out, 180, f"{cluster} services rolled out")
 
 
-def _current_pod(directory: Path, cluster: str, kubeconfig: Path, service: str) -> str | None:
+def current_pod(directory: Path, cluster: str, kubeconfig: Path, service: str) -> str | None:
     """The name of ``service``'s pod if it runs the Deployment's current template, else None."""
     pod = podrunner.status(directory, cluster, APP_NAMESPACE).get(service)
     if not pod or pod["pod"] != podrunner.pod_name(kubeconfig, APP_NAMESPACE, service):

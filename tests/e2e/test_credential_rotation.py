@@ -43,7 +43,15 @@ def credentials_checksum(deployment: Deployment, cluster: str, service: str) -> 
 def rolled_out(deployment: Deployment, cluster: str, service: str) -> None:
     """Wait until ``service``'s pods run the Deployment's current template, ready."""
     if not deployment.nodes:
-        eventually(lambda: pods_ready(deployment, cluster)[service], 120, f"{cluster}/{service} ready again")
+        kubeconfig = deployment.kubeconfigs[cluster]
+        eventually(
+            lambda: (
+                demo.current_pod(deployment.directory, cluster, kubeconfig, service)
+                and pods_ready(deployment, cluster)[service]
+            ),
+            120,
+            f"{cluster}/{service} ready again on its current template",
+        )
         return
     rollout = ("rollout", "status", f"deployment/{service}", "--timeout=180s")
     deployment.kubectl(cluster, "-n", demo.APP_NAMESPACE, *rollout)

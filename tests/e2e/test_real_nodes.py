@@ -17,7 +17,7 @@ import pytest
 from e2e_support import Deployment, eventually
 from test_two_clusters import converged, create_restaurant
 
-from harness import demo, nodedeploy, nodes
+from harness import demo, nodedeploy, nodes, operators
 
 pytestmark = pytest.mark.skipif(
     not nodes.enabled(),
@@ -190,7 +190,7 @@ def _operator_pods(kubeconfig: Path) -> list[str]:
     """The operator's pods, terminating ones included: it reconciles until the kubelet has stopped it."""
     return [
         pod["metadata"]["name"]
-        for pod in nodedeploy.pods(kubeconfig, "rabbitsync-system")
+        for pod in nodedeploy.pods(kubeconfig, operators.NAMESPACE)
         if pod["metadata"]["labels"].get("app.kubernetes.io/name") == "rabbitsync-operator"
     ]
 
