@@ -144,6 +144,53 @@ def dead_letters(lab: Lab, queue: str, limit: int = 100_000) -> list[DeadLetter]
     return letters
 
 
+QUEUE_COLUMNS = "name,messages_ready,messages_unacknowledged,messages_dlx,consumers,leader,online,members"
+
+
+@dataclass(frozen=True)
+class QueueState:
+    name: str
+    ready: int
+    unacked: int
+    dead_lettering: int
+    """Expired or rejected, not yet confirmed by the dead-letter target (a quorum queue's at-least-once
+    dead-lettering): the broker sends them on by itself, at the latest after its confirm timeout."""
+    consumers: int
+    leader: str
+    online: int
+    members: int
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.ready or self.unacked or self.dead_lettering)
+
+    def describe(self) -> str:
+        return (
+            f"{self.name}: ready={self.ready} unacked={self.unacked} dlx={self.dead_lettering} "
+            f"consumers={self.consumers} leader={self.leader} online={self.online}/{self.members}"
+        )
+
+
+def queue_states(lab: Lab) -> list[QueueState]:
+    """Every queue but the DLQs (what they hold is checked apart), by name."""
+    queues = rabbitmq.management_get(lab.broker.management_url, f"/api/queues/%2F?columns={QUEUE_COLUMNS}")
+    assert isinstance(queues, list)
+    return [
+        QueueState(
+            name=str(q["name"]),
+            ready=int(q.get("messages_ready") or 0),
+            unacked=int(q.get("messages_unacknowledged") or 0),
+            dead_lettering=int(q.get("messages_dlx") or 0),
+            consumers=int(q.get("consumers") or 0),
+            leader=str(q.get("leader", "?")),
+            online=len(q.get("online") or []),
+            members=len(q.get("members") or []),
+        )
+        for q in sorted(queues, key=lambda q: str(q["name"]))
+        if not str(q["name"]).endswith(".dlq")
+    ]
+
+
 def queue_depth(lab: Lab, queue: str) -> int:
     info = rabbitmq.management_get(lab.broker.management_url, f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}")
     assert isinstance(info, dict)
