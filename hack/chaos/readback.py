@@ -154,7 +154,8 @@ class QueueState:
     unacked: int
     dead_lettering: int
     """Expired or rejected, not yet confirmed by the dead-letter target (a quorum queue's at-least-once
-    dead-lettering): the broker sends them on by itself, at the latest after its confirm timeout."""
+    dead-lettering): the broker sends them on by itself, an unconfirmed batch each time its confirm
+    timeout fires."""
     consumers: int
     leader: str
     online: int
