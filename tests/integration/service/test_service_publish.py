@@ -11,6 +11,10 @@ from django.db import transaction
 pytestmark = pytest.mark.integration
 
 
+def _sent(model):
+    return sorted(model.objects.values_list("pk", flat=True).filter(sent_at__isnull=False))
+
+
 def _queue_for(service, uid):
     """A plain observation queue bound to the test's exchange: what reached the broker."""
     spec = make_spec(uid, ["svc.effect"], name="observe")
@@ -70,8 +74,9 @@ def test_row_committed_late_with_a_smaller_id_is_still_sent(service, uid, sideca
     wait_until(lambda: service.depth(queue) == 1, 10, "the first row to be swept")
     row(5).save()  # committed after a higher id was already sent
     wait_until(lambda: service.depth(queue) == 2, 10, "the late row with the smaller id to be swept")
-    assert sorted(OutboxMessage.objects.values_list("pk", flat=True).filter(sent_at__isnull=False)) == [5, 1000]
-    assert sidecar.metric("rabbitsync_outbox_backlog") == 0
+    # A row is marked sent once its confirm is back, a moment after the broker has queued it.
+    wait_until(lambda: _sent(OutboxMessage) == [5, 1000], 10, "both rows marked sent")
+    wait_until(lambda: sidecar.metric("rabbitsync_outbox_backlog") == 0, 10, "no backlog left")
 
 
 def test_a_sidecar_without_subscriptions_relays_the_outbox_and_is_ready(service, uid, sidecars):
