@@ -95,9 +95,15 @@ def test_subscription_added_later_then_removed(deployment: Deployment, broker, t
         eventually(lambda: SIDECAR in _containers(deployment), 60, "sidecar injected into audit")
 
         wait_for = _on_node_with_sidecar if deployment.nodes else _running_with_sidecar
-        base = eventually(lambda: wait_for(deployment), 180, "audit pod with a ready sidecar")
+        eventually(lambda: wait_for(deployment), 180, "audit pod with a ready sidecar")
         created = demo.http("POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": "Audited"})
-        eventually(lambda: _audit_has(deployment, base, created["id"]), 60, "new event consumed by audit")
+
+        def consumed() -> bool:
+            # The pod is looked up each time: a later rollout (the operator's next reconcile) replaces it.
+            base = wait_for(deployment)
+            return base is not None and _audit_has(deployment, base, created["id"])
+
+        eventually(consumed, 60, "new event consumed by audit")
 
         deployment.kubectl("east", "delete", "syncsubscription", "audit", "-n", NS, "--wait=true", "--timeout=60s")
         eventually(lambda: _containers(deployment) == ["app"], 60, "sidecar removed with the last subscription")
