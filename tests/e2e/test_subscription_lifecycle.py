@@ -99,7 +99,7 @@ def test_subscription_added_later_then_removed(deployment: Deployment, broker, t
         created = demo.http("POST", deployment.url("east", "restaurant", "/api/restaurants/"), {"name": "Audited"})
 
         def consumed() -> bool:
-            # The pod is looked up each time: a later rollout (the operator's next reconcile) replaces it.
+            # Looked up each time: were a later rollout to replace the pod, the old address never answers.
             base = wait_for(deployment)
             return base is not None and _audit_has(deployment, base, created["id"])
 
