@@ -12,6 +12,8 @@ Two environment variables choose another broker (read by ``make dev-up`` and the
 a node is never the shared one: it gets ports, node name and epmd of its own (``rabbitmq_config``).
 ``RABBITSYNC_BROKER_PRIVATE=1`` asks for such a node of the default version, so that test sessions
 running side by side (several worktrees on one machine) never stop each other's broker.
+``RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT=30`` (seconds) gives a node of our own a shorter wait before
+a quorum queue's dead-letter worker resends an unconfirmed batch (the fault suite's; README, Guarantees).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from harness.rabbitmq_config import (
     node_env,
     node_name,
     own_ports,
+    render_advanced_config,
     render_config,
     write_cookie,
 )
@@ -68,13 +71,25 @@ class Options:
     tls: bool = False
     private: bool = False
     """A node of our own even for the default version and no TLS."""
+    dead_letter_confirm_timeout_s: float | None = None
+    """None: RabbitMQ's default (180 s); see ``rabbitmq_config.render_advanced_config``."""
 
     @classmethod
     def from_env(cls) -> Options:
         version = os.environ.get("RABBITSYNC_RABBITMQ") or DEFAULT_VERSION
         if version not in SUITES:
             raise ValueError(f"RABBITSYNC_RABBITMQ={version!r}: one of {', '.join(SUITES)}")
-        return cls(version=version, tls=_flag("RABBITSYNC_BROKER_TLS"), private=_flag("RABBITSYNC_BROKER_PRIVATE"))
+        timeout = os.environ.get("RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT") or None
+        try:
+            dead_letter_confirm_timeout_s = float(timeout) if timeout is not None else None
+        except ValueError:
+            raise ValueError(f"RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT={timeout!r}: seconds, a number") from None
+        return cls(
+            version=version,
+            tls=_flag("RABBITSYNC_BROKER_TLS"),
+            private=_flag("RABBITSYNC_BROKER_PRIVATE"),
+            dead_letter_confirm_timeout_s=dead_letter_confirm_timeout_s,
+        )
 
     @property
     def shared(self) -> bool:
@@ -102,6 +117,7 @@ class Broker:
     management_tls_url: str | None = None
     ca_pem: str | None = None
     """The PEM CA that signed the TLS listeners' certificate (host names localhost and 127.0.0.1)."""
+    dead_letter_confirm_timeout_s: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -248,6 +264,7 @@ def serves(broker: Broker, options: Options) -> bool:
         broker.version == options.version
         and (broker.amqps_url is not None or not options.tls)
         and (private or not options.private)
+        and broker.dead_letter_confirm_timeout_s == options.dead_letter_confirm_timeout_s
     )
 
 
@@ -279,6 +296,7 @@ def prepare(base: Path, ports: Ports, node: str, options: Options, cookie: str |
         ports=ports,
         root=str(root) if root else None,
         home=str(files.home) if cookie is not None else None,
+        dead_letter_confirm_timeout_s=options.dead_letter_confirm_timeout_s,
     )
     tls = None
     if options.tls:
@@ -293,6 +311,7 @@ def prepare(base: Path, ports: Ports, node: str, options: Options, cookie: str |
             ca_pem=made.ca_cert.read_text(),
         )
     files.config.write_text(render_config(ports, tls))
+    files.advanced_config.write_text(render_advanced_config(options.dead_letter_confirm_timeout_s))
     files.plugins.write_text(ENABLED_PLUGINS)
     return broker
 

@@ -97,6 +97,18 @@ def render_config(ports: Ports, tls: TLSFiles | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_advanced_config(dead_letter_confirm_timeout_s: float | None = None) -> str:
+    """The node's ``advanced.config`` (Erlang terms), for what ``rabbitmq.conf`` has no key for.
+
+    ``dead_letter_confirm_timeout_s``: how long a quorum queue's dead-letter worker waits for the
+    target queue's confirm before it sends an unconfirmed batch again (RabbitMQ's default: 180 s).
+    """
+    if dead_letter_confirm_timeout_s is None:
+        return "[].\n"
+    ms = round(dead_letter_confirm_timeout_s * 1000)
+    return f"[{{rabbit, [{{dead_letter_worker_publisher_confirm_timeout, {ms}}}]}}].\n"
+
+
 def _tls_lines(ports: Ports, tls: TLSFiles) -> list[str]:
     # Clients verify the server; the server asks no client certificate (password authentication).
     lines = [
@@ -132,6 +144,10 @@ class NodeFiles:
         return self.base / "rabbitmq.conf"
 
     @property
+    def advanced_config(self) -> Path:
+        return self.base / "advanced.config"
+
+    @property
     def plugins(self) -> Path:
         return self.base / "enabled_plugins"
 
@@ -161,6 +177,7 @@ def node_env(files: NodeFiles, node: str, ports: Ports, home: Path) -> dict[str,
     """
     env = {
         "RABBITMQ_CONFIG_FILE": str(files.config),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(files.advanced_config),
         "RABBITMQ_ENABLED_PLUGINS_FILE": str(files.plugins),
         "RABBITMQ_MNESIA_BASE": str(files.data),
         "RABBITMQ_LOG_BASE": str(files.logs),

@@ -17,6 +17,7 @@ from harness.rabbitmq_config import (
     node_env,
     node_name,
     own_ports,
+    render_advanced_config,
     render_config,
 )
 
@@ -80,6 +81,7 @@ def test_options_come_from_the_environment(monkeypatch):
     monkeypatch.delenv("RABBITSYNC_RABBITMQ", raising=False)
     monkeypatch.delenv("RABBITSYNC_BROKER_TLS", raising=False)
     monkeypatch.delenv("RABBITSYNC_BROKER_PRIVATE", raising=False)
+    monkeypatch.delenv("RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT", raising=False)
     assert rabbitmq.Options.from_env().shared
     monkeypatch.setenv("RABBITSYNC_BROKER_PRIVATE", "1")
     assert not rabbitmq.Options.from_env().shared
@@ -89,6 +91,21 @@ def test_options_come_from_the_environment(monkeypatch):
     assert rabbitmq.Options.from_env() == rabbitmq.Options(version="4.0", tls=True)
     monkeypatch.setenv("RABBITSYNC_RABBITMQ", "3.13")
     with pytest.raises(ValueError, match=r"3\.13"):
+        rabbitmq.Options.from_env()
+
+
+def test_a_dead_letter_confirm_timeout_makes_a_node_of_our_own_with_it_in_advanced_config(monkeypatch):
+    for name in ("RABBITSYNC_RABBITMQ", "RABBITSYNC_BROKER_TLS", "RABBITSYNC_BROKER_PRIVATE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT", "30")
+    options = rabbitmq.Options.from_env()
+    assert options.dead_letter_confirm_timeout_s == 30.0 and not options.shared
+    assert render_advanced_config(30.0) == "[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 30000}]}].\n"
+    assert render_advanced_config() == "[].\n"
+    env = node_env(NodeFiles(Path("/s/rabbitmq")), "n@localhost", Ports.default(), Path("/root"))
+    assert env["RABBITMQ_ADVANCED_CONFIG_FILE"] == "/s/rabbitmq/advanced.config"
+    monkeypatch.setenv("RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT='soon'"):
         rabbitmq.Options.from_env()
 
 
