@@ -83,7 +83,10 @@ class Options:
         try:
             dead_letter_confirm_timeout_s = float(timeout) if timeout is not None else None
         except ValueError:
-            raise ValueError(f"RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT={timeout!r}: seconds, a number") from None
+            dead_letter_confirm_timeout_s = -1.0
+        # A node given a negative timeout never finishes booting: refused here, with the reason.
+        if dead_letter_confirm_timeout_s is not None and not dead_letter_confirm_timeout_s > 0:
+            raise ValueError(f"RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT={timeout!r}: seconds, a number above 0")
         return cls(
             version=version,
             tls=_flag("RABBITSYNC_BROKER_TLS"),

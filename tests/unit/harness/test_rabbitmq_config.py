@@ -104,9 +104,11 @@ def test_a_dead_letter_confirm_timeout_makes_a_node_of_our_own_with_it_in_advanc
     assert render_advanced_config() == "[].\n"
     env = node_env(NodeFiles(Path("/s/rabbitmq")), "n@localhost", Ports.default(), Path("/root"))
     assert env["RABBITMQ_ADVANCED_CONFIG_FILE"] == "/s/rabbitmq/advanced.config"
-    monkeypatch.setenv("RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT", "soon")
-    with pytest.raises(ValueError, match="RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT='soon'"):
-        rabbitmq.Options.from_env()
+    for wrong in ("soon", "-5", "0", "nan"):
+        monkeypatch.setenv("RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT", wrong)
+        reason = f"RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT='{wrong}': seconds, a number above 0"
+        with pytest.raises(ValueError, match=reason):
+            rabbitmq.Options.from_env()
 
 
 def test_broker_record_round_trips_through_json_and_reads_old_records():
