@@ -94,6 +94,12 @@ class StandInSidecars:
         self._consumers: dict[str, tuple[pika.BlockingConnection, Any]] = {}
         """queue -> its connection and channel"""
         self._connections: list[pika.BlockingConnection] = []
+        self.declared = 0
+        """Main queues the last listing found."""
+
+    def consuming(self) -> int:
+        """Main queues with a stand-in consumer now."""
+        return len(self._consumers)
 
     def start(self) -> StandInSidecars:
         self._thread.start()
@@ -127,7 +133,9 @@ class StandInSidecars:
             found = cast(list[dict[str, str]], rabbitmq.management_get(self._broker.management_url, LISTING))
         except OSError:
             return set()
-        return {q["name"] for q in found if self._pattern.match(q["name"])}
+        names = {q["name"] for q in found if self._pattern.match(q["name"])}
+        self.declared = len(names)
+        return names
 
     def _consume(self, queue: str) -> None:
         connection = self._connection()
@@ -279,7 +287,7 @@ def run(
         )
         for s in range(SERVICES):
             apps.create_namespaced_deployment(NAMESPACE, _deployment(f"svc-{s}"))
-        sidecars = StandInSidecars(broker, "east").start()
+        sidecars = stand_ins = StandInSidecars(broker, "east").start()
         started = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(
@@ -295,7 +303,13 @@ def run(
 
         def all_ready() -> bool:
             progress.append((round(time.monotonic() - started, 1), _ready_count(custom)))
-            print(f"  {progress[-1][0]:7.1f}s  {progress[-1][1]}/{subscriptions} Ready", flush=True)
+            # Whether Ready waits for the operator's declarations, for the consumers, or for the
+            # operator's next look at a queue consumed already.
+            print(
+                f"  {progress[-1][0]:7.1f}s  {progress[-1][1]}/{subscriptions} Ready"
+                f"  (main queues {stand_ins.declared}, consumed {stand_ins.consuming()})",
+                flush=True,
+            )
             return progress[-1][1] == subscriptions
 
         waited = _wait(all_ready, timeout, step=5.0)

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 RESYNC = "resync"
 """The resync timer's handler id."""
 
+RETRY = "retry"
+"""The reconcile metrics' trigger for a change handler's retry that runs ``on_retry``."""
+
 
 class QuietResync(logging.Filter):
     """Drops kopf's "Timer 'resync' succeeded." (a filter for the ``kopf.objects`` logger).
@@ -115,6 +118,7 @@ def _register_reconciler(
     annotations: Mapping[str, str] | None = None,
     watched: Callable[[dict[str, Any]], bool] | None = None,
     statuses: StatusMemory,
+    on_retry: Reconcile | None = None,
 ) -> None:
     """``reconcile`` on create/update/resume (temporary failures retried with capped, jittered backoff),
     on a change of one of ``annotations`` (handler id -> annotation, outside kopf's storage prefix:
@@ -125,8 +129,8 @@ def _register_reconciler(
     refreshed together); any other (waiting
     for something outside it: a consumer, a broker that does not allow its namespace yet) every
     ``resync_seconds``. Each reconcile starts from the status this process last wrote (``statuses``,
-    shared with whoever else reads them), not the body's. What is kept per object is forgotten once
-    the object is deleted."""
+    shared with whoever else reads them), not the body's. A retry of a change runs ``on_retry``, if
+    given, instead of ``reconcile``. What is kept per object is forgotten once the object is deleted."""
     resource = (GROUP, VERSION, plural)
     gate = ObjectGate()
     refreshed = RefreshSchedule(settings.refresh_seconds)
@@ -136,10 +140,15 @@ def _register_reconciler(
         return {**kwargs, "status": statuses.newest(kwargs["uid"], kwargs["status"])}
 
     def run(
-        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, kwargs: dict[str, Any], trigger: str
+        body: kopf.Body,
+        patch: kopf.Patch,
+        memo: kopf.Memo,
+        kwargs: dict[str, Any],
+        trigger: str,
+        how: Reconcile = reconcile,
     ) -> ReconcileOutcome:
         cluster = _cluster(memo, kwargs)
-        outcome = metrics.observe(_key(plural, kwargs), trigger, lambda: reconcile(cluster, memo, kwargs))
+        outcome = metrics.observe(_key(plural, kwargs), trigger, lambda: how(cluster, memo, kwargs))
         patch.status.update(outcome.status)
         statuses.wrote(kwargs["uid"], kwargs["status"], outcome.status)
         cluster.post_events(ObjectRef.from_body(body), outcome.notes)
@@ -151,7 +160,10 @@ def _register_reconciler(
             # A retry (after "waiting for a consumer", say) whose object a resync has made Ready since.
             if retry and _settled(watched, refreshed, kwargs, time.monotonic()):
                 return
-            outcome = run(body, patch, memo, kwargs, "change")
+            if retry and on_retry is not None:
+                outcome = run(body, patch, memo, kwargs, RETRY, on_retry)
+            else:
+                outcome = run(body, patch, memo, kwargs, "change")
         refreshed.done(kwargs["uid"], time.monotonic())
         if outcome.temporary_failure is not None:
             # Jittered: a broker outage fails every subscription at once, and they must not retry in lockstep.
@@ -286,6 +298,28 @@ def register(
     subscription_statuses = StatusMemory()
     pool = ConnectionPool(per_broker=settings.broker_connections)
     brokers = _broker_factory(pool, RecentUsers(fresh_seconds=settings.resync_seconds))
+
+    def reconcile_subscription(cluster: ApiCluster, _: kopf.Memo, kw: dict[str, Any]) -> ReconcileOutcome:
+        return backfill_reconcile.follow(
+            rc.reconcile(_subscription(kw), cluster, brokers, settings),
+            _subscription(kw),
+            kw["meta"].get("annotations") or {},
+            cluster,
+            lambda resolved: RabbitBackfill(resolved.endpoint),
+            settings,
+        )
+
+    def retry_subscription(cluster: ApiCluster, memo: kopf.Memo, kw: dict[str, Any]) -> ReconcileOutcome:
+        """One look at the queue of a subscription waiting only for a consumer, if that settles it."""
+        sub = _subscription(kw)
+        if sub.waiting_only_for_consumer() and not backfill_reconcile.due(
+            kw["status"], kw["meta"].get("annotations") or {}
+        ):
+            looked = rc.recheck_consumer(sub, cluster, brokers, settings)
+            if looked is not None:
+                return looked
+        return reconcile_subscription(cluster, memo, kw)
+
     # Closed when the operator stops: the broker sees the connections end instead of timing them out.
     kopf.on.cleanup(registry=registry, id="close-connections")(lambda **_: pool.close())
     _register_reconciler(
@@ -293,17 +327,11 @@ def register(
         settings,
         metrics,
         SUBSCRIPTION.plural,
-        lambda cluster, _, kw: backfill_reconcile.follow(
-            rc.reconcile(_subscription(kw), cluster, brokers, settings),
-            _subscription(kw),
-            kw["meta"].get("annotations") or {},
-            cluster,
-            lambda resolved: RabbitBackfill(resolved.endpoint),
-            settings,
-        ),
+        reconcile_subscription,
         resync_seconds=settings.resync_seconds,
         annotations={"repair": drift.DRIFT_ANNOTATION},
         statuses=subscription_statuses,
+        on_retry=retry_subscription,
         # A backfill running or asked for is looked at every resync interval, not every refresh.
         watched=lambda kw: (
             _subscription(kw).healthy()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rabbitsync.amqp.sync import SyncResult
-from rabbitsync.api.conditions import READY, TOPOLOGY_SYNCED, get_condition
+from rabbitsync.api.conditions import READY, SIDECAR_INJECTED, TOPOLOGY_SYNCED, get_condition
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import decode
@@ -20,6 +20,8 @@ from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.model import Topology
 
 KIND = "SyncSubscription"
+NO_CONSUMER = "NoConsumer"
+"""Ready's reason when everything is in place but no consumer is attached to the main queue."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,20 @@ class Subscription(SpecView):
         """Delay queues the schedule dropped may be on the broker: this generation is not verified yet, or
         some were left (``retiringQueues``; absent in an older release's status, which did not say)."""
         return not self.previously_synced() or self.status.get("retiringQueues") != []
+
+    def waiting_only_for_consumer(self) -> bool:
+        """Its last reconcile verified this generation's topology, injected the sidecar, left no delay
+        queue to retire, and found no consumer on the queue: a look at the queue is all it still needs."""
+        conditions = st.conditions_of(self.status)
+        ready, injected = get_condition(conditions, READY), get_condition(conditions, SIDECAR_INJECTED)
+        return (
+            self.previously_synced()
+            and not self.may_have_obsolete_queues()
+            and ready is not None
+            and (ready.status, ready.reason) == ("False", NO_CONSUMER)
+            and injected is not None
+            and injected.status == "True"
+        )
 
     def healthy(self) -> bool:
         """Ready at this generation: nothing waits on a change elsewhere (a consumer, a broker)."""

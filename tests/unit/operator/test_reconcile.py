@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from opscene import NS, URI, Scene, condition, message, reasons, types
+from opscene import NOW, NS, SETTINGS, URI, Scene, condition, message, reasons, types
 from pydantic import TypeAdapter
 
 from rabbitsync.amqp.fake import FakeQueue
 from rabbitsync.operator import sidecar_spec
 from rabbitsync.operator.kube import Invalid
+from rabbitsync.operator.outcome import ReconcileOutcome
+from rabbitsync.operator.reconcile import recheck_consumer
+from rabbitsync.operator.subscription import Subscription
 from rabbitsync.topology import naming
 from rabbitsync.topology.sidecar_contract import ConsumerSpec
 from rabbitsync.transport.errors import AccessRefused, BrokerUnreachable, InvalidEndpoint, PreconditionFailed
@@ -360,3 +365,61 @@ def test_ready_means_a_consumer_is_attached_not_just_a_verified_topology() -> No
     assert outcome.status["eventCount"] == 1
     scene.broker.queues[QUEUE].consumers = 1
     assert condition(scene.again(sub, outcome), "Ready") == ("True", "TopologyVerified")
+
+
+def _waiting(scene: Scene) -> tuple[Subscription, ReconcileOutcome]:
+    """A subscription whose first reconcile found everything in place but no consumer."""
+    scene.broker.consumers_on_declare = 0
+    sub = scene.subscribe()
+    outcome = scene.reconcile(sub)
+    assert condition(outcome, "Ready") == ("False", "NoConsumer")
+    return dataclasses.replace(sub, status=outcome.status), outcome
+
+
+def test_a_retry_waiting_only_for_a_consumer_looks_at_the_queue_and_nothing_else() -> None:
+    """At 1,000 new subscriptions, a full reconcile per retry doubled the broker and API server calls."""
+    scene = Scene.ready()
+    sub, _ = _waiting(scene)
+    assert sub.waiting_only_for_consumer()
+    observations, plans = scene.broker.observations, len(scene.broker.applied)
+
+    still = recheck_consumer(sub, scene.kube, scene.brokers, SETTINGS, now=NOW)
+    assert still is not None and still.temporary_failure and still.notes == []
+    assert condition(still, "Ready") == ("False", "NoConsumer")
+
+    scene.broker.queues[QUEUE].consumers = 2
+    settled = recheck_consumer(
+        dataclasses.replace(sub, status=still.status), scene.kube, scene.brokers, SETTINGS, now=NOW
+    )
+    assert settled is not None and settled.temporary_failure is None
+    assert condition(settled, "Ready") == ("True", "TopologyVerified") and QUEUE in message(settled, "Ready")
+    assert settled.status["consumers"] == 2
+    assert reasons(settled.notes) == ["TopologyVerified"]
+    # The other conditions stay as the full reconcile left them.
+    assert condition(settled, "TopologySynced") == ("True", "Synced")
+    assert condition(settled, "SidecarInjected") == ("True", "Injected")
+    assert (scene.broker.observations, len(scene.broker.applied)) == (observations, plans)
+
+
+def test_a_retry_needs_the_full_reconcile_when_the_queue_is_gone_or_the_broker_fails() -> None:
+    scene = Scene.ready()
+    sub, _ = _waiting(scene)
+    scene.broker_error = BrokerUnreachable("connection reset")
+    assert recheck_consumer(sub, scene.kube, scene.brokers, SETTINGS, now=NOW) is None
+    scene.broker_error = None
+    del scene.broker.queues[QUEUE]
+    assert recheck_consumer(sub, scene.kube, scene.brokers, SETTINGS, now=NOW) is None
+    del scene.kube.sync_brokers[NS, "default"]
+    assert recheck_consumer(sub, scene.kube, scene.brokers, SETTINGS, now=NOW) is None
+
+
+def test_only_a_verified_injected_generation_waits_only_for_a_consumer() -> None:
+    scene = Scene.ready()
+    sub, outcome = _waiting(scene)
+    assert not dataclasses.replace(sub, generation=2).waiting_only_for_consumer(), "a newer spec: not verified"
+    retiring = {**outcome.status, "retiringQueues": [f"{QUEUE}.retry.1000ms"]}
+    assert not dataclasses.replace(sub, status=retiring).waiting_only_for_consumer(), "a delay queue to retire"
+    scene.broker.queues[QUEUE].consumers = 1
+    ready = scene.again(sub, outcome)
+    assert not dataclasses.replace(sub, status=ready.status).waiting_only_for_consumer(), "Ready already"
+    assert not scene.subscribe("fresh").waiting_only_for_consumer(), "never reconciled"
