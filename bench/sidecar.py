@@ -43,6 +43,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rows import Row, verdict
+
 REPO = Path(__file__).resolve().parents[1]
 SERVICE_DIR = REPO / "services" / "restaurant-menu"
 CLUSTER, NAMESPACE = "bench", "bench"
@@ -112,6 +114,43 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         for name, (a, b) in pairs.items()
         if a in results and b in results
     }
+
+
+COMPARED = (
+    # (ratio, the table's label, target)
+    ("sidecar_vs_handwritten", "sidecar / hand-written, one event per transaction", 0.8),
+    ("sidecar_batched_vs_handwritten_batched", "sidecar batched / hand-written batched", 1.0),
+    ("sidecar_parallel_vs_handwritten_batched", "sidecar, batched, parallel workers / hand-written batched", 1.0),
+)
+
+RSS_TARGET_MB = 80.0
+
+
+def table_rows(result: dict[str, Any]) -> list[Row]:
+    """The ratios against their targets (each with both rates), then the sidecar's RSS."""
+    found = result.get("ratios", {})
+    rows: list[Row] = []
+    for key, label, target in COMPARED:
+        if key not in found:
+            continue
+        a, b = key.split("_vs_")
+        rates = f"{result[a]['rate']:,} vs {result[b]['rate']:,}/s"
+        rows.append(
+            (label, f"{found[key]:.2f}x ({rates})", f">= {target}x", "met" if found[key] >= target else "NOT MET")
+        )
+    sidecars = [result[v] for v in VARIANTS if v.startswith("sidecar") and v in result]
+    if sidecars:
+        idle = max(v["rss_idle_mb"] for v in sidecars)
+        peak = max(v["rss_peak_mb"] for v in sidecars)
+        rows.append(
+            (
+                "sidecar RSS idle / draining (largest)",
+                f"{idle} / {peak} MB",
+                f"< {RSS_TARGET_MB:g} MB",
+                verdict(peak, RSS_TARGET_MB, "<"),
+            )
+        )
+    return rows
 
 
 # -- one variant --------------------------------------------------------------------------------------
