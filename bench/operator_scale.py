@@ -13,7 +13,9 @@ exists, since Ready means "events will be consumed". The figures are:
 - ``idle_cpu_percent``: its CPU over a quiet window after convergence (one core = 100 %);
 - ``idle_reconciles``: reconciles the operator ran in that window, by trigger (its metrics): what a
   converged operator costs the broker besides the one listing per broker per sweep;
-- ``operator_connections``: AMQP connections the operator holds on the broker (one per broker).
+- ``operator_connections``: AMQP connections the operator holds on the broker (one per broker);
+- ``converging_cpu_percent``: until all are Ready, each process's CPU in percent of one core (the
+  broker node, the control plane's processes, the operator, this bench), and how busy all cores were.
 
     RABBITSYNC_BROKER_PRIVATE=1 PYTHONPATH=hack .venv/bin/python bench/operator_scale.py [--subscriptions 1000]
 """
@@ -38,7 +40,7 @@ from typing import Any, cast
 import pika
 from kubernetes import client, config
 
-from harness import binaries, controlplane, operators, rabbitmq
+from harness import binaries, controlplane, operators, rabbitmq, rabbitmq_teardown
 from rabbitsync.topology import naming
 
 NAMESPACE = "bench"
@@ -198,6 +200,46 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CpuSplit:
+    """Where the machine's CPU goes while the subscriptions converge: each process's share of one core.
+
+    The broker, the API server, etcd and the controller manager run on the same cores as the operator
+    (and this bench's stand-in consumers): when the machine is saturated, Ready waits for all of
+    them, and the split says which to look at first.
+    """
+
+    def __init__(self, processes: dict[str, list[int]]) -> None:
+        self._processes = processes
+        self._started = time.monotonic()
+        self._before = self._now()
+        self._busy_before = _machine_busy()
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(_cpu_seconds_or_zero(pid) for pid in pids) for name, pids in self._processes.items()}
+
+    def percent(self) -> dict[str, float]:
+        """Each process's CPU since this was made, in percent of one core, and the machine's busy share."""
+        elapsed = time.monotonic() - self._started
+        now = self._now()
+        split = {name: round(100 * (now[name] - self._before[name]) / elapsed, 1) for name in now}
+        busy, total = (b - a for a, b in zip(self._busy_before, _machine_busy(), strict=True))
+        split["machine_busy_of_all_cores"] = round(100 * busy / total, 1) if total else 0.0
+        return split
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores so far, from /proc/stat (idle and iowait count as not busy)."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+def _cpu_seconds_or_zero(pid: int) -> float:
+    try:
+        return _cpu_seconds(pid)
+    except OSError:  # gone
+        return 0.0
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -288,6 +330,14 @@ def run(
         for s in range(SERVICES):
             apps.create_namespaced_deployment(NAMESPACE, _deployment(f"svc-{s}"))
         sidecars = stand_ins = StandInSidecars(broker, "east").start()
+        cpu = CpuSplit(
+            {
+                "broker": list(rabbitmq_teardown.node_processes(broker.files.pid_file)),
+                **{p.name: [p.pid] for p in cluster.processes},
+                "operator": [op.record.pid],
+                "bench": [os.getpid()],
+            }
+        )
         started = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(
@@ -314,6 +364,7 @@ def run(
 
         waited = _wait(all_ready, timeout, step=5.0)
         ready_s = None if waited is None else time.monotonic() - started
+        converging_cpu = cpu.percent()
         pid = op.record.pid
         # Let the last status writes and the first sweep pass before measuring quiet.
         time.sleep(10)
@@ -331,6 +382,7 @@ def run(
             "create_s": round(created_s, 1),
             "ready_s": None if ready_s is None else round(ready_s, 1),
             "ready_at_timeout": progress[-1][1] if progress else 0,
+            "converging_cpu_percent": converging_cpu,
             "drift_repair_s": None if drift_s is None else round(drift_s, 1),
             "operator_rss_mb": round(rss, 1),
             "idle_cpu_percent": round(idle_cpu, 2),

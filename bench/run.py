@@ -87,10 +87,16 @@ SCALE_TARGETS = {
 
 
 def scale_rows(scale: dict[str, Any]) -> list[Row]:
-    return [
+    rows = [
         target_row(label.format(n=f"{scale['subscriptions']:,}"), scale.get(key), target, op)
         for key, (label, target, op) in SCALE_TARGETS.items()
     ]
+    split = dict(scale.get("converging_cpu_percent") or {})
+    if split:
+        busy = split.pop("machine_busy_of_all_cores", None)
+        shares = ", ".join(f"{name} {share}" for name, share in sorted(split.items(), key=lambda kv: -kv[1]))
+        rows.append(("scale: CPU until all Ready, % of one core", f"{shares}; all cores {busy} % busy", "", ""))
+    return rows
 
 
 SECTIONS: list[Section] = [
