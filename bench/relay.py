@@ -38,6 +38,7 @@ import publish_throughput
 from rows import Row, summary_ms
 
 from harness import rabbitmq
+from rabbitsync.topology.trace import trace_plan
 
 REPO = Path(__file__).resolve().parents[1]
 EXCHANGE = "rabbitsync.events"
@@ -93,6 +94,14 @@ class Tap:
         channel.exchange_declare(EXCHANGE, "topic", durable=True)
         channel.queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
         channel.queue_bind(QUEUE, EXCHANGE, "#")
+        # The trace exchange and stream the operator declares beside the events exchange: without them
+        # the relay's first trace record closed its channel (404), and it reconnected over and over.
+        trace = trace_plan(EXCHANGE)
+        channel.exchange_declare(trace.declare_exchange, "topic", durable=True)
+        for queue in trace.declare_queues:
+            channel.queue_declare(queue.name, durable=True, arguments=dict(queue.arguments))
+        for binding in trace.bind:
+            channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
         channel.basic_qos(prefetch_count=500)
 
         def on_message(ch: Any, method: Any, properties: Any, _body: bytes) -> None:

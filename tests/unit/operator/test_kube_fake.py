@@ -8,6 +8,7 @@ against the client's own exception, the index functions against kopf's semantics
 from __future__ import annotations
 
 import base64
+import io
 import json
 import types
 from typing import Any
@@ -215,16 +216,46 @@ def test_connection_errors_are_unavailable(monkeypatch: pytest.MonkeyPatch) -> N
         _api_cluster().deployment(NS, "orders")
 
 
+def _raw(body: dict[str, Any]) -> urllib3.HTTPResponse:
+    """What the client hands back for ``_preload_content=False``: urllib3's response, not read yet."""
+    return urllib3.HTTPResponse(body=io.BytesIO(json.dumps(body).encode()), status=200, preload_content=False)
+
+
 def test_secrets_are_decoded_by_the_api_cluster_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    secret = client.V1Secret(data={"uri": base64.b64encode(b"amqp://b/").decode(), "bad": "%%%"})
-    monkeypatch.setattr(client.CoreV1Api, "read_namespaced_secret", lambda *_, **__: secret)
+    secret = {"data": {"uri": base64.b64encode(b"amqp://b/").decode(), "bad": "%%%"}}
+    monkeypatch.setattr(client.CoreV1Api, "read_namespaced_secret", lambda *_, **__: _raw(secret))
     with pytest.raises(Invalid, match="'bad'"):
         _api_cluster().secret(NS, "rabbitmq")
 
 
+def test_a_handler_call_reads_an_object_once_and_again_after_writing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reconcile looks at the service's Deployment three times (rollout, credentials, sidecar)."""
+    reads: list[str] = []
+
+    def read(_: Any, name: str, namespace: str, **options: Any) -> urllib3.HTTPResponse:
+        assert options == {"_preload_content": False}, "the client's models are not built"
+        reads.append(name)
+        return _raw({"metadata": {"name": name, "generation": len(reads)}})
+
+    monkeypatch.setattr(client.AppsV1Api, "read_namespaced_deployment", read)
+    monkeypatch.setattr(client.AppsV1Api, "patch_namespaced_deployment", lambda *_, **__: _raw({}))
+    cluster = _api_cluster()
+    assert (
+        cluster.deployment(NS, "orders")
+        == cluster.deployment(NS, "orders")
+        == {"metadata": {"name": "orders", "generation": 1}}
+    )
+    cluster.apply_sidecar(NS, "orders", None)
+    assert cluster.deployment(NS, "orders")["metadata"]["generation"] == 2
+    assert reads == ["orders", "orders"]
+    assert _api_cluster().deployment(NS, "orders")["metadata"]["generation"] == 3, "a new handler call reads again"
+
+
 def test_sidecar_is_server_side_applied_with_our_field_manager(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-    monkeypatch.setattr(client.AppsV1Api, "patch_namespaced_deployment", lambda _, *a, **kw: calls.append((a, kw)))
+    monkeypatch.setattr(
+        client.AppsV1Api, "patch_namespaced_deployment", lambda _, *a, **kw: calls.append((a, kw)) or _raw({})
+    )
     _api_cluster().apply_sidecar(NS, "orders", None)
     (name, namespace, body), options = calls[0]
     assert (name, namespace) == ("orders", NS) and body == sidecar_spec.apply_body("orders", NS, None)
