@@ -94,9 +94,9 @@ def recheck_consumer(
 
     Only for ``sub.waiting_only_for_consumer()``: the full reconcile of this generation verified the
     rest moments ago, and while the subscription is not Ready the resync timer still runs a full one
-    every resync interval. A full reconcile per retry instead cost 1,000 new subscriptions about 22
-    management API calls and a status and sidecar round trip each, once more. Returns None when a full
-    reconcile is needed after all: the broker cannot be resolved or asked, or the queue is gone.
+    every resync interval. A full reconcile per retry costs about 22 management API calls, Secret and
+    Deployment reads and a sidecar apply, to answer what one passive declare answers. Returns None when
+    a full reconcile is needed after all: the broker cannot be resolved or asked, or the queue is gone.
     """
     now = now or datetime.now(UTC)
     found = spec_and_broker(sub, sub.spec, cluster, settings.operator_namespace, failures.for_subscription, now)
