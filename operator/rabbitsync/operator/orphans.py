@@ -75,10 +75,15 @@ class OrphanCollector:
         prefix = f"{naming.PREFIX}.{self.cluster}."
         owned_mains = {naming.queue_name(self.cluster, ns, name) for ns, name in owned}
         retained = {p.removeprefix(RETAINED_PREFIX) for p in listing.policies if p.startswith(RETAINED_PREFIX)}
+        kept = owned_mains | retained
         orphans = []
         for queue in sorted(q.name for q in listing.queues if q.name.startswith(prefix)):
+            # The owned are skipped before the name is matched: a pattern per subscription, compiled
+            # anew past re's cache of 512, was 5 % of an idle operator's samples at 1,000 subscriptions.
+            if _owner_candidate(queue, prefix) in kept:
+                continue
             main = _main_queue(queue, prefix)
-            if main is None or main in owned_mains or main in retained or not self._watched(main, prefix):
+            if main is None or not self._watched(main, prefix):
                 continue
             orphans.append(queue)
         seen = {f"{where}/{q}" for q in orphans}
@@ -106,10 +111,13 @@ class OrphanCollector:
         return not self.namespaces or main.removeprefix(prefix).split(".")[0] in self.namespaces
 
 
+def _owner_candidate(queue: str, prefix: str) -> str | None:
+    """``rabbitsync.<cluster>.<ns>.<name>`` from the first two parts after the prefix, unchecked."""
+    rest = queue.removeprefix(prefix).split(".")
+    return prefix + ".".join(rest[:2]) if len(rest) >= 2 else None
+
+
 def _main_queue(queue: str, prefix: str) -> str | None:
     """``rabbitsync.<cluster>.<ns>.<name>`` of one of its queues; None for a name we never make."""
-    rest = queue.removeprefix(prefix).split(".")
-    if len(rest) < 2:
-        return None
-    main = prefix + ".".join(rest[:2])
-    return main if re.fullmatch(naming.owned_queue_pattern(main), queue) else None
+    main = _owner_candidate(queue, prefix)
+    return main if main is not None and re.fullmatch(naming.owned_queue_pattern(main), queue) else None
