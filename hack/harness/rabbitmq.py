@@ -79,19 +79,11 @@ class Options:
         version = os.environ.get("RABBITSYNC_RABBITMQ") or DEFAULT_VERSION
         if version not in SUITES:
             raise ValueError(f"RABBITSYNC_RABBITMQ={version!r}: one of {', '.join(SUITES)}")
-        timeout = os.environ.get("RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT") or None
-        try:
-            dead_letter_confirm_timeout_s = float(timeout) if timeout is not None else None
-        except ValueError:
-            dead_letter_confirm_timeout_s = -1.0
-        # A node given a negative timeout never finishes booting: refused here, with the reason.
-        if dead_letter_confirm_timeout_s is not None and not dead_letter_confirm_timeout_s > 0:
-            raise ValueError(f"RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT={timeout!r}: seconds, a number above 0")
         return cls(
             version=version,
             tls=_flag("RABBITSYNC_BROKER_TLS"),
             private=_flag("RABBITSYNC_BROKER_PRIVATE"),
-            dead_letter_confirm_timeout_s=dead_letter_confirm_timeout_s,
+            dead_letter_confirm_timeout_s=_seconds("RABBITSYNC_BROKER_DLX_CONFIRM_TIMEOUT"),
         )
 
     @property
@@ -134,6 +126,20 @@ class Broker:
     @property
     def files(self) -> NodeFiles:
         return NodeFiles(Path(self.base))
+
+
+def _seconds(name: str) -> float | None:
+    """The variable ``name`` as a number of seconds above 0; None when unset or empty.
+
+    Anything else is refused with the reason: a node given a negative timeout never finishes booting.
+    """
+    raw = os.environ.get(name) or None
+    if raw is None:
+        return None
+    with contextlib.suppress(ValueError):
+        if (seconds := float(raw)) > 0:
+            return seconds
+    raise ValueError(f"{name}={raw!r}: seconds, a number above 0")
 
 
 def _flag(name: str) -> bool:
