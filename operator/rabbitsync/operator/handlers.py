@@ -91,6 +91,11 @@ def _subscription(kwargs: dict[str, Any]) -> Subscription:
     return Subscription.from_body(kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"], kwargs["status"])
 
 
+def _backfill_due(kwargs: dict[str, Any]) -> bool:
+    """A backfill of this subscription runs or is asked for (``backfill_reconcile.due``)."""
+    return backfill_reconcile.due(kwargs["status"], kwargs["meta"].get("annotations") or {})
+
+
 def _publication(kwargs: dict[str, Any]) -> Publication:
     return Publication.from_body(kwargs["namespace"], kwargs["name"], kwargs["meta"], kwargs["spec"], kwargs["status"])
 
@@ -312,9 +317,7 @@ def register(
     def retry_subscription(cluster: ApiCluster, memo: kopf.Memo, kw: dict[str, Any]) -> ReconcileOutcome:
         """One look at the queue of a subscription waiting only for a consumer, if that settles it."""
         sub = _subscription(kw)
-        if sub.waiting_only_for_consumer() and not backfill_reconcile.due(
-            kw["status"], kw["meta"].get("annotations") or {}
-        ):
+        if sub.waiting_only_for_consumer() and not _backfill_due(kw):
             looked = rc.recheck_consumer(sub, cluster, brokers, settings)
             if looked is not None:
                 return looked
@@ -333,10 +336,7 @@ def register(
         statuses=subscription_statuses,
         on_retry=retry_subscription,
         # A backfill running or asked for is looked at every resync interval, not every refresh.
-        watched=lambda kw: (
-            _subscription(kw).healthy()
-            and not backfill_reconcile.due(kw["status"], kw["meta"].get("annotations") or {})
-        ),
+        watched=lambda kw: _subscription(kw).healthy() and not _backfill_due(kw),
     )
     # One collector for every broker object: it remembers since when each orphan has been seen.
     orphans = OrphanCollector(settings.cluster, settings.namespaces, settings.orphan_grace_seconds)
