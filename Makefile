@@ -127,7 +127,7 @@ REAL_NODE_TESTS := tests/e2e/test_real_nodes.py tests/e2e/test_two_clusters.py
 
 .PHONY: test-real-nodes
 test-real-nodes: venv ## The kubelet-only e2e tests and the two-cluster e2e on real nodes and pods (root, containerd, buildah)
-	RABBITSYNC_NODES=real RABBITSYNC_E2E_OOM=1 $(VENV)/bin/pytest $(REAL_NODE_TESTS)
+	RABBITSYNC_NODES=real $(VENV)/bin/pytest $(REAL_NODE_TESTS)
 
 # The e2e tests real nodes skip, with the pod runner (see README "Pods, two ways"): the backfill e2e
 # reads the services' databases in its state directory, the broker outage stops a local deployment's

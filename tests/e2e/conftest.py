@@ -51,6 +51,9 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         return
     clusters = request.getfixturevalue("clusters")
     broker = request.getfixturevalue("broker")
+    # The operators of this deployment run in the clusters until the session ends: any other
+    # (the operator integration tests' fleet) stops first.
+    request.getfixturevalue("operator_seat").take("the e2e deployment", _cannot_hand_over)
     directory = tmp_path_factory.mktemp("e2e")
     kubeconfigs = {}
     for name, handle in clusters.items():
@@ -81,6 +84,13 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         podrunner.stop_runners(directory)
         environment.stop_nodes(started)
         rabbitmq.delete_vhost(broker.info, vhost)
+
+
+def _cannot_hand_over() -> None:
+    raise RuntimeError(
+        "the e2e deployment's operators run in the clusters until the session ends: tests that run"
+        " operators of their own must come first (tests/conftest.py orders the layers)"
+    )
 
 
 def _dev_nodes(clusters: dict[str, Any]) -> dict[str, nodes.Node]:
