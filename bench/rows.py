@@ -12,10 +12,17 @@ import statistics
 Row = tuple[str, str, str, str]
 
 
+_COMPARE = {
+    "<": lambda value, target: value < target,
+    "<=": lambda value, target: value <= target,
+    ">=": lambda value, target: value >= target,
+}
+
+
 def verdict(value: float | None, target: float, op: str) -> str:
     if value is None:
         return "not measured"
-    return "met" if (value <= target if op == "<=" else value < target) else "NOT MET"
+    return "met" if _COMPARE[op](value, target) else "NOT MET"
 
 
 def target_row(label: str, value: float | None, target: float, op: str, unit: str = "") -> Row:

@@ -135,9 +135,7 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
             continue
         a, b = key.split("_vs_")
         rates = f"{result[a]['rate']:,} vs {result[b]['rate']:,}/s"
-        rows.append(
-            (label, f"{found[key]:.2f}x ({rates})", f">= {target}x", "met" if found[key] >= target else "NOT MET")
-        )
+        rows.append((label, f"{found[key]:.2f}x ({rates})", f">= {target}x", verdict(found[key], target, ">=")))
     sidecars = [result[v] for v in VARIANTS if v.startswith("sidecar") and v in result]
     if sidecars:
         idle = max(v["rss_idle_mb"] for v in sidecars)

@@ -305,9 +305,10 @@ def register(
     brokers = _broker_factory(pool, RecentUsers(fresh_seconds=settings.resync_seconds))
 
     def reconcile_subscription(cluster: ApiCluster, _: kopf.Memo, kw: dict[str, Any]) -> ReconcileOutcome:
+        sub = _subscription(kw)
         return backfill_reconcile.follow(
-            rc.reconcile(_subscription(kw), cluster, brokers, settings),
-            _subscription(kw),
+            rc.reconcile(sub, cluster, brokers, settings),
+            sub,
             kw["meta"].get("annotations") or {},
             cluster,
             lambda resolved: RabbitBackfill(resolved.endpoint),
