@@ -200,7 +200,12 @@ class Consumer:
             timeouts=connection.timeouts(self._settings),
         ) as session:
             lanes: Lanes[Work, Result] = Lanes(
-                self._workers, self._run, batch=_batch_size, wake=session.wake, finish=connections.close_all
+                self._workers,
+                self._run,
+                batch=_batch_size,
+                wake=session.wake,
+                finish=connections.close_all,
+                wake_every=_wake_every(self._specs),
             )
             # Deliveries still buffered or waiting in a lane when the session ends were never
             # acked: closing hands them back to the queue.
@@ -588,6 +593,12 @@ def _not_of(queue: str, work: Work) -> bool:
 
 def _batch_size(work: Work) -> int:
     return work.delivery.spec.batch_size
+
+
+def _wake_every(specs: list[ConsumerSpec]) -> int:
+    """Items a busy lane finishes before the loop acks them: half the smallest prefetch window, so
+    the broker has sent the next deliveries before the lane runs out of work."""
+    return max(1, min((spec.prefetch for spec in specs), default=1) // 2)
 
 
 def _started(tick: Callable[[], None], event: CloudEvent) -> None:

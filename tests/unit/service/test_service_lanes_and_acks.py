@@ -138,3 +138,66 @@ def test_drop_head_takes_the_failed_item_away_and_the_lane_goes_on():
     finally:
         lanes.close()
     assert runner.applied == ["a:0", "a:2"]
+
+
+class Gate:
+    """A runner that holds its first item until opened, so the test can fill the lane behind it."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.applied: list[str] = []
+
+    def __call__(self, items: list[str], tick: Callable[[], None]) -> tuple[list[str], BaseException | None]:
+        self.open.wait(10)
+        self.applied += items
+        return list(items), None
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_busy_lane_wakes_the_loop_once_per_wake_every_items_and_never_twice_while_one_is_pending():
+    gate = Gate()
+    wakes: list[int] = []
+    lanes: Lanes[str, str] = Lanes(
+        1, gate, batch=lambda _item: 1, wake=lambda: wakes.append(len(gate.applied)), wake_every=3
+    )
+    try:
+        for n in range(7):
+            lanes.put("a", f"a:{n}")
+        gate.open.set()
+        _wait_for(lambda: len(gate.applied) == 7 and not lanes.running())
+        # The third item woke the loop; that wake was never collected, so the rest, the lane's last
+        # item included, sent none.
+        assert wakes == [3]
+        assert sum(len(batch.items) for batch in lanes.finished()) == 7
+        lanes.put("a", "a:7")  # collected: the next wake is owed again, and a lane run dry sends it
+        _wait_for(lambda: len(wakes) == 2)
+        assert wakes == [3, 8]
+    finally:
+        lanes.close()
+
+
+def test_a_lane_that_runs_dry_or_meets_an_outage_wakes_the_loop_at_once():
+    runner = Recorder(outage_on={"a:1"})
+    wakes = threading.Semaphore(0)
+    lanes: Lanes[str, str] = Lanes(1, runner, batch=lambda _item: 1, wake=wakes.release, wake_every=100)
+    try:
+        lanes.put("a", "a:0")
+        assert wakes.acquire(timeout=10), "the lane's last item did not wake the loop"
+        lanes.finished()
+        lanes.put("a", "a:1")
+        lanes.put("a", "a:2")
+        assert wakes.acquire(timeout=10), "an outage did not wake the loop"
+        assert _outage(lanes).items == []
+    finally:
+        lanes.close()
+
+
+def test_wake_every_must_be_positive():
+    with pytest.raises(ValueError, match="wake_every"):
+        Lanes(1, Recorder(), batch=lambda _item: 1, wake=lambda: None, wake_every=0)
