@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import kopf
 import urllib3
@@ -84,13 +84,14 @@ class ApiCluster:
     def cluster_sync_broker(self, name: str) -> ClusterSyncBrokerSpec:
         return decode.cluster_sync_broker(name, next(iter(self._cluster_brokers.get(("", name), ())), None))
 
-    def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    def _get(self, kind: Literal["Secret", "Deployment"], namespace: str, name: str) -> dict[str, Any]:
         key = (kind, namespace, name)
         if key not in self._read:
-            read = {
-                "Secret": client.CoreV1Api(self._api).read_namespaced_secret,
-                "Deployment": client.AppsV1Api(self._api).read_namespaced_deployment,
-            }[kind]
+            read = (
+                client.CoreV1Api(self._api).read_namespaced_secret
+                if kind == "Secret"
+                else client.AppsV1Api(self._api).read_namespaced_deployment
+            )
             with _translated(kind, namespace, name):
                 response = cast(urllib3.BaseHTTPResponse, read(name, namespace, _preload_content=False))
                 try:
