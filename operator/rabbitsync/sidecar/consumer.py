@@ -390,26 +390,41 @@ class Consumer:
     # -- results out -------------------------------------------------------------------------------
 
     def _collect(self, session: Session, lanes: Lanes[Work, Result], acks: Acks) -> None:
-        """Ack what the lanes committed, reroute what failed, pause on an outage."""
-        for batch in lanes.finished():
-            self._settle(session, batch, acks)
-            if batch.outage is not None and not self._outage(session, batch, lanes, acks):
-                return
+        """Ack what the lanes committed, reroute what failed, pause on an outage.
 
-    def _settle(self, session: Session, batch: Finished[Work, Result], acks: Acks) -> None:
-        committed: dict[int, tuple[Delivery, list[int]]] = {}
-        settled: list[tuple[Outcome, Work]] = []
+        What the batches collected in one turn committed is acked together, one ``multiple`` ack per
+        channel: in the default mode a batch is one event, and an ack per batch was a frame and a
+        flush of the connection per event.
+        """
+        committed: list[tuple[Outcome, Work]] = []
+        for batch in lanes.finished():
+            committed += self._settle(session, batch, acks)
+            if batch.outage is not None:
+                self._ack_committed(session, committed, acks)  # before a pause that may last
+                committed = []
+                if not self._outage(session, batch, lanes, acks):
+                    return
+        self._ack_committed(session, committed, acks)
+
+    def _settle(self, session: Session, batch: Finished[Work, Result], acks: Acks) -> list[tuple[Outcome, Work]]:
+        """Reroute what failed in ``batch``; return what it committed, to be acked."""
+        committed: list[tuple[Outcome, Work]] = []
         for work, result in zip(batch.items, batch.results, strict=True):
-            delivery = work.delivery
             if isinstance(result, Outcome):
-                committed.setdefault(delivery.consumer, (delivery, []))[1].append(delivery.message.tag)
-                settled.append((result, work))
-            elif acks.knows(delivery.consumer):  # else its channel is gone: it comes back by itself
-                self._reroute(session, delivery, self._failed(work, result), acks)
-        for first, tags in committed.values():
-            self._ack(session, first, tags, acks)
+                committed.append((result, work))
+            elif acks.knows(work.delivery.consumer):  # else its channel is gone: it comes back by itself
+                self._reroute(session, work.delivery, self._failed(work, result), acks)
+        return committed
+
+    def _ack_committed(self, session: Session, committed: list[tuple[Outcome, Work]], acks: Acks) -> None:
+        tags: dict[int, tuple[Delivery, list[int]]] = {}
+        for _outcome, work in committed:
+            delivery = work.delivery
+            tags.setdefault(delivery.consumer, (delivery, []))[1].append(delivery.message.tag)
+        for first, of_consumer in tags.values():
+            self._ack(session, first, of_consumer, acks)
         # Counted once acked: a trace record says what happened, not what was attempted.
-        for outcome, work in settled:
+        for outcome, work in committed:
             self._count(outcome, work.event, work.delivery.spec.queue)
 
     def _outage(self, session: Session, batch: Finished[Work, Result], lanes: Lanes[Work, Result], acks: Acks) -> bool:
