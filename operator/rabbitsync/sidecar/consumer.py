@@ -200,12 +200,7 @@ class Consumer:
             timeouts=connection.timeouts(self._settings),
         ) as session:
             lanes: Lanes[Work, Result] = Lanes(
-                self._workers,
-                self._run,
-                batch=_batch_size,
-                wake=session.wake,
-                finish=connections.close_all,
-                wake_every=_wake_every(self._specs),
+                self._workers, self._run, batch=_batch_size, wake=session.wake, finish=connections.close_all
             )
             # Deliveries still buffered or waiting in a lane when the session ends were never
             # acked: closing hands them back to the queue.
@@ -390,41 +385,26 @@ class Consumer:
     # -- results out -------------------------------------------------------------------------------
 
     def _collect(self, session: Session, lanes: Lanes[Work, Result], acks: Acks) -> None:
-        """Ack what the lanes committed, reroute what failed, pause on an outage.
-
-        What the batches collected in one turn committed is acked together, one ``multiple`` ack per
-        channel: in the default mode a batch is one event, and an ack per batch was a frame and a
-        flush of the connection per event.
-        """
-        committed: list[tuple[Outcome, Work]] = []
+        """Ack what the lanes committed, reroute what failed, pause on an outage."""
         for batch in lanes.finished():
-            committed += self._settle(session, batch, acks)
-            if batch.outage is not None:
-                self._ack_committed(session, committed, acks)  # before a pause that may last
-                committed = []
-                if not self._outage(session, batch, lanes, acks):
-                    return
-        self._ack_committed(session, committed, acks)
+            self._settle(session, batch, acks)
+            if batch.outage is not None and not self._outage(session, batch, lanes, acks):
+                return
 
-    def _settle(self, session: Session, batch: Finished[Work, Result], acks: Acks) -> list[tuple[Outcome, Work]]:
-        """Reroute what failed in ``batch``; return what it committed, to be acked."""
-        committed: list[tuple[Outcome, Work]] = []
+    def _settle(self, session: Session, batch: Finished[Work, Result], acks: Acks) -> None:
+        committed: dict[int, tuple[Delivery, list[int]]] = {}
+        settled: list[tuple[Outcome, Work]] = []
         for work, result in zip(batch.items, batch.results, strict=True):
-            if isinstance(result, Outcome):
-                committed.append((result, work))
-            elif acks.knows(work.delivery.consumer):  # else its channel is gone: it comes back by itself
-                self._reroute(session, work.delivery, self._failed(work, result), acks)
-        return committed
-
-    def _ack_committed(self, session: Session, committed: list[tuple[Outcome, Work]], acks: Acks) -> None:
-        tags: dict[int, tuple[Delivery, list[int]]] = {}
-        for _outcome, work in committed:
             delivery = work.delivery
-            tags.setdefault(delivery.consumer, (delivery, []))[1].append(delivery.message.tag)
-        for first, of_consumer in tags.values():
-            self._ack(session, first, of_consumer, acks)
+            if isinstance(result, Outcome):
+                committed.setdefault(delivery.consumer, (delivery, []))[1].append(delivery.message.tag)
+                settled.append((result, work))
+            elif acks.knows(delivery.consumer):  # else its channel is gone: it comes back by itself
+                self._reroute(session, delivery, self._failed(work, result), acks)
+        for first, tags in committed.values():
+            self._ack(session, first, tags, acks)
         # Counted once acked: a trace record says what happened, not what was attempted.
-        for outcome, work in committed:
+        for outcome, work in settled:
             self._count(outcome, work.event, work.delivery.spec.queue)
 
     def _outage(self, session: Session, batch: Finished[Work, Result], lanes: Lanes[Work, Result], acks: Acks) -> bool:
@@ -608,12 +588,6 @@ def _not_of(queue: str, work: Work) -> bool:
 
 def _batch_size(work: Work) -> int:
     return work.delivery.spec.batch_size
-
-
-def _wake_every(specs: list[ConsumerSpec]) -> int:
-    """Items a busy lane finishes before the loop acks them: half the smallest prefetch window, so
-    the broker has sent the next deliveries before the lane runs out of work."""
-    return max(1, min((spec.prefetch for spec in specs), default=1) // 2)
 
 
 def _started(tick: Callable[[], None], event: CloudEvent) -> None:

@@ -13,14 +13,8 @@ database cannot be reached): that item and those behind it stay at the head of t
 lane stops taking work until the loop calls :meth:`Lanes.resume` (retry them) or
 :meth:`Lanes.drop_head` (that item is the handler's failure after all). Either way its order holds.
 
-The loop collects finished batches through :meth:`Lanes.finished` and never waits on a lane. A lane
-calls ``wake`` when the loop should collect now: its last waiting item is done (nothing more would
-come to ack), an outage stopped it, or ``wake_every`` items are done and not yet collected. While a
-lane still has work, waking the loop for each item cost a thread hop and two handovers of the GIL per
-event (about ten context switches per event per thread in the sidecar's drain); acking a few at once
-keeps the broker's prefetch window moving without them. A wake already pending is never sent twice.
-The loop also collects on every turn of its own, so a missed wake delays an ack, never loses it.
-Pure threading, no broker or database: unit-tested with plain functions.
+The loop is told of each finished batch through :meth:`Lanes.finished` and ``wake``; it never
+waits on a lane. Pure threading, no broker or database: unit-tested with plain functions.
 """
 
 from __future__ import annotations
@@ -72,16 +66,10 @@ class Lanes(Generic[T, R]):
         batch: Callable[[T], int],
         wake: Callable[[], None],
         finish: Callable[[], None] = lambda: None,
-        wake_every: int = 1,
         name: str = "rabbitsync-handler",
     ) -> None:
         if count < 1:
             raise ValueError("at least one lane")
-        if wake_every < 1:
-            raise ValueError("wake_every must be at least 1")
-        self._wake_every = wake_every
-        self._uncollected = 0
-        self._wake_pending = False
         self._batch = batch
         self._run = run
         self._wake = wake
@@ -108,11 +96,9 @@ class Lanes(Generic[T, R]):
 
     def finished(self) -> list[Finished[T, R]]:
         """The batches done since the last call, oldest first."""
-        with self._cond:
-            done = list(self._finished)
-            self._finished.clear()
-            self._uncollected = 0
-            self._wake_pending = False
+        done: list[Finished[T, R]] = []
+        while self._finished:
+            done.append(self._finished.popleft())
         return done
 
     def resume(self, lane: int) -> None:
@@ -199,10 +185,4 @@ class Lanes(Generic[T, R]):
                     lane.blocked = True
                 lane.busy = False
                 self._finished.append(Finished(index, items[: len(results)], results, outage))
-                self._uncollected += len(items)
-                wake = not self._wake_pending and (
-                    outage is not None or not lane.waiting or self._uncollected >= self._wake_every
-                )
-                self._wake_pending = self._wake_pending or wake
-            if wake:
-                self._wake()
+            self._wake()
