@@ -7,16 +7,13 @@ empty for a figure without a target.
 from __future__ import annotations
 
 import math
+import operator
 import statistics
 
 Row = tuple[str, str, str, str]
 
 
-_COMPARE = {
-    "<": lambda value, target: value < target,
-    "<=": lambda value, target: value <= target,
-    ">=": lambda value, target: value >= target,
-}
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">=": operator.ge}
 
 
 def verdict(value: float | None, target: float, op: str) -> str:
