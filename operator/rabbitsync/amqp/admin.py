@@ -29,7 +29,7 @@ class BrokerAdmin:
         self._connections = connections or OneShot()
 
     def apply(self, plan: Plan) -> ApplyOutcome:
-        """Run ``plan`` in order: exchange, queues, bindings, unbindings, deletions."""
+        """Run ``plan`` in order: exchanges, queues, bindings, unbindings, deletions."""
         if not plan.amqp_work:
             return ApplyOutcome()
         return self.run(lambda broker: _apply(broker, plan))
@@ -55,6 +55,9 @@ def _apply(broker: Declarations, plan: Plan) -> ApplyOutcome:
     kept: list[str] = []
     if plan.declare_exchange:
         broker.exchange_declare(plan.declare_exchange, exchange_type=EXCHANGE_TYPE, durable=True)
+    # Before the queues: the delay queues dead-letter into the retries exchange, and the bindings need them.
+    for exchange in plan.declare_exchanges:
+        broker.exchange_declare(exchange.name, exchange_type=exchange.type, durable=True, arguments=exchange.arguments)
     for queue in plan.declare_queues:
         broker.queue_declare(queue.name, durable=True, arguments=dict(queue.arguments))
     for binding in plan.bind:

@@ -1,10 +1,11 @@
 """An in-memory broker with RabbitMQ's rules, for unit tests of reconciliation (ours and the controller's).
 
-It refuses what RabbitMQ refuses (406 on a redeclare with other arguments or exchange type, 404 on a
-binding to something missing) so tests cannot pass on behaviour the real broker would reject, and
-keeps a non-empty queue whose deletion asks for emptiness, as the real adapter does (it checks with
-a passive declare: quorum queues refuse ``if-empty`` deletes). Tests reach into ``queues``/``bindings``
-to simulate drift. Users are kept whole (``users``), as the management API stores them.
+It refuses what RabbitMQ refuses (406 on a redeclare of a queue or an exchange with another type or
+other arguments, 404 on a binding to something missing) so tests cannot pass on behaviour the real
+broker would reject, and keeps a non-empty queue whose deletion asks for emptiness, as the real
+adapter does (it checks with a passive declare: quorum queues refuse ``if-empty`` deletes). Tests
+reach into ``exchanges``/``queues``/``bindings`` to simulate drift. Users are kept whole (``users``),
+as the management API stores them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from rabbitsync.topology.unroutable import ALTERNATE_EXCHANGE_TYPE, UnroutableTo
 from rabbitsync.transport.errors import BrokerUnreachable, NotFound, PreconditionFailed
 
 
+@dataclass(frozen=True)
+class FakeExchange:
+    type: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class FakeQueue:
     arguments: dict[str, Any]
@@ -41,8 +48,7 @@ class FakeQueue:
 
 @dataclass
 class FakeBroker:
-    exchanges: dict[str, str] = field(default_factory=dict)
-    """Exchange name -> type."""
+    exchanges: dict[str, FakeExchange] = field(default_factory=dict)
     queues: dict[str, FakeQueue] = field(default_factory=dict)
     bindings: set[Binding] = field(default_factory=set)
     reachable: bool = True
@@ -63,7 +69,15 @@ class FakeBroker:
     consumers_on_declare: int = 0
     """Consumers a newly declared queue gets at once: stands in for the running sidecars."""
 
-    def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None) -> Observed:
+    def observe(
+        self,
+        exchange: str,
+        main_queue: str,
+        queues: Collection[str] | None = None,
+        *,
+        shared: Collection[str] = (),
+        exchanges: Collection[str] = (),
+    ) -> Observed:
         self._check_reachable()
         self.observations += 1
         self.listings += queues is None
@@ -71,21 +85,27 @@ class FakeBroker:
         ours = {
             name: ObservedQueue(name, dict(q.arguments), q.messages, q.reported(), q.dead_lettering)
             for name, q in self.queues.items()
-            if (pattern.match(name) if queues is None else name in queues)
+            if name in shared or (pattern.match(name) if queues is None else name in queues)
         }
-        found = self.exchanges.get(exchange)
         return Observed(
-            exchange=ObservedExchange(exchange, found, True) if found else None,
+            exchange=self._observed_exchange(exchange),
             queues=ours,
             bindings=frozenset(b for b in self.bindings if b.queue in ours),
+            exchanges={name: seen for name in exchanges if (seen := self._observed_exchange(name))},
             policies={main_queue: self.policies[main_queue]} if main_queue in self.policies else {},
         )
+
+    def _observed_exchange(self, name: str) -> ObservedExchange | None:
+        found = self.exchanges.get(name)
+        return ObservedExchange(name, found.type, True, dict(found.arguments)) if found else None
 
     def snapshot(self) -> BrokerSnapshot:
         self._check_reachable()
         self.snapshots += 1
         return BrokerSnapshot(
-            exchanges={name: ObservedExchange(name, kind, True) for name, kind in self.exchanges.items()},
+            exchanges={
+                name: ObservedExchange(name, e.type, True, dict(e.arguments)) for name, e in self.exchanges.items()
+            },
             queues=[
                 ObservedQueue(name, dict(q.arguments), q.messages, q.reported(), q.dead_lettering)
                 for name, q in self.queues.items()
@@ -98,9 +118,9 @@ class FakeBroker:
         self._check_reachable()
         self.applied.append(plan)
         if plan.declare_exchange:
-            kind = self.exchanges.setdefault(plan.declare_exchange, "topic")
-            if kind != "topic":
-                raise PreconditionFailed(f"exchange {plan.declare_exchange} has type {kind}")
+            self._declare_exchange(plan.declare_exchange, FakeExchange("topic"))
+        for exchange in plan.declare_exchanges:
+            self._declare_exchange(exchange.name, FakeExchange(exchange.type, dict(exchange.arguments)))
         for queue in plan.declare_queues:
             existing = self.queues.setdefault(
                 queue.name, FakeQueue(dict(queue.arguments), consumers=self.consumers_on_declare)
@@ -126,6 +146,11 @@ class FakeBroker:
             self.policies.pop(name, None)
         return ApplyOutcome(kept_not_empty=tuple(kept))
 
+    def _declare_exchange(self, name: str, exchange: FakeExchange) -> None:
+        existing = self.exchanges.setdefault(name, exchange)
+        if existing != exchange:
+            raise PreconditionFailed(f"exchange {name} is {existing}, not {exchange}")
+
     def consumers(self, queue: str) -> int | None:
         self._check_reachable()
         found = self.queues.get(queue)
@@ -133,9 +158,7 @@ class FakeBroker:
 
     def keep_unroutable(self, spec: UnroutableTopology) -> str:
         self._check_reachable()
-        kind = self.exchanges.setdefault(spec.alternate_exchange, ALTERNATE_EXCHANGE_TYPE)
-        if kind != ALTERNATE_EXCHANGE_TYPE:
-            raise PreconditionFailed(f"exchange {spec.alternate_exchange} has type {kind}")
+        self._declare_exchange(spec.alternate_exchange, FakeExchange(ALTERNATE_EXCHANGE_TYPE))
         self.queues.setdefault(spec.queue, FakeQueue(dict(spec.queue_arguments)))
         self.policies[spec.policy] = spec.as_policy()
         return in_effect(spec, spec.policy)

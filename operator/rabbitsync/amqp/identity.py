@@ -20,11 +20,11 @@ NOTHING = "^$"
 """A permission pattern no resource name matches (names are never empty in our vhost's use)."""
 
 DEFAULT_EXCHANGE_RESOURCE = "amq.default"
-"""How RabbitMQ names the default exchange in permission checks: the sidecar sends retries and
-dead letters to its own delay queues and DLQ through it. RabbitMQ checks only this exchange, not the
-queue a default-exchange publish lands in, so whoever may write it may write into any queue of the
-vhost (verified on 3.10): receivers must accept a delivery that came through the default exchange
-only from their own user (its ``user_id``), which the broker guarantees."""
+"""How RabbitMQ names the default exchange in permission checks: the sidecar sends dead letters to its
+own DLQ through it (and a sidecar of an older release its retries to its own delay queues). RabbitMQ
+checks only this exchange, not the queue a default-exchange publish lands in, so whoever may write it
+may write into any queue of the vhost (verified on 3.10): receivers must accept a delivery that came
+through the default exchange only from their own user (its ``user_id``), which the broker guarantees."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,14 @@ def _alternatives(names: Iterable[str]) -> str:
     return "|".join(re.escape(n) for n in sorted(set(names)))
 
 
+def _delay_exchanges(cluster: str) -> str:
+    """A regex for every name ``naming.delay_name`` gives ``cluster``'s delay exchanges, whatever the
+    queue type and delay: a schedule change must not wait for the rights to follow it."""
+    # The placeholders are split off again: only the prefix, with the cluster as naming writes it, is kept.
+    prefix = naming.delay_name(cluster, "type", 0).rsplit(".", 2)[0]
+    return rf"{re.escape(prefix)}\.[a-z]+\.[0-9]+ms"
+
+
 def rights_for(
     *,
     cluster: str,
@@ -79,9 +87,11 @@ def rights_for(
 ) -> tuple[Permissions, TopicPermissions]:
     """The permissions of a service with these subscriptions (names) publishing these event types.
 
-    read: its subscriptions' queues with their delay queues and DLQ (consume, get, purge; a passive
-    declare needs no permission); write: the events exchange if it publishes anything, the default
-    exchange if it consumes (retries and dead letters go to its own queues through it), and the trace
+    read: its subscriptions' queues with their DLQ and the delay queues of older releases (consume,
+    get, purge; a passive declare needs no permission); write: the events exchange if it publishes
+    anything, the default exchange if it consumes (dead letters go to its own DLQ through it), its
+    cluster's delay exchanges if it consumes (its retries go there, routed by its queue's name: the
+    sidecar refuses a retry of another user's, :mod:`rabbitsync.topology.delays`), and the trace
     exchange if either (outcome records, :mod:`rabbitsync.topology.trace`); read also ``service``'s
     backfill request queue if it publishes; topic write: its declared types' keys, each optionally
     addressed to one queue (snapshots); configure: nothing, the operator declares, binds and deletes
@@ -96,6 +106,8 @@ def rights_for(
     writable = [re.escape(exchange)] if types else []
     if own:
         writable.append(re.escape(DEFAULT_EXCHANGE_RESOURCE))
+    if queues:
+        writable.append(_delay_exchanges(cluster))
     if writable:  # outcome records for `rabbitsync trace`: that exchange routes only to its stream
         writable.append(re.escape(trace_name(exchange)))
     permissions = Permissions(

@@ -16,7 +16,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -50,10 +50,22 @@ class ManagementClient:
         # Built here, not per request: a CA bundle that is not PEM is an InvalidEndpoint at once.
         self._context = tls_context(endpoint.ca_pem) if self._base.startswith("https") else None
 
-    def observe(self, exchange: str, main_queue: str, names: Collection[str] | None = None) -> Observed:
-        """The exchange, the queues named after ``main_queue`` (only ``names``, if given), every binding
-        to them, and the policy named after ``main_queue``."""
-        found = self._queues(main_queue) if names is None else [q for n in names if (q := self._queue(n))]
+    def observe(
+        self,
+        exchange: str,
+        main_queue: str,
+        names: Collection[str] | None = None,
+        *,
+        shared: Collection[str] = (),
+        exchanges: Collection[str] = (),
+    ) -> Observed:
+        """The exchange, the queues named after ``main_queue`` (only ``names``, if given) and the
+        ``shared`` ones, every binding to them, the ``exchanges`` that exist, and the policy named after
+        ``main_queue`` (``Broker.observe``)."""
+        if names is None:
+            found = [*self._queues(main_queue), *self._named(shared)]
+        else:
+            found = self._named(dict.fromkeys((*names, *shared)))
         queues = {q.name: q for q in found}
         bindings: set[Binding] = set()
         for name in queues:
@@ -63,6 +75,7 @@ class ManagementClient:
             exchange=self._exchange(exchange),
             queues=queues,
             bindings=frozenset(bindings),
+            exchanges={name: seen for name in exchanges if (seen := self._exchange(name))},
             policies={policy.name: policy} if policy else {},
         )
 
@@ -96,9 +109,10 @@ class ManagementClient:
 
     def snapshot(self) -> BrokerSnapshot:
         """The whole vhost in four listings (exchanges, queues, bindings, policies), for the drift sweep."""
+        columns = "name,type,durable,arguments"
         exchanges = {
-            e["name"]: ObservedExchange(name=e["name"], type=e["type"], durable=bool(e["durable"]))
-            for e in self._get(f"/api/exchanges/{self._vhost}?{urlencode({'columns': 'name,type,durable'})}")
+            e["name"]: _observed_exchange(e)
+            for e in self._get(f"/api/exchanges/{self._vhost}?{urlencode({'columns': columns})}")
         }
         columns = "source,destination,destination_type,routing_key"
         bindings = [
@@ -118,11 +132,15 @@ class ManagementClient:
             found = self._get(f"/api/exchanges/{self._vhost}/{quote(name, safe='')}")
         except NotFound:
             return None
-        return ObservedExchange(name=name, type=found["type"], durable=bool(found["durable"]))
+        return _observed_exchange(found)
 
     def _queues(self, main_queue: str | None) -> list[ObservedQueue]:
         """The queues named after ``main_queue``; every queue of the vhost for ``None``."""
         return self.queues_matching(naming.owned_queue_pattern(main_queue) if main_queue is not None else ".*")
+
+    def _named(self, names: Iterable[str]) -> list[ObservedQueue]:
+        """Those of ``names`` that exist, one call each: the cost does not grow with the vhost."""
+        return [queue for name in names if (queue := self._queue(name))]
 
     def _queue(self, name: str) -> ObservedQueue | None:
         try:
@@ -254,6 +272,15 @@ def _policy(found: dict[str, Any]) -> Policy:
         definition=found.get("definition") or {},
         priority=int(found.get("priority") or 0),
         apply_to=found.get("apply-to", "all"),
+    )
+
+
+def _observed_exchange(item: dict[str, Any]) -> ObservedExchange:
+    return ObservedExchange(
+        name=item["name"],
+        type=item["type"],
+        durable=bool(item["durable"]),
+        arguments=item.get("arguments") or {},
     )
 
 

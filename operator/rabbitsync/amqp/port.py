@@ -27,12 +27,24 @@ class ApplyOutcome:
 
 
 class Broker(Protocol):
-    def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None) -> Observed:
+    def observe(
+        self,
+        exchange: str,
+        main_queue: str,
+        queues: Collection[str] | None = None,
+        *,
+        shared: Collection[str] = (),
+        exchanges: Collection[str] = (),
+    ) -> Observed:
         """The exchange, the queues named after ``main_queue``, and every binding to those queues.
 
         ``queues``: look only at these queues, by name, instead of finding every queue named after
         ``main_queue``. Finding them lists the whole vhost's queues (the management API filters after
         listing), whose cost grows with every subscription on the broker; by name costs the same at any size.
+        ``shared``: queues no subscription owns (:mod:`rabbitsync.topology.delays`), which the pattern of
+        ``main_queue``'s never finds: looked up by name as well, with or without ``queues``, and so are
+        the bindings to them. ``exchanges``: other exchanges, looked up by name, into
+        ``Observed.exchanges``; a missing one is absent from it.
 
         Raises a ``rabbitsync.transport.errors.BrokerError``.
         """

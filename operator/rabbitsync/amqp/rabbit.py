@@ -36,8 +36,16 @@ class RabbitBroker:
         self._users = users
         self._key = f"{endpoint.management().base_url}/{endpoint.vhost}"
 
-    def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None) -> Observed:
-        return self._management.observe(exchange, main_queue, queues)
+    def observe(
+        self,
+        exchange: str,
+        main_queue: str,
+        queues: Collection[str] | None = None,
+        *,
+        shared: Collection[str] = (),
+        exchanges: Collection[str] = (),
+    ) -> Observed:
+        return self._management.observe(exchange, main_queue, queues, shared=shared, exchanges=exchanges)
 
     def snapshot(self) -> BrokerSnapshot:
         return self._management.snapshot()

@@ -57,24 +57,19 @@ def observe_and_sync(
     has nothing to retire); the desired queues are looked up by name, at a cost that does not grow
     with the broker, and so is everything the verification looks at. Raises ``BrokerError`` subclasses.
     """
+    main = desired.main_queue.name
     names = [q.name for q in desired.queues]
-    observed = broker.observe(desired.exchange, desired.main_queue.name, names)
-    if obsolete_queues and desired.main_queue.name in observed.queues:
-        observed = broker.observe(desired.exchange, desired.main_queue.name)
+    shared = {"shared": [q.name for q in desired.shared_queues], "exchanges": [e.name for e in desired.exchanges]}
+    observed = broker.observe(desired.exchange, main, names, exchanges=shared["exchanges"])
+    if obsolete_queues and main in observed.queues:
+        observed = broker.observe(desired.exchange, main, **shared)
     plan, retiring, waiting = _withhold_retirements(diff(desired, observed), observed, retire=retire)
     kept: tuple[str, ...] = ()
     if not plan.empty:
         kept = broker.apply(plan).kept_not_empty
-        observed = broker.observe(desired.exchange, desired.main_queue.name, names)
+        observed = broker.observe(desired.exchange, main, names, exchanges=shared["exchanges"])
     remaining = diff(desired, observed)
-    unfinished = (
-        remaining.declare_exchange
-        or remaining.declare_queues
-        or remaining.bind
-        or remaining.unbind
-        or remaining.put_policies
-        or remaining.delete_policies
-    )
+    unfinished = remaining.repairs or remaining.put_policies or remaining.delete_policies
     return SyncResult(
         topology=desired,
         changes=tuple(plan.describe()),

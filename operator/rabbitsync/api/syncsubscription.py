@@ -153,13 +153,17 @@ class SyncSubscriptionStatus(ObservedStatus):
     conditions: list[Condition] = conditions_field("Ready, BrokerReachable, TopologySynced, ...")
     queue: str | None = Field(default=None, description="Broker-side name of the subscription's queue.")
     retry_queues: list[str] = Field(
-        default_factory=list, description="Broker-side names of the delay queues, shortest delay first."
+        default_factory=list,
+        description=(
+            "Broker-side names of the delay queues its retries wait in, shortest delay first (the cluster's, "
+            "shared by its subscriptions)."
+        ),
     )
     retiring_queues: list[str] = Field(
         default_factory=list,
         description=(
-            "Delay queues the retry schedule dropped, kept until they are empty and the service's pods all "
-            "run the new schedule."
+            "Delay queues of this subscription's own (declared by releases before shared delay queues), kept "
+            "until they are empty and the service's pods all publish into the shared ones."
         ),
     )
     dead_letter_queue: str | None = Field(default=None, description="Broker-side name of the DLQ.")

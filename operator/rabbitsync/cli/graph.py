@@ -133,8 +133,9 @@ def unowned_queues(
     """Queues of the given clusters (by their broker-side names) that no subscription owns.
 
     A subscription owns its main queue, its DLQ, its backfill status queue and every delay queue of its
-    main queue (also ones an earlier retry policy left: the operator removes those itself once empty).
-    A service's backfill request queue is no subscription's, and not reported.
+    main queue an older release declared (the operator removes those itself once empty). A service's
+    backfill request queue and the queues a cluster's subscriptions share (delay queues, orphaned
+    retries) are no subscription's, and not reported.
     """
     owned: set[str] = set()
     patterns: list[re.Pattern[str]] = []
@@ -148,6 +149,7 @@ def unowned_queues(
         for q in queues
         if q.startswith(prefixes)
         and not q.endswith(naming.BACKFILL_REQUESTS_SUFFIX)
+        and not naming.shared_by_cluster(q)
         and q not in owned
         and not any(p.match(q) for p in patterns)
     )

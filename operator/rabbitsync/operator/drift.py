@@ -127,10 +127,15 @@ def drifted(
         except KubeError:  # a spec the model refuses was never verified: not the sweep's
             continue
         checked += 1
-        observed = snapshot.observed_for(topology.exchange, topology.main_queue.name)
+        observed = snapshot.observed_for(
+            topology.exchange,
+            topology.main_queue.name,
+            shared=[q.name for q in topology.shared_queues],
+            exchanges=[e.name for e in topology.exchanges],
+        )
         plan = diff(topology, observed)
         # Obsolete delay queues still holding messages are kept on purpose: not drift.
-        if plan.declare_exchange or plan.declare_queues or plan.bind or plan.unbind:
+        if plan.repairs:
             found.append((sub.namespace, sub.name))
         elif _counts(topology, observed) != {key: sub.status.get(key) for key in COUNTS}:
             stale.append((sub.namespace, sub.name))

@@ -4,7 +4,8 @@ Queues are left behind when a cleanup gave up (a broker away for longer than the
 could not even start (a namespace deleted with its SyncBroker and Secret). They stay bound and collect
 every event of their types until a broker alarm blocks the publishers of every service, so each
 broker's resync looks for them: every queue named ``rabbitsync.<this cluster>.<namespace>.<name>...``
-in a namespace this operator watches, whose SyncSubscription does not exist. Each is reported at once
+in a namespace this operator watches, whose SyncSubscription does not exist (the queues the cluster's
+subscriptions share, ``naming.shared_by_cluster``, are no one's orphans). Each is reported at once
 (a Warning Event, a log line, the broker's ``OrphanedQueues`` condition) and removed, with its
 delivery-limit policy, once it has been an orphan for ``RABBITSYNC_ORPHAN_GRACE_SECONDS`` (an hour by
 default: far longer than any cleanup, so a subscription being deleted is never raced). The grace is
@@ -80,7 +81,7 @@ class OrphanCollector:
         for queue in sorted(q.name for q in listing.queues if q.name.startswith(prefix)):
             # The owned are skipped before the name is matched: a pattern per subscription, compiled
             # anew past re's cache of 512, was 5 % of an idle operator's samples at 1,000 subscriptions.
-            if _owner_candidate(queue, prefix) in kept:
+            if _owner_candidate(queue, prefix) in kept or naming.shared_by_cluster(queue):
                 continue
             main = _main_queue(queue, prefix)
             if main is None or not self._watched(main, prefix):

@@ -7,6 +7,10 @@ make those retries unroutable. So an obsolete delay queue is retired only once t
 template carries a sidecar whose schedule for this subscription no longer has that delay (or no
 sidecar at all), *and* its rollout is complete: the controller has seen the template and no pod of an
 older ReplicaSet remains. No Deployment means no publisher. Pure apart from one Deployment read.
+
+The same gate migrates a subscription off the per-subscription delay queues of older releases: their
+contract has no ``retryExchanges``, so it names those queues (``ConsumerSpec.retry_queue``), and they
+stay until every pod runs a contract that publishes into the cluster's shared ones.
 """
 
 from __future__ import annotations

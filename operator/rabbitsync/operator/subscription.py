@@ -16,6 +16,7 @@ from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import decode
 from rabbitsync.operator.outcome import SpecView
 from rabbitsync.operator.settings import OperatorSettings
+from rabbitsync.topology import naming
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.model import Topology
 
@@ -39,8 +40,14 @@ class Subscription(SpecView):
 
     def may_have_obsolete_queues(self) -> bool:
         """Delay queues the schedule dropped may be on the broker: this generation is not verified yet, or
-        some were left (``retiringQueues``; absent in an older release's status, which did not say)."""
-        return not self.previously_synced() or self.status.get("retiringQueues") != []
+        some were left (``retiringQueues``; absent in an older release's status, which did not say), or
+        an older release verified it with delay queues of its own (``retryQueues`` names them), which
+        the cluster's shared ones replace."""
+        return (
+            not self.previously_synced()
+            or self.status.get("retiringQueues") != []
+            or any(not naming.shared_by_cluster(q) for q in self.status.get("retryQueues") or [])
+        )
 
     def waiting_only_for_consumer(self) -> bool:
         """Its last reconcile verified this generation's topology, injected the sidecar, left no delay

@@ -70,6 +70,7 @@ from rabbitsync.sidecar.lanes import Finished, Lanes
 from rabbitsync.sidecar.logs import current_event_id
 from rabbitsync.sidecar.metrics import Metrics
 from rabbitsync.sidecar.subscriptions import Subscriptions
+from rabbitsync.topology import naming
 from rabbitsync.topology.sidecar_contract import ConsumerSpec
 from rabbitsync.transport import (
     AccessRefused,
@@ -153,6 +154,9 @@ class Consumer:
         self._endpoint = connection.endpoint(settings)
         # Parsed once: every delivery's trust check compares against it.
         self._own_user = self._endpoint.username
+        # From the origin, which refuses an empty cluster: without one, no exchange would be known
+        # as the retries', and retries put in by anyone would be taken for events.
+        self._retries = naming.retries_exchange(settings.origin.cluster)
         self._backoff = Backoff(initial=0.2, cap=settings.reconnect_max_delay)
         self._workers = _workers(settings.consume_workers)
         # Database probes and backfill confirmations: rare, and never behind a lane's batch.
@@ -313,7 +317,7 @@ class Consumer:
             # Every copy we publish (retry, dead letter) carries the publisher we verified, never a claim.
             headers = with_publisher(message.headers, publisher)
             try:
-                trust.route(message.exchange, message.user_id, self._own_user)
+                trust.route(message.exchange, message.user_id, self._own_user, retries=self._retries)
                 admission.check(message, max_body_bytes=self._settings.max_body_bytes)
                 event = decode(message.body)
                 trust.check(event, publisher, events=spec.events, namespace=self._settings.namespace)
@@ -447,7 +451,7 @@ class Consumer:
         publisher = vouched_publisher(message.user_id, message.headers, self._own_user)
         headers = with_publisher(message.headers, publisher)
         try:
-            trust.route(message.exchange, message.user_id, self._own_user)
+            trust.route(message.exchange, message.user_id, self._own_user, retries=self._retries)
             end = backfill.verify_end(message.body, publisher, namespace=self._settings.namespace)
         except trust.Untrusted as e:
             log.error("refused backfill end marker", extra={"reason": e.reason, "error": str(e)})
@@ -541,7 +545,7 @@ class Consumer:
             session.ack(tag, delivery.message.channel, multiple=multiple)
 
     def _reroute(self, session: Session, delivery: Delivery, action: routing.Action, acks: Acks) -> None:
-        """Publish the copy (confirmed) to its retry or dead-letter queue, then ack the original."""
+        """Publish the copy (confirmed) to its delay exchange or dead-letter queue, then ack the original."""
         spec, message = delivery.spec, delivery.message
         if isinstance(action, routing.Discard):
             log.error("dropping failed delivery: dead-lettering is off", extra={"reason": action.reason})
@@ -551,7 +555,11 @@ class Consumer:
         # Right after a broker hiccup the publisher may still be redialling: give it the time a
         # confirm may take rather than failing the session and running the handler once more.
         self._pump(session, self._publisher.ready, deadline=self._settings.confirm_timeout)
-        handle = self._publisher.submit([message.copy_to(action.queue, action.headers)])
+        if isinstance(action, routing.Retry):
+            copy = message.copy_to(action.routing_key, action.headers, exchange=action.exchange)
+        else:
+            copy = message.copy_to(action.queue, action.headers)
+        handle = self._publisher.submit([copy])
         self._pump(session, handle.done, deadline=self._settings.confirm_timeout)
         handle.wait(0)  # raises BrokerError: the session ends, the original is redelivered later
         self._ack(session, delivery, [message.tag], acks)

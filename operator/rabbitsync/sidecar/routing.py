@@ -1,10 +1,16 @@
 """Where a delivery goes when it cannot be applied: pure decisions, unit-tested without a broker.
 
-A failed attempt is republished to the delay queue of that attempt (its TTL is the backoff; on
-expiry the broker dead-letters it back to the main queue) with the next attempt number in a
-header. After ``max_attempts``, or at once for poison (a message no retry can fix) and for an event
-the sidecar does not trust (:mod:`rabbitsync.sidecar.trust`), it goes to the dead-letter queue with
-the reason in headers, where it can be listed and replayed.
+A failed attempt is republished, with the next attempt number in a header, to the delay queue of
+that attempt, whose TTL is the backoff. Delay queues are shared by the cluster's subscriptions
+(:mod:`rabbitsync.topology.delays`): the copy goes to the step's delay exchange with the main queue's
+name as its routing key, and on expiry the broker dead-letters it through the cluster's retries
+exchange, which routes it back to that queue by that key. A contract of an older release names the
+subscription's own delay queues instead, reached by name through the default exchange
+(:meth:`~rabbitsync.topology.sidecar_contract.ConsumerSpec.retry_target` tells which).
+
+After ``max_attempts``, or at once for poison (a message no retry can fix) and for an event the
+sidecar does not trust (:mod:`rabbitsync.sidecar.trust`), it goes to the dead-letter queue with the
+reason in headers, where it can be listed and replayed.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ _MAX_MESSAGE = 1000
 @dataclass(frozen=True)
 class Retry:
     queue: str
+    """The delay queue it waits in: what logs and trace records name."""
+    exchange: str
+    """Where the copy is published, with :attr:`routing_key` (:meth:`ConsumerSpec.retry_target`)."""
+    routing_key: str
     headers: dict[str, Any]
     attempt: int
     """The attempt the message will make when it comes back."""
@@ -70,8 +80,11 @@ def attempt_of(headers: Mapping[str, Any] | None) -> int:
 def after_failure(spec: ConsumerSpec, headers: Mapping[str, Any] | None, error: BaseException) -> Action:
     attempt = attempt_of(headers)
     if attempt < spec.max_attempts:
+        exchange, routing_key = spec.retry_target(attempt)
         return Retry(
             queue=spec.retry_queue(attempt),
+            exchange=exchange,
+            routing_key=routing_key,
             headers={**_carried(headers), ATTEMPT: attempt + 1},
             attempt=attempt + 1,
             error=": ".join(p for p in describe(error) if p),

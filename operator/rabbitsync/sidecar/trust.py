@@ -8,12 +8,15 @@ whose ``user_id`` differs from the user the connection logged in as, unless that
 cluster, namespace and service (:func:`rabbitsync.conventions.broker_username`). So an event is
 applied only if all of these hold, checked in this order:
 
-0. it came through the events exchange, or, through the default exchange (``""``: straight into a
-   queue by name), only from the sidecar's own user (``default-exchange`` otherwise, checked before
-   the body is even read, by :func:`route`). Publishing to the default exchange is one permission
-   for every queue of the vhost, and the sidecar needs it for its retries; without this check any
-   service could push its own genuine events into our queue, past the bindings that choose which
-   types and namespaces reach it;
+0. it came through the events exchange or, from the sidecar's own user only, through the default
+   exchange (``""``: straight into a queue by name; ``default-exchange`` otherwise) or the cluster's
+   retries exchange (how a retry comes back; ``foreign-retry`` otherwise), checked before the body
+   is even read, by :func:`route`. Both route by a name the publisher chose: publishing to the
+   default exchange is one permission for every queue of the vhost, and every service may publish
+   into the cluster's delay exchanges, with any routing key, for its own retries. Without this check
+   any service could push its own genuine events into our queue, past the bindings that choose
+   which types and namespaces reach it and past the topic permissions that choose which types it
+   may publish;
 1. it has a ``user_id`` (``unauthenticated`` otherwise: anyone could have sent it);
 2. that user is the one of the service its ``source`` names (``forged-source`` otherwise);
 3. that service is in our own namespace (``foreign-namespace``): the routing keys already keep other
@@ -35,9 +38,11 @@ claim through our retry or dead-letter queues either. ``rabbitsync dead-letters 
 header: run it with the service's own credentials (its ``RABBITSYNC_AMQP_URL``) so that the replayed
 events are believed; replayed by another user they are refused again, as ``forged-source``.
 
-A retry comes back from its delay queue through the default exchange (the broker dead-letters it
-there, keeping the properties of the copy we published): its ``user_id`` is ours, so it passes
-:func:`route`. A message someone else put into a delay queue keeps *their* ``user_id`` through the
+A retry comes back from the cluster's shared delay queue through the cluster's retries exchange
+(:mod:`rabbitsync.topology.delays`; from a delay queue of an older release, the subscription's own,
+through the default exchange), the broker dead-lettering it with the properties of the copy we
+published: its ``user_id`` is ours, so it passes :func:`route`. A message someone else put into a
+delay exchange, with our queue's name as routing key, keeps *their* ``user_id`` through the
 dead-lettering, and is refused as it comes back.
 
 "Own user" is the user of the sidecar's broker URI, not a name derived from its settings: the
@@ -56,6 +61,7 @@ FORGED_SOURCE = "forged-source"
 FOREIGN_NAMESPACE = "foreign-namespace"
 UNSUBSCRIBED_TYPE = "unsubscribed-type"
 DEFAULT_EXCHANGE = "default-exchange"
+FOREIGN_RETRY = "foreign-retry"
 
 
 class Untrusted(Exception):
@@ -66,13 +72,23 @@ class Untrusted(Exception):
         self.reason = reason
 
 
-def route(exchange: str | None, user_id: str | None, own_user: str) -> None:
-    """Raise :class:`Untrusted` for a delivery that reached the queue by name from anyone but us."""
+def route(exchange: str | None, user_id: str | None, own_user: str, *, retries: str) -> None:
+    """Raise :class:`Untrusted` for a delivery that reached the queue by name from anyone but us.
+
+    ``retries`` is the cluster's retries exchange: what comes through it was routed by the name its
+    publisher gave, as through the default exchange.
+    """
     if exchange == "" and user_id != own_user:
         raise Untrusted(
             DEFAULT_EXCHANGE,
             f"published straight to the queue (default exchange) by {user_id!r}: only events through the "
             "events exchange, or our own retries, are accepted",
+        )
+    if exchange == retries and user_id != own_user:
+        raise Untrusted(
+            FOREIGN_RETRY,
+            f"put into a delay queue by {user_id!r}, addressed to this queue: only our own retries come "
+            f"back through {retries!r}",
         )
 
 

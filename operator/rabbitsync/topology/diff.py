@@ -1,10 +1,13 @@
 """Plan the broker changes that turn what is observed into what is desired. Pure: no I/O.
 
 Rules, each a promise of the product:
-- the shared exchange is declared when missing and never deleted;
+- the shared exchange is declared when missing and never deleted; so are the objects the cluster's
+  subscriptions share for their retries (:mod:`rabbitsync.topology.delays`), whose arguments are
+  compared like a queue's;
 - missing queues are declared, missing bindings bound, and bindings to *our* queues that are not
   desired (an event removed, an old exchange) unbound: exactly the difference;
-- delay queues no longer in the schedule are deleted only if empty (checked with a passive declare
+- delay queues of the subscription's own (``naming.retry_queue_name``: older releases declared
+  them) are not desired any more and are deleted only if empty (checked with a passive declare
   right before the delete: quorum queues refuse ``if-empty`` deletes);
 - a queue whose arguments differ from the desired ones is reported as a conflict and left alone:
   RabbitMQ cannot change arguments in place, and redeclaring would fail with 406. The one exception
@@ -19,9 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rabbitsync.topology import naming
 from rabbitsync.topology.delivery_limit import ARGUMENT as DELIVERY_LIMIT
 from rabbitsync.topology.delivery_limit import limit_policy
-from rabbitsync.topology.model import Binding, Observed, Policy, Queue, Topology
+from rabbitsync.topology.model import Binding, Exchange, Observed, Policy, Queue, Topology
 
 EXCHANGE_TYPE = "topic"
 
@@ -52,6 +56,8 @@ class Plan:
     """Broker operations in the order they must run: declare, bind, unbind, delete."""
 
     declare_exchange: str | None = None
+    declare_exchanges: tuple[Exchange, ...] = ()
+    """Shared exchanges other than the events exchange, declared before the queues that dead-letter into them."""
     declare_queues: tuple[Queue, ...] = ()
     bind: tuple[Binding, ...] = ()
     unbind: tuple[Binding, ...] = ()
@@ -68,11 +74,24 @@ class Plan:
     @property
     def amqp_work(self) -> bool:
         """Something to do over AMQP (policies go over the management API)."""
-        return bool(self.declare_exchange or self.declare_queues or self.bind or self.unbind or self.delete_queues)
+        return bool(
+            self.declare_exchange
+            or self.declare_exchanges
+            or self.declare_queues
+            or self.bind
+            or self.unbind
+            or self.delete_queues
+        )
+
+    @property
+    def repairs(self) -> bool:
+        """Something desired is missing or something not desired is bound (obsolete delay queues aside)."""
+        return bool(self.declare_exchange or self.declare_exchanges or self.declare_queues or self.bind or self.unbind)
 
     def describe(self, *, deletions: bool = True) -> list[str]:
         """One line per operation, for Events and logs; ``deletions=False`` leaves queue deletions out."""
         lines = [f"declared exchange {self.declare_exchange}"] if self.declare_exchange else []
+        lines += [f"declared {e.describe()}" for e in self.declare_exchanges]
         lines += [f"declared {q.describe()}" for q in self.declare_queues]
         lines += [f"bound {b.describe()}" for b in self.bind]
         lines += [f"unbound {b.describe()}" for b in self.unbind]
@@ -98,6 +117,20 @@ def diff(desired: Topology, observed: Observed) -> Plan:
             )
         )
 
+    declare_exchanges: list[Exchange] = []
+    for exchange in desired.exchanges:
+        seen = observed.exchanges.get(exchange.name)
+        if seen is None:
+            declare_exchanges.append(exchange)
+        elif (seen.type, seen.durable, dict(seen.arguments)) != (exchange.type, True, dict(exchange.arguments)):
+            conflicts.append(
+                Conflict(
+                    exchange.describe(),
+                    {"type": exchange.type, "durable": True, "arguments": dict(exchange.arguments)},
+                    {"type": seen.type, "durable": seen.durable, "arguments": dict(seen.arguments)},
+                )
+            )
+
     declare: list[Queue] = []
     for queue in desired.queues:
         found = observed.queues.get(queue.name)
@@ -115,6 +148,7 @@ def diff(desired: Topology, observed: Observed) -> Plan:
     put_policies, delete_policies = _policies(desired, observed, conflicts)
     return Plan(
         declare_exchange=declare_exchange,
+        declare_exchanges=tuple(declare_exchanges),
         declare_queues=tuple(declare),
         bind=tuple(sorted(desired.bindings - observed.bindings)),
         unbind=tuple(sorted(observed.bindings - desired.bindings)),
@@ -128,10 +162,15 @@ def diff(desired: Topology, observed: Observed) -> Plan:
 def teardown(observed: Observed) -> Plan:
     """Delete every queue of the subscription, messages included (``deletionPolicy: delete``).
 
-    Bindings go with their queues; the shared exchange stays.
+    Bindings go with their queues; the shared exchange stays, and so do the queues the cluster's
+    subscriptions share, should ``observed`` hold any.
     """
     return Plan(
-        delete_queues=tuple(QueueDeletion(name, if_empty=False) for name in sorted(observed.queues)),
+        delete_queues=tuple(
+            QueueDeletion(name, if_empty=False)
+            for name in sorted(observed.queues)
+            if not naming.shared_by_cluster(name)
+        ),
         delete_policies=tuple(sorted(observed.policies)),
     )
 

@@ -15,7 +15,15 @@ from typing import Any
 class QueueRole(StrEnum):
     MAIN = "main"
     RETRY = "retry"
+    """A delay queue, shared by the cluster's subscriptions (:mod:`rabbitsync.topology.delays`)."""
     DEAD_LETTER = "dead-letter"
+    ORPHANED_RETRIES = "orphaned-retries"
+    """Shared too: where retries whose subscription is gone are kept instead of blocking the others."""
+
+    @property
+    def shared(self) -> bool:
+        """Declared for every subscription that needs it, owned by none: never deleted by one."""
+        return self in (QueueRole.RETRY, QueueRole.ORPHANED_RETRIES)
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,18 @@ class Queue:
 
     def describe(self) -> str:
         return f"queue {self.name}"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A durable exchange other than the shared events exchange, with the arguments it must have."""
+
+    name: str
+    type: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"exchange {self.name}"
 
 
 @dataclass(frozen=True, order=True)
@@ -58,11 +78,13 @@ class Policy:
 
 @dataclass(frozen=True)
 class Topology:
-    """Everything one subscription in one cluster owns on the broker, plus the exchange it binds to."""
+    """Everything one subscription in one cluster owns on the broker, plus the exchange it binds to and
+    the shared objects its retries go through (queues whose role is ``shared``, and ``exchanges``)."""
 
     exchange: str
     queues: tuple[Queue, ...]
     bindings: frozenset[Binding]
+    exchanges: tuple[Exchange, ...] = ()
 
     @property
     def main_queue(self) -> Queue:
@@ -75,6 +97,10 @@ class Topology:
     @property
     def retry_queues(self) -> tuple[Queue, ...]:
         return tuple(q for q in self.queues if q.role is QueueRole.RETRY)
+
+    @property
+    def shared_queues(self) -> tuple[Queue, ...]:
+        return tuple(q for q in self.queues if q.role.shared)
 
 
 @dataclass(frozen=True)
@@ -100,19 +126,23 @@ class ObservedExchange:
     name: str
     type: str
     durable: bool
+    arguments: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Observed:
     """What the broker holds of one subscription: its queues and every binding *to* them.
 
-    Only queues named after the subscription's main queue are listed, and only bindings whose
-    destination is one of them (the implicit default-exchange bindings left out), so planning from it
-    can never touch another subscription's or another cluster's objects.
+    Only queues named after the subscription's main queue are listed, plus the shared ones its
+    topology names, and only bindings whose destination is one of them (the implicit default-exchange
+    bindings left out), so planning from it can never touch another subscription's or another
+    cluster's objects.
     """
 
     exchange: ObservedExchange | None
     queues: Mapping[str, ObservedQueue]
     bindings: frozenset[Binding]
+    exchanges: Mapping[str, ObservedExchange] = field(default_factory=dict)
+    """The shared exchanges the topology names (``Topology.exchanges``) that exist."""
     policies: Mapping[str, Policy] = field(default_factory=dict)
     """The policy named after the main queue, if it exists (other policies are not ours to look at)."""

@@ -3,6 +3,8 @@
 Every object an operator creates carries its cluster's name, so two operators sharing one broker
 never touch each other's queues. Delay queues are named by their TTL: RabbitMQ cannot change a
 queue's arguments in place, so a changed backoff yields new queues instead of a silent mismatch.
+They are shared by every subscription of a cluster (:mod:`rabbitsync.topology.delays`); the names
+that hold ``@`` (which no Kubernetes name has) can never be a subscription's.
 """
 
 from __future__ import annotations
@@ -26,8 +28,44 @@ def queue_name(cluster: str, namespace: str, subscription: str) -> str:
 
 
 def retry_queue_name(queue: str, delay_ms: int) -> str:
-    """The delay queue holding retries for ``delay_ms`` before they return to ``queue``."""
+    """The delay queue of ``queue`` alone that releases before shared delay queues declared.
+
+    Still known so that those queues are retired (once empty, and once no pod publishes into them)
+    and deleted with their subscription; nothing declares one any more.
+    """
     return f"{queue}.retry.{delay_ms}ms"
+
+
+def delay_name(cluster: str, queue_type: str, delay_ms: int) -> str:
+    """The topic exchange and the queue (one name for both) holding ``cluster``'s retries for ``delay_ms``.
+
+    One per queue type, as every queue of a subscription shares its type (a quorum subscription's
+    retries wait in a replicated queue).
+    """
+    return ".".join((PREFIX, _part(cluster), "@delay", _part(queue_type), f"{delay_ms}ms"))
+
+
+def retries_exchange(cluster: str) -> str:
+    """The direct exchange ``cluster``'s delay queues dead-letter into: routing key = the main queue's name."""
+    return ".".join((PREFIX, _part(cluster), "@retries"))
+
+
+def orphaned_retries_name(cluster: str) -> str:
+    """The alternate exchange of :func:`retries_exchange` and its queue (one name for both): retries
+    whose subscription was deleted while they waited."""
+    return retries_exchange(cluster) + ".orphaned"
+
+
+_SHARED = re.compile(r"^" + re.escape(PREFIX) + r"\.[A-Za-z0-9_.-]+\.@(delay\..+|retries\.orphaned)$")
+
+
+def shared_by_cluster(queue: str) -> bool:
+    """``queue`` is one a cluster's subscriptions share (a delay queue, the orphaned retries'): no one's own.
+
+    Cluster names are sanitized to ``[A-Za-z0-9_.-]`` and Kubernetes names have no ``@``, so no
+    subscription's queue can match.
+    """
+    return _SHARED.match(queue) is not None
 
 
 def dead_letter_queue_name(queue: str) -> str:

@@ -8,7 +8,10 @@ the service's own Secret ``rabbitsync-<service>``, the namespace and pod IP from
 carry a :class:`SecretKey` or :class:`PodField` marker saying where their value comes from.
 
 Environment variables, not a mounted file, so that a change of subscriptions changes the pod
-template and rolls the pods once. Pure: no Kubernetes, no Django, no broker library.
+template and rolls the pods once. A field a release adds has a default that means what the releases
+before it did: the operator still reads the environment of a Deployment an older release rendered
+(:mod:`rabbitsync.operator.rollout`), to know where its pods publish. Pure: no Kubernetes, no Django,
+no broker library.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
@@ -43,10 +46,26 @@ class ConsumerSpec(BaseModel):
     retry_delays_ms: tuple[int, ...] = Field(
         alias="retryDelaysMs", description="delay before attempt 2, 3, ...; len == maxAttempts - 1"
     )
+    retry_exchanges: tuple[str, ...] = Field(
+        alias="retryExchanges",
+        default=(),
+        description="the shared delay exchange of each retry step; len == len(retryDelaysMs)",
+    )
+    """Empty in the contract of a release whose delay queues were the subscription's own, reached through
+    the default exchange: read from a Deployment that release rendered, it says where its pods publish."""
     dead_letter: bool = Field(alias="deadLetter", default=True)
     prefetch: int = Field(ge=1, default=10)
     batch: int = Field(ge=1, default=1)
     """Deliveries applied per database transaction (each in a savepoint), acked together; 1: one by one."""
+
+    @model_validator(mode="after")
+    def _one_exchange_per_step(self) -> ConsumerSpec:
+        if self.retry_exchanges and len(self.retry_exchanges) != len(self.retry_delays_ms):
+            raise ValueError(
+                f"retryExchanges has {len(self.retry_exchanges)} entries for {len(self.retry_delays_ms)} "
+                "retryDelaysMs: a retry step would have no delay exchange, or one of another step"
+            )
+        return self
 
     @property
     def batch_size(self) -> int:
@@ -54,8 +73,21 @@ class ConsumerSpec(BaseModel):
         return min(self.batch, self.prefetch)
 
     def retry_queue(self, attempt: int) -> str:
-        """Delay queue a delivery that failed on ``attempt`` (1-based) goes to."""
+        """Delay queue a delivery that failed on ``attempt`` (1-based) goes to (a shared delay
+        exchange and its queue have one name)."""
+        if self.retry_exchanges:
+            return self.retry_exchanges[attempt - 1]
         return naming.retry_queue_name(self.queue, self.retry_delays_ms[attempt - 1])
+
+    def retry_target(self, attempt: int) -> tuple[str, str]:
+        """Exchange and routing key the retry of a delivery that failed on ``attempt`` is published with.
+
+        A shared delay queue returns the message to the queue named by its routing key; the legacy
+        one, the subscription's own, is reached by name through the default exchange.
+        """
+        if self.retry_exchanges:
+            return self.retry_exchanges[attempt - 1], self.queue
+        return "", self.retry_queue(attempt)
 
     @property
     def dead_letter_queue(self) -> str:
@@ -158,13 +190,17 @@ def build(
     dead_letter: bool,
     prefetch: int,
     batch: int = 1,
+    queue_type: str = "quorum",
 ) -> ConsumerSpec:
+    delays = tuple(retry.backoff_delays(max_attempts, initial_backoff_ms, max_backoff_ms))
     return ConsumerSpec(
         subscription=subscription,
         queue=naming.queue_name(cluster, namespace, subscription),
         events=tuple(events),
         maxAttempts=max_attempts,
-        retryDelaysMs=tuple(retry.backoff_delays(max_attempts, initial_backoff_ms, max_backoff_ms)),
+        retryDelaysMs=delays,
+        # One per step, repeated where the backoff caps: ``retry_target`` indexes it by attempt.
+        retryExchanges=tuple(naming.delay_name(cluster, queue_type, delay) for delay in delays),
         deadLetter=dead_letter,
         prefetch=prefetch,
         batch=batch,
@@ -184,4 +220,5 @@ def for_subscription(*, cluster: str, namespace: str, subscription: str, spec: S
         dead_letter=spec.dead_letter,
         prefetch=spec.prefetch,
         batch=spec.batch,
+        queue_type=spec.queue_type,
     )

@@ -8,7 +8,7 @@ and a passive declare to count messages. A broker error closes the channel it ha
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -66,8 +66,16 @@ class Declarations:
         """A new channel after the broker closed the current one (404, 406 ...)."""
         self._channel = _call(self._connection.channel)
 
-    def exchange_declare(self, exchange: str, *, exchange_type: str, durable: bool) -> None:
-        _call(self._channel.exchange_declare, exchange, exchange_type=exchange_type, durable=durable)
+    def exchange_declare(
+        self, exchange: str, *, exchange_type: str, durable: bool, arguments: Mapping[str, Any] | None = None
+    ) -> None:
+        _call(
+            self._channel.exchange_declare,
+            exchange,
+            exchange_type=exchange_type,
+            durable=durable,
+            arguments=dict(arguments or {}),
+        )
 
     def queue_declare(self, queue: str, *, durable: bool, arguments: dict[str, Any]) -> None:
         _call(self._channel.queue_declare, queue, durable=durable, arguments=arguments)

@@ -52,20 +52,24 @@ class IncomingMessage:
     """Who published it, as the broker verified (absent if the publisher did not say)."""
     exchange: str | None = None
     """The exchange it was routed through: ``""`` is the default exchange (straight to a queue by
-    name, also how the broker dead-letters and how retries come back); ``None`` when unknown."""
+    name: also how the broker dead-letters into a dead-letter queue, and how a retry came back from
+    an older release's delay queue); a retry comes back through its cluster's retries exchange
+    (:func:`rabbitsync.topology.naming.retries_exchange`); ``None`` when unknown."""
     channel: int = 0
     """The channel it came on; :meth:`Session.ack` needs it with the tag (0: the session's first)."""
     routing_key: str | None = None
     """The key it was published (or dead-lettered) with: for a snapshot, the type the broker allowed."""
 
-    def copy_to(self, queue: str, headers: Mapping[str, Any]) -> OutgoingMessage:
-        """The same event, sent to ``queue`` through the default exchange with ``headers`` instead.
+    def copy_to(self, routing_key: str, headers: Mapping[str, Any], *, exchange: str = "") -> OutgoingMessage:
+        """The same event with ``headers`` instead, published to ``exchange`` with ``routing_key``.
 
-        Mandatory, so a queue that no longer exists is a failure, not a silent loss.
+        By default through the default exchange, where the routing key is the queue's name.
+        Mandatory, so a queue that no longer exists, or an exchange no queue is bound to, is a
+        failure, not a silent loss.
         """
         return OutgoingMessage(
-            exchange="",
-            routing_key=queue,
+            exchange=exchange,
+            routing_key=routing_key,
             body=self.body,
             properties=MessageProperties(
                 # mandatory returns are matched on message_id, so a copy always has one

@@ -23,9 +23,10 @@ from rabbitsync.amqp import (
     observe_and_sync,
 )
 from rabbitsync.api import SyncSubscriptionSpec
+from rabbitsync.topology import naming
 from rabbitsync.topology.desired import desired_topology
 from rabbitsync.topology.diff import Plan
-from rabbitsync.topology.model import Binding, Topology
+from rabbitsync.topology.model import Binding, Observed, Topology
 
 pytestmark = pytest.mark.integration
 
@@ -77,10 +78,25 @@ class Env:
         self._connection = pika.BlockingConnection(pika.URLParameters(self.handle.amqp_url))
         return self._connection.channel()
 
+    def observe(self, topo: Topology) -> Observed:
+        """Everything ``topo`` names, its cluster's shared objects included, as the sync observes it."""
+        return self.rabbit.observe(
+            topo.exchange,
+            topo.main_queue.name,
+            shared=[q.name for q in topo.shared_queues],
+            exchanges=[e.name for e in topo.exchanges],
+        )
+
     def cleanup(self) -> None:
         for topo in self.created:
             delete_topology(self.rabbit, topo)
         channel = self.channel()
+        # The shared objects are no subscription's to delete; this test's clusters are its own.
+        for topo in self.created:
+            for queue in topo.shared_queues:
+                channel.queue_delete(queue.name)
+            for exchange in topo.exchanges:
+                channel.exchange_delete(exchange.name)
         channel.exchange_delete(self.exchange)
         self._connection.close()
 
@@ -97,15 +113,23 @@ def test_apply_creates_everything_and_a_second_sync_does_nothing(env: Env, queue
     topo = env.topology(["restaurant.created", "menu.updated"], queueType=queue_type)
     first = observe_and_sync(env.rabbit, topo)
     assert first.verified and not first.conflicts
-    # exchange, queues, bindings (two event types and the backfill key); no policy (the delivery limit
-    # of a quorum main queue is an argument)
-    assert len(first.changes) == 1 + len(topo.queues) + len(topo.bindings), first.changes
-    assert len(topo.bindings) == 3
-    observed = env.rabbit.observe(topo.exchange, topo.main_queue.name)
+    # exchanges, queues, bindings; no policy (the delivery limit of a quorum main queue is an argument)
+    assert len(first.changes) == 1 + len(topo.exchanges) + len(topo.queues) + len(topo.bindings), first.changes
+    # Its own: main queue and DLQ, bound for two event types, the backfill key and its returning retries.
+    own = env.rabbit.observe(topo.exchange, topo.main_queue.name)
+    assert set(own.queues) == {topo.main_queue.name, topo.dead_letter_queue.name}
+    assert len(own.bindings) == 4
+    # Shared: the default schedule's four delays, each a fanout exchange and its queue, the retries
+    # exchange and the orphaned retries' exchange and queue.
+    assert len(topo.retry_queues) == 4 and len(topo.exchanges) == 4 + 2
+    observed = env.observe(topo)
     assert {n: dict(q.arguments) for n, q in observed.queues.items()} == {
         q.name: dict(q.arguments) for q in topo.queues
     }
     assert observed.bindings == topo.bindings
+    assert {n: (e.type, dict(e.arguments)) for n, e in observed.exchanges.items()} == {
+        e.name: (e.type, dict(e.arguments)) for e in topo.exchanges
+    }
     again = observe_and_sync(env.rabbit, topo, previously_synced=True)
     assert again.verified and again.changes == () and again.drift == ()
 
@@ -121,8 +145,21 @@ def test_out_of_band_deletions_are_restored_and_reported_as_drift(env: Env) -> N
         f"declared queue {topo.dead_letter_queue.name}",
         f"bound binding {topo.exchange} -> {topo.main_queue.name} (shop.menu.updated)",
     }
-    observed = env.rabbit.observe(topo.exchange, topo.main_queue.name)
+    observed = env.observe(topo)
     assert set(observed.queues) == {q.name for q in topo.queues} and observed.bindings == topo.bindings
+
+
+def test_a_shared_delay_queue_or_exchange_deleted_out_of_band_is_restored(env: Env) -> None:
+    topo = env.topology(["a"])
+    observe_and_sync(env.rabbit, topo)
+    delay = topo.retry_queues[0].name
+    env.delete_queue_out_of_band(delay)
+    env.http("DELETE", f"/api/exchanges/%2F/{urllib.parse.quote(naming.retries_exchange(f'east{env.uid}'), safe='')}")
+    result = observe_and_sync(env.rabbit, topo, previously_synced=True)
+    assert result.verified
+    assert f"declared queue {delay}" in result.drift
+    assert f"declared exchange {naming.retries_exchange(f'east{env.uid}')}" in result.drift
+    assert env.observe(topo).bindings == topo.bindings
 
 
 def test_changing_events_binds_and_unbinds_exactly_the_difference(env: Env) -> None:
@@ -135,7 +172,7 @@ def test_changing_events_binds_and_unbinds_exactly_the_difference(env: Env) -> N
         f"unbound binding {after.exchange} -> {main} (shop.a)",
     }
     assert result.drift == ()
-    assert env.rabbit.observe(after.exchange, main).bindings == after.bindings
+    assert env.observe(after).bindings == after.bindings
 
 
 def test_same_subscription_in_two_clusters_is_two_queues_deleting_one_keeps_the_other(env: Env) -> None:
@@ -145,44 +182,119 @@ def test_same_subscription_in_two_clusters_is_two_queues_deleting_one_keeps_the_
     observe_and_sync(env.rabbit, west)
     assert east.main_queue.name != west.main_queue.name
     deleted = delete_topology(env.rabbit, east)
-    assert len(deleted) == len(east.queues)
+    assert len(deleted) == 2, "its main queue and DLQ"
     assert env.rabbit.observe(east.exchange, east.main_queue.name).queues == {}
-    kept = env.rabbit.observe(west.exchange, west.main_queue.name)
+    assert set(env.observe(east).queues) == {q.name for q in east.shared_queues}, "shared: never deleted"
+    kept = env.observe(west)
     assert set(kept.queues) == {q.name for q in west.queues} and kept.bindings == west.bindings
     assert kept.exchange is not None, "the shared exchange is never deleted"
 
 
-@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
-def test_a_retry_goes_through_its_delay_queue_back_to_the_main_queue(env: Env, queue_type: str) -> None:
-    retry = {"maxAttempts": 2, "initialBackoffMs": 100, "maxBackoffMs": 100}
-    topo = env.topology(["a"], retry=retry, queueType=queue_type)
-    observe_and_sync(env.rabbit, topo)
-    channel = env.channel()
-    [delay] = topo.retry_queues
-    channel.confirm_delivery()
-    channel.basic_publish("", delay.name, b"retry me", pika.BasicProperties(delivery_mode=2))
+def _take(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str, count: int) -> list[bytes]:
+    """``count`` messages off ``queue``, waiting up to 10 s for them; fewer if they never come."""
+    got: list[bytes] = []
     deadline = time.monotonic() + 10
-    method = None
-    while method is None and time.monotonic() < deadline:
-        method, _, body = channel.basic_get(topo.main_queue.name, auto_ack=True)
-        time.sleep(0.1)
-    assert method is not None and body == b"retry me"
+    while len(got) < count and time.monotonic() < deadline:
+        method, _, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            time.sleep(0.1)
+        else:
+            got.append(body)
+    return got
 
 
-def test_obsolete_delay_queue_is_kept_while_it_holds_messages(env: Env) -> None:
-    slow = {"maxAttempts": 2, "initialBackoffMs": 3_600_000, "maxBackoffMs": 3_600_000}
-    old = env.topology(["a"], retry=slow)
-    observe_and_sync(env.rabbit, old)
-    [delay] = old.retry_queues
+def _retry(channel: pika.adapters.blocking_connection.BlockingChannel, delay: str, queue: str, body: bytes) -> None:
+    """What the sidecar does with a failed delivery: into the delay exchange, the main queue as routing key."""
+    channel.basic_publish(delay, queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
+
+
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
+def test_retries_of_two_subscriptions_share_a_delay_queue_and_each_returns_to_its_own_queue(
+    env: Env, queue_type: str
+) -> None:
+    retry = {"maxAttempts": 2, "initialBackoffMs": 100, "maxBackoffMs": 100}
+    one = env.topology(["a"], retry=retry, queueType=queue_type)
+    two = desired_topology(
+        cluster=f"east{env.uid}",
+        namespace="shop",
+        subscription="payments",
+        spec=SyncSubscriptionSpec.model_validate(
+            {"service": "payments", "events": ["a"], "retry": retry, "queueType": queue_type}
+        ),
+        exchange=env.exchange,
+    )
+    env.created.append(two)
+    observe_and_sync(env.rabbit, one)
+    observe_and_sync(env.rabbit, two)
+    [delay] = one.retry_queues
+    assert two.retry_queues == (delay,), "one delay queue for the cluster"
     channel = env.channel()
     channel.confirm_delivery()
-    channel.basic_publish("", delay.name, b"waiting", pika.BasicProperties(delivery_mode=2))
-    new = env.topology(["a"], retry={"maxAttempts": 2, "initialBackoffMs": 500, "maxBackoffMs": 500})
-    result = observe_and_sync(env.rabbit, new)
-    assert result.kept_not_empty == (delay.name,) and result.verified
-    channel.queue_purge(delay.name)
-    observe_and_sync(env.rabbit, new)
-    assert delay.name not in env.rabbit.observe(new.exchange, new.main_queue.name).queues
+    _retry(channel, delay.name, one.main_queue.name, b"one")
+    _retry(channel, delay.name, two.main_queue.name, b"two")
+    assert _take(channel, one.main_queue.name, 2) == [b"one"]
+    assert _take(channel, two.main_queue.name, 1) == [b"two"]
+
+
+def test_retries_of_a_deleted_subscription_never_hold_back_the_others(env: Env) -> None:
+    """A quorum delay queue dead-letters at-least-once: a message that routes nowhere is retried ahead of
+    those behind it. Without the retries exchange's alternate exchange, 100 retries of a deleted
+    subscription held back every later retry of the cluster."""
+    retry = {"maxAttempts": 2, "initialBackoffMs": 2000, "maxBackoffMs": 2000}  # none expires before the delete
+    gone = env.topology(["a"], retry=retry)
+    kept = desired_topology(
+        cluster=f"east{env.uid}",
+        namespace="shop",
+        subscription="payments",
+        spec=SyncSubscriptionSpec.model_validate({"service": "payments", "events": ["a"], "retry": retry}),
+        exchange=env.exchange,
+    )
+    env.created.append(kept)
+    observe_and_sync(env.rabbit, gone)
+    observe_and_sync(env.rabbit, kept)
+    [delay] = gone.retry_queues
+    channel = env.channel()
+    channel.confirm_delivery()
+    for i in range(100):
+        _retry(channel, delay.name, gone.main_queue.name, b"orphan %d" % i)
+    delete_topology(env.rabbit, gone)
+    _retry(channel, delay.name, kept.main_queue.name, b"still retried")
+    assert _take(channel, kept.main_queue.name, 1) == [b"still retried"]
+    orphaned = naming.orphaned_retries_name(f"east{env.uid}")
+    assert len(_take(channel, orphaned, 100)) == 100, "kept where an operator can look at them"
+
+
+def test_a_delay_queue_of_an_older_release_is_retired_once_its_retries_came_back(env: Env) -> None:
+    """The migration: releases before shared delay queues declared them per subscription. Such a queue
+    is not desired any more; a retry waiting in it still returns to the main queue, and the queue is
+    deleted only once it is empty."""
+    topo = env.topology(["a"], retry={"maxAttempts": 2, "initialBackoffMs": 500, "maxBackoffMs": 500})
+    assert observe_and_sync(env.rabbit, topo).verified
+    main = topo.main_queue
+    legacy = naming.retry_queue_name(main.name, 1500)
+    channel = env.channel()
+    channel.queue_declare(
+        legacy,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-message-ttl": 1500,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": main.name,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+    channel.confirm_delivery()
+    channel.basic_publish("", legacy, b"waiting", pika.BasicProperties(delivery_mode=2))
+    result = observe_and_sync(env.rabbit, topo)
+    assert result.kept_not_empty == (legacy,) and result.verified
+    assert _take(channel, main.name, 1) == [b"waiting"], "returned the way it was sent"
+    deadline = time.monotonic() + 15
+    while legacy in env.rabbit.observe(topo.exchange, main.name).queues:
+        assert time.monotonic() < deadline, "the emptied legacy queue was never retired"
+        observe_and_sync(env.rabbit, topo)
+        time.sleep(0.5)
 
 
 def test_queue_with_other_arguments_is_reported_not_redeclared(env: Env) -> None:
@@ -324,27 +436,29 @@ def test_one_listing_serves_the_drift_sweep_and_the_orphan_collector(env: Env) -
     observe_and_sync(env.rabbit, gone)
     env.delete_queue_out_of_band(kept.dead_letter_queue.name)
     listing = env.rabbit.snapshot()
-    plan = diff(kept, listing.observed_for(kept.exchange, kept.main_queue.name))
+    shared = {"shared": [q.name for q in kept.shared_queues], "exchanges": [e.name for e in kept.exchanges]}
+    plan = diff(kept, listing.observed_for(kept.exchange, kept.main_queue.name, **shared))
     assert [q.name for q in plan.declare_queues] == [kept.dead_letter_queue.name], "the drift is in the listing"
     collector = OrphanCollector(f"east{env.uid}", (), grace_seconds=0)
     found = collector.sweep(listing, env.rabbit, "test", [("shop", "orders")], now=0)
-    assert set(found.orphans) == set(found.removed) == {q.name for q in gone.queues}
+    assert set(found.orphans) == set(found.removed) == {gone.main_queue.name, gone.dead_letter_queue.name}
     after = env.rabbit.snapshot()
     assert not any(q.name.startswith(gone.main_queue.name) for q in after.queues)
-    assert any(q.name == kept.main_queue.name for q in after.queues)
+    assert {kept.main_queue.name, *(q.name for q in kept.shared_queues)} <= {q.name for q in after.queues}
 
 
 def test_observing_by_name_sees_what_the_listing_sees_of_those_queues(env: Env) -> None:
     """Issue 11: by name costs the same at any broker size; only the listing finds dropped delay queues."""
-    old = env.topology(["a"], retry={"maxAttempts": 2, "initialBackoffMs": 2000, "maxBackoffMs": 2000})
     new = env.topology(["a", "b"], retry={"maxAttempts": 2, "initialBackoffMs": 500, "maxBackoffMs": 500})
-    assert observe_and_sync(env.rabbit, old).verified
-    assert observe_and_sync(env.rabbit, new, retire=False).verified
+    assert observe_and_sync(env.rabbit, new).verified
     main = new.main_queue.name
-    listed = env.rabbit.observe(new.exchange, main)
+    legacy = naming.retry_queue_name(main, 2000)  # one an older release left
+    env.channel().queue_declare(legacy, durable=True, arguments={"x-queue-type": "quorum"})
+    shared = [q.name for q in new.shared_queues]
+    listed = env.rabbit.observe(new.exchange, main, shared=shared)
     names = [q.name for q in new.queues]
     by_name = env.rabbit.observe(new.exchange, main, names)
-    assert set(listed.queues) - set(by_name.queues) == {old.retry_queues[0].name}, "the dropped one"
+    assert set(listed.queues) - set(by_name.queues) == {legacy}, "the dropped one"
     assert {n: by_name.queues[n] for n in names} == {n: listed.queues[n] for n in names}
     assert by_name.bindings == listed.bindings == new.bindings
     assert by_name.exchange == listed.exchange

@@ -94,7 +94,7 @@ class Scene:
         status = {
             "queue": main,
             "deadLetterQueue": naming.dead_letter_queue_name(main),
-            "retryQueues": [q.name for q in topology.queues if ".retry." in q.name],
+            "retryQueues": [q.name for q in topology.retry_queues],
             "exchange": self.exchange,
             "queueDepth": 0,
             "consumers": 0,

@@ -13,10 +13,16 @@ import yaml
 from opkit import CONVERGE, RESYNC_SECONDS, Kit, health_status, wait_for
 
 from harness import operators
+from rabbitsync.topology import naming
 
 pytestmark = pytest.mark.integration
 
 DELAYS_MS = (1000, 2000, 4000, 8000)  # default retry: 5 attempts from 1 s, doubling
+
+
+def delay_queues(cluster: str, *delays: int) -> list[str]:
+    """The cluster's shared delay queues (quorum) for ``delays``, in the status's order."""
+    return [naming.delay_name(cluster, "quorum", d) for d in delays]
 
 
 def test_apply_creates_verified_topology_and_status(kit: Kit, operators_running, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -32,19 +38,21 @@ def test_apply_creates_verified_topology_and_status(kit: Kit, operators_running,
     assert status["queue"] == main
     assert status["observedGeneration"] == obj["metadata"]["generation"]
     assert status["deadLetterQueue"] == f"{main}.dlq"
-    assert status["retryQueues"] == [f"{main}.retry.{d}ms" for d in DELAYS_MS]
+    assert status["retryQueues"] == delay_queues("east", *DELAYS_MS)
     assert status["exchange"] == kit.exchange
     for type_ in ("BrokerReachable", "TopologySynced"):
         assert kit.condition(obj, type_)["status"] == "True", status
 
     queues = kit.queues("east", "orders")
-    assert set(queues) == {main, f"{main}.dlq", *(f"{main}.retry.{d}ms" for d in DELAYS_MS)}
+    assert set(queues) == {main, f"{main}.dlq"}, "its own queues; the delay queues are the cluster's"
     assert all(q["durable"] and q["type"] == "quorum" for q in queues.values()), queues
     assert queues[main]["arguments"]["x-dead-letter-routing-key"] == f"{main}.dlq"
-    for delay in DELAYS_MS:
-        args = queues[f"{main}.retry.{delay}ms"]["arguments"]
-        assert (args["x-message-ttl"], args["x-dead-letter-routing-key"]) == (delay, main)
+    shared = kit.mgmt.queues("rabbitsync.east.@delay.")
+    for delay, name in zip(DELAYS_MS, delay_queues("east", *DELAYS_MS), strict=True):
+        args = shared[name]["arguments"]
+        assert (args["x-message-ttl"], args["x-dead-letter-exchange"]) == (delay, naming.retries_exchange("east"))
     assert kit.bindings("east", "orders") == kit.keys("restaurant.created", "menu.updated")
+    assert kit.mgmt.bindings(naming.retries_exchange("east"), main) == {main}, "its retries come back to it"
 
     # Quorum queues get an explicit delivery limit (issue 10 point 2), as an argument (issue 11).
     assert queues[main]["arguments"]["x-delivery-limit"] == 5 + 20, queues[main]
@@ -94,7 +102,7 @@ def test_edit_events_rebinds_exactly_then_delete_removes_topology(kit: Kit) -> N
     assert kit.condition(obj, "TopologySynced")["lastTransitionTime"] == synced["lastTransitionTime"]
     assert kit.condition(obj, "TopologySynced")["observedGeneration"] == 2
     assert kit.bindings("east", "orders") == kit.keys("b.created", "c.created", "d.created")
-    assert len(kit.queues("east", "orders")) == 6
+    assert len(kit.queues("east", "orders")) == 2
 
     kit.delete_subscription("east", "orders")
     kit.wait_gone("east", "orders")
@@ -102,7 +110,7 @@ def test_edit_events_rebinds_exactly_then_delete_removes_topology(kit: Kit) -> N
     kit.wait_event("east", "orders", "TopologyDeleted", timeout=5)
 
 
-def test_changed_backoff_replaces_delay_queues(kit: Kit) -> None:
+def test_changed_backoff_uses_other_shared_delay_queues(kit: Kit) -> None:
     kit.setup_broker("east")
     kit.create_subscription("east", "orders", ["a.created"])
     kit.wait_synced("east", "orders")
@@ -110,15 +118,16 @@ def test_changed_backoff_replaces_delay_queues(kit: Kit) -> None:
 
     # Delay queues are named by their TTL: fewer attempts and a longer first delay mean other queues.
     kit.patch_subscription("east", "orders", {"retry": {"maxAttempts": 3, "initialBackoffMs": 5000}})
-    expected = {main, f"{main}.dlq", f"{main}.retry.5000ms", f"{main}.retry.10000ms"}
-    wait_for(lambda: set(kit.queues("east", "orders")) == expected, CONVERGE, "delay queues replaced")
+    expected = set(delay_queues("east", 5000, 10000))
+    wait_for(lambda: expected <= set(kit.mgmt.queues("rabbitsync.east.@delay.")), CONVERGE, "delay queues declared")
+    assert set(kit.queues("east", "orders")) == {main, f"{main}.dlq"}
     # The queues change inside the reconcile, its status is written after it: wait for that status.
     obj = wait_for(
         lambda: (o := kit.wait_synced("east", "orders")) and o["status"]["observedGeneration"] == 2 and o,
         CONVERGE,
         "generation 2 synced",
     )
-    assert obj["status"]["retryQueues"] == [f"{main}.retry.5000ms", f"{main}.retry.10000ms"]
+    assert obj["status"]["retryQueues"] == delay_queues("east", 5000, 10000)
 
 
 def test_retain_keeps_queues_and_releases_the_object(kit: Kit) -> None:
@@ -126,7 +135,7 @@ def test_retain_keeps_queues_and_releases_the_object(kit: Kit) -> None:
     kit.create_subscription("east", "keep", ["a.created"], deletionPolicy="retain")
     kit.wait_synced("east", "keep")
     before = set(kit.queues("east", "keep"))
-    assert len(before) == 6
+    assert len(before) == 2
 
     kit.delete_subscription("east", "keep")
     kit.wait_gone("east", "keep")

@@ -40,6 +40,7 @@ from rabbitsync.amqp import RabbitBroker
 from rabbitsync.conventions import broker_username, routing_key
 from rabbitsync.events import CONTENT_TYPE, CloudEvent, Origin, encode
 from rabbitsync.topology import sidecar_contract as contract
+from rabbitsync.topology.delays import shared_delays
 from rabbitsync.topology.unroutable import UnroutableTopology, unroutable_for
 from rabbitsync.transport import BrokerEndpoint
 
@@ -174,10 +175,10 @@ class Topology:
     specs: list[contract.ConsumerSpec] = field(default_factory=list)
 
     def queues(self) -> list[str]:
+        """The subscriptions' own queues (the cluster's delay queues are shared, as in production)."""
         names: list[str] = []
         for spec in self.specs:
             names += [spec.queue, spec.dead_letter_queue]
-            names += sorted({spec.retry_queue(a) for a in range(1, spec.max_attempts)})
         return names
 
     def declare(self, spec: contract.ConsumerSpec, namespace: str = NAMESPACE) -> contract.ConsumerSpec:
@@ -194,16 +195,15 @@ class Topology:
                     "x-dead-letter-routing-key": spec.dead_letter_queue,
                 },
             )
-            for delay in sorted(set(spec.retry_delays_ms)):
-                ch.queue_declare(
-                    f"{spec.queue}.retry.{delay}ms",
-                    durable=True,
-                    arguments={
-                        "x-message-ttl": delay,
-                        "x-dead-letter-exchange": "",
-                        "x-dead-letter-routing-key": spec.queue,
-                    },
-                )
+            shared = shared_delays(
+                cluster=CLUSTER, queue_type="quorum", main_queue=spec.queue, delays=spec.retry_delays_ms
+            )
+            for exchange in shared.exchanges:
+                ch.exchange_declare(exchange.name, exchange.type, durable=True, arguments=dict(exchange.arguments))
+            for queue in shared.queues:
+                ch.queue_declare(queue.name, durable=True, arguments=dict(queue.arguments))
+            for binding in shared.bindings:
+                ch.queue_bind(binding.queue, binding.exchange, routing_key=binding.routing_key)
             for event_type in spec.events:
                 ch.queue_bind(spec.queue, self.exchange, routing_key=routing_key(namespace, event_type))
         self.specs.append(spec)

@@ -2,9 +2,10 @@
 
 Each service logs in as its own broker user (``conftest``); RabbitMQ vouches for the ``user_id`` of
 every message. What must hold: a forged ``source`` or an event nobody vouches for is dead-lettered
-with the reason and never applied; so is anything pushed straight into the queue (default exchange)
-by anyone but the sidecar's own user; two namespaces on one broker never receive each other's events; and no
-broker password reaches a log line.
+with the reason and never applied; so is anything pushed straight into the queue (default exchange),
+or routed into it through the cluster's shared delay queues, by anyone but the sidecar's own user;
+two namespaces on one broker never receive each other's events; and no broker password reaches a
+log line.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rabbitsync.conventions import broker_username, routing_key
 from rabbitsync.events import Origin, encode, new_event
 from rabbitsync.events.headers import PUBLISHER
 from rabbitsync.sidecar import routing, trust
+from rabbitsync.topology import naming
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +84,28 @@ def test_a_genuine_event_pushed_straight_into_the_queue_is_dead_lettered(service
     wait_until(lambda: service.depth(spec.dead_letter_queue) == 1, 10, "the pushed event dead-lettered")
     [headers] = dead_letters(service, spec).values()
     assert headers[routing.REASON] == trust.DEFAULT_EXCHANGE
+    assert headers[routing.ATTEMPTS] == 1
+    assert sidecar.metric("rabbitsync_retried_total") == 0
+    assert effects(pushed.id) == 0
+
+
+@pytest.mark.parametrize("event_type", ["svc.effect", "svc.broken"])
+def test_a_genuine_event_routed_through_a_shared_delay_queue_is_dead_lettered(service, uid, sidecars, event_type):
+    """Every consuming service may publish into its cluster's delay exchanges (its retries go there),
+    with any routing key: one could name our queue and have the broker dead-letter its event into it,
+    past the bindings and its topic permissions. It comes back through the retries exchange with the
+    publisher's user, not ours: refused, whatever its type."""
+    spec = service.declare(make_spec(uid, ["svc.effect"]))
+    sidecar = sidecars(spec).wait_ready()
+    pushed = new_event(type=event_type, origin=MENU, data={}, subject="through a delay queue")
+    delay = naming.delay_name(CLUSTER, "quorum", spec.retry_delays_ms[0])
+    publish(user_url(service.identities, MENU), delay, spec.queue, encode(pushed), pushed.id, broker_username(*MENU))
+    routed = new_event(type="svc.effect", origin=MENU, data={}, subject="through the exchange")
+    service.send_event(routed)
+    wait_until(lambda: effects(routed.id) == 1, 10, "the same publisher's event through the exchange applied")
+    wait_until(lambda: service.depth(spec.dead_letter_queue) == 1, 10, "the event from the delay queue dead-lettered")
+    [headers] = dead_letters(service, spec).values()
+    assert headers[routing.REASON] == trust.FOREIGN_RETRY
     assert headers[routing.ATTEMPTS] == 1
     assert sidecar.metric("rabbitsync_retried_total") == 0
     assert effects(pushed.id) == 0

@@ -64,6 +64,8 @@ def test_a_queue_no_subscription_owns():
         f"rabbitsync.prod-east.{NS}.billing.retry.1000ms",  # also one an older retry policy left
         f"rabbitsync.prod-east.{NS}.billing.@backfill-status",  # its backfill's status queue
         f"rabbitsync.prod-east.{NS}.restaurant.@backfill-requests",  # a service's, not a subscription's
+        "rabbitsync.prod-east.@delay.quorum.1000ms",  # the cluster's subscriptions share it
+        "rabbitsync.prod-east.@retries.orphaned",  # so they do this one
         f"rabbitsync.prod-east.{NS}.ghost",
         f"rabbitsync.prod-east.{NS}.billing-v2",
         "rabbitsync.elsewhere.shop.x",  # another cluster's: not ours to judge

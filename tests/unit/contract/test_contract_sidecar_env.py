@@ -11,11 +11,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.conventions import SECRET_URI_KEY
 from rabbitsync.django.conf import resolve
 from rabbitsync.operator import sidecar_spec
-from rabbitsync.topology.sidecar_contract import CA_KEY, SidecarConfig, build, dumps, to_env
+from rabbitsync.topology.sidecar_contract import (
+    CA_KEY,
+    ConsumerSpec,
+    SidecarConfig,
+    build,
+    dumps,
+    for_subscription,
+    to_env,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -80,7 +90,10 @@ def test_what_the_operator_renders_the_sidecar_settings_read_back() -> None:
     )
     assert container["ports"][0]["containerPort"] == received.http_port
     assert settings.origin.source == "/clusters/east/namespaces/food/services/menu"
-    assert settings.subscriptions[0].retry_queue(1) == "rabbitsync.east.food.caf-s.retry.500ms"
+    assert settings.subscriptions[0].retry_target(1) == (
+        "rabbitsync.east.@delay.quorum.500ms",
+        "rabbitsync.east.food.caf-s",
+    )
 
 
 def test_the_variable_names_are_the_ones_pods_and_the_harness_know() -> None:
@@ -126,3 +139,56 @@ def test_a_batch_is_carried_to_the_sidecar_and_never_above_the_prefetch() -> Non
     settings = resolve({}, {"RABBITSYNC_SUBSCRIPTIONS": dumps(CONSUMERS), "RABBITSYNC_CONSUME_WORKERS": "4"})
     assert settings.subscriptions[1].batch == 30
     assert settings.consume_workers == 4
+
+
+def _retrying(**overrides: Any) -> ConsumerSpec:
+    arguments: dict[str, Any] = {
+        "cluster": "east",
+        "namespace": "food",
+        "subscription": "menus",
+        "events": ["MENU_ITEM_CREATED"],
+        "max_attempts": 5,
+        "initial_backoff_ms": 500,
+        "max_backoff_ms": 1000,
+        "dead_letter": True,
+        "prefetch": 10,
+    }
+    return build(**arguments | overrides)
+
+
+def test_each_attempt_has_the_delay_exchange_of_its_step_even_where_the_backoff_caps() -> None:
+    spec = _retrying()
+    assert spec.retry_delays_ms == (500, 1000, 1000, 1000)
+    assert spec.retry_exchanges == (
+        "rabbitsync.east.@delay.quorum.500ms",
+        *["rabbitsync.east.@delay.quorum.1000ms"] * 3,
+    )
+    assert [spec.retry_target(attempt) for attempt in (1, 4)] == [
+        ("rabbitsync.east.@delay.quorum.500ms", "rabbitsync.east.food.menus"),
+        ("rabbitsync.east.@delay.quorum.1000ms", "rabbitsync.east.food.menus"),
+    ]
+    assert spec.retry_queue(4) == "rabbitsync.east.@delay.quorum.1000ms"  # the exchange's queue has its name
+    assert _retrying(max_attempts=1).retry_exchanges == ()
+
+
+def test_the_queue_type_chooses_the_delay_exchanges() -> None:
+    assert _retrying(queue_type="classic").retry_exchanges[0] == "rabbitsync.east.@delay.classic.500ms"
+    subscription = SyncSubscriptionSpec.model_validate(
+        {"service": "menu", "events": ["MENU_ITEM_CREATED"], "broker": "rabbit", "queueType": "classic"}
+    )
+    spec = for_subscription(cluster="east", namespace="food", subscription="menus", spec=subscription)
+    assert set(spec.retry_exchanges) == {f"rabbitsync.east.@delay.classic.{d}ms" for d in spec.retry_delays_ms}
+
+
+def test_a_contract_of_an_older_release_names_the_subscriptions_own_delay_queues() -> None:
+    # What the operator reads from a Deployment an older release rendered, and an older pod publishes to.
+    old = ConsumerSpec.model_validate(_retrying().model_dump(by_alias=True, exclude={"retry_exchanges"}))
+    assert old.retry_exchanges == ()
+    assert old.retry_queue(2) == "rabbitsync.east.food.menus.retry.1000ms"
+    assert old.retry_target(2) == ("", "rabbitsync.east.food.menus.retry.1000ms")
+
+
+def test_a_delay_exchange_for_each_step_or_none_at_all() -> None:
+    wire = _retrying().model_dump(by_alias=True)
+    with pytest.raises(ValidationError, match="retryExchanges has 3 entries for 4 retryDelaysMs"):
+        ConsumerSpec.model_validate(wire | {"retryExchanges": wire["retryExchanges"][:3]})

@@ -42,7 +42,15 @@ class FailingBroker:
 
     error: Exception
 
-    def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None) -> Observed:
+    def observe(
+        self,
+        exchange: str,
+        main_queue: str,
+        queues: Collection[str] | None = None,
+        *,
+        shared: Collection[str] = (),
+        exchanges: Collection[str] = (),
+    ) -> Observed:
         raise self.error
 
     def snapshot(self) -> BrokerSnapshot:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from opscene import NS, Scene, condition, reasons
 
+from rabbitsync.amqp.fake import FakeExchange
 from rabbitsync.transport.errors import AccessRefused
 
 pytestmark = pytest.mark.unit
@@ -18,9 +19,9 @@ def test_reachable_broker_gets_the_exchange_and_is_ready() -> None:
     # Issue 10: the exchange also gets its alternate exchange (by policy) for unroutable events.
     # Issue 12: and the trace stream, which `rabbitsync trace` reads, with its exchange.
     assert scene.broker.exchanges == {
-        "rabbitsync.events": "topic",
-        "rabbitsync.events.unroutable": "fanout",
-        "rabbitsync.events.trace": "topic",
+        "rabbitsync.events": FakeExchange("topic"),
+        "rabbitsync.events.unroutable": FakeExchange("fanout"),
+        "rabbitsync.events.trace": FakeExchange("topic"),
     }
     assert "rabbitsync.events.unroutable" in scene.broker.queues
     assert scene.broker.queues["rabbitsync.events.trace"].arguments["x-queue-type"] == "stream"
@@ -38,11 +39,11 @@ def test_reachable_broker_gets_the_exchange_and_is_ready() -> None:
 
 def test_exchange_of_another_type_is_reachable_but_not_ready_and_left_alone() -> None:
     scene = Scene.ready()
-    scene.broker.exchanges["rabbitsync.events"] = "fanout"
+    scene.broker.exchanges["rabbitsync.events"] = FakeExchange("fanout")
     outcome = scene.reconcile_broker()
     assert condition(outcome, "BrokerReachable") == ("True", "Connected")
     assert condition(outcome, "Ready") == ("False", "PreconditionFailed")
-    assert outcome.temporary_failure is None and scene.broker.exchanges == {"rabbitsync.events": "fanout"}
+    assert outcome.temporary_failure is None and scene.broker.exchanges == {"rabbitsync.events": FakeExchange("fanout")}
 
 
 def test_unreachable_broker_is_retried() -> None:

@@ -40,6 +40,18 @@ def test_delete_policy_deletes_the_queues_and_removes_the_sidecar() -> None:
     assert scene.kube.sidecar(NS, "orders") is None
 
 
+def test_deleting_the_last_subscription_of_the_cluster_keeps_what_the_cluster_shares() -> None:
+    scene = Scene.ready()
+    sub = _ready(scene)
+    shared = {q for q in scene.broker.queues if naming.shared_by_cluster(q)}
+    exchanges = dict(scene.broker.exchanges)
+    assert shared and naming.retries_exchange("east") in exchanges
+    done = scene.delete(sub)
+    assert done.done and not any(q in done.notes[0].message for q in shared)
+    assert set(scene.broker.queues) == shared and scene.broker.exchanges == exchanges
+    assert all(b.queue in shared for b in scene.broker.bindings), "its binding to the retries exchange went with it"
+
+
 def test_retain_policy_keeps_the_queues() -> None:
     scene = Scene.ready()
     sub = _ready(scene, deletionPolicy="retain")

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from opscene import NS, SETTINGS, Scene
 
-from rabbitsync.amqp.fake import FakeQueue
+from rabbitsync.amqp.fake import FakeExchange, FakeQueue
 from rabbitsync.amqp.snapshot import BrokerSnapshot, owner_of
 from rabbitsync.operator import drift
 from rabbitsync.operator.brokers import reconcile_broker
 from rabbitsync.operator.kube.indexes import IndexedBroker
 from rabbitsync.operator.orphans import OrphanCollector
 from rabbitsync.operator.outcome import ObjectView
-from rabbitsync.operator.subscription import Subscription
+from rabbitsync.operator.subscription import Subscription, topology_for
 from rabbitsync.topology import naming
 from rabbitsync.transport.errors import BrokerUnreachable
 
@@ -66,6 +66,31 @@ def test_one_listing_checks_every_subscription_and_flags_only_the_drifted() -> N
     assert scene.broker.snapshots == 2
 
 
+def test_the_shared_delay_objects_in_the_listing_are_no_drift_and_a_missing_one_is_everyones() -> None:
+    scene = Scene.ready()
+    subs = _synced(scene, 3)
+    delay = naming.delay_name("east", "quorum", 1000)
+    assert delay in scene.broker.queues and naming.retries_exchange("east") in scene.broker.exchanges
+    assert _sweep(scene, subs) == [], "found by name in the listing, though no subscription's pattern matches them"
+    del scene.broker.queues[delay]
+    scene.broker.bindings = {b for b in scene.broker.bindings if b.queue != delay}
+    assert _sweep(scene, subs) == [(NS, "orders-0"), (NS, "orders-1"), (NS, "orders-2")]
+
+
+def test_a_missing_shared_exchange_is_drift_and_so_is_a_subscriptions_binding_to_the_retries_exchange() -> None:
+    scene = Scene.ready()
+    subs = _synced(scene, 2)
+    retries = naming.retries_exchange("east")
+    scene.broker.bindings.discard(
+        next(b for b in scene.broker.bindings if b.exchange == retries and b.queue.endswith("orders-1"))
+    )
+    assert _sweep(scene, subs) == [(NS, "orders-1")]
+    scene.reconcile(scene.subscribe("orders-1"))  # the reconcile the sweep asked for
+    assert _sweep(scene, subs) == []
+    del scene.broker.exchanges[naming.delay_name("east", "quorum", 1000)]
+    assert _sweep(scene, subs) == [(NS, "orders-0"), (NS, "orders-1")]
+
+
 def test_a_backfill_status_queue_holding_reports_is_neither_drift_nor_a_count_to_refresh() -> None:
     scene = Scene.ready()
     subs = _synced(scene, 2)
@@ -105,7 +130,7 @@ def test_an_unreachable_broker_asks_every_subscription_to_report_it() -> None:
 def test_a_broker_that_answers_but_refuses_the_exchange_asks_nothing() -> None:
     scene = Scene.ready()
     subs = _synced(scene, 3)
-    scene.broker.exchanges["rabbitsync.events"] = "fanout"
+    scene.broker.exchanges["rabbitsync.events"] = FakeExchange("fanout")
     assert _sweep(scene, subs) == [] and scene.broker.snapshots == 0
 
 
@@ -164,6 +189,17 @@ def test_snapshot_projects_what_observe_sees() -> None:
     for sub in subs:
         main = naming.queue_name("east", NS, sub.name)
         assert snapshot.observed_for("rabbitsync.events", main) == scene.broker.observe("rabbitsync.events", main)
+        topology = topology_for(SETTINGS, sub, sub.spec(), "rabbitsync.events")
+        shared = {
+            "shared": [q.name for q in topology.shared_queues],
+            "exchanges": [*(e.name for e in topology.exchanges), "missing"],
+        }
+        projected = snapshot.observed_for("rabbitsync.events", main, **shared)
+        assert projected == scene.broker.observe("rabbitsync.events", main, **shared)
+        assert set(projected.queues) == {q.name for q in topology.queues} and "missing" not in projected.exchanges
+        assert projected.exchanges[naming.retries_exchange("east")].arguments == {
+            "alternate-exchange": naming.orphaned_retries_name("east")
+        }
 
 
 def test_moved_counts_are_refreshed_by_a_reconcile_idle_ones_cost_nothing() -> None:

@@ -11,6 +11,7 @@ from opscene import NS, SETTINGS, Scene, condition, reasons
 
 from rabbitsync.amqp import rights_for
 from rabbitsync.operator import credentials, sidecar_spec
+from rabbitsync.topology import naming
 from rabbitsync.transport import BrokerEndpoint
 
 pytestmark = pytest.mark.unit
@@ -64,6 +65,31 @@ def test_every_service_may_write_trace_records_and_nothing_else_more() -> None:
         assert re.fullmatch(perms.write, "ev.trace")
         assert not re.fullmatch(perms.write, "ev.trace2") and not re.fullmatch(perms.write, "ev.unroutable")
         assert bool(re.fullmatch(perms.write, "amq.default")) == bool(subscriptions)
+
+
+def test_a_consumer_may_publish_its_retries_into_its_clusters_delay_exchanges_only() -> None:
+    perms, _topic = rights_for(cluster="east", namespace="shop", exchange="ev", subscriptions=["s"], published=[])
+    write = re.compile(perms.write)
+    for delay in (naming.delay_name("east", "quorum", 1000), naming.delay_name("east", "classic", 60000)):
+        assert write.fullmatch(delay), delay
+    assert write.fullmatch("amq.default"), "dead letters still go to its DLQ by name"
+    for other in (
+        naming.delay_name("west", "quorum", 1000),
+        naming.delay_name("east-2", "quorum", 1000),
+        naming.delay_name("east", "quorum", 1000) + "x",
+        "rabbitsync.east.@delay.quorum.ms",
+        naming.retries_exchange("east"),
+        naming.orphaned_retries_name("east"),
+    ):
+        assert not write.fullmatch(other), other
+    publisher, _topic = rights_for(cluster="east", namespace="shop", exchange="ev", subscriptions=[], published=["A"])
+    assert not re.fullmatch(publisher.write, naming.delay_name("east", "quorum", 1000)), "it has no retries"
+
+
+def test_a_cluster_name_naming_sanitizes_is_matched_as_naming_writes_it() -> None:
+    perms, _topic = rights_for(cluster="prod east", namespace="shop", exchange="ev", subscriptions=["s"], published=[])
+    assert re.fullmatch(perms.write, naming.delay_name("prod east", "quorum", 1000))
+    assert not re.fullmatch(perms.write, "rabbitsyncXprod-east.@delay.quorum.1000ms"), "a dot is a dot"
 
 
 def test_a_subscription_gives_its_service_a_user_and_a_secret_with_its_own_uri() -> None:

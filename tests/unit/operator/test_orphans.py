@@ -63,6 +63,17 @@ def test_an_unwatched_namespace_and_a_retained_queue_are_left_alone() -> None:
     assert set(sweep.removed) == {GONE, f"{GONE}.dlq", f"{GONE}.retry.1000ms", naming.backfill_status_queue(GONE)}
 
 
+def test_what_the_clusters_subscriptions_share_is_no_orphan_even_with_none_left() -> None:
+    scene = Scene.ready()
+    sub = scene.subscribe("orders")
+    outcome = scene.reconcile(sub)
+    assert scene.delete(dataclasses.replace(sub, status=outcome.status)).done
+    shared = {q for q in scene.broker.queues if naming.shared_by_cluster(q)}
+    assert naming.delay_name("east", "quorum", 1000) in shared and naming.orphaned_retries_name("east") in shared
+    sweep = OrphanCollector("east", (), 0).sweep(scene.broker.snapshot(), scene.broker, "b", set(), now=0)
+    assert sweep.orphans == () and shared <= set(scene.broker.queues)
+
+
 def test_the_broker_status_and_events_say_so() -> None:
     scene = Scene.ready()
     _left_behind(scene)

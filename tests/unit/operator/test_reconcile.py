@@ -37,6 +37,10 @@ def test_a_ready_subscription_has_its_topology_verified_and_its_sidecar() -> Non
     assert outcome.temporary_failure is None
     assert outcome.status["queue"] == QUEUE and outcome.status["observedGeneration"] == 1
     assert QUEUE in scene.broker.queues
+    # Its retries wait in the cluster's delay queues, not in queues of its own.
+    assert outcome.status["retryQueues"] == [naming.delay_name("east", "quorum", d) for d in (1000, 2000, 4000, 8000)]
+    assert set(outcome.status["retryQueues"]) <= set(scene.broker.queues)
+    assert not any(q.startswith(f"{QUEUE}.retry.") for q in scene.broker.queues)
     sidecar = scene.kube.sidecar(NS, "orders")
     assert sidecar is not None and sidecar["image"] == "shop/orders:1"
     env = {e["name"]: e for e in sidecar["env"]}

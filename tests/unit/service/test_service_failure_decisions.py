@@ -12,6 +12,7 @@ from rabbitsync.sidecar import admission, trust
 from rabbitsync.sidecar.health import State
 from rabbitsync.sidecar.outages import unavailable
 from rabbitsync.sidecar.subscriptions import Subscriptions
+from rabbitsync.topology import naming
 from rabbitsync.topology import sidecar_contract as contract
 from rabbitsync.transport import IncomingMessage, UndecodableValue
 
@@ -38,7 +39,7 @@ def spec(name: str) -> contract.ConsumerSpec:
     ("exchange", "user_id", "refused"),
     [
         ("rabbitsync.events", OTHER, False),  # routed by the bindings
-        ("", OWN, False),  # our own retry coming back from its delay queue
+        ("", OWN, False),  # our own retry back from an older release's delay queue, our own replay
         ("", OTHER, True),  # pushed straight into our queue by another service
         ("", None, True),
         (None, OTHER, False),  # unknown (not from a session): the other checks still apply
@@ -47,10 +48,10 @@ def spec(name: str) -> contract.ConsumerSpec:
 def test_only_our_own_user_may_come_in_through_the_default_exchange(exchange, user_id, refused):
     if refused:
         with pytest.raises(trust.Untrusted) as caught:
-            trust.route(exchange, user_id, OWN)
+            trust.route(exchange, user_id, OWN, retries=naming.retries_exchange("west"))
         assert caught.value.reason == trust.DEFAULT_EXCHANGE
     else:
-        trust.route(exchange, user_id, OWN)
+        trust.route(exchange, user_id, OWN, retries=naming.retries_exchange("west"))
 
 
 def test_a_body_above_the_cap_is_refused_before_the_headers():

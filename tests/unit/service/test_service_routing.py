@@ -40,15 +40,33 @@ def test_attempt_of(headers, attempt):
     assert routing.attempt_of(headers) == attempt
 
 
-def test_first_failures_go_to_the_delay_queue_of_their_attempt():
+def test_first_failures_go_to_the_shared_delay_exchange_of_their_step_addressed_to_the_main_queue():
     s = spec()
     first = routing.after_failure(s, {"trace": "t"}, RuntimeError("boom"))
     assert first == routing.Retry(
-        queue=f"{s.queue}.retry.1000ms", headers={"trace": "t", routing.ATTEMPT: 2}, attempt=2
+        queue="rabbitsync.east.@delay.quorum.1000ms",
+        exchange="rabbitsync.east.@delay.quorum.1000ms",
+        routing_key="rabbitsync.east.shop.menu",
+        headers={"trace": "t", routing.ATTEMPT: 2},
+        attempt=2,
     )
     second = routing.after_failure(s, first.headers, RuntimeError("boom"))
-    assert second.queue == f"{s.queue}.retry.1500ms"  # capped backoff
+    assert isinstance(second, routing.Retry)
+    assert (second.exchange, second.routing_key) == ("rabbitsync.east.@delay.quorum.1500ms", s.queue)  # capped
+    assert second.queue == second.exchange
     assert second.headers[routing.ATTEMPT] == 3
+
+
+def test_a_contract_of_an_older_release_still_retries_through_its_own_delay_queues():
+    # How the sidecar reads an environment rendered before delay queues were shared.
+    old = contract.ConsumerSpec.model_validate(spec().model_dump(by_alias=True, exclude={"retry_exchanges"}))
+    first = routing.after_failure(old, None, RuntimeError("boom"))
+    assert isinstance(first, routing.Retry)
+    assert (first.queue, first.exchange, first.routing_key) == (
+        "rabbitsync.east.shop.menu.retry.1000ms",
+        "",
+        "rabbitsync.east.shop.menu.retry.1000ms",
+    )
 
 
 def test_last_attempt_is_dead_lettered_with_the_reason():

@@ -8,6 +8,7 @@ from rabbitsync.conventions import broker_username
 from rabbitsync.events import CloudEvent, Origin, new_event
 from rabbitsync.events.headers import PUBLISHER, vouched_publisher, with_publisher
 from rabbitsync.sidecar import routing, trust
+from rabbitsync.topology import naming
 from rabbitsync.topology import sidecar_contract as contract
 
 pytestmark = pytest.mark.unit
@@ -17,6 +18,8 @@ MENU_USER = broker_username(*MENU)
 ATTACKER_USER = broker_username("east", "shop", "attacker")
 OWN_USER = broker_username("west", "shop", "orders")
 """The receiving sidecar's own broker user: the one its reroutes carry."""
+RETRIES = naming.retries_exchange("west")
+"""The receiving sidecar's cluster's retries exchange: how a retry comes back to its queue."""
 
 SPEC = contract.build(
     cluster="west",
@@ -84,6 +87,42 @@ def test_a_retry_coming_back_from_our_own_delay_queue_keeps_its_original_publish
     assert retry.headers[PUBLISHER] == MENU_USER
     # The copy was published by the sidecar itself: the broker shows our user_id on the way back.
     assert verdict(event(), OWN_USER, retry.headers) is None
+
+
+def delivered(exchange: str | None, user_id: str | None, event: CloudEvent, headers: dict[str, object]) -> str | None:
+    """The refusal reason for a delivery through ``exchange``, as the sidecar checks it before the body."""
+    try:
+        trust.route(exchange, user_id, OWN_USER, retries=RETRIES)
+    except trust.Untrusted as e:
+        return e.reason
+    return verdict(event, user_id, headers)
+
+
+def test_our_own_retry_coming_back_through_the_retries_exchange_is_applied() -> None:
+    retry = routing.after_failure(SPEC, with_publisher({}, MENU_USER), RuntimeError("db busy"))
+    assert isinstance(retry, routing.Retry)
+    assert (retry.exchange, retry.routing_key) == (naming.delay_name("west", "quorum", 100), SPEC.queue)
+    assert delivered(RETRIES, OWN_USER, event(), retry.headers) is None
+
+
+@pytest.mark.parametrize(
+    ("origin", "user_id", "by_the_body"),
+    [
+        # A service of the namespace sending its own genuine event, of a type its topic permissions
+        # would not let it publish on the events exchange: the checks of the body alone apply it.
+        (Origin("east", "shop", "attacker"), ATTACKER_USER, None),
+        (MENU, MENU_USER, None),  # genuine, but addressed to our queue by its publisher, not by our bindings
+        (MENU, None, trust.UNAUTHENTICATED),
+    ],
+)
+def test_a_message_another_user_put_into_a_delay_exchange_is_refused_as_it_comes_back(
+    origin: Origin, user_id: str | None, by_the_body: str | None
+) -> None:
+    # Any service may publish into the cluster's delay exchanges (for its own retries), with any
+    # routing key: the broker dead-letters the copy into our queue with the publisher's user_id.
+    headers: dict[str, object] = {PUBLISHER: MENU_USER, routing.ATTEMPT: 2}  # claims are no help either
+    assert verdict(event(origin), user_id, headers) == by_the_body
+    assert delivered(RETRIES, user_id, event(origin), headers) == trust.FOREIGN_RETRY
 
 
 def test_a_publisher_header_from_any_other_user_is_ignored() -> None:

@@ -68,9 +68,18 @@ def test_a_copy_keeps_the_event_and_replaces_the_headers() -> None:
     incoming = IncomingMessage(
         tag=7, body=b"{}", headers={"old": 1}, message_id="ev-1", type="t", timestamp=17, content_type="x/y"
     )
-    copy = incoming.copy_to("q.retry.1000ms", {"x-rabbitsync-attempt": 2})
-    assert (copy.exchange, copy.routing_key, copy.body, copy.mandatory) == ("", "q.retry.1000ms", b"{}", True)
+    copy = incoming.copy_to("q.dlq", {"x-rabbitsync-reason": "failed"})
+    assert (copy.exchange, copy.routing_key, copy.body, copy.mandatory) == ("", "q.dlq", b"{}", True)
     assert copy.properties == MessageProperties("ev-1", "t", 17, content_type="x/y")
+    assert copy.headers == {"x-rabbitsync-reason": "failed"}
+
+
+def test_a_copy_through_an_exchange_is_mandatory_too() -> None:
+    # A delay exchange no queue is bound to must be a failure, not a silent loss.
+    incoming = IncomingMessage(tag=7, body=b"{}", headers={}, message_id="ev-1", type="t", timestamp=17)
+    copy = incoming.copy_to("q", {"x-rabbitsync-attempt": 2}, exchange="c.@delay.quorum.1000ms")
+    assert (copy.exchange, copy.routing_key, copy.mandatory) == ("c.@delay.quorum.1000ms", "q", True)
+    assert copy.properties == incoming.copy_to("q", {}).properties
     assert copy.headers == {"x-rabbitsync-attempt": 2}
 
 
