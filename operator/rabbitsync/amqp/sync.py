@@ -59,15 +59,16 @@ def observe_and_sync(
     """
     main = desired.main_queue.name
     names = [q.name for q in desired.queues]
-    shared = {"shared": [q.name for q in desired.shared_queues], "exchanges": [e.name for e in desired.exchanges]}
-    observed = broker.observe(desired.exchange, main, names, exchanges=shared["exchanges"])
+    shared = [q.name for q in desired.shared_queues]
+    exchanges = [e.name for e in desired.exchanges]
+    observed = broker.observe(desired.exchange, main, names, exchanges=exchanges)
     if obsolete_queues and main in observed.queues:
-        observed = broker.observe(desired.exchange, main, **shared)
+        observed = broker.observe(desired.exchange, main, shared=shared, exchanges=exchanges)
     plan, retiring, waiting = _withhold_retirements(diff(desired, observed), observed, retire=retire)
     kept: tuple[str, ...] = ()
     if not plan.empty:
         kept = broker.apply(plan).kept_not_empty
-        observed = broker.observe(desired.exchange, main, names, exchanges=shared["exchanges"])
+        observed = broker.observe(desired.exchange, main, names, exchanges=exchanges)
     remaining = diff(desired, observed)
     unfinished = remaining.repairs or remaining.put_policies or remaining.delete_policies
     return SyncResult(

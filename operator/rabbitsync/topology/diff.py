@@ -74,14 +74,7 @@ class Plan:
     @property
     def amqp_work(self) -> bool:
         """Something to do over AMQP (policies go over the management API)."""
-        return bool(
-            self.declare_exchange
-            or self.declare_exchanges
-            or self.declare_queues
-            or self.bind
-            or self.unbind
-            or self.delete_queues
-        )
+        return self.repairs or bool(self.delete_queues)
 
     @property
     def repairs(self) -> bool:
