@@ -68,14 +68,6 @@ def _alternatives(names: Iterable[str]) -> str:
     return "|".join(re.escape(n) for n in sorted(set(names)))
 
 
-def _delay_exchanges(cluster: str) -> str:
-    """A regex for every name ``naming.delay_name`` gives ``cluster``'s delay exchanges, whatever the
-    queue type and delay: a schedule change must not wait for the rights to follow it."""
-    # The placeholders are split off again: only the prefix, with the cluster as naming writes it, is kept.
-    prefix = naming.delay_name(cluster, "type", 0).rsplit(".", 2)[0]
-    return rf"{re.escape(prefix)}\.[a-z]+\.[0-9]+ms"
-
-
 def rights_for(
     *,
     cluster: str,
@@ -106,8 +98,8 @@ def rights_for(
     writable = [re.escape(exchange)] if types else []
     if own:
         writable.append(re.escape(DEFAULT_EXCHANGE_RESOURCE))
-    if queues:
-        writable.append(_delay_exchanges(cluster))
+    if queues:  # every delay of the cluster: a schedule change must not wait for the rights to follow it
+        writable.append(naming.delay_names_pattern(cluster))
     if writable:  # outcome records for `rabbitsync trace`: that exchange routes only to its stream
         writable.append(re.escape(trace_name(exchange)))
     permissions = Permissions(

@@ -42,7 +42,16 @@ def delay_name(cluster: str, queue_type: str, delay_ms: int) -> str:
     One per queue type, as every queue of a subscription shares its type (a quorum subscription's
     retries wait in a replicated queue).
     """
-    return ".".join((PREFIX, _part(cluster), "@delay", _part(queue_type), f"{delay_ms}ms"))
+    return ".".join((_delay_prefix(cluster), _part(queue_type), f"{delay_ms}ms"))
+
+
+def delay_names_pattern(cluster: str) -> str:
+    """A regex (not anchored) for every :func:`delay_name` of ``cluster``, whatever the queue type and delay."""
+    return re.escape(_delay_prefix(cluster)) + r"\.[a-z]+\.[0-9]+ms"
+
+
+def _delay_prefix(cluster: str) -> str:
+    return ".".join((PREFIX, _part(cluster), "@delay"))
 
 
 def retries_exchange(cluster: str) -> str:
