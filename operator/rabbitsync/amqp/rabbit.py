@@ -10,6 +10,7 @@ from rabbitsync.amqp.connections import Connections
 from rabbitsync.amqp.identity import BrokerUser
 from rabbitsync.amqp.management import ManagementClient
 from rabbitsync.amqp.port import ApplyOutcome
+from rabbitsync.amqp.shared import RecentShared
 from rabbitsync.amqp.snapshot import BrokerSnapshot
 from rabbitsync.amqp.unroutable import keep_unroutable
 from rabbitsync.amqp.users import RecentUsers
@@ -22,7 +23,9 @@ from rabbitsync.transport import BrokerEndpoint, Timeouts
 class RabbitBroker:
     """``Broker`` for one RabbitMQ endpoint. Cheap to build: connects only inside ``apply``/``observe``,
     on a connection from ``connections`` (the operator's pool; a connection per plan without one).
-    ``users``: what the process put lately (the operator's), so an identical user is not put again."""
+    ``users``: what the process put lately (the operator's), so an identical user is not put again.
+    ``shared``: the cluster's shared objects as the process observed them lately (the operator's), so
+    each observation of a subscription does not look at them again."""
 
     def __init__(
         self,
@@ -30,10 +33,12 @@ class RabbitBroker:
         timeouts: Timeouts | None = None,
         connections: Connections | None = None,
         users: RecentUsers | None = None,
+        shared: RecentShared | None = None,
     ) -> None:
         self._management = ManagementClient(endpoint, timeouts)
         self._admin = BrokerAdmin(endpoint, timeouts, connections)
         self._users = users
+        self._shared = shared
         self._key = f"{endpoint.management().base_url}/{endpoint.vhost}"
 
     def observe(
@@ -45,12 +50,21 @@ class RabbitBroker:
         shared: Collection[str] = (),
         exchanges: Collection[str] = (),
     ) -> Observed:
-        return self._management.observe(exchange, main_queue, queues, shared=shared, exchanges=exchanges)
+        if self._shared is None:
+            return self._management.observe(exchange, main_queue, queues, shared=shared, exchanges=exchanges)
+        return self._shared.observe(
+            self._key, self._management.observe, exchange, main_queue, queues, shared=shared, exchanges=exchanges
+        )
 
     def snapshot(self) -> BrokerSnapshot:
+        if self._shared is not None:
+            self._shared.forget(self._key)
         return self._management.snapshot()
 
     def apply(self, plan: Plan) -> ApplyOutcome:
+        if self._shared is not None:
+            # Before, not after: a plan that fails half-way may have changed them too.
+            self._shared.applied(self._key, plan)
         outcome = self._admin.apply(plan)
         # After the queues: a policy on a queue declared just now takes effect at once.
         for policy in plan.put_policies:

@@ -18,6 +18,7 @@ import kopf
 from rabbitsync.amqp.backfill import RabbitBackfill
 from rabbitsync.amqp.connections import ConnectionPool
 from rabbitsync.amqp.rabbit import RabbitBroker
+from rabbitsync.amqp.shared import RecentShared
 from rabbitsync.amqp.users import RecentUsers
 from rabbitsync.api.clustersyncbroker import RESOURCE as CLUSTER_BROKER
 from rabbitsync.api.meta import GROUP, VERSION
@@ -66,12 +67,13 @@ class QuietResync(logging.Filter):
         return record.getMessage() != self._LINE
 
 
-def _broker_factory(pool: ConnectionPool, users: RecentUsers) -> BrokerFactory:
-    """Brokers whose AMQP connections come from ``pool`` (one kept connection per broker), and which put
-    a service's user only when it changed or ``users`` has not put it lately."""
+def _broker_factory(pool: ConnectionPool, users: RecentUsers, shared: RecentShared) -> BrokerFactory:
+    """Brokers whose AMQP connections come from ``pool`` (one kept connection per broker), which put
+    a service's user only when it changed or ``users`` has not put it lately, and which take the
+    cluster's shared objects from ``shared`` while fresh."""
 
     def broker(resolved: ResolvedBroker) -> RabbitBroker:
-        return RabbitBroker(resolved.endpoint, connections=pool, users=users)
+        return RabbitBroker(resolved.endpoint, connections=pool, users=users, shared=shared)
 
     return broker
 
@@ -302,7 +304,11 @@ def register(
     # The subscriptions' last written statuses: their reconciles start from them, the drift sweeps compare them.
     subscription_statuses = StatusMemory()
     pool = ConnectionPool(per_broker=settings.broker_connections)
-    brokers = _broker_factory(pool, RecentUsers(fresh_seconds=settings.resync_seconds))
+    brokers = _broker_factory(
+        pool,
+        RecentUsers(fresh_seconds=settings.resync_seconds),
+        RecentShared(fresh_seconds=settings.resync_seconds),
+    )
 
     def reconcile_subscription(cluster: ApiCluster, _: kopf.Memo, kw: dict[str, Any]) -> ReconcileOutcome:
         sub = _subscription(kw)

@@ -9,6 +9,8 @@ import time
 import pytest
 from opkit import DELETE_ATTEMPTS, MAX_BACKOFF_SECONDS, RESYNC_SECONDS, Kit, closed_port, wait_for
 
+from rabbitsync.topology import naming
+
 pytestmark = pytest.mark.integration
 
 
@@ -36,6 +38,25 @@ def test_out_of_band_deletions_are_repaired_and_reported(kit: Kit) -> None:
     _, _, message = kit.wait_event("east", "orders", "DriftRepaired", timeout=RESYNC_SECONDS + 5)
     assert f"{main}.dlq" in message and "b.created" in message and "not.subscribed" in message, message
     kit.wait_synced("east", "orders", timeout=5)
+
+
+def test_a_shared_delay_queue_deleted_out_of_band_is_restored(kit: Kit) -> None:
+    """Reconciles take the cluster's shared objects from memory between sweeps (``amqp.shared``): the
+    sweep that finds one gone makes the reconciles it asks for look at them again."""
+    kit.setup_broker("east")
+    kit.create_subscription("east", "orders", ["a.created"])
+    kit.wait_synced("east", "orders")
+    delay = naming.delay_name("east", "quorum", 1000)
+    assert delay in kit.mgmt.queues(delay)
+
+    kit.mgmt.delete_queue(delay)
+    wait_for(
+        lambda: delay in kit.mgmt.queues(delay) and kit.mgmt.bindings(delay, delay) == {"#"},
+        3 * RESYNC_SECONDS + 10,
+        "the shared delay queue and its binding restored",
+    )
+    _, _, message = kit.wait_event("east", "orders", "DriftRepaired", timeout=RESYNC_SECONDS + 5)
+    assert delay in message, message
 
 
 def test_stopped_broker_is_reported_and_recovered_without_loss(kit: Kit, broker) -> None:  # type: ignore[no-untyped-def]
