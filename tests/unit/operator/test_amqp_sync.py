@@ -317,6 +317,14 @@ def test_no_consumer_in_the_statistics_is_checked_with_the_queue_itself() -> Non
     assert observe_and_sync(broker, topo).consumers == 0
 
 
+def test_a_main_queue_declared_by_this_sync_is_not_asked_for_consumers() -> None:
+    broker, topo = FakeBroker(), _topology(["a"])
+    assert observe_and_sync(broker, topo).consumers == 0
+    assert broker.consumer_checks == 0, "no sidecar can consume a queue declared a moment ago"
+    observe_and_sync(broker, topo)
+    assert broker.consumer_checks == 1, "an existing one's statistics may lag: asked"
+
+
 def test_conflicting_arguments_are_reported_and_not_ready() -> None:
     topo = _topology(["a"])
     broker = FakeBroker(queues={topo.main_queue.name: FakeQueue({"x-queue-type": "classic"})})
@@ -353,7 +361,7 @@ def test_deleting_a_subscription_never_deletes_what_its_cluster_shares() -> None
 
 def test_all_is_complete() -> None:
     modules = {"admin", "claim", "connections", "endpoint", "errors", "fake", "identity", "management", "port"}
-    modules |= {"backfill", "rabbit", "snapshot", "sync", "unroutable", "users"}
+    modules |= {"backfill", "rabbit", "shared", "snapshot", "sync", "unroutable", "users"}
     public = {name for name in vars(amqp) if not name.startswith("_")} - modules
     assert public == set(amqp.__all__)
 
