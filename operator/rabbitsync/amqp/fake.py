@@ -56,8 +56,6 @@ class FakeBroker:
     """How many times ``snapshot`` listed everything, for asserting one listing per sweep."""
     observations: int = 0
     """How many times ``observe`` was called."""
-    consumer_checks: int = 0
-    """How many times ``consumers`` asked a queue."""
     listings: int = 0
     """How many of those looked for every queue named after the subscription (no ``queues`` given)."""
     applied: list[Plan] = field(default_factory=list)
@@ -155,7 +153,6 @@ class FakeBroker:
 
     def consumers(self, queue: str) -> int | None:
         self._check_reachable()
-        self.consumer_checks += 1
         found = self.queues.get(queue)
         return None if found is None else found.consumers
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from rabbitsync.amqp.port import Broker
 from rabbitsync.topology.diff import EXCHANGE_TYPE, Plan, diff, teardown
-from rabbitsync.topology.model import Observed, Queue, Topology
+from rabbitsync.topology.model import Observed, Topology
 from rabbitsync.transport.errors import PreconditionFailed
 
 
@@ -80,23 +80,15 @@ def observe_and_sync(
         kept_not_empty=(*waiting, *kept),
         retiring=retiring,
         verified=not unfinished and not remaining.conflicts,
-        **_live_consumers(broker, desired, observed, counts(desired, observed), declared=plan.declare_queues),
+        **_live_consumers(broker, desired, observed, counts(desired, observed)),
     )
 
 
-def _live_consumers(
-    broker: Broker, desired: Topology, observed: Observed, found: dict[str, int], *, declared: tuple[Queue, ...]
-) -> dict[str, int]:
+def _live_consumers(broker: Broker, desired: Topology, observed: Observed, found: dict[str, int]) -> dict[str, int]:
     """``found`` with the main queue's consumers asked of the queue when the statistics say none: the
     statistics are emitted every few seconds (later on a busy broker), so right after a sidecar
-    attached they still say 0, and the subscription would wait a retry for a consumer it has.
-
-    Not asked when this sync has just ``declared`` the main queue: no consumer can be on it yet (a
-    sidecar is configured for it after the sync), and the question would take a turn on the
-    operator's one connection to the broker, which the declarations of a burst of new subscriptions
-    wait for (13 % of the reconciling threads' time at 1,000 subscriptions created together)."""
-    main = desired.main_queue
-    if found["consumers"] or main.name not in observed.queues or main in declared:
+    attached they still say 0, and the subscription would wait a retry for a consumer it has."""
+    if found["consumers"] or desired.main_queue.name not in observed.queues:
         return found
     return {**found, "consumers": broker.consumers(desired.main_queue.name) or 0}
 

@@ -317,14 +317,6 @@ def test_no_consumer_in_the_statistics_is_checked_with_the_queue_itself() -> Non
     assert observe_and_sync(broker, topo).consumers == 0
 
 
-def test_a_main_queue_declared_by_this_sync_is_not_asked_for_consumers() -> None:
-    broker, topo = FakeBroker(), _topology(["a"])
-    assert observe_and_sync(broker, topo).consumers == 0
-    assert broker.consumer_checks == 0, "no sidecar can consume a queue declared a moment ago"
-    observe_and_sync(broker, topo)
-    assert broker.consumer_checks == 1, "an existing one's statistics may lag: asked"
-
-
 def test_conflicting_arguments_are_reported_and_not_ready() -> None:
     topo = _topology(["a"])
     broker = FakeBroker(queues={topo.main_queue.name: FakeQueue({"x-queue-type": "classic"})})
