@@ -58,17 +58,17 @@ def observe_and_sync(
     with the broker, and so is everything the verification looks at. Raises ``BrokerError`` subclasses.
     """
     main = desired.main_queue.name
-    names = [q.name for q in desired.queues]
+    own = [q.name for q in desired.queues if not q.role.shared]
     shared = [q.name for q in desired.shared_queues]
     exchanges = [e.name for e in desired.exchanges]
-    observed = broker.observe(desired.exchange, main, names, exchanges=exchanges)
+    observed = broker.observe(desired.exchange, main, own, shared=shared, exchanges=exchanges)
     if obsolete_queues and main in observed.queues:
         observed = broker.observe(desired.exchange, main, shared=shared, exchanges=exchanges)
     plan, retiring, waiting = _withhold_retirements(diff(desired, observed), observed, retire=retire)
     kept: tuple[str, ...] = ()
     if not plan.empty:
         kept = broker.apply(plan).kept_not_empty
-        observed = broker.observe(desired.exchange, main, names, exchanges=exchanges)
+        observed = broker.observe(desired.exchange, main, own, shared=shared, exchanges=exchanges)
     remaining = diff(desired, observed)
     unfinished = remaining.repairs or remaining.put_policies or remaining.delete_policies
     return SyncResult(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pytest
 
 from rabbitsync.amqp.fake import FakeBroker
+from rabbitsync.amqp.port import ApplyOutcome
 from rabbitsync.amqp.shared import RecentShared, touches_shared
 from rabbitsync.amqp.sync import observe_and_sync
 from rabbitsync.api import SyncSubscriptionSpec
@@ -39,10 +40,10 @@ class Clock:
 
 
 class Looking:
-    """``FakeBroker.observe`` that records which shared objects each call asked about."""
+    """An ``observe`` that records which shared objects each call asked about."""
 
-    def __init__(self, broker: FakeBroker) -> None:
-        self.broker = broker
+    def __init__(self, observe: Callable[..., Observed]) -> None:
+        self.observe = observe
         self.asked: list[set[str]] = []
 
     def __call__(
@@ -55,7 +56,7 @@ class Looking:
         exchanges: Collection[str] = (),
     ) -> Observed:
         self.asked.append({*shared, *exchanges, *(q for q in queues or () if "@" in q)})
-        return self.broker.observe(exchange, main_queue, queues, shared=shared, exchanges=exchanges)
+        return self.observe(exchange, main_queue, queues, shared=shared, exchanges=exchanges)
 
 
 def observe(memory: RecentShared, looking: Looking, desired: Topology) -> Observed:
@@ -79,7 +80,7 @@ def synced(*subscriptions: str) -> FakeBroker:
 
 def test_a_second_subscription_is_observed_without_the_shared_objects_and_answers_the_same() -> None:
     broker = synced("orders", "billing")
-    memory, looking = RecentShared(fresh_seconds=30, clock=Clock()), Looking(broker)
+    memory, looking = RecentShared(fresh_seconds=30, clock=Clock()), Looking(broker.observe)
     orders, billing = topology("orders"), topology("billing")
     observe(memory, looking, orders)
     remembered = observe(memory, looking, billing)
@@ -94,9 +95,33 @@ def test_a_second_subscription_is_observed_without_the_shared_objects_and_answer
     assert diff(billing, remembered).empty
 
 
+class Remembering(FakeBroker):
+    """A broker that observes through ``memory``, as ``RabbitBroker`` does in the operator."""
+
+    def __init__(self, memory: RecentShared) -> None:
+        super().__init__()
+        self.memory = memory
+        self.looking = Looking(super().observe)
+
+    def observe(self, exchange: str, main_queue: str, queues: Collection[str] | None = None, **kwargs: Any) -> Observed:
+        return self.memory.observe(BROKER, self.looking, exchange, main_queue, queues, **kwargs)
+
+    def apply(self, plan: Plan) -> ApplyOutcome:
+        self.memory.applied(BROKER, plan)
+        return super().apply(plan)
+
+
+def test_syncing_a_second_subscription_looks_at_no_shared_object() -> None:
+    broker = Remembering(RecentShared(fresh_seconds=30, clock=Clock()))
+    assert observe_and_sync(broker, topology("orders")).verified
+    broker.looking.asked.clear()
+    assert observe_and_sync(broker, topology("billing")).verified
+    assert broker.looking.asked == [set(), set()], "observed before and after applying, neither time a shared object"
+
+
 def test_its_own_queues_are_always_looked_at() -> None:
     broker = synced("orders", "billing")
-    memory, looking = RecentShared(fresh_seconds=30, clock=Clock()), Looking(broker)
+    memory, looking = RecentShared(fresh_seconds=30, clock=Clock()), Looking(broker.observe)
     observe(memory, looking, topology("orders"))
     billing = topology("billing")
     del broker.queues[billing.dead_letter_queue.name]
@@ -106,7 +131,7 @@ def test_its_own_queues_are_always_looked_at() -> None:
 
 def test_a_shared_object_deleted_is_seen_once_stale_or_forgotten() -> None:
     broker, clock = synced("orders"), Clock()
-    memory, looking = RecentShared(fresh_seconds=30, clock=clock), Looking(broker)
+    memory, looking = RecentShared(fresh_seconds=30, clock=clock), Looking(broker.observe)
     orders = topology("orders")
     observe(memory, looking, orders)
     delay = orders.retry_queues[0].name
@@ -123,7 +148,7 @@ def test_a_shared_object_deleted_is_seen_once_stale_or_forgotten() -> None:
 
 def test_a_plan_that_declares_a_shared_object_makes_the_next_observation_look() -> None:
     broker = FakeBroker()
-    memory, looking = RecentShared(fresh_seconds=30, clock=Clock()), Looking(broker)
+    memory, looking = RecentShared(fresh_seconds=30, clock=Clock()), Looking(broker.observe)
     orders = topology("orders")
     plan = diff(orders, observe(memory, looking, orders))
     memory.applied(BROKER, plan)
@@ -149,7 +174,7 @@ def test_what_touches_shared_objects() -> None:
 
 def test_brokers_and_sets_of_shared_objects_are_remembered_apart() -> None:
     broker = synced("orders")
-    memory, looking = RecentShared(fresh_seconds=30, clock=Clock()), Looking(broker)
+    memory, looking = RecentShared(fresh_seconds=30, clock=Clock()), Looking(broker.observe)
     orders = topology("orders")
     observe(memory, looking, orders)
     kwargs: dict[str, Any] = {"shared": [orders.retry_queues[0].name], "exchanges": []}
