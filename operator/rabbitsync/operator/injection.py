@@ -70,7 +70,8 @@ def sync_service(
             Observation(SIDECAR_INJECTED, "False", "NoAppContainer", f"Deployment {namespace}/{service}: {e}")
         )
     try:
-        cluster.apply_sidecar(namespace, service, container, checksum)
+        if container is None or not sidecar_spec.in_place(deployment, container, checksum):
+            cluster.apply_sidecar(namespace, service, container, checksum)
     except KubeError as e:
         return SidecarResult(Observation(SIDECAR_INJECTED, "False", "ApplyFailed", str(e)), e)
     names = ", ".join(s.name for s in subs) or "none"

@@ -65,6 +65,36 @@ def injected(deployment: Mapping[str, Any]) -> Mapping[str, Any] | None:
     )
 
 
+def in_place(deployment: Mapping[str, Any], container: Mapping[str, Any], credentials: str | None = None) -> bool:
+    """Whether applying ``apply_body(..., container, credentials)`` would change nothing in ``deployment``.
+
+    The live container holds what the API server defaulted besides ours (``terminationMessagePath``,
+    a ``fieldRef``'s ``apiVersion``...), so ours must be *within* it, not equal to it. Anything in
+    doubt (an older release's regular container, a list of another length) counts as not in place:
+    applying again is always safe, only slower. Every reconcile of every subscription of a service
+    computes the same sidecar; applying it anyway cost the API server a server-side apply of the
+    whole Deployment each time, the largest part of its CPU at 1,000 subscriptions.
+    """
+    template = deployment["spec"]["template"]
+    live = injected(deployment)
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    return (
+        live is not None
+        and is_native(live)
+        and all(c["name"] != CONTAINER_NAME for c in template["spec"].get("containers", []))
+        and annotations.get(CREDENTIALS_ANNOTATION) == credentials
+        and _within(container, live)
+    )
+
+
+def _within(ours: Any, live: Any) -> bool:
+    if isinstance(ours, Mapping):
+        return isinstance(live, Mapping) and all(k in live and _within(v, live[k]) for k, v in ours.items())
+    if isinstance(ours, list | tuple):
+        return isinstance(live, list) and len(ours) == len(live) and all(map(_within, ours, live))
+    return bool(ours == live)
+
+
 def is_native(container: Mapping[str, Any]) -> bool:
     """Whether ``container`` is a native sidecar (what this release injects)."""
     return container.get("restartPolicy") == "Always"

@@ -98,3 +98,34 @@ def test_apply_body_owns_only_the_sidecar_and_empty_body_removes_it():
     assert "containers" not in body["spec"]["template"]["spec"]
     assert "replicas" not in body["spec"] and "selector" not in body["spec"]
     assert "spec" not in sidecar_spec.apply_body("menu", "food", None)
+
+
+def _live(container: dict, credentials: str | None = "sum-1", *, legacy: bool = False) -> dict:
+    """A Deployment as the API server returns it after our apply: defaults added to our container."""
+    served = json.loads(json.dumps(container))
+    served |= {"terminationMessagePath": "/dev/termination-log", "imagePullPolicy": "IfNotPresent"}
+    for env in served["env"]:
+        if "fieldRef" in env.get("valueFrom", {}):
+            env["valueFrom"]["fieldRef"].setdefault("apiVersion", "v1")
+    deployment = _deployment(APP, *([{"name": sidecar_spec.CONTAINER_NAME, "image": "old"}] if legacy else []))
+    deployment["spec"]["template"]["spec"]["initContainers"] = [served]
+    if credentials is not None:
+        deployment["spec"]["template"]["metadata"] = {"annotations": {sidecar_spec.CREDENTIALS_ANNOTATION: credentials}}
+    return deployment
+
+
+def test_a_sidecar_as_served_is_in_place_and_any_difference_is_applied_again():
+    ours = _container(_consumers("a"))
+    assert sidecar_spec.in_place(_live(ours), ours, "sum-1"), "the API server's defaults are not a difference"
+    assert not sidecar_spec.in_place(_live(ours), _container(_consumers("a", "b")), "sum-1"), "another queue"
+    assert not sidecar_spec.in_place(_live(ours), ours, "sum-2"), "rotated credentials roll the pods"
+    assert not sidecar_spec.in_place(_live(ours, None), ours, "sum-1")
+    assert not sidecar_spec.in_place(_live(ours), ours, None), "a checksum we no longer set is removed"
+    assert not sidecar_spec.in_place(_live(ours, legacy=True), ours, "sum-1"), "an older release's container goes"
+    edited = _live(ours)
+    edited["spec"]["template"]["spec"]["initContainers"][0]["env"][0]["value"] = "edited"
+    assert not sidecar_spec.in_place(edited, ours, "sum-1"), "an edit out of band is applied over"
+    extra = _live(ours)
+    extra["spec"]["template"]["spec"]["initContainers"][0]["env"].append({"name": "MORE", "value": "1"})
+    assert not sidecar_spec.in_place(extra, ours, "sum-1")
+    assert not sidecar_spec.in_place(_deployment(APP), ours, "sum-1"), "not injected yet"

@@ -59,6 +59,7 @@ def test_a_second_reconcile_changes_nothing_and_says_nothing() -> None:
     second = scene.again(sub, first)
     assert second.notes == [] and second.status["conditions"] == first.status["conditions"]
     assert scene.broker.applied == []
+    assert len(scene.kube.applied) == 1, "the sidecar in place is not applied again"
 
 
 def test_missing_syncbroker_is_named_and_retried_and_touches_nothing() -> None:
