@@ -8,6 +8,8 @@ Issue 12 point 2: ``Ready=True`` only once a consumer is attached to the subscri
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 import pika
@@ -113,3 +115,29 @@ def test_ready_only_once_a_consumer_is_attached(kit: Kit) -> None:
         assert obj["status"]["consumers"] == 1 and obj["status"]["eventCount"] == 1
     finally:
         connection.close()
+
+
+def _deployment_applies(kit: Kit) -> float:
+    """Server-side applies of Deployments the API server has served (its ``apiserver_request_total``)."""
+    api = kit.clusters["east"].api
+    method, url, headers, body, post = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
+    response = api.call_api(method, url, headers, body, post)
+    response.read()
+    text = response.data.decode()
+    found = re.findall(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$", text, re.M)
+    return sum(
+        float(value) for labels, value in found if 'verb="APPLY"' in labels and 'resource="deployments"' in labels
+    )
+
+
+def test_a_sidecar_in_place_is_not_applied_again(kit: Kit) -> None:
+    """A subscription without a consumer is reconciled in full every resync interval: each computes the
+    same sidecar, which the Deployment already holds as the API server serves it (defaults added)."""
+    kit.setup_broker("east")
+    _deployment(kit, "svc-p", [{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}]}])
+    kit.create_subscription("east", "svc-p", ["P_IN"])
+    kit.wait_condition("east", "svc-p", "Ready", "False", reason="NoConsumer")
+    before = _deployment_applies(kit)
+    time.sleep(3 * RESYNC_SECONDS + 2)
+    assert _deployment_applies(kit) == before
+    assert kit.condition(kit.get("east", "svc-p"), "SidecarInjected")["status"] == "True"
