@@ -16,7 +16,8 @@ lab costs minutes; a second, single-node phase would double that), while ``make 
 suites keep the single node.
 
 What the run starts beyond the environment (the two members, the balancer, PostgreSQL) is recorded
-in ``chaos.json`` in the state directory, so the next run stops what a ``--keep`` run left.
+in the state directory (``harness.beside``), so ``make dev-down`` and the next run stop what a
+``--keep`` run left.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness import demo, environment, operators, podrunner, postgres, processes, rabbitmq, rabbitmq_cluster
+from harness import beside, demo, environment, operators, podrunner, postgres, processes, rabbitmq_cluster
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ APP_NAMESPACE = demo.APP_NAMESPACE
 
 
 CLUSTER_SIZE = 3
-LEFTOVERS = "chaos.json"
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,10 @@ def up() -> Lab:
     if not env.broker.owned:
         raise RuntimeError(f"the broker at {env.broker.amqp_url} is not ours: a fault run restarts it")
     operators.down(env.directory)
-    _stop_leftovers(env.directory)
+    beside.stop(env.directory)
     broker = _cluster(env)
     database = postgres.start("_".join(POSTGRES_PLACE).replace("-", "_"))
-    _record_leftovers(env.directory, broker, database)
+    _record_beside(env.directory, broker, database)
     kubeconfigs = {name: Path(c.kubeconfig) for name, c in env.clusters.items()}
     demo.deploy(env.directory, kubeconfigs, broker.amqp_url, broker.management_url, IP_PREFIXES)
     lab = Lab(env=env, urls={}, broker=broker, database=database)
@@ -138,28 +138,8 @@ def _cluster(env: environment.Environment) -> Broker:
     )
 
 
-def _record_leftovers(directory: Path, broker: Broker, database: postgres.Server) -> None:
-    data = {
-        "members": [node.to_json() for node in broker.cluster.nodes[1:]],
-        "balancer": asdict(broker.balancer),
-        "postgres": {**asdict(database), "base": str(database.base)},
-    }
-    (directory / LEFTOVERS).write_text(json.dumps(data, indent=2))
-
-
-def _stop_leftovers(directory: Path) -> None:
-    """Whatever a ``--keep`` run (or a crashed one) left beside the environment: its file says what."""
-    path = directory / LEFTOVERS
-    if not path.exists():
-        return
-    data = json.loads(path.read_text())
-    for member in data["members"]:
-        rabbitmq.stop(rabbitmq.Broker.from_json(member), shutdown_timeout=10)
-    processes.stop(processes.ProcessRecord(**data["balancer"]))
-    server = data["postgres"]
-    record = processes.ProcessRecord(**server.pop("record"))
-    postgres.stop(postgres.Server(**{**server, "base": Path(server["base"]), "record": record}))
-    path.unlink()
+def _record_beside(directory: Path, broker: Broker, database: postgres.Server) -> None:
+    beside.record(directory, list(broker.cluster.nodes[1:]), [broker.balancer], [database])
 
 
 def _roll_out(lab: Lab, place: tuple[str, str], env: dict[str, str], only: str | None = None) -> None:
@@ -220,7 +200,7 @@ def restart_database(lab: Lab, down_for: float) -> None:
     time.sleep(down_for)
     record = processes.spawn("postgres", [a.decode() for a in argv], Path(server.record.log), cwd=server.base)
     lab.database = replace(server, record=record)
-    _record_leftovers(lab.directory, lab.broker, lab.database)
+    _record_beside(lab.directory, lab.broker, lab.database)
     processes.wait_until(lambda: processes.port_open(server.port), 60, "postgres after the outage", server.record.log)
 
 
@@ -278,12 +258,8 @@ def _answers(kubeconfig: Path, server: processes.ProcessRecord) -> bool:
 
 
 def down(lab: Lab | None) -> None:
-    """Stop everything the run started; each step runs even when an earlier one failed."""
-    try:
-        # Also when ``up`` failed before it returned a lab: the file says what it had started.
-        _stop_leftovers(lab.directory if lab is not None else environment.state_dir())
-    finally:
-        environment.down()
+    """Stop everything the run started (``environment.down`` stops what ``beside`` recorded too)."""
+    environment.down(lab.directory if lab is not None else None)
 
 
 def pod_names(lab: Lab, cluster: str, namespace: str) -> list[str]:

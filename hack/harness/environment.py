@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import apt, binaries, controlplane, image, nodes, operators, podrunner, rabbitmq
+from harness import apt, beside, binaries, controlplane, image, nodes, operators, podrunner, rabbitmq
 from harness.nodes import Node
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ def down(directory: Path | None = None) -> None:
     directory = directory or state_dir()
     podrunner.stop_runners(directory)
     operators.down(directory)
+    beside.stop(directory)
     env = load(directory)
     if env is None:
         return
