@@ -165,7 +165,14 @@ def down(directory: Path | None = None) -> None:
     directory = directory or state_dir()
     podrunner.stop_runners(directory)
     operators.down(directory)
-    beside.stop(directory)
+    try:
+        beside.stop(directory)
+    finally:
+        # Also when a member beside it failed to stop: the environment itself goes regardless.
+        _down(directory)
+
+
+def _down(directory: Path) -> None:
     env = load(directory)
     if env is None:
         return

@@ -21,3 +21,17 @@ def test_down_stops_what_was_recorded_beside_the_environment(tmp_path: Path) -> 
         environment.down(tmp_path)  # again: nothing recorded, nothing to do
     finally:
         processes.stop(balancer)
+
+
+def test_down_removes_the_environment_even_when_something_beside_it_fails_to_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(directory: Path) -> None:
+        raise RuntimeError("a member did not stop")
+
+    removed: list[Path] = []
+    monkeypatch.setattr(beside, "stop", fails)
+    monkeypatch.setattr(environment, "_down", removed.append)
+    with pytest.raises(RuntimeError, match="member"):
+        environment.down(tmp_path)
+    assert removed == [tmp_path]
