@@ -43,6 +43,6 @@ def stop(directory: Path) -> None:
     for other in data.get("processes", []):
         processes.stop(processes.ProcessRecord(**other))
     for server in data.get("databases", []):
-        record_ = processes.ProcessRecord(**server.pop("record"))
-        postgres.stop(postgres.Server(**{**server, "base": Path(server["base"]), "record": record_}))
+        process = processes.ProcessRecord(**server.pop("record"))
+        postgres.stop(postgres.Server(**{**server, "base": Path(server["base"]), "record": process}))
     path.unlink()

@@ -54,25 +54,27 @@ class RecentShared:
         exchanges: Collection[str] = (),
     ) -> Observed:
         """``observe(exchange, main_queue, queues, shared=shared, exchanges=exchanges)`` (``Broker.observe``
-        on ``broker``), with ``shared`` and ``exchanges`` as seen lately when fresh."""
+        on ``broker``), with ``shared`` and ``exchanges`` as seen lately when fresh. ``queues`` are the
+        subscription's own, as ``observe_and_sync`` passes them: always looked at."""
         if not shared and not exchanges:
             return observe(exchange, main_queue, queues)
-        key = (broker, frozenset(shared), frozenset(exchanges))
+        names = frozenset(shared)
+        key = (broker, names, frozenset(exchanges))
         now = self._clock()
         with self._lock:
             seen = self._seen.get(key)
         if seen is None or now - seen.at >= self._fresh:
             observed = observe(exchange, main_queue, queues, shared=shared, exchanges=exchanges)
             part = _Seen(
-                queues={name: q for name, q in observed.queues.items() if name in key[1]},
-                bindings=frozenset(b for b in observed.bindings if b.queue in key[1]),
+                queues={name: q for name, q in observed.queues.items() if name in names},
+                bindings=frozenset(b for b in observed.bindings if b.queue in names),
                 exchanges=dict(observed.exchanges),
                 at=now,
             )
             with self._lock:
                 self._seen[key] = part
             return observed
-        own = observe(exchange, main_queue, None if queues is None else [q for q in queues if q not in key[1]])
+        own = observe(exchange, main_queue, queues)
         return Observed(
             exchange=own.exchange,
             queues={**own.queues, **seen.queues},

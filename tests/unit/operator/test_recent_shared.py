@@ -59,16 +59,17 @@ class Looking:
         return self.observe(exchange, main_queue, queues, shared=shared, exchanges=exchanges)
 
 
+def names(desired: Topology) -> dict[str, Any]:
+    """What ``observe_and_sync`` asks about: its own queues by name, the shared ones as shared."""
+    return {
+        "queues": [q.name for q in desired.queues if not q.role.shared],
+        "shared": [q.name for q in desired.shared_queues],
+        "exchanges": [e.name for e in desired.exchanges],
+    }
+
+
 def observe(memory: RecentShared, looking: Looking, desired: Topology) -> Observed:
-    return memory.observe(
-        BROKER,
-        looking,
-        desired.exchange,
-        desired.main_queue.name,
-        [q.name for q in desired.queues],
-        shared=[q.name for q in desired.shared_queues],
-        exchanges=[e.name for e in desired.exchanges],
-    )
+    return memory.observe(BROKER, looking, desired.exchange, desired.main_queue.name, **names(desired))
 
 
 def synced(*subscriptions: str) -> FakeBroker:
@@ -85,13 +86,7 @@ def test_a_second_subscription_is_observed_without_the_shared_objects_and_answer
     observe(memory, looking, orders)
     remembered = observe(memory, looking, billing)
     assert looking.asked[0] and looking.asked[1] == set(), "the second observation asks about no shared object"
-    assert remembered == broker.observe(
-        billing.exchange,
-        billing.main_queue.name,
-        [q.name for q in billing.queues],
-        shared=[q.name for q in billing.shared_queues],
-        exchanges=[e.name for e in billing.exchanges],
-    )
+    assert remembered == broker.observe(billing.exchange, billing.main_queue.name, **names(billing))
     assert diff(billing, remembered).empty
 
 
@@ -161,12 +156,7 @@ def test_what_touches_shared_objects() -> None:
     broker = synced("orders")
     billing = topology("billing")
     # Declared with the shared ones present: only the subscription's own objects.
-    present = broker.observe(
-        billing.exchange,
-        billing.main_queue.name,
-        shared=[q.name for q in billing.shared_queues],
-        exchanges=[e.name for e in billing.exchanges],
-    )
+    present = broker.observe(billing.exchange, billing.main_queue.name, **names(billing))
     assert not touches_shared(diff(billing, present))
     assert touches_shared(diff(billing, Observed(exchange=None, queues={}, bindings=frozenset())))
     assert not touches_shared(Plan())
