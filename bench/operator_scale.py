@@ -7,6 +7,8 @@ a stand-in for their sidecars (``StandInSidecars``) consumes each subscription's
 exists, since Ready means "events will be consumed". The figures are:
 
 - ``ready_s``: from the first create until every subscription's ``Ready`` is ``True``;
+- ``ready_but_a_condition_not_true``: after the quiet window, how many Ready subscriptions have
+  another condition not ``True`` (a status contradicting itself: 0 expected);
 - ``drift_repair_s``: from deleting one subscription's DLQ and one of its bindings on the broker until
   both are back (the drift sweep's doing: each subscription's own resync is 10 minutes);
 - ``operator_rss_mb``: the operator's resident memory once converged;
@@ -186,13 +188,25 @@ def _reconciles(op: operators.OperatorProcess) -> dict[str, float]:
     return found
 
 
-def _ready_count(custom: client.CustomObjectsApi) -> int:
+def _conditions(custom: client.CustomObjectsApi) -> list[list[dict[str, Any]]]:
     items = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "syncsubscriptions")["items"]
-    ready = 0
-    for item in items:
-        conditions = (item.get("status") or {}).get("conditions") or []
-        ready += any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-    return ready
+    return [(item.get("status") or {}).get("conditions") or [] for item in items]
+
+
+def _ready(conditions: list[dict[str, Any]]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _ready_count(custom: client.CustomObjectsApi) -> int:
+    return sum(_ready(c) for c in _conditions(custom))
+
+
+def _ready_but_not_all_true(custom: client.CustomObjectsApi) -> int:
+    """Ready subscriptions with another condition not True: a status that contradicts itself."""
+    found = [c for c in _conditions(custom) if _ready(c) and any(x["status"] != "True" for x in c)]
+    for c in found[:3]:
+        print("  Ready, but", [(x["type"], x["status"], x["reason"]) for x in c if x["status"] != "True"], flush=True)
+    return len(found)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -374,6 +388,7 @@ def run(
         reconciles = _reconciles(op)
         idle_reconciles = {k: round(v - reconciles_before.get(k, 0.0)) for k, v in reconciles.items()}
         rss = _rss_mb(pid)
+        contradicting = _tolerant(lambda: _ready_but_not_all_true(custom))
         connections = _tolerant(lambda: _operator_connections(broker))
         drift_s = _tolerant(lambda: _drift(broker, "east"))
         return {
@@ -382,6 +397,7 @@ def run(
             "create_s": round(created_s, 1),
             "ready_s": None if ready_s is None else round(ready_s, 1),
             "ready_at_timeout": progress[-1][1] if progress else 0,
+            "ready_but_a_condition_not_true": contradicting,
             "converging_cpu_percent": converging_cpu,
             "drift_repair_s": None if drift_s is None else round(drift_s, 1),
             "operator_rss_mb": round(rss, 1),

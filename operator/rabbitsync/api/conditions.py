@@ -22,6 +22,7 @@ READY = "Ready"
 BROKER_REACHABLE = "BrokerReachable"
 TOPOLOGY_SYNCED = "TopologySynced"
 SIDECAR_INJECTED = "SidecarInjected"
+CREDENTIALS_READY = "CredentialsReady"
 
 READY_PATH = '.status.conditions[?(@.type=="Ready")]'
 """JSONPath of the Ready condition, for printer columns."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from rabbitsync.amqp.identity import BrokerUser, UserLimits, rights_for
+from rabbitsync.api.conditions import CREDENTIALS_READY
 from rabbitsync.api.meta import API_VERSION
 from rabbitsync.conventions import SECRET_URI_KEY, broker_username, service_secret_name
 from rabbitsync.operator.kube import Cluster, KubeError, NotFound, ObjectRef, SecretWrite, StoredSecret
@@ -31,7 +32,6 @@ from rabbitsync.operator.status import Observation
 from rabbitsync.topology.sidecar_contract import CA_KEY
 from rabbitsync.transport.errors import BrokerError
 
-CREDENTIALS_READY = "CredentialsReady"
 REMOVED = "Removed"
 USER_LEFT_BEHIND = "UserLeftBehind"
 ROTATE_ANNOTATION = "rabbitsync.io/rotate-credentials"

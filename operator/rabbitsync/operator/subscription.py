@@ -6,11 +6,19 @@ released finalizer), not an exception in the handler.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rabbitsync.amqp.sync import SyncResult
-from rabbitsync.api.conditions import READY, SIDECAR_INJECTED, TOPOLOGY_SYNCED, get_condition
+from rabbitsync.api.conditions import (
+    CREDENTIALS_READY,
+    READY,
+    SIDECAR_INJECTED,
+    TOPOLOGY_SYNCED,
+    Condition,
+    get_condition,
+)
 from rabbitsync.api.syncsubscription import SyncSubscriptionSpec
 from rabbitsync.operator import status as st
 from rabbitsync.operator.kube import decode
@@ -50,27 +58,38 @@ class Subscription(SpecView):
         )
 
     def waiting_only_for_consumer(self) -> bool:
-        """Its last reconcile verified this generation's topology, injected the sidecar, left no delay
-        queue to retire, and found no consumer on the queue: a look at the queue is all it still needs."""
+        """Its last reconcile verified this generation's topology, put the service's credentials,
+        injected the sidecar, left no delay queue to retire, and found no consumer on the queue: a look
+        at the queue is all it still needs. (Credentials that failed, say to a sibling's concurrent
+        write of the service's Secret, are put again only by a full reconcile.)"""
         conditions = st.conditions_of(self.status)
-        ready, injected = get_condition(conditions, READY), get_condition(conditions, SIDECAR_INJECTED)
+        ready = get_condition(conditions, READY)
         return (
             self.previously_synced()
             and not self.may_have_obsolete_queues()
             and ready is not None
             and (ready.status, ready.reason) == ("False", NO_CONSUMER)
-            and injected is not None
-            and injected.status == "True"
+            and all(_true(conditions, type_) for type_ in (SIDECAR_INJECTED, CREDENTIALS_READY))
         )
 
     def healthy(self) -> bool:
-        """Ready at this generation: nothing waits on a change elsewhere (a consumer, a broker)."""
-        ready = get_condition(st.conditions_of(self.status), READY)
-        return bool(ready and ready.status == "True" and self.status.get("observedGeneration") == self.generation)
+        """Ready at this generation, with the service's credentials put: nothing waits on a change
+        elsewhere (a consumer, a broker) nor on a retry (a credentials write lost to a sibling's)."""
+        conditions = st.conditions_of(self.status)
+        return (
+            _true(conditions, READY)
+            and _true(conditions, CREDENTIALS_READY)
+            and self.status.get("observedGeneration") == self.generation
+        )
 
     def left_behind(self) -> str:
         """The main queue as last reported, for Events about queues left on the broker."""
         return str(self.status.get("queue") or "(never created)")
+
+
+def _true(conditions: Sequence[Condition], type_: str) -> bool:
+    found = get_condition(conditions, type_)
+    return found is not None and found.status == "True"
 
 
 def topology_for(settings: OperatorSettings, sub: Subscription, spec: SyncSubscriptionSpec, exchange: str) -> Topology:

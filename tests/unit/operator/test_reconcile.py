@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from rabbitsync.amqp.fake import FakeQueue
 from rabbitsync.operator import sidecar_spec
-from rabbitsync.operator.kube import Invalid
+from rabbitsync.operator.kube import Conflict, Invalid, SecretWrite
 from rabbitsync.operator.outcome import ReconcileOutcome
 from rabbitsync.operator.reconcile import recheck_consumer
 from rabbitsync.operator.subscription import Subscription
@@ -430,3 +430,48 @@ def test_only_a_verified_injected_generation_waits_only_for_a_consumer() -> None
     ready = scene.again(sub, outcome)
     assert not dataclasses.replace(sub, status=ready.status).waiting_only_for_consumer(), "Ready already"
     assert not scene.subscribe("fresh").waiting_only_for_consumer(), "never reconciled"
+
+
+def test_a_subscription_whose_credentials_failed_is_not_waiting_only_for_a_consumer() -> None:
+    """Seen at 100 subscriptions: a sibling won the race for the service's Secret, the retry only
+    looked at the queue, and the subscription went Ready with CredentialsReady False for ten minutes
+    (its user's rights never recomputed for its queue)."""
+    scene = Scene.ready()
+    scene.broker.consumers_on_declare = 0
+    write = scene.kube.write_secret
+
+    def lose_the_race(namespace: str, secret: SecretWrite) -> None:
+        scene.kube.write_secret = write  # type: ignore[method-assign]
+        raise Conflict("Secret", namespace, secret.name, "the object has been modified")
+
+    scene.kube.write_secret = lose_the_race  # type: ignore[method-assign]
+    sub = scene.subscribe()
+    outcome = scene.reconcile(sub)
+    assert condition(outcome, "CredentialsReady") == ("False", "SecretConflict")
+    assert condition(outcome, "Ready") == ("False", "NoConsumer") and outcome.temporary_failure
+    assert not dataclasses.replace(sub, status=outcome.status).waiting_only_for_consumer()
+    # The full reconcile the retry runs instead puts the credentials in place.
+    scene.broker.queues[QUEUE].consumers = 1
+    settled = scene.again(sub, outcome)
+    assert condition(settled, "CredentialsReady") == ("True", "CredentialsReady")
+    assert condition(settled, "Ready") == ("True", "TopologyVerified")
+
+
+def test_a_ready_subscription_whose_credentials_failed_is_not_healthy() -> None:
+    """Its retry must not be skipped as settled, nor its resync put off to the refresh interval: at
+    1,000 subscriptions 5 stayed Ready with CredentialsReady False after the change above."""
+    scene = Scene.ready()
+    write = scene.kube.write_secret
+
+    def lose_the_race(namespace: str, secret: SecretWrite) -> None:
+        scene.kube.write_secret = write  # type: ignore[method-assign]
+        raise Conflict("Secret", namespace, secret.name, "the object has been modified")
+
+    scene.kube.write_secret = lose_the_race  # type: ignore[method-assign]
+    sub = scene.subscribe()
+    outcome = scene.reconcile(sub)
+    assert condition(outcome, "Ready") == ("True", "TopologyVerified") and outcome.temporary_failure
+    assert condition(outcome, "CredentialsReady") == ("False", "SecretConflict")
+    assert not dataclasses.replace(sub, status=outcome.status).healthy()
+    settled = scene.again(sub, outcome)
+    assert dataclasses.replace(sub, status=settled.status).healthy()
