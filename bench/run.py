@@ -79,6 +79,7 @@ def publish_rows(rates: dict[str, Any]) -> list[Row]:
 
 SCALE_TARGETS = {
     "ready_s": ("{n} subscriptions -> all Ready (s)", 120.0, "<="),
+    "ready_but_a_condition_not_true": ("Ready with another condition not True, after the quiet window", 0.0, "<="),
     "drift_repair_s": ("drift repaired (s)", 60.0, "<="),
     "operator_rss_mb": ("operator RSS (MB)", 200.0, "<"),
     "idle_cpu_percent": ("operator idle CPU (% of a core)", 5.0, "<"),

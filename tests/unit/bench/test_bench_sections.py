@@ -37,6 +37,7 @@ RESULTS: dict[str, Any] = {
     "scale": {
         "subscriptions": 1000,
         "ready_s": 90.0,
+        "ready_but_a_condition_not_true": 0,
         "drift_repair_s": None,
         "operator_rss_mb": 150.0,
         "idle_cpu_percent": 2.0,
