@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 
-from django.db import close_old_connections, connections, router, transaction
+from django.db import IntegrityError, close_old_connections, connections, router, transaction
 
 from rabbitsync.django import tracing
 from rabbitsync.django.conf import Settings, get_settings
@@ -57,15 +57,21 @@ def apply(event: CloudEvent, *, settings: Settings | None = None, handlers: Hand
     if not fns:
         raise NoHandler(f"no handler registered for event type {event.type!r}")
     db = router.db_for_write(InboxMessage)
-    with transaction.atomic(using=db):
-        _, created = InboxMessage.objects.using(db).get_or_create(
-            event_id=event.id, defaults={"type": event.type, "source": event.source}
-        )
-        if not created:
+    inbox = InboxMessage.objects.using(db)
+    try:
+        with transaction.atomic(using=db):
+            # Inserted without a look first: a duplicate is rare, and get_or_create's look and the
+            # savepoint around its insert were a third of each event's time in the sidecar's profile.
+            inbox.create(event_id=event.id, type=event.type, source=event.source)
+            with tracing.handling(event):
+                for fn in fns:
+                    fn(event)
+    except IntegrityError:
+        # Rolled back. The row there (a redelivery, another replica's copy committed meanwhile)
+        # makes it a duplicate; without it, the constraint a handler broke is the handler's failure.
+        if inbox.filter(event_id=event.id).exists():
             return Outcome.DUPLICATE
-        with tracing.handling(event):
-            for fn in fns:
-                fn(event)
+        raise
     return Outcome.APPLIED
 
 

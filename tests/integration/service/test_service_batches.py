@@ -40,6 +40,57 @@ def test_one_failing_event_of_a_batch_rolls_back_alone(service, database):
     assert set(InboxMessage.objects.values_list("event_id", flat=True)) == {before.id, after.id}
 
 
+@BOTH_DATABASES
+def test_a_handlers_own_integrity_error_is_its_failure_not_a_duplicate(service, database):
+    """The inbox row is inserted without a look first: only a row that is there makes an
+    IntegrityError a duplicate. Alone and in a batch, the handler's own is raised and nothing stays."""
+    from django.db import IntegrityError
+
+    from rabbitsync.django.inbox import Outcome, apply, apply_many
+    from rabbitsync.django.models import InboxMessage
+
+    conflicting = new_event(type="svc.conflicting", origin=OTHER, data={}, subject="own")
+    with pytest.raises(IntegrityError):
+        apply(conflicting)
+    fine = new_event(type="svc.effect", origin=OTHER, data={}, subject="fine")
+    results = apply_many([fine, conflicting, fine])
+    assert results[0] is Outcome.APPLIED and results[2] is Outcome.DUPLICATE
+    assert isinstance(results[1], IntegrityError)
+    assert set(InboxMessage.objects.values_list("event_id", flat=True)) == {fine.id}
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_the_same_event_applied_by_two_replicas_at_once_has_one_effect(service, database):
+    """A redelivery to another replica while the first still applies: the second waits on the first's
+    inbox row, then finds it committed."""
+    import threading
+
+    from django.db import connections
+    from svcapp.models import Effect
+
+    from rabbitsync.django.inbox import Outcome, apply
+
+    event = new_event(type="svc.effect", origin=OTHER, data={"sleep": 1.0}, subject="once")
+    outcomes: list[object] = []
+
+    def replica() -> None:
+        try:
+            outcomes.append(apply(event))
+        except BaseException as e:  # reported, not lost in the thread
+            outcomes.append(e)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=replica) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.3)  # the first is inside its handler when the second inserts
+    for thread in threads:
+        thread.join(30)
+    assert sorted(str(o) for o in outcomes) == [str(Outcome.APPLIED), str(Outcome.DUPLICATE)]
+    assert list(Effect.objects.filter(event_id=event.id).values_list("subject", flat=True)) == ["once"]
+
+
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
 def test_parallel_workers_keep_each_entitys_updates_in_order_under_redelivery(service, uid, sidecars, broker, database):
     """1,000 updates to 10 entities, published in order over one connection; the connections are

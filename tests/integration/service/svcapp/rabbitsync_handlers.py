@@ -36,6 +36,13 @@ def broken(event):
     raise ValueError(f"broken on purpose: {event.subject}")
 
 
+@handler("svc.conflicting")
+def conflicting(event):
+    """Breaks a unique constraint of its own: an IntegrityError that is the handler's, not a duplicate."""
+    for _ in range(2):
+        Entity.objects.create(key=f"conflicting-{event.id}", name="twice")
+
+
 @handler("svc.invalid")
 def invalid(event):
     Effect.objects.create(event_id=event.id, subject="written, then rolled back by the rejection")
