@@ -43,8 +43,8 @@ class Subscription(SpecView):
 
     def previously_synced(self) -> bool:
         """This spec generation was verified on the broker before: what is repaired now is drift."""
-        synced = get_condition(st.conditions_of(self.status), TOPOLOGY_SYNCED)
-        return bool(synced and synced.status == "True" and self.status.get("observedGeneration") == self.generation)
+        synced = _true(st.conditions_of(self.status), TOPOLOGY_SYNCED)
+        return synced and self.status.get("observedGeneration") == self.generation
 
     def may_have_obsolete_queues(self) -> bool:
         """Delay queues the schedule dropped may be on the broker: this generation is not verified yet, or
