@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from rabbitsync.amqp.fake import FakeQueue
 from rabbitsync.operator import sidecar_spec
-from rabbitsync.operator.kube import Conflict, Invalid, SecretWrite
+from rabbitsync.operator.kube import Invalid
 from rabbitsync.operator.outcome import ReconcileOutcome
 from rabbitsync.operator.reconcile import recheck_consumer
 from rabbitsync.operator.subscription import Subscription
@@ -438,13 +438,7 @@ def test_a_subscription_whose_credentials_failed_is_not_waiting_only_for_a_consu
     (its user's rights never recomputed for its queue)."""
     scene = Scene.ready()
     scene.broker.consumers_on_declare = 0
-    write = scene.kube.write_secret
-
-    def lose_the_race(namespace: str, secret: SecretWrite) -> None:
-        scene.kube.write_secret = write  # type: ignore[method-assign]
-        raise Conflict("Secret", namespace, secret.name, "the object has been modified")
-
-    scene.kube.write_secret = lose_the_race  # type: ignore[method-assign]
+    scene.kube.secret_conflicts = 1  # a sibling's reconcile writes the service's Secret first
     sub = scene.subscribe()
     outcome = scene.reconcile(sub)
     assert condition(outcome, "CredentialsReady") == ("False", "SecretConflict")
@@ -461,13 +455,7 @@ def test_a_ready_subscription_whose_credentials_failed_is_not_healthy() -> None:
     """Its retry must not be skipped as settled, nor its resync put off to the refresh interval: at
     1,000 subscriptions 5 stayed Ready with CredentialsReady False after the change above."""
     scene = Scene.ready()
-    write = scene.kube.write_secret
-
-    def lose_the_race(namespace: str, secret: SecretWrite) -> None:
-        scene.kube.write_secret = write  # type: ignore[method-assign]
-        raise Conflict("Secret", namespace, secret.name, "the object has been modified")
-
-    scene.kube.write_secret = lose_the_race  # type: ignore[method-assign]
+    scene.kube.secret_conflicts = 1  # a sibling's reconcile writes the service's Secret first
     sub = scene.subscribe()
     outcome = scene.reconcile(sub)
     assert condition(outcome, "Ready") == ("True", "TopologyVerified") and outcome.temporary_failure

@@ -51,6 +51,8 @@ class FakeCluster:
     """Simulated RBAC: (verb, kind) pairs the operator may not use, e.g. ("get", "Secret")."""
     conflicts: int = 0
     """How many of the next applies the API server answers 409."""
+    secret_conflicts: int = 0
+    """How many of the next Secret writes the API server answers 409 (another writer was first)."""
     unavailable: bool = False
     """The API server is down: every GET and apply fails (indexes, being memory, still answer)."""
     applied: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
@@ -133,6 +135,9 @@ class FakeCluster:
         key = (namespace, secret.name)
         creating = secret.resource_version is None
         self._check("create" if creating else "update", "Secret", namespace, secret.name)
+        if self.secret_conflicts:
+            self.secret_conflicts -= 1
+            raise Conflict("Secret", namespace, secret.name, "the object has been modified")
         current = self.secret_meta.get(key, {}).get("resourceVersion", "1")
         if creating and key in self.secrets:
             raise Conflict("Secret", namespace, secret.name, "already exists")
