@@ -1,8 +1,10 @@
 """Session fixtures: real clusters (east, west) and a real RabbitMQ, started by the harness.
 
-When the dev environment (``make dev-up``) is already running, the tests reuse it; otherwise they
-start their own in a temporary state directory and stop it at the end. Either way it is the same
-harness code that ``make dev-up`` runs. Each test gets its own namespace and unique broker names.
+When the dev environment (``make dev-up``) is already running with nothing deployed on it, the tests
+reuse it; otherwise they start their own in a temporary state directory, with a broker node of their
+own, and stop it at the end: ``make demo`` then ``make test`` leaves the demo alone and the tests never
+meet its operators. Either way it is the same harness code that ``make dev-up`` runs. Each test gets
+its own namespace and unique broker names.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,15 +105,38 @@ def _running_dev_env() -> environment.Environment | None:
     return env if env is not None and env.alive() else None
 
 
+def _reusable_dev_env() -> environment.Environment | None:
+    dev = _running_dev_env()
+    return dev if dev is not None and not dev.occupants() else None
+
+
+def pytest_report_header() -> str | None:
+    dev = _running_dev_env()
+    if dev is None:
+        return None
+    occupants = dev.occupants()
+    if not occupants:
+        return f"dev environment: reusing {dev.directory}"
+    return (
+        f"dev environment: {dev.directory} runs {', '.join(occupants)};"
+        " the tests start clusters and a broker of their own and leave it alone"
+    )
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerHandle]:
+    options = rabbitmq.Options.from_env()
     dev = _running_dev_env()
-    if dev is not None and rabbitmq.serves(dev.broker, rabbitmq.Options.from_env()):
+    if dev is not None and dev.occupants():
+        # Its broker (on 5672) serves that deployment: a node of our own, so that neither side meets
+        # the other's connections, users or ClusterSyncBrokers' names.
+        options = replace(options, private=True)
+    elif dev is not None and rabbitmq.serves(dev.broker, options):
         yield BrokerHandle(dev.broker)
         return
     if not (Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() or shutil.which("apt-get")):
         pytest.skip("RabbitMQ is not installed and apt-get is unavailable: install rabbitmq-server")
-    info = rabbitmq.start(tmp_path_factory.mktemp("rabbitmq"))
+    info = rabbitmq.start(tmp_path_factory.mktemp("rabbitmq"), options)
     handle = BrokerHandle(info)
     yield handle
     # A fault test may have left the app stopped; make sure shutdown finds a sane node.
@@ -124,7 +149,7 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Clu
 
     from harness import binaries, controlplane, environment
 
-    dev = _running_dev_env()
+    dev = _reusable_dev_env()
     started: list[controlplane.Cluster] = []
     if dev is not None:
         running = dev.clusters

@@ -46,6 +46,19 @@ class Environment:
             and rabbitmq.ready(self.broker)
         )
 
+    def occupants(self) -> list[str]:
+        """What runs on this environment besides its servers: a deployment that anyone else would meet.
+
+        The demo's (or ``make operators-up``'s) operators reconcile every object in the clusters and hold
+        connections to the broker: the tests run on servers of their own while any of these is here.
+        """
+        found = [f"`make operators-up` ({op.cluster})" for op in operators.running(self.directory)]
+        if (self.directory / "services.json").exists() or any(self.directory.glob("podrunner-*.json")):
+            found.append("the demo (services.json)")
+        if (self.directory / beside.FILE).exists():
+            found.append(f"a kept chaos run ({beside.FILE})")
+        return found
+
 
 def _state_file(directory: Path) -> Path:
     return directory / "state.json"

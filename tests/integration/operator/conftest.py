@@ -20,7 +20,7 @@ import pytest
 from kubernetes.client.exceptions import NotFoundException
 from opkit import DELETE_ATTEMPTS, GROUP, MAX_BACKOFF_SECONDS, RESYNC_SECONDS, VERSION, Kit
 
-from harness import environment, operators
+from harness import operators
 
 
 class Fleet(dict[str, operators.OperatorProcess]):
@@ -55,13 +55,6 @@ SEAT = "the operator integration tests' local operators"
 
 @pytest.fixture(scope="session")
 def operators_running(clusters, broker, tmp_path_factory, operator_seat) -> Iterator[Fleet]:  # type: ignore[no-untyped-def]
-    others = operators.running(environment.state_dir())
-    if others:
-        pytest.fail(
-            f"operators from `make operators-up` are running ({', '.join(o.cluster for o in others)}): "
-            "they would reconcile the tests' objects too; run `make operators-down` first",
-            pytrace=False,
-        )
     fleet = Fleet(clusters, tmp_path_factory.mktemp("operators"))
     operator_seat.take(SEAT, fleet.stop_all)
     try:
