@@ -422,16 +422,23 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
 
 def _target_pid(process: subprocess.Popen[bytes]) -> int:
     """The Python process itself, also when py-spy started it as its child."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-        kids = children.read_text().split() if children.exists() else []
         if Path(f"/proc/{process.pid}/comm").read_text().strip() != "py-spy":
             return process.pid
+        # Every thread's ``children``: the file lists only what that very thread started.
+        kids = [kid for task in Path(f"/proc/{process.pid}/task").iterdir() for kid in _read_split(task / "children")]
         if kids:
             return int(kids[0])
         time.sleep(0.05)
-    return process.pid
+    raise SystemExit(f"py-spy (pid {process.pid}) started no child in 60 s")
+
+
+def _read_split(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:  # the task has exited meanwhile
+        return []
 
 
 def _sidecar_ready(env: dict[str, str]) -> Callable[[], bool]:
