@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CLUSTERS = ("east", "west")
+_DEPLOYMENT_FILES = ("services.json", "overlay-*.yaml", "podrunner-*.json")
 
 
 def state_dir() -> Path:
@@ -53,8 +54,11 @@ class Environment:
         connections to the broker: the tests run on servers of their own while any of these is here.
         """
         found = [f"`make operators-up` ({op.cluster})" for op in operators.running(self.directory)]
-        if (self.directory / "services.json").exists() or any(self.directory.glob("podrunner-*.json")):
-            found.append("the demo (services.json)")
+        # The overlays and the pod runners' records are written when a deployment starts, services.json
+        # once it is up: a demo still rolling out counts too. `down` removes all three.
+        deployed = [p.name for pattern in _DEPLOYMENT_FILES for p in sorted(self.directory.glob(pattern))]
+        if deployed:
+            found.append(f"the demo ({', '.join(deployed)})")
         if (self.directory / beside.FILE).exists():
             found.append(f"a kept chaos run ({beside.FILE})")
         return found

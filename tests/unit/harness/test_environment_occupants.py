@@ -26,7 +26,7 @@ def test_an_environment_with_only_its_servers_is_free(tmp_path: Path) -> None:
     assert _env(tmp_path).occupants() == []
 
 
-@pytest.mark.parametrize("marker", ["services.json", "podrunner-east.json", beside.FILE])
+@pytest.mark.parametrize("marker", ["services.json", "overlay-east.yaml", "podrunner-east.json", beside.FILE])
 def test_a_deployed_demo_or_a_kept_chaos_run_occupies_it(tmp_path: Path, marker: str) -> None:
     (tmp_path / marker).write_text("{}")
     assert len(_env(tmp_path).occupants()) == 1
