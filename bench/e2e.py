@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import procstat
 from rows import Row, summary_ms, target_row
 
 from harness import demo, environment, operators
@@ -60,6 +61,17 @@ TARGETS: dict[str | float, tuple[float | None, float | None]] = {
 }
 """p50 and p99 targets (ms) of issue 11, by offered rate."""
 STAGES = ("request", "east_to_broker", "broker_to_handler", "handler_commit")
+PROCESS_GROUPS = {
+    "sidecars": "rabbitsync_sidecar",
+    "services (gunicorn, relay)": "gunicorn",
+    "broker": "beam.smp",
+    "bench": "bench/e2e.py",
+    "API servers": "kube-apiserver",
+    "etcd": "bin/etcd",
+    "pod runner": "harness pods",
+    "operators": "rabbitsync-operator",
+}
+"""Where the cores go while writes are offered: group -> what its processes' command lines contain."""
 
 
 @dataclass
@@ -290,12 +302,17 @@ def run(rates: str, duration: float, serial_writes: int) -> dict[str, Any]:
     with _observing(west_db, env.broker.amqp_url) as (watcher, tap):
         serial(poster, watcher, 5)  # warm-up: connections, the relay's first publish, caches
         runs: dict[str, list[Write]] = {"serial": serial(poster, watcher, serial_writes)}
+        cpu: dict[str, dict[str, float]] = {}
         for rate in (float(r) for r in rates.split(",") if r):
+            split = procstat.GroupSplit(PROCESS_GROUPS)
             writes = runs[f"{rate:g}"] = offered(poster, rate, duration)
+            cpu[f"{rate:g}"] = split.percent()
             _drained(writes, watcher)
         stamps = _stamps(east_db, west_db)
         for name, writes in runs.items():
             results[name] = figures(writes, watcher.seen, stamps, tap.arrived)
+            if name in cpu:
+                results[name]["cpu_percent_while_offered"] = cpu[name]
             print(f"{name}: {json.dumps(results[name]['end_to_end'])}", flush=True)
     results["duration_s"] = duration
     return results
@@ -326,6 +343,12 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
         rows.append((f"e2e {label}: stages p50 (ms)", parts, "", ""))
         taken = f"{figure['answered_per_s']:g}/s; {figure['arrived']:,} of {figure['offered']:,} arrived"
         rows.append((f"e2e {label}: writes the service took", taken, "", ""))
+        if "cpu_percent_while_offered" in figure:
+            split = dict(figure["cpu_percent_while_offered"])
+            busy = split.pop("machine_busy_of_all_cores")
+            groups = ", ".join(f"{group} {share}" for group, share in sorted(split.items(), key=lambda kv: -kv[1]))
+            shares = f"{groups}; all cores {busy} % busy"
+            rows.append((f"e2e {label}: CPU while offered, % of one core", shares, "", ""))
     return rows
 
 

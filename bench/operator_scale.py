@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pika
+import procstat
 from kubernetes import client, config
 
 from harness import binaries, controlplane, operators, rabbitmq, rabbitmq_teardown
@@ -209,11 +210,6 @@ def _ready_but_not_all_true(custom: client.CustomObjectsApi) -> int:
     return len(found)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class CpuSplit:
     """Where the machine's CPU goes while the subscriptions converge: each process's share of one core.
 
@@ -226,32 +222,19 @@ class CpuSplit:
         self._processes = processes
         self._started = time.monotonic()
         self._before = self._now()
-        self._busy_before = _machine_busy()
+        self._busy_before = procstat.machine_busy()
 
     def _now(self) -> dict[str, float]:
-        return {name: sum(_cpu_seconds_or_zero(pid) for pid in pids) for name, pids in self._processes.items()}
+        return {name: sum(procstat.cpu_seconds_or_zero(pid) for pid in pids) for name, pids in self._processes.items()}
 
     def percent(self) -> dict[str, float]:
         """Each process's CPU since this was made, in percent of one core, and the machine's busy share."""
         elapsed = time.monotonic() - self._started
         now = self._now()
         split = {name: round(100 * (now[name] - self._before[name]) / elapsed, 1) for name in now}
-        busy, total = (b - a for a, b in zip(self._busy_before, _machine_busy(), strict=True))
+        busy, total = (b - a for a, b in zip(self._busy_before, procstat.machine_busy(), strict=True))
         split["machine_busy_of_all_cores"] = round(100 * busy / total, 1) if total else 0.0
         return split
-
-
-def _machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all cores so far, from /proc/stat (idle and iowait count as not busy)."""
-    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return sum(fields) - fields[3] - fields[4], sum(fields)
-
-
-def _cpu_seconds_or_zero(pid: int) -> float:
-    try:
-        return _cpu_seconds(pid)
-    except OSError:  # gone
-        return 0.0
 
 
 def _rss_mb(pid: int) -> float:
@@ -382,9 +365,9 @@ def run(
         pid = op.record.pid
         # Let the last status writes and the first sweep pass before measuring quiet.
         time.sleep(10)
-        cpu_before, quiet_started, reconciles_before = _cpu_seconds(pid), time.monotonic(), _reconciles(op)
+        cpu_before, quiet_started, reconciles_before = procstat.cpu_seconds(pid), time.monotonic(), _reconciles(op)
         time.sleep(idle_seconds)
-        idle_cpu = 100 * (_cpu_seconds(pid) - cpu_before) / (time.monotonic() - quiet_started)
+        idle_cpu = 100 * (procstat.cpu_seconds(pid) - cpu_before) / (time.monotonic() - quiet_started)
         reconciles = _reconciles(op)
         idle_reconciles = {k: round(v - reconciles_before.get(k, 0.0)) for k, v in reconciles.items()}
         rss = _rss_mb(pid)
