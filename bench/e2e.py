@@ -304,7 +304,7 @@ def run(rates: str, duration: float, serial_writes: int) -> dict[str, Any]:
         runs: dict[str, list[Write]] = {"serial": serial(poster, watcher, serial_writes)}
         cpu: dict[str, dict[str, float]] = {}
         for rate in (float(r) for r in rates.split(",") if r):
-            split = procstat.GroupSplit(PROCESS_GROUPS)
+            split = procstat.CpuSplit.of_commands(PROCESS_GROUPS)
             writes = runs[f"{rate:g}"] = offered(poster, rate, duration)
             cpu[f"{rate:g}"] = split.percent()
             _drained(writes, watcher)

@@ -210,33 +210,6 @@ def _ready_but_not_all_true(custom: client.CustomObjectsApi) -> int:
     return len(found)
 
 
-class CpuSplit:
-    """Where the machine's CPU goes while the subscriptions converge: each process's share of one core.
-
-    The broker, the API server, etcd and the controller manager run on the same cores as the operator
-    (and this bench's stand-in consumers): when the machine is saturated, Ready waits for all of
-    them, and the split says which to look at first.
-    """
-
-    def __init__(self, processes: dict[str, list[int]]) -> None:
-        self._processes = processes
-        self._started = time.monotonic()
-        self._before = self._now()
-        self._busy_before = procstat.machine_busy()
-
-    def _now(self) -> dict[str, float]:
-        return {name: sum(procstat.cpu_seconds_or_zero(pid) for pid in pids) for name, pids in self._processes.items()}
-
-    def percent(self) -> dict[str, float]:
-        """Each process's CPU since this was made, in percent of one core, and the machine's busy share."""
-        elapsed = time.monotonic() - self._started
-        now = self._now()
-        split = {name: round(100 * (now[name] - self._before[name]) / elapsed, 1) for name in now}
-        busy, total = (b - a for a, b in zip(self._busy_before, procstat.machine_busy(), strict=True))
-        split["machine_busy_of_all_cores"] = round(100 * busy / total, 1) if total else 0.0
-        return split
-
-
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -327,7 +300,10 @@ def run(
         for s in range(SERVICES):
             apps.create_namespaced_deployment(NAMESPACE, _deployment(f"svc-{s}"))
         sidecars = stand_ins = StandInSidecars(broker, "east").start()
-        cpu = CpuSplit(
+        # Where the machine's CPU goes while the subscriptions converge: the broker, the API server, etcd
+        # and the controller manager share the cores with the operator; when they are saturated, Ready
+        # waits for all of them.
+        cpu = procstat.CpuSplit.of_pids(
             {
                 "broker": list(rabbitmq_teardown.node_processes(broker.files.pid_file)),
                 **{p.name: [p.pid] for p in cluster.processes},
