@@ -9,6 +9,7 @@ its own namespace and unique broker names.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -96,7 +97,9 @@ class BrokerHandle:
         rabbitmq.bring_up(self.info)
 
 
+@functools.cache
 def _running_dev_env() -> environment.Environment | None:
+    # Once per session: the header and every fixture act on the same answer (and probe the broker once).
     try:
         from harness import environment
     except ImportError:  # the library's venv has no cluster dependencies, so no dev environment to reuse
